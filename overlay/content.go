@@ -1,0 +1,104 @@
+package overlay
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+)
+
+// Bytes is content held in memory (the compiled init, small generated files).
+type Bytes []byte
+
+// Open implements Content.
+func (b Bytes) Open() (Reader, error) {
+	return bytesReader{bytes.NewReader(b)}, nil
+}
+
+type bytesReader struct{ *bytes.Reader }
+
+func (bytesReader) Close() error { return nil }
+
+// HostFile is content read from a host path each time it is opened, which
+// is what makes mappings live: a rebuilt binary shows up in the next pack or
+// FUSE read without anything being copied first.
+type HostFile string
+
+// Open implements Content. It refuses to follow a symlink in the last
+// component, so a file swapped for a link after the layer was read cannot
+// smuggle another host file into the image.
+func (h HostFile) Open() (Reader, error) {
+	f, err := os.OpenFile(string(h), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: no longer a regular file", h)
+	}
+	return &hostReader{File: f, size: fi.Size()}, nil
+}
+
+// hostReader reads at most the size seen when the file was opened, so a
+// file that grows while it is being packed still matches its header.
+type hostReader struct {
+	*os.File
+	size int64
+	off  int64
+}
+
+func (r *hostReader) Size() int64 { return r.size }
+
+func (r *hostReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= r.size {
+		return 0, io.EOF
+	}
+	if rem := r.size - off; int64(len(p)) > rem {
+		n, err := r.File.ReadAt(p[:rem], off)
+		if err == nil {
+			err = io.EOF
+		}
+		return n, err
+	}
+	return r.File.ReadAt(p, off)
+}
+
+func (r *hostReader) Read(p []byte) (int, error) {
+	if r.off >= r.size {
+		return 0, io.EOF
+	}
+	if rem := r.size - r.off; int64(len(p)) > rem {
+		p = p[:rem]
+	}
+	n, err := r.File.ReadAt(p, r.off)
+	r.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	if err == io.EOF && r.off < r.size {
+		err = fmt.Errorf("%s: shrank while being read: %w", r.Name(), io.ErrUnexpectedEOF)
+	}
+	return n, err
+}
+
+// Section is content stored at an offset of a larger random-access blob,
+// such as a file inside a decompressed archive stream.
+type Section struct {
+	R      io.ReaderAt
+	Off, N int64
+}
+
+// Open implements Content.
+func (s Section) Open() (Reader, error) {
+	return sectionReader{io.NewSectionReader(s.R, s.Off, s.N)}, nil
+}
+
+type sectionReader struct{ *io.SectionReader }
+
+func (sectionReader) Close() error { return nil }

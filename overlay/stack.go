@@ -1,0 +1,337 @@
+package overlay
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Layer is one source of entries. Layers are read when a view is built, so a
+// layer backed by the host (mappings, edits) is as fresh as the view.
+type Layer interface {
+	// Name is the provenance recorded on every entry of the layer.
+	Name() string
+	// Entries returns the layer's entries in any order.
+	Entries() ([]Entry, error)
+}
+
+// Static is a layer whose entries are fixed in memory.
+type Static struct {
+	LayerName string
+	List      []Entry
+}
+
+// Name implements Layer.
+func (s *Static) Name() string { return s.LayerName }
+
+// Entries implements Layer.
+func (s *Static) Entries() ([]Entry, error) { return s.List, nil }
+
+// DefaultEpoch is the modification time given to entries whose layer does
+// not vouch for one, when SOURCE_DATE_EPOCH is not set.
+var DefaultEpoch = time.Unix(0, 0).UTC()
+
+// Stack is an ordered set of layers, bottom first.
+type Stack struct {
+	Layers []Layer
+	// Epoch is the mtime of entries that carry none (see Entry.MTime).
+	Epoch time.Time
+}
+
+// Node is an entry of the merged view.
+type Node struct {
+	Entry
+	// Shadowed lists what lower layers had at this path, nearest first.
+	Shadowed []Entry
+
+	kids map[string]*Node
+}
+
+// View is the merged result of a stack: what the image contains.
+type View struct {
+	root  *Node
+	epoch time.Time
+	// Removed records, per path, the whiteout that deleted it, so "why"
+	// can explain a path that is gone.
+	Removed map[string]Entry
+}
+
+const maxSymlinkHops = 40
+
+// View merges the stack's layers bottom to top. A higher layer wins a path;
+// directories merge, so a layer adds to the directories below it instead of
+// replacing them; whiteouts and opaque directories delete what is below.
+// Within a layer, entries are applied parents first, so a layer that
+// replaces a directory with a file, or a symlink with a directory, does so
+// before its own children land.
+func (s *Stack) View() (*View, error) {
+	v := &View{
+		root: &Node{
+			Entry: Entry{Path: "/", Type: Dir, Perm: 0o755, Layer: "skeleton"},
+			kids:  map[string]*Node{},
+		},
+		epoch:   s.Epoch,
+		Removed: map[string]Entry{},
+	}
+	if v.epoch.IsZero() {
+		v.epoch = DefaultEpoch
+	}
+	for _, l := range s.Layers {
+		ents, err := l.Entries()
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", l.Name(), err)
+		}
+		sorted := make([]Entry, len(ents))
+		copy(sorted, ents)
+		sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
+		for _, e := range sorted {
+			if e.Layer == "" {
+				e.Layer = l.Name()
+			}
+			if err := v.apply(e); err != nil {
+				return nil, fmt.Errorf("layer %s: %s: %w", l.Name(), e.Path, err)
+			}
+		}
+	}
+	return v, nil
+}
+
+func (v *View) apply(e Entry) error {
+	p, err := CleanPath(e.Path)
+	if err != nil {
+		return err
+	}
+	if p == "/" {
+		return v.applyRoot(e)
+	}
+	dir, err := v.dirFor(path.Dir(p), e)
+	if err != nil {
+		return err
+	}
+	name := path.Base(p)
+	e.Path = path.Join(dir.Path, name)
+	old := dir.kids[name]
+	switch {
+	case e.Type == Whiteout:
+		if old != nil {
+			delete(dir.kids, name)
+			v.Removed[e.Path] = e
+		}
+		return nil
+	case e.Implicit && old != nil && (old.Type == Dir || v.isDirLink(old)):
+		return nil
+	}
+	n := &Node{Entry: e}
+	if old != nil {
+		n.Shadowed = append([]Entry{old.Entry}, old.Shadowed...)
+	}
+	if e.Type == Dir {
+		n.kids = map[string]*Node{}
+		if old != nil && old.Type == Dir && !e.Opaque {
+			n.kids = old.kids
+		}
+	}
+	dir.kids[name] = n
+	return nil
+}
+
+func (v *View) applyRoot(e Entry) error {
+	switch {
+	case e.Type == Whiteout:
+		return fmt.Errorf("the root cannot be deleted")
+	case e.Type != Dir:
+		return fmt.Errorf("the root must be a directory, not a %s", e.Type)
+	case e.Implicit:
+		return nil
+	}
+	e.Path = "/"
+	n := &Node{Entry: e, Shadowed: append([]Entry{v.root.Entry}, v.root.Shadowed...), kids: v.root.kids}
+	if e.Opaque {
+		n.kids = map[string]*Node{}
+	}
+	v.root = n
+	return nil
+}
+
+// dirFor returns the directory node that entries below dir land in,
+// creating implicit directories where nothing exists yet. A symlink to a
+// directory is followed, as the kernel does when it unpacks the archive, so
+// a layer adding /bin/tool on top of a merged-/usr rootfs (bin -> usr/bin)
+// shows the file where it will really be. Anything else in the way is
+// replaced by a directory, since the higher layer wins.
+func (v *View) dirFor(dir string, e Entry) (*Node, error) {
+	cur := v.root
+	hops := 0
+	parts := components(dir)
+	for i := 0; i < len(parts); i++ {
+		name := parts[i]
+		next := cur.kids[name]
+		if next != nil && next.Type == Symlink {
+			target, ok := v.resolve(next, &hops)
+			if ok && target.Type == Dir {
+				next = target
+			} else if hops > maxSymlinkHops {
+				return nil, fmt.Errorf("too many levels of symbolic links below %s", dir)
+			} else {
+				next = nil
+			}
+		}
+		if next == nil || next.Type != Dir {
+			next = v.implicitDir(cur, name, e)
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+func (v *View) implicitDir(parent *Node, name string, e Entry) *Node {
+	n := &Node{
+		Entry: Entry{Path: path.Join(parent.Path, name), Type: Dir, Perm: 0o755, Implicit: true, Layer: e.Layer, Source: e.Source},
+		kids:  map[string]*Node{},
+	}
+	if old := parent.kids[name]; old != nil {
+		n.Shadowed = append([]Entry{old.Entry}, old.Shadowed...)
+	}
+	parent.kids[name] = n
+	return n
+}
+
+func (v *View) isDirLink(n *Node) bool {
+	hops := 0
+	t, ok := v.resolve(n, &hops)
+	return ok && t.Type == Dir
+}
+
+// resolve follows a symlink inside the view. Absolute targets are taken
+// relative to the image root, never the host's.
+func (v *View) resolve(link *Node, hops *int) (*Node, bool) {
+	n := link
+	for n.Type == Symlink {
+		*hops++
+		if *hops > maxSymlinkHops {
+			return nil, false
+		}
+		target := n.Linkname
+		if !strings.HasPrefix(target, "/") {
+			target = path.Join(path.Dir(n.Path), target)
+		}
+		next, ok := v.lookup(path.Clean("/"+target), hops)
+		if !ok {
+			return nil, false
+		}
+		n = next
+	}
+	return n, true
+}
+
+// lookup walks p component by component, following symlinks on the way.
+func (v *View) lookup(p string, hops *int) (*Node, bool) {
+	cur := v.root
+	for _, name := range components(p) {
+		if cur.Type == Symlink {
+			t, ok := v.resolve(cur, hops)
+			if !ok {
+				return nil, false
+			}
+			cur = t
+		}
+		if cur.Type != Dir {
+			return nil, false
+		}
+		next, ok := cur.kids[name]
+		if !ok {
+			return nil, false
+		}
+		cur = next
+	}
+	return cur, true
+}
+
+func components(p string) []string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return nil
+	}
+	return strings.Split(p, "/")
+}
+
+// Get returns the node at p without following a symlink in its last
+// component (lstat semantics); symlinks in the parent path are followed.
+func (v *View) Get(p string) (*Node, bool) {
+	p = path.Clean("/" + p)
+	if p == "/" {
+		return v.root, true
+	}
+	hops := 0
+	dir, ok := v.lookup(path.Dir(p), &hops)
+	if ok && dir.Type == Symlink {
+		dir, ok = v.resolve(dir, &hops)
+	}
+	if !ok || dir.Type != Dir {
+		return nil, false
+	}
+	n, ok := dir.kids[path.Base(p)]
+	return n, ok
+}
+
+// Resolve follows p through symlinks, including one in its last component
+// (stat semantics).
+func (v *View) Resolve(p string) (*Node, bool) {
+	n, ok := v.Get(p)
+	if !ok {
+		return nil, false
+	}
+	hops := 0
+	return v.resolve(n, &hops)
+}
+
+// Children returns the entries directly below a directory node, by name.
+func (v *View) Children(n *Node) []*Node {
+	names := make([]string, 0, len(n.kids))
+	for name := range n.kids {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := make([]*Node, len(names))
+	for i, name := range names {
+		out[i] = n.kids[name]
+	}
+	return out
+}
+
+// Root returns the root directory.
+func (v *View) Root() *Node { return v.root }
+
+// Walk visits every node depth first, parents before children and siblings
+// by name: the order the packer writes, so archives are deterministic.
+func (v *View) Walk(fn func(*Node) error) error {
+	return v.walk(v.root, fn)
+}
+
+func (v *View) walk(n *Node, fn func(*Node) error) error {
+	if err := fn(n); err != nil {
+		return err
+	}
+	if n.Type != Dir {
+		return nil
+	}
+	for _, k := range v.Children(n) {
+		if err := v.walk(k, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MTime is the modification time a node is packed and shown with.
+func (v *View) MTime(n *Node) time.Time {
+	if n.MTime.IsZero() {
+		return v.epoch
+	}
+	return n.MTime
+}
+
+// Epoch is the time used for entries that carry none.
+func (v *View) Epoch() time.Time { return v.epoch }

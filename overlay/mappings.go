@@ -1,0 +1,150 @@
+package overlay
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// Mapping places a host file or directory at a guest path.
+type Mapping struct {
+	Host  string // absolute host path
+	Guest string // clean absolute guest path
+}
+
+// Mappings returns the layer of host files placed by the recipe. It is
+// live: every call to Entries reads the host again, and file contents are
+// opened only when a view asks, so nothing is staged or copied.
+//
+// Every host path must resolve inside root (the recipe's folder) unless it
+// was given as an absolute path. Symlinks inside a mapped directory are
+// placed as symlinks, never followed, so a link cannot pull another host
+// file into the image.
+func Mappings(root string, ms []Mapping) Layer {
+	return &mappings{root: root, list: ms}
+}
+
+type mappings struct {
+	root string
+	list []Mapping
+}
+
+func (m *mappings) Name() string { return "mappings" }
+
+func (m *mappings) Entries() ([]Entry, error) {
+	var out []Entry
+	for _, mp := range m.list {
+		host, err := ResolveHost(m.root, mp.Host)
+		if err != nil {
+			return nil, fmt.Errorf("mapping %s: %w", mp.Host, err)
+		}
+		fi, err := os.Stat(host)
+		if err != nil {
+			return nil, fmt.Errorf("mapping %s: %w", mp.Host, err)
+		}
+		if !fi.IsDir() {
+			e, err := hostEntry(host, mp.Guest, fi)
+			if err != nil {
+				return nil, fmt.Errorf("mapping %s: %w", mp.Host, err)
+			}
+			out = append(out, e)
+			continue
+		}
+		err = filepath.WalkDir(host, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(host, p)
+			if err != nil {
+				return err
+			}
+			e, err := hostEntry(p, path.Join(mp.Guest, filepath.ToSlash(rel)), fi)
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("mapping %s: %w", mp.Host, err)
+		}
+	}
+	return out, nil
+}
+
+// ResolveHost follows symlinks in a host path taken from a recipe and
+// refuses a path under root that leads outside it: "./app" must not become
+// /etc/shadow through a planted link. A path given outside root (an
+// absolute path in the recipe) is the author's explicit choice.
+func ResolveHost(root, host string) (string, error) {
+	real, err := filepath.EvalSymlinks(host)
+	if err != nil {
+		return "", err
+	}
+	if root == "" || !Within(root, host) {
+		return real, nil
+	}
+	rroot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", err
+	}
+	if !Within(rroot, real) {
+		return "", fmt.Errorf("resolves to %s, outside the recipe folder %s; place the file inside that folder or name it by an absolute path", real, root)
+	}
+	return real, nil
+}
+
+// Within reports whether host path p is dir or lies below it (lexically).
+func Within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && !filepath.IsAbs(rel)
+}
+
+// hostEntry describes one host object as an image entry. Owners and times
+// are not taken from the host: they differ between checkouts and machines
+// and would make the artifact irreproducible.
+func hostEntry(host, guest string, fi fs.FileInfo) (Entry, error) {
+	e := Entry{Path: guest, Source: host}
+	switch mode := fi.Mode(); {
+	case mode.IsDir():
+		e.Type, e.Perm, e.Implicit = Dir, 0o755, true
+	case mode.IsRegular():
+		e.Type, e.Size, e.Content = Regular, fi.Size(), HostFile(host)
+		e.Perm = 0o644
+		if mode&0o111 != 0 || wantsExec(guest) {
+			e.Perm = 0o755
+		}
+	case mode&fs.ModeSymlink != 0:
+		target, err := os.Readlink(host)
+		if err != nil {
+			return e, err
+		}
+		e.Type, e.Perm, e.Linkname = Symlink, 0o777, target
+	case mode&fs.ModeNamedPipe != 0:
+		e.Type, e.Perm = FIFO, 0o644
+	default:
+		return e, fmt.Errorf("%s is a %v; only files, directories, symlinks and FIFOs can be mapped (device nodes belong in the skeleton or an edit)", host, mode.Type())
+	}
+	return e, nil
+}
+
+// wantsExec reports whether the FHS says a file at guest is executable even
+// when the host copy lost its x bits (checkouts, archives and some build
+// tools drop them): anything in a bin or sbin directory, and shared
+// libraries, which the dynamic loader maps executable.
+func wantsExec(guest string) bool {
+	dir, name := path.Split(guest)
+	for _, c := range strings.Split(strings.Trim(dir, "/"), "/") {
+		if c == "bin" || c == "sbin" || c == "libexec" {
+			return true
+		}
+	}
+	return strings.HasSuffix(name, ".so") || strings.Contains(name, ".so.")
+}

@@ -1,0 +1,118 @@
+package overlay
+
+import (
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, p, data string, perm fs.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMappingsModesAndLinks(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "app"), "app", 0o600)
+	writeFile(t, filepath.Join(root, "tree/bin/tool"), "tool", 0o644)
+	writeFile(t, filepath.Join(root, "tree/lib/libx.so.1"), "lib", 0o644)
+	writeFile(t, filepath.Join(root, "tree/share/doc.txt"), "doc", 0o600)
+	writeFile(t, filepath.Join(root, "tree/share/run.sh"), "#!/bin/sh", 0o700)
+	if err := os.Symlink("/etc/passwd", filepath.Join(root, "tree/share/hostlink")); err != nil {
+		t.Fatal(err)
+	}
+	l := Mappings(root, []Mapping{
+		{Host: filepath.Join(root, "app"), Guest: "/usr/bin/app"},
+		{Host: filepath.Join(root, "tree"), Guest: "/opt/tree"},
+	})
+	v, err := (&Stack{Layers: []Layer{Skeleton(), l}}).View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"/usr/bin/app":             "-rwxr-xr-x",
+		"/opt/tree":                "drwxr-xr-x",
+		"/opt/tree/bin/tool":       "-rwxr-xr-x",
+		"/opt/tree/lib/libx.so.1":  "-rwxr-xr-x",
+		"/opt/tree/share/doc.txt":  "-rw-r--r--",
+		"/opt/tree/share/run.sh":   "-rwxr-xr-x",
+		"/opt/tree/share/hostlink": "Lrwxrwxrwx",
+	}
+	for p, mode := range want {
+		n, ok := v.Get(p)
+		if !ok {
+			t.Errorf("%s missing", p)
+			continue
+		}
+		if got := n.Mode().String(); got != mode {
+			t.Errorf("%s mode %s, want %s", p, got, mode)
+		}
+		if n.Layer != "mappings" || n.UID != 0 || !n.MTime.IsZero() {
+			t.Errorf("%s: layer %s uid %d mtime %v; want mappings, root, no host time", p, n.Layer, n.UID, n.MTime)
+		}
+	}
+	if n, _ := v.Get("/opt/tree/share/hostlink"); n.Linkname != "/etc/passwd" {
+		t.Errorf("symlink target %q: it must be kept verbatim, not followed", n.Linkname)
+	}
+	if n, _ := v.Get("/usr/bin"); n.Layer != "skeleton" {
+		t.Errorf("/usr/bin came from %s; a mapping's parent must not replace the skeleton's directory", n.Layer)
+	}
+}
+
+func TestMappingsAreLive(t *testing.T) {
+	root := t.TempDir()
+	app := filepath.Join(root, "app")
+	writeFile(t, app, "v1", 0o755)
+	l := Mappings(root, []Mapping{{Host: app, Guest: "/app"}})
+	ents, err := l.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, app, "version two", 0o755)
+	r, err := ents[0].Content.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	data, _ := io.ReadAll(r)
+	if string(data) != "version two" || r.Size() != int64(len(data)) {
+		t.Errorf("read %q (size %d); a mapping must read the host file when opened", data, r.Size())
+	}
+}
+
+func TestMappingsRefuseEscapes(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	writeFile(t, filepath.Join(outside, "secret"), "s", 0o600)
+	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, "app")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Mappings(root, []Mapping{{Host: filepath.Join(root, "app"), Guest: "/app"}}).Entries()
+	if err == nil || !strings.Contains(err.Error(), "outside the recipe folder") {
+		t.Fatalf("err = %v, want a refusal to follow the link out of the recipe folder", err)
+	}
+	// An absolute path outside the folder is the author's explicit choice.
+	ents, err := Mappings(root, []Mapping{{Host: filepath.Join(outside, "secret"), Guest: "/s"}}).Entries()
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("explicit absolute mapping: %v, %d entries", err, len(ents))
+	}
+}
+
+func TestHostFileRefusesSwappedSymlink(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "f")
+	if err := os.Symlink("/etc/hostname", p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := HostFile(p).Open(); err == nil {
+		t.Fatal("HostFile followed a symlink")
+	}
+}

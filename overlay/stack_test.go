@@ -1,0 +1,159 @@
+package overlay
+
+import (
+	"io/fs"
+	"strings"
+	"testing"
+)
+
+func dir(p string) Entry { return Entry{Path: p, Type: Dir, Perm: 0o755} }
+func file(p, data string) Entry {
+	return Entry{Path: p, Type: Regular, Perm: 0o644, Content: Bytes(data), Size: int64(len(data))}
+}
+func link(p, target string) Entry {
+	return Entry{Path: p, Type: Symlink, Perm: 0o777, Linkname: target}
+}
+func whiteout(p string) Entry              { return Entry{Path: p, Type: Whiteout} }
+func layer(name string, es ...Entry) Layer { return &Static{LayerName: name, List: es} }
+
+// listing renders a view as "path type layer" lines in walk order.
+func listing(t *testing.T, v *View) string {
+	t.Helper()
+	var b strings.Builder
+	err := v.Walk(func(n *Node) error {
+		b.WriteString(n.Path + " " + n.Type.String() + " " + n.Layer)
+		if n.Type == Symlink {
+			b.WriteString(" -> " + n.Linkname)
+		}
+		b.WriteByte('\n')
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestViewMerge(t *testing.T) {
+	tests := []struct {
+		name   string
+		layers []Layer
+		want   string
+	}{
+		{
+			name:   "higher layer wins a path, directories merge",
+			layers: []Layer{layer("a", dir("/etc"), file("/etc/x", "1"), file("/etc/y", "1")), layer("b", file("/etc/x", "2"))},
+			want:   "/ dir skeleton\n/etc dir a\n/etc/x file b\n/etc/y file a\n",
+		},
+		{
+			name:   "whiteout deletes a subtree",
+			layers: []Layer{layer("a", dir("/opt"), file("/opt/f", "1"), file("/keep", "")), layer("edits", whiteout("/opt"))},
+			want:   "/ dir skeleton\n/keep file a\n",
+		},
+		{
+			name: "opaque directory hides lower children",
+			layers: []Layer{layer("a", dir("/d"), file("/d/old", "")),
+				layer("b", Entry{Path: "/d", Type: Dir, Perm: 0o700, Opaque: true}, file("/d/new", ""))},
+			want: "/ dir skeleton\n/d dir b\n/d/new file b\n",
+		},
+		{
+			name:   "implicit parents are created and do not replace a lower directory",
+			layers: []Layer{layer("a", Entry{Path: "/usr", Type: Dir, Perm: 0o700, UID: 5}), layer("m", file("/usr/bin/app", ""))},
+			want:   "/ dir skeleton\n/usr dir a\n/usr/bin dir m\n/usr/bin/app file m\n",
+		},
+		{
+			name:   "a file replacing a directory drops its children",
+			layers: []Layer{layer("a", dir("/x"), file("/x/y", "")), layer("b", file("/x", ""))},
+			want:   "/ dir skeleton\n/x file b\n",
+		},
+		{
+			name:   "symlinked parent is followed like the kernel does (merged /usr)",
+			layers: []Layer{layer("rootfs", dir("/usr"), dir("/usr/bin"), link("/bin", "usr/bin")), layer("busybox", file("/bin/busybox", ""))},
+			want:   "/ dir skeleton\n/bin symlink rootfs -> usr/bin\n/usr dir rootfs\n/usr/bin dir rootfs\n/usr/bin/busybox file busybox\n",
+		},
+		{
+			name:   "absolute symlink targets stay inside the image",
+			layers: []Layer{layer("rootfs", dir("/real"), link("/lnk", "/real")), layer("m", file("/lnk/f", ""))},
+			want:   "/ dir skeleton\n/lnk symlink rootfs -> /real\n/real dir rootfs\n/real/f file m\n",
+		},
+		{
+			name:   "dangling symlink parent is replaced by a directory",
+			layers: []Layer{layer("rootfs", link("/lnk", "/nowhere")), layer("m", file("/lnk/f", ""))},
+			want:   "/ dir skeleton\n/lnk dir m\n/lnk/f file m\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := (&Stack{Layers: tt.layers}).View()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := listing(t, v); got != tt.want {
+				t.Errorf("view:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestViewShadowsAndRemoved(t *testing.T) {
+	v, err := (&Stack{Layers: []Layer{
+		layer("busybox", file("/bin/sh", "bb")),
+		layer("mappings", file("/bin/sh", "mine")),
+		layer("edits", whiteout("/bin/gone")),
+		layer("edits2", file("/bin/gone", ""), whiteout("/bin/gone")),
+	}}).View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, ok := v.Get("/bin/sh")
+	if !ok || n.Layer != "mappings" || len(n.Shadowed) != 1 || n.Shadowed[0].Layer != "busybox" {
+		t.Fatalf("/bin/sh = %+v, want mappings shadowing busybox", n)
+	}
+	if _, ok := v.Get("/bin/gone"); ok {
+		t.Error("/bin/gone survived its whiteout")
+	}
+	if w, ok := v.Removed["/bin/gone"]; !ok || w.Layer != "edits2" {
+		t.Errorf("Removed[/bin/gone] = %+v, want the edits2 whiteout", w)
+	}
+}
+
+func TestViewSymlinkLoop(t *testing.T) {
+	_, err := (&Stack{Layers: []Layer{layer("rootfs", link("/a", "b"), link("/b", "a")), layer("m", file("/a/f", ""))}}).View()
+	if err == nil || !strings.Contains(err.Error(), "too many levels of symbolic links") {
+		t.Fatalf("err = %v, want a symlink loop error", err)
+	}
+}
+
+func TestViewRejectsHostileEntries(t *testing.T) {
+	for _, p := range []string{"/../etc/passwd", "a/../../x", "/x\x00y", ""} {
+		_, err := (&Stack{Layers: []Layer{layer("bad", file(p, ""))}}).View()
+		if err == nil {
+			t.Errorf("path %q accepted", p)
+		}
+	}
+	_, err := (&Stack{Layers: []Layer{layer("bad", file("/", ""))}}).View()
+	if err == nil || !strings.Contains(err.Error(), "root must be a directory") {
+		t.Errorf("file at root: err = %v", err)
+	}
+}
+
+func TestRootMetadataAndResolve(t *testing.T) {
+	v, err := (&Stack{Layers: []Layer{
+		Skeleton(),
+		layer("r", Entry{Path: "/", Type: Dir, Perm: 0o700}, link("/sh", "/bin/busybox"), file("/bin/busybox", "x")),
+	}}).View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Root().Perm != 0o700 || v.Root().Layer != "r" {
+		t.Errorf("root = %v from %s, want 0700 from r", v.Root().Perm, v.Root().Layer)
+	}
+	n, ok := v.Resolve("/sh")
+	if !ok || n.Path != "/bin/busybox" {
+		t.Errorf("Resolve(/sh) = %v, %v", n, ok)
+	}
+	tmp, _ := v.Get("/tmp")
+	if tmp.Mode() != fs.ModeDir|fs.ModeSticky|0o777 || tmp.UnixMode() != 0o41777 {
+		t.Errorf("/tmp mode = %v (%o)", tmp.Mode(), tmp.UnixMode())
+	}
+}

@@ -1,0 +1,149 @@
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// failureGrace is how long a guest may keep printing after a failure marker
+// (the rest of a panic trace is worth having) before QEMU is stopped: a guest
+// that waits for a key press would otherwise run into the timeout.
+const failureGrace = 2 * time.Second
+
+// Boot runs QEMU on cfg.Kernel and cfg.Initrd and judges the boot. The error
+// is for a boot that could not be attempted or was canceled through ctx; a
+// boot that ran and failed is a Result with OK false and a Reason. QEMU runs
+// in its own process group, which is killed on timeout, on cancelation and
+// if this process dies, so nothing is left running.
+func Boot(ctx context.Context, cfg Config) (Result, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.check(); err != nil {
+		return Result{}, err
+	}
+	bin, err := exec.LookPath(cfg.QEMU)
+	if err != nil {
+		return Result{}, fmt.Errorf("qemu: %s not found: %w; install it (Debian: apt-get install qemu-system-x86) or name the binary to use", cfg.QEMU, err)
+	}
+	cmd := exec.Command(bin, cfg.args()...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	con := newConsole(cfg.Expect, cfg.Console, start)
+	cmd.Stdout = con
+	if err := cmd.Start(); err != nil {
+		return Result{}, fmt.Errorf("qemu: start %s: %w", bin, err)
+	}
+	run := supervise(ctx, cmd, con.failed, cfg.Timeout)
+	con.finish()
+	res := Result{
+		Elapsed:  time.Since(start),
+		Stderr:   stderr.Bytes(),
+		TimedOut: run.timedOut,
+		ExitCode: cmd.ProcessState.ExitCode(),
+		PID:      cmd.Process.Pid,
+	}
+	con.fill(&res)
+	if run.canceled {
+		res.Reason = "boot canceled; QEMU killed"
+		return res, fmt.Errorf("qemu: boot of %s: %w", cfg.Initrd, ctx.Err())
+	}
+	res.OK, res.Reason = verdict(res, cfg, run.stoppedOnFailure)
+	return res, nil
+}
+
+// outcome says why supervise stopped QEMU, if it did.
+type outcome struct {
+	timedOut, canceled, stoppedOnFailure bool
+}
+
+// supervise waits for QEMU to exit, killing its process group at the
+// timeout, on cancelation, or a grace period after a failure marker.
+func supervise(ctx context.Context, cmd *exec.Cmd, failed <-chan struct{}, timeout time.Duration) outcome {
+	done := make(chan struct{})
+	go func() {
+		// The exit status is read from cmd.ProcessState; Wait's error
+		// only repeats it.
+		_ = cmd.Wait()
+		close(done)
+	}()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	var grace <-chan time.Time
+	canceled := ctx.Done()
+	var out outcome
+	kill := func() {
+		// The negative pid addresses the whole group: QEMU and anything
+		// it may have started.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		deadline.Stop()
+		failed, grace, canceled = nil, nil, nil
+	}
+	for {
+		select {
+		case <-done:
+			return out
+		case <-deadline.C:
+			out.timedOut = true
+			kill()
+		case <-canceled:
+			out.canceled = true
+			kill()
+		case <-failed:
+			failed = nil
+			grace = time.After(failureGrace)
+		case <-grace:
+			out.stoppedOnFailure = true
+			kill()
+		}
+	}
+}
+
+func (c Config) check() error {
+	if c.Expect == nil {
+		return errors.New("qemu: no expected line given: a boot succeeds only when a console line matches it; set one (fledge boot --expect REGEX)")
+	}
+	if c.Timeout < 0 || c.MemoryMB < 0 {
+		return fmt.Errorf("qemu: timeout %s and memory %d MB must not be negative", c.Timeout, c.MemoryMB)
+	}
+	if err := regularFile("kernel", c.Kernel); err != nil {
+		return err
+	}
+	return regularFile("initramfs", c.Initrd)
+}
+
+func regularFile(what, path string) error {
+	if path == "" {
+		return fmt.Errorf("qemu: no %s given; name the file to boot", what)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("qemu: %s: %w", what, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("qemu: %s %s is a %s, expected a regular file", what, path, fi.Mode().Type())
+	}
+	return nil
+}
+
+// args follows DESIGN §6: no default devices, no display, the serial port
+// on stdio (stdin is /dev/null, so nothing types at the guest), and QEMU
+// exits instead of rebooting, which turns panic=-1 into an exit.
+func (c Config) args() []string {
+	cmdline := BaseAppend
+	if c.Append != "" {
+		cmdline += " " + c.Append
+	}
+	return []string{
+		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
+		"-m", strconv.Itoa(c.MemoryMB), "-smp", "1", "-accel", c.Accel,
+		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", cmdline,
+	}
+}

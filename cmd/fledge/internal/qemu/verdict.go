@@ -1,0 +1,55 @@
+package qemu
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// verdict applies DESIGN §6: a boot succeeds only when the expected line
+// appeared, no failure marker did, and QEMU exited by itself (the guest
+// powered off) before the timeout. The reason names the first rule broken.
+func verdict(r Result, cfg Config, stoppedOnFailure bool) (bool, string) {
+	switch {
+	case r.Failure != "":
+		how := "QEMU exited"
+		if stoppedOnFailure {
+			how = fmt.Sprintf("QEMU stopped %s later", failureGrace)
+		}
+		return false, fmt.Sprintf("boot failed: the console shows %q; %s", clip(r.Failure), how)
+	case r.TimedOut && r.Matched:
+		return false, fmt.Sprintf("expected line appeared after %s, but the guest did not power off within %s; QEMU killed", round(r.MatchedAt), cfg.Timeout)
+	case r.TimedOut:
+		return false, fmt.Sprintf("no console line matched %q within %s; QEMU killed (last console line: %q)", cfg.Expect, cfg.Timeout, lastLine(r.Output))
+	case r.ExitCode != 0:
+		return false, fmt.Sprintf("QEMU exited with status %d: %s", r.ExitCode, clip(firstLine(r.Stderr)))
+	case !r.Matched:
+		return false, fmt.Sprintf("the guest powered off after %s but no console line matched %q (last console line: %q)", round(r.Elapsed), cfg.Expect, lastLine(r.Output))
+	}
+	return true, fmt.Sprintf("expected line appeared after %s; the guest powered off after %s", round(r.MatchedAt), round(r.Elapsed))
+}
+
+func round(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
+
+func firstLine(b []byte) string {
+	line, _, _ := bytes.Cut(bytes.TrimSpace(b), []byte("\n"))
+	if len(line) == 0 {
+		return "(nothing on stderr)"
+	}
+	return string(line)
+}
+
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return clip(strings.TrimSpace(lines[len(lines)-1]))
+}
+
+// clip keeps a reason on one readable line.
+func clip(s string) string {
+	const max = 160
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}

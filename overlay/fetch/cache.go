@@ -12,6 +12,7 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -50,6 +51,9 @@ func DefaultDir() (string, error) {
 // the download is stored by its computed hash and a ref records which blob
 // the URL gave last, so an offline build can still find it.
 func (c *Cache) Fetch(ctx context.Context, rawURL, sha256hex string) (string, error) {
+	if c.Dir == "" {
+		return "", errNoDir
+	}
 	src, err := parseSource(rawURL)
 	if err != nil {
 		return "", err
@@ -82,6 +86,9 @@ func (c *Cache) Fetch(ctx context.Context, rawURL, sha256hex string) (string, er
 	}
 	return p, nil
 }
+
+// errNoDir keeps a zero Cache from writing blobs below the working directory.
+var errNoDir = errors.New("fetch: the cache has no directory; set Cache.Dir (fetch.DefaultDir gives the usual one)")
 
 func (c *Cache) offlineMiss(what string) error {
 	return fmt.Errorf("offline and %s is not in the cache %s; run once without --offline", what, c.Dir)

@@ -319,6 +319,13 @@ func TestParseChecksum(t *testing.T) {
 	}
 }
 
+func TestZeroCacheRefuses(t *testing.T) {
+	_, err := (&Cache{}).Fetch(context.Background(), "file:///bin/sh", "")
+	assertErr(t, err, "the cache has no directory", "Cache.Dir")
+	_, err = (&Cache{}).KestrelRelease(context.Background(), "latest")
+	assertErr(t, err, "the cache has no directory")
+}
+
 func TestDefaultDir(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", "/x/cache")
 	if d, err := DefaultDir(); err != nil || d != "/x/cache/fledge" {

@@ -17,6 +17,9 @@ const (
 // GitHub publishes one, is verified. Offline, the release last fetched for
 // this version is used.
 func (c *Cache) KestrelRelease(ctx context.Context, version string) (string, error) {
+	if c.Dir == "" {
+		return "", errNoDir
+	}
 	if version == "" {
 		version = "latest"
 	}

@@ -59,6 +59,9 @@ func (c *Cache) writeRef(key, sha string) error {
 		err = cerr
 	}
 	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
 		err = undo.mkdirs(filepath.Dir(dst))
 	}
 	if err == nil {

@@ -1,0 +1,134 @@
+package recipe
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// manifestSchema compiles the copy of Volant's plugin manifest schema kept
+// in testdata (the interface contract; see testdata/schemas/README.md).
+func manifestSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	_, here, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(here), "..", "..", "testdata", "schemas", "plugin-manifest-v1.json")
+	c := jsonschema.NewCompiler()
+	s, err := c.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func validateJSON(t *testing.T, s *jsonschema.Schema, m *Manifest) map[string]any {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := m.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(doc); err != nil {
+		t.Fatalf("manifest does not validate:\n%s\n%v", buf.String(), err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+var facts = ManifestFacts{Name: "demo", Entrypoint: []string{"/usr/bin/app"}, Artifact: "plugin.cpio.gz", SHA256: strings.Repeat("ab", 32)}
+
+func TestManifestDefaultsValidate(t *testing.T) {
+	m, _, err := LoadManifest("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Complete(facts)
+	out := validateJSON(t, manifestSchema(t), m)
+	w := out["workload"].(map[string]any)
+	if w["type"] != "http" || w["base_url"] != "http://127.0.0.1:8080" || out["name"] != "demo" || out["runtime"] != "demo" {
+		t.Errorf("defaults not applied: %v", out)
+	}
+	ir := out["initramfs"].(map[string]any)
+	if ir["url"] != "plugin.cpio.gz" || ir["checksum"] != "sha256:"+facts.SHA256 {
+		t.Errorf("initramfs = %v", ir)
+	}
+}
+
+func TestManifestEarlierFormConverted(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "manifest.toml")
+	text := `schema_version = "v1"
+name = "go-webserver"
+version = "1.0.0"
+runtime = "go-webserver"
+
+[resources]
+cpu_cores = 2
+memory_mb = 256
+
+[workload]
+entrypoint = "/usr/bin/webserver"
+args = ["--config", "/etc/webserver/config.yaml"]
+
+[env]
+PORT = "8080"
+
+[network]
+mode = "bridged"
+
+[[network.expose]]
+port = 8080
+protocol = "tcp"
+`
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, warn, err := LoadManifest(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warn) != 1 || !strings.Contains(warn[0], "network.expose") {
+		t.Errorf("warnings = %q, want one about network.expose", warn)
+	}
+	m.Complete(facts)
+	out := validateJSON(t, manifestSchema(t), m)
+	w := out["workload"].(map[string]any)
+	got, _ := json.Marshal(w["entrypoint"])
+	if string(got) != `["/usr/bin/webserver","--config","/etc/webserver/config.yaml"]` {
+		t.Errorf("entrypoint = %s", got)
+	}
+	if env := w["env"].(map[string]any); env["PORT"] != "8080" {
+		t.Errorf("env = %v", env)
+	}
+}
+
+func TestManifestErrors(t *testing.T) {
+	tests := []struct{ text, want string }{
+		{"nmae = \"x\"", `manifest.toml:1: unknown key "nmae"`},
+		{"[workload]\nentrypoint = 5", "workload.entrypoint must be a string or an array of strings"},
+		{"name = = 1\n", "manifest.toml:1: "},
+	}
+	for _, tt := range tests {
+		p := filepath.Join(t.TempDir(), "manifest.toml")
+		if err := os.WriteFile(p, []byte(tt.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := LoadManifest(p)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: err = %v, want %q", tt.text, err, tt.want)
+		}
+	}
+	if _, _, err := LoadManifest("/nonexistent/manifest.toml"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("missing manifest: %v", err)
+	}
+}

@@ -1,0 +1,184 @@
+// Package recipe loads and validates fledge.toml and assembles the layer
+// stack it describes.
+package recipe
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+// Defaults from DESIGN §1: the musl static BusyBox 1.35.0 the earlier
+// fledge pinned, so recipes that name no BusyBox keep building the same.
+const (
+	DefaultBusyBoxURL    = "https://busybox.net/downloads/binaries/1.35.0-x86_64-linux-musl/busybox"
+	DefaultBusyBoxSHA256 = "6e123e7f3202a8c1e9b1f94d8941580a25135382b99e8d3e34fb858bba311348"
+)
+
+// Mode is the init mode (see docs/init-modes.md).
+type Mode string
+
+const (
+	ModeDefault Mode = "default" // our C init at /init, then /bin/kestrel
+	ModeCustom  Mode = "custom"  // the recipe's init.path at /init
+	ModeNone    Mode = "none"    // nothing added; a mapping provides /init
+)
+
+// Recipe is a validated fledge.toml. Host paths in it are absolute.
+type Recipe struct {
+	File     string // absolute path of the recipe
+	Dir      string // the folder relative paths resolve against
+	Version  string `toml:"version"`
+	Strategy string `toml:"strategy"`
+	Agent    *Agent `toml:"agent"`
+	Init     *Init  `toml:"init"`
+	Source   Source `toml:"source"`
+	// Filesystem belongs to the oci_rootfs strategy of the earlier fledge;
+	// it is decoded only so such recipes get the "not supported" message
+	// instead of an unknown-key error.
+	Filesystem map[string]any    `toml:"filesystem"`
+	RawMap     map[string]string `toml:"mappings"`
+	// Mappings are RawMap resolved, sorted by guest path.
+	Mappings []overlay.Mapping `toml:"-"`
+}
+
+// Agent says where the Kestrel agent comes from.
+type Agent struct {
+	SourceStrategy string `toml:"source_strategy"` // release | local | http
+	Version        string `toml:"version"`
+	Path           string `toml:"path"`
+	URL            string `toml:"url"`
+	Checksum       string `toml:"checksum"`
+}
+
+// Init selects the init mode.
+type Init struct {
+	Path string `toml:"path"`
+	None bool   `toml:"none"`
+}
+
+// Source holds the inputs of the layers below the init.
+type Source struct {
+	BusyBoxURL    string `toml:"busybox_url"`
+	BusyBoxSHA256 string `toml:"busybox_sha256"`
+	// BusyBox = false leaves BusyBox out (for images that bring their own
+	// userland through the rootfs or mappings).
+	BusyBox *bool `toml:"busybox"`
+
+	Dockerfile string            `toml:"dockerfile"`
+	Context    string            `toml:"context"`
+	Target     string            `toml:"target"`
+	BuildArgs  map[string]string `toml:"build_args"`
+	Image      string            `toml:"image"`
+	// Contexts are BuildKit named contexts (name → value), e.g. a base
+	// image from a local OCI layout: base = "oci-layout://./base@sha256:…".
+	Contexts map[string]string `toml:"contexts"`
+}
+
+// Mode returns the init mode the recipe selects.
+func (r *Recipe) Mode() Mode {
+	switch {
+	case r.Init == nil:
+		return ModeDefault
+	case r.Init.None:
+		return ModeNone
+	case r.Init.Path != "":
+		return ModeCustom
+	}
+	return ModeDefault
+}
+
+// WantsBusyBox reports whether the BusyBox layer is part of the image.
+func (r *Recipe) WantsBusyBox() bool { return r.Source.BusyBox == nil || *r.Source.BusyBox }
+
+// HasRootfs reports whether a Dockerfile or image provides a rootfs layer.
+func (r *Recipe) HasRootfs() bool { return r.Source.Dockerfile != "" || r.Source.Image != "" }
+
+// Load reads, decodes and validates a recipe. All problems found are
+// reported together, each with the file and, where known, the line.
+func Load(file string) (*Recipe, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(abs)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("recipe %s not found; pass one with -c or create fledge.toml (see examples/)", file)
+		}
+		return nil, fmt.Errorf("recipe: %w", err)
+	}
+	return Parse(abs, data)
+}
+
+// Parse decodes and validates recipe text; file names the recipe in
+// messages and anchors relative paths.
+func Parse(file string, data []byte) (*Recipe, error) {
+	r := &Recipe{File: file, Dir: filepath.Dir(file)}
+	md, err := toml.NewDecoder(strings.NewReader(string(data))).Decode(r)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{File: file, Problems: []Problem{{Line: pe.Position.Line, Msg: pe.Message}}}
+		}
+		return nil, &Error{File: file, Problems: []Problem{{Msg: err.Error()}}}
+	}
+	v := &validator{r: r, lines: newLocator(data)}
+	for _, k := range md.Undecoded() {
+		v.unknownKey(k)
+	}
+	v.validate()
+	if len(v.problems) > 0 {
+		sort.SliceStable(v.problems, func(i, j int) bool { return v.problems[i].Line < v.problems[j].Line })
+		return nil, &Error{File: file, Problems: v.problems}
+	}
+	if r.Agent == nil && r.Mode() == ModeDefault {
+		r.Agent = &Agent{SourceStrategy: "release", Version: "latest"}
+	}
+	if r.Source.BusyBoxURL == "" {
+		r.Source.BusyBoxURL, r.Source.BusyBoxSHA256 = DefaultBusyBoxURL, DefaultBusyBoxSHA256
+	}
+	return r, nil
+}
+
+// HostPath resolves a path from the recipe against the recipe's folder.
+func (r *Recipe) HostPath(p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(r.Dir, p)
+}
+
+// Problem is one thing wrong with a recipe.
+type Problem struct {
+	Line int // 0 when unknown
+	Msg  string
+}
+
+// Error lists every problem found in a recipe.
+type Error struct {
+	File     string
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if p.Line > 0 {
+			fmt.Fprintf(&b, "%s:%d: %s", e.File, p.Line, p.Msg)
+		} else {
+			fmt.Fprintf(&b, "%s: %s", e.File, p.Msg)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,187 @@
+package recipe
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// recipeDir makes a folder with the files recipes in these tests refer to.
+func recipeDir(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	for _, f := range []string{"app", "my-init", "kestrel", "init", "Dockerfile", "tree/x"} {
+		p := filepath.Join(d, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+func parse(t *testing.T, dir, text string) (*Recipe, error) {
+	t.Helper()
+	return Parse(filepath.Join(dir, "fledge.toml"), []byte(text))
+}
+
+const head = "version = \"1\"\nstrategy = \"initramfs\"\n"
+
+func TestValidationRules(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		want string // substring of the error, with its line
+	}{
+		{"version missing", `strategy = "initramfs"`, `fledge.toml: version is required`},
+		{"version wrong", "version = \"2\"\nstrategy = \"initramfs\"", `fledge.toml:1: version "2" is not supported`},
+		{"strategy missing", `version = "1"`, `strategy is required`},
+		{"oci_rootfs unsupported", "version = \"1\"\nstrategy = \"oci_rootfs\"", `fledge.toml:2: strategy "oci_rootfs" is not supported`},
+		{"strategy unknown", "version = \"1\"\nstrategy = \"disk\"", `fledge.toml:2: strategy "disk" is unknown`},
+		{"init path and none", head + "[init]\npath = \"./my-init\"\nnone = true\n[mappings]\n\"./init\" = \"/init\"", `fledge.toml:3: [init] takes either path (custom init) or none = true`},
+		{"agent with custom init", head + "[init]\npath = \"./my-init\"\n[agent]\nsource_strategy = \"local\"\npath = \"./kestrel\"", `fledge.toml:5: agent not allowed with custom/none init`},
+		{"agent with none init", head + "[init]\nnone = true\n[agent]\nsource_strategy = \"release\"\nversion = \"latest\"\n[mappings]\n\"./init\" = \"/init\"", `fledge.toml:5: agent not allowed with custom/none init`},
+		{"custom init missing", head + "[init]\npath = \"./nope\"", `fledge.toml:4: init.path: ` + "DIR" + `/nope does not exist`},
+		{"custom init is a dir", head + "[init]\npath = \"./tree\"", `init.path: DIR/tree is a directory, expected a file`},
+		{"none without /init", head + "[init]\nnone = true", `fledge.toml:4: init.none = true needs a mapping that places your binary at /init`},
+		{"release without version", head + "[agent]\nsource_strategy = \"release\"", `fledge.toml:4: agent.version is required with source_strategy = "release"`},
+		{"local without path", head + "[agent]\nsource_strategy = \"local\"", `fledge.toml:4: agent.path is required with source_strategy = "local"`},
+		{"local path missing", head + "[agent]\nsource_strategy = \"local\"\npath = \"./gone\"", `fledge.toml:5: agent.path: DIR/gone does not exist`},
+		{"http without url", head + "[agent]\nsource_strategy = \"http\"", `fledge.toml:4: agent.url is required with source_strategy = "http"`},
+		{"http bad url", head + "[agent]\nsource_strategy = \"http\"\nurl = \"ftp://x\"", `fledge.toml:5: agent.url "ftp://x" must be an http://, https:// or file:// URL`},
+		{"http bad checksum", head + "[agent]\nsource_strategy = \"http\"\nurl = \"https://x/k\"\nchecksum = \"md5:abc\"", `fledge.toml:6: agent.checksum "md5:abc" must be "sha256:" followed by 64 hex digits`},
+		{"strategy typo", head + "[agent]\nsource_strategy = \"relase\"\nversion = \"v1\"", `agent.source_strategy "relase" is unknown; use "release", "local" or "http" (did you mean "release"?)`},
+		{"agent without strategy", head + "[agent]\nversion = \"v1\"", `fledge.toml:3: agent.source_strategy is required`},
+		{"mapping relative destination", head + "[mappings]\n\"./app\" = \"usr/bin/app\"", `fledge.toml:4: mapping "./app": destination "usr/bin/app" must be an absolute guest path`},
+		{"mapping dotdot destination", head + "[mappings]\n\"./app\" = \"/usr/../etc/app\"", `fledge.toml:4: mapping "./app": destination "/usr/../etc/app" must not contain ".."`},
+		{"mapping source missing", head + "[mappings]\n\"./missing\" = \"/usr/bin/m\"", `fledge.toml:4: mapping "./missing": source DIR/missing does not exist`},
+		{"mapping source escapes", head + "[mappings]\n\"../../etc/passwd\" = \"/p\"", `mapping "../../etc/passwd": "../../etc/passwd" leads outside the recipe folder`},
+		{"mapping file onto root", head + "[mappings]\n\"./app\" = \"/\"", `only a directory can be mapped onto the image root`},
+		{"mapping duplicate destination", head + "[mappings]\n\"./app\" = \"/x\"\n\"./kestrel\" = \"/x/\"", `both place /x`},
+		{"dockerfile and image", head + "[source]\ndockerfile = \"./Dockerfile\"\nimage = \"alpine:3.20\"", `fledge.toml:5: source.dockerfile and source.image cannot be used together`},
+		{"dockerfile missing", head + "[source]\ndockerfile = \"./Nope\"", `fledge.toml:4: source.dockerfile: DIR/Nope does not exist`},
+		{"context without dockerfile", head + "[source]\ncontext = \".\"", `source.context needs source.dockerfile`},
+		{"busybox sha malformed", head + "[source]\nbusybox_url = \"file:///x\"\nbusybox_sha256 = \"abc\"", `fledge.toml:5: source.busybox_sha256 "abc" must be 64 hex digits`},
+		{"busybox off but url", head + "[source]\nbusybox = false\nbusybox_url = \"file:///x\"", `source.busybox = false leaves BusyBox out, but source.busybox_url names one`},
+		{"unknown top key with hint", head + "mapings = 1", `fledge.toml:3: unknown key "mapings" at the top level; did you mean "mappings"?`},
+		{"unknown agent key with hint", head + "[agent]\nsource_strategy = \"local\"\npath = \"./kestrel\"\nchecksm = \"x\"", `fledge.toml:6: unknown key "checksm" in [agent]; did you mean "checksum"?`},
+		{"unknown source key without hint", head + "[source]\nzzzzzz = 1", `unknown key "zzzzzz" in [source]; known keys: busybox_url`},
+		{"syntax error has a line", head + "agent = = 1\n", `fledge.toml:3: `},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := recipeDir(t)
+			_, err := parse(t, dir, tt.text)
+			if err == nil {
+				t.Fatal("recipe accepted")
+			}
+			want := strings.ReplaceAll(tt.want, "DIR", dir)
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, want)
+			}
+		})
+	}
+}
+
+func TestAllProblemsReportedTogether(t *testing.T) {
+	dir := recipeDir(t)
+	_, err := parse(t, dir, "version = \"3\"\nstrategy = \"x\"\n[mappings]\n\"./app\" = \"rel\"\n")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if n := len(err.(*Error).Problems); n != 3 {
+		t.Errorf("%d problems reported, want 3:\n%v", n, err)
+	}
+}
+
+func TestModesAndDefaults(t *testing.T) {
+	dir := recipeDir(t)
+	tests := []struct {
+		text      string
+		mode      Mode
+		agent     string
+		busybox   bool
+		busyboxOK string
+	}{
+		{head, ModeDefault, "release/latest", true, DefaultBusyBoxURL},
+		{head + "[init]\n", ModeDefault, "release/latest", true, DefaultBusyBoxURL},
+		{head + "[agent]\nsource_strategy = \"local\"\npath = \"./kestrel\"\n[source]\nbusybox_url = \"file:///usr/bin/busybox\"", ModeDefault, "local/", true, "file:///usr/bin/busybox"},
+		{head + "[init]\npath = \"./my-init\"", ModeCustom, "", true, DefaultBusyBoxURL},
+		{head + "[init]\nnone = true\n[mappings]\n\"./init\" = \"/init\"\n[source]\nbusybox = false", ModeNone, "", false, DefaultBusyBoxURL},
+		{head + "[init]\nnone = true\n[mappings]\n\"./tree\" = \"/\"\n\"./init\" = \"/init\"", ModeNone, "", true, DefaultBusyBoxURL},
+	}
+	for _, tt := range tests {
+		r, err := parse(t, dir, tt.text)
+		if err != nil {
+			t.Fatalf("%s\n%v", tt.text, err)
+		}
+		agent := ""
+		if r.Agent != nil {
+			agent = r.Agent.SourceStrategy + "/" + r.Agent.Version
+		}
+		if r.Mode() != tt.mode || agent != tt.agent || r.WantsBusyBox() != tt.busybox || r.Source.BusyBoxURL != tt.busyboxOK {
+			t.Errorf("%s\n→ mode %s agent %q busybox %v %s", tt.text, r.Mode(), agent, r.WantsBusyBox(), r.Source.BusyBoxURL)
+		}
+	}
+}
+
+// TestPathsResolveAgainstRecipeFolder proves the working directory plays no
+// part: the recipe is loaded from elsewhere by a relative path.
+func TestPathsResolveAgainstRecipeFolder(t *testing.T) {
+	dir := recipeDir(t)
+	text := head + "[agent]\nsource_strategy = \"local\"\npath = \"kestrel\"\n[mappings]\n\"app\" = \"/usr/bin/app\"\n\"./tree\" = \"/opt/tree\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "fledge.toml"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	rel, err := filepath.Rel(mustGetwd(t), filepath.Join(dir, "fledge.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Load(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Mappings[0].Host != filepath.Join(dir, "tree") || r.Mappings[1].Host != filepath.Join(dir, "app") {
+		t.Errorf("mappings %+v not resolved against %s", r.Mappings, dir)
+	}
+	if r.HostPath(r.Agent.Path) != filepath.Join(dir, "kestrel") {
+		t.Errorf("agent path %s", r.HostPath(r.Agent.Path))
+	}
+}
+
+func mustGetwd(t *testing.T) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}
+
+func TestEarlierRecipesKeepWorking(t *testing.T) {
+	dir := recipeDir(t)
+	// The shape the earlier fledge documented, including keys this fledge
+	// gives no meaning to in initramfs builds.
+	text := `version = "1"
+strategy = "initramfs"
+
+[agent]
+source_strategy = "http"
+url = "https://example.invalid/kestrel"
+checksum = "sha256:6e123e7f3202a8c1e9b1f94d8941580a25135382b99e8d3e34fb858bba311348"
+
+[source]
+busybox_url = "https://busybox.net/downloads/binaries/1.35.0-x86_64-linux-musl/busybox"
+busybox_sha256 = "6e123e7f3202a8c1e9b1f94d8941580a25135382b99e8d3e34fb858bba311348"
+
+[mappings]
+"./app" = "/usr/local/bin/app"
+"./tree" = "/srv"
+`
+	if _, err := parse(t, dir, text); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,284 @@
+package recipe
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+type validator struct {
+	r        *Recipe
+	lines    *locator
+	problems []Problem
+}
+
+func (v *validator) add(key []string, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Line: v.lines.line(key), Msg: fmt.Sprintf(format, args...)})
+}
+
+// knownKeys lists the keys each table accepts, for "did you mean" hints.
+var knownKeys = map[string][]string{
+	"":           {"version", "strategy", "agent", "init", "source", "filesystem", "mappings"},
+	"agent":      {"source_strategy", "version", "path", "url", "checksum"},
+	"init":       {"path", "none"},
+	"source":     {"busybox_url", "busybox_sha256", "busybox", "dockerfile", "context", "target", "build_args", "image", "contexts"},
+	"filesystem": {"type", "size_buffer_mb", "preallocate"},
+}
+
+func (v *validator) unknownKey(k toml.Key) {
+	table := strings.Join(k[:len(k)-1], ".")
+	name := k[len(k)-1]
+	where := "at the top level"
+	if table != "" {
+		where = "in [" + table + "]"
+	}
+	msg := fmt.Sprintf("unknown key %q %s", name, where)
+	if known, ok := knownKeys[table]; ok {
+		if s := closest(name, known); s != "" {
+			msg += fmt.Sprintf("; did you mean %q?", s)
+		} else {
+			msg += "; known keys: " + strings.Join(known, ", ")
+		}
+	}
+	v.add(k, "%s", msg)
+}
+
+func (v *validator) validate() {
+	r := v.r
+	switch r.Version {
+	case "1":
+	case "":
+		v.add(nil, `version is required: add version = "1" at the top`)
+	default:
+		v.add([]string{"version"}, `version %q is not supported; this fledge reads version = "1"`, r.Version)
+	}
+	switch r.Strategy {
+	case "initramfs":
+	case "":
+		v.add(nil, `strategy is required: add strategy = "initramfs"`)
+	case "oci_rootfs":
+		v.add([]string{"strategy"}, `strategy "oci_rootfs" is not supported by this fledge; it builds initramfs images only (strategy = "initramfs")`)
+	default:
+		v.add([]string{"strategy"}, `strategy %q is unknown; use "initramfs"`, r.Strategy)
+	}
+	v.validateInit()
+	v.validateAgent()
+	v.validateSource()
+	v.validateMappings()
+	if r.Mode() == ModeNone && !r.HasRootfs() && !v.providesInit() {
+		v.add([]string{"init", "none"}, "init.none = true needs a mapping that places your binary at /init (e.g. \"./init\" = \"/init\") or a Dockerfile rootfs that has one")
+	}
+}
+
+func (v *validator) validateInit() {
+	in := v.r.Init
+	if in == nil {
+		return
+	}
+	if in.Path != "" && in.None {
+		v.add([]string{"init"}, "[init] takes either path (custom init) or none = true (no init), not both")
+		return
+	}
+	if in.Path != "" {
+		v.hostFile([]string{"init", "path"}, "init.path", in.Path)
+	}
+}
+
+func (v *validator) validateAgent() {
+	a, mode := v.r.Agent, v.r.Mode()
+	if a == nil {
+		return
+	}
+	if mode != ModeDefault {
+		v.add([]string{"agent"}, "agent not allowed with custom/none init: [init] %s makes your program PID 1, so there is no Kestrel agent to fetch; remove [agent]", map[Mode]string{ModeCustom: "path", ModeNone: "none"}[mode])
+		return
+	}
+	switch a.SourceStrategy {
+	case "release":
+		if a.Version == "" {
+			v.add([]string{"agent", "source_strategy"}, `agent.version is required with source_strategy = "release" (a release tag such as "v0.1.0", or "latest")`)
+		}
+	case "local":
+		if a.Path == "" {
+			v.add([]string{"agent", "source_strategy"}, `agent.path is required with source_strategy = "local" (the Kestrel binary, relative to the recipe)`)
+		} else {
+			v.hostFile([]string{"agent", "path"}, "agent.path", a.Path)
+		}
+	case "http":
+		if a.URL == "" {
+			v.add([]string{"agent", "source_strategy"}, `agent.url is required with source_strategy = "http"`)
+		} else if !strings.HasPrefix(a.URL, "http://") && !strings.HasPrefix(a.URL, "https://") && !strings.HasPrefix(a.URL, "file://") {
+			v.add([]string{"agent", "url"}, "agent.url %q must be an http://, https:// or file:// URL", a.URL)
+		}
+		if a.Checksum != "" && !validSHA256(strings.TrimPrefix(a.Checksum, "sha256:")) {
+			v.add([]string{"agent", "checksum"}, `agent.checksum %q must be "sha256:" followed by 64 hex digits`, a.Checksum)
+		}
+	case "":
+		v.add([]string{"agent"}, `agent.source_strategy is required: "release", "local" or "http"`)
+	default:
+		msg := fmt.Sprintf("agent.source_strategy %q is unknown; use \"release\", \"local\" or \"http\"", a.SourceStrategy)
+		if s := closest(a.SourceStrategy, []string{"release", "local", "http"}); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		v.add([]string{"agent", "source_strategy"}, "%s", msg)
+	}
+}
+
+func (v *validator) validateSource() {
+	s := v.r.Source
+	if s.BusyBoxSHA256 != "" && !validSHA256(s.BusyBoxSHA256) {
+		v.add([]string{"source", "busybox_sha256"}, "source.busybox_sha256 %q must be 64 hex digits", s.BusyBoxSHA256)
+	}
+	if s.BusyBoxSHA256 != "" && s.BusyBoxURL == "" {
+		v.add([]string{"source", "busybox_sha256"}, "source.busybox_sha256 is set but source.busybox_url is not; set both, or neither for the default BusyBox")
+	}
+	if s.BusyBox != nil && !*s.BusyBox && s.BusyBoxURL != "" {
+		v.add([]string{"source", "busybox"}, "source.busybox = false leaves BusyBox out, but source.busybox_url names one; remove one of them")
+	}
+	if s.Dockerfile != "" && s.Image != "" {
+		v.add([]string{"source", "image"}, "source.dockerfile and source.image cannot be used together; put FROM %s in the Dockerfile instead", s.Image)
+	}
+	if s.Dockerfile != "" {
+		v.hostFile([]string{"source", "dockerfile"}, "source.dockerfile", s.Dockerfile)
+	}
+	if s.Context != "" {
+		if s.Dockerfile == "" {
+			v.add([]string{"source", "context"}, "source.context needs source.dockerfile")
+		}
+		v.hostDir([]string{"source", "context"}, "source.context", s.Context)
+	}
+	if s.Target != "" && s.Dockerfile == "" {
+		v.add([]string{"source", "target"}, "source.target needs source.dockerfile")
+	}
+}
+
+func (v *validator) validateMappings() {
+	r := v.r
+	hosts := make([]string, 0, len(r.RawMap))
+	for h := range r.RawMap {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	seen := map[string]string{}
+	for _, h := range hosts {
+		g := r.RawMap[h]
+		key := []string{"mappings", h}
+		switch {
+		case !strings.HasPrefix(g, "/"):
+			v.add(key, "mapping %q: destination %q must be an absolute guest path (start with /)", h, g)
+			continue
+		case hasDotDot(g):
+			v.add(key, "mapping %q: destination %q must not contain \"..\"", h, g)
+			continue
+		}
+		g = path.Clean(g)
+		if other, dup := seen[g]; dup {
+			v.add(key, "mappings %q and %q both place %s; keep one", other, h, g)
+			continue
+		}
+		seen[g] = h
+		host, ok := v.hostPath(key, fmt.Sprintf("mapping %q", h), h)
+		if !ok {
+			continue
+		}
+		fi, err := os.Stat(host)
+		if err != nil {
+			v.add(key, "mapping %q: source %s does not exist (paths are relative to %s)", h, host, r.Dir)
+			continue
+		}
+		if g == "/" && !fi.IsDir() {
+			v.add(key, "mapping %q: only a directory can be mapped onto the image root", h)
+			continue
+		}
+		r.Mappings = append(r.Mappings, overlay.Mapping{Host: host, Guest: g})
+	}
+	sort.Slice(r.Mappings, func(i, j int) bool { return r.Mappings[i].Guest < r.Mappings[j].Guest })
+}
+
+// providesInit reports whether a mapping places /init: directly, or as the
+// init file of a directory mapped onto the root.
+func (v *validator) providesInit() bool {
+	for _, m := range v.r.Mappings {
+		if m.Guest == "/init" {
+			return true
+		}
+		if m.Guest == "/" {
+			if _, err := os.Lstat(filepath.Join(m.Host, "init")); err == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hostPath resolves a recipe path and refuses a relative one that climbs
+// out of the recipe's folder: a recipe from elsewhere must not read host
+// files by accident. An absolute path is the author's explicit choice.
+func (v *validator) hostPath(key []string, what, p string) (string, bool) {
+	if p == "" {
+		v.add(key, "%s: empty path", what)
+		return "", false
+	}
+	host := v.r.HostPath(p)
+	if !filepath.IsAbs(p) && !overlay.Within(v.r.Dir, host) {
+		v.add(key, "%s: %q leads outside the recipe folder %s; move the file inside it or write an absolute path", what, p, v.r.Dir)
+		return "", false
+	}
+	return host, true
+}
+
+func (v *validator) hostFile(key []string, what, p string) {
+	host, ok := v.hostPath(key, what, p)
+	if !ok {
+		return
+	}
+	fi, err := os.Stat(host)
+	switch {
+	case err != nil:
+		v.add(key, "%s: %s does not exist (paths are relative to %s)", what, host, v.r.Dir)
+	case fi.IsDir():
+		v.add(key, "%s: %s is a directory, expected a file", what, host)
+	}
+}
+
+func (v *validator) hostDir(key []string, what, p string) {
+	host, ok := v.hostPath(key, what, p)
+	if !ok {
+		return
+	}
+	fi, err := os.Stat(host)
+	switch {
+	case err != nil:
+		v.add(key, "%s: %s does not exist (paths are relative to %s)", what, host, v.r.Dir)
+	case !fi.IsDir():
+		v.add(key, "%s: %s is not a directory", what, host)
+	}
+}
+
+func hasDotDot(p string) bool {
+	for _, c := range strings.Split(p, "/") {
+		if c == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+func validSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+			return false
+		}
+	}
+	return true
+}

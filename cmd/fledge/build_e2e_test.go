@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+var modes = []string{"default", "custom", "none"}
+
+func sha256File(t *testing.T, p string) string {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// TestBuildIsReproducible builds one recipe copied to two folders, at
+// different times, from different working directories, once on one core
+// and once on all of them: the artifacts must be the same bytes.
+func TestBuildIsReproducible(t *testing.T) {
+	a := copyExample(t, "default")
+	b := copyExample(t, "default")
+	mustFledge(t, "/", []string{"GOMAXPROCS=1"}, "build", "-c", filepath.Join(a, "fledge.toml"))
+
+	time.Sleep(1100 * time.Millisecond)
+	later := time.Now().Add(time.Hour)
+	filepath.WalkDir(b, func(p string, _ fs.DirEntry, _ error) error { return os.Chtimes(p, later, later) })
+	mustFledge(t, filepath.Dir(b), nil, "build", "-c", filepath.Join(filepath.Base(b), "fledge.toml"))
+
+	sa, sb := sha256File(t, filepath.Join(a, "plugin.cpio.gz")), sha256File(t, filepath.Join(b, "plugin.cpio.gz"))
+	if sa != sb {
+		t.Fatalf("artifacts differ: %s vs %s", sa, sb)
+	}
+	ma, _ := os.ReadFile(filepath.Join(a, "plugin.manifest.json"))
+	mb, _ := os.ReadFile(filepath.Join(b, "plugin.manifest.json"))
+	if !bytes.Equal(ma, mb) {
+		t.Errorf("manifests differ:\n%s\n%s", ma, mb)
+	}
+}
+
+// TestBuildOutputs checks each example's artifact with GNU cpio and its
+// manifest with the schema, and that nothing is written but the outputs.
+func TestBuildOutputs(t *testing.T) {
+	needTool(t, "cpio", "cpio")
+	schema := compileManifestSchema(t)
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			dir := copyExample(t, mode)
+			out := filepath.Join(t.TempDir(), "dist", "img")
+			os.MkdirAll(filepath.Dir(out), 0o755)
+			r := mustFledge(t, dir, nil, "build", "-o", out)
+			if !strings.Contains(r.stdout, out+".cpio.gz") {
+				t.Errorf("output does not name the artifact:\n%s", r.stdout)
+			}
+			entries, _ := os.ReadDir(filepath.Dir(out))
+			if len(entries) != 2 {
+				t.Errorf("dist has %d files, want the artifact and the manifest only", len(entries))
+			}
+			listing := run(t, "", "sh", "-c", "gzip -dc "+out+".cpio.gz | cpio -itv --quiet")
+			first := strings.SplitN(listing, "\n", 2)[0]
+			if !strings.HasPrefix(first, "drwxr-xr-x") || !strings.HasSuffix(first, " .") {
+				t.Errorf("first entry %q, want the root directory . with mode 0755", first)
+			}
+			assertExtractsView(t, dir, out+".cpio.gz")
+			validateManifest(t, schema, out+".manifest.json", sha256File(t, out+".cpio.gz"))
+		})
+	}
+}
+
+// assertExtractsView extracts the artifact with GNU cpio and compares the
+// tree with the merged view fledge computes for the recipe.
+func assertExtractsView(t *testing.T, recipeDir, artifact string) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "x")
+	os.Mkdir(root, 0o755)
+	run(t, root, "sh", "-c", "gzip -dc "+artifact+" | cpio -idm --quiet --no-absolute-filenames")
+	f := &stackFlags{config: filepath.Join(recipeDir, "fledge.toml"), cacheDir: filepath.Join(cacheDir, "fledge")}
+	cmd := &cobra.Command{}
+	cmd.SetErr(&bytes.Buffer{})
+	_, st, err := f.load(context.Background(), cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := st.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	v.Walk(func(n *overlay.Node) error {
+		want[n.Path] = describeNode(t, n)
+		return nil
+	})
+	got := map[string]string{}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, p)
+		got[filepath.Clean("/"+rel)] = describeHost(t, p)
+		return nil
+	})
+	if d := diffMaps(want, got); d != "" {
+		t.Errorf("extracted tree differs from the merged view (- view, + extracted):\n%s", d)
+	}
+}
+
+func describeNode(t *testing.T, n *overlay.Node) string {
+	s := fmt.Sprintf("%o %d:%d", n.UnixMode(), n.UID, n.GID)
+	switch n.Type {
+	case overlay.Regular:
+		r, err := n.Content.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		buf := make([]byte, r.Size())
+		r.ReadAt(buf, 0)
+		r.Close()
+		h.Write(buf)
+		s += " " + hex.EncodeToString(h.Sum(nil))[:16]
+	case overlay.Symlink:
+		s += " -> " + n.Linkname
+	case overlay.CharDev, overlay.BlockDev:
+		s += fmt.Sprintf(" %d,%d", n.Major, n.Minor)
+	}
+	return s
+}
+
+func describeHost(t *testing.T, p string) string {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	s := fmt.Sprintf("%o %d:%d", st.Mode, st.Uid, st.Gid)
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+		s += " " + sha256File(t, p)[:16]
+	case syscall.S_IFLNK:
+		target, _ := os.Readlink(p)
+		s += " -> " + target
+	case syscall.S_IFCHR, syscall.S_IFBLK:
+		s += fmt.Sprintf(" %d,%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	}
+	return s
+}
+
+func diffMaps(want, got map[string]string) string {
+	keys := map[string]bool{}
+	for k := range want {
+		keys[k] = true
+	}
+	for k := range got {
+		keys[k] = true
+	}
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	var b strings.Builder
+	for _, k := range sorted {
+		if want[k] != got[k] {
+			fmt.Fprintf(&b, "- %s %s\n+ %s %s\n", k, want[k], k, got[k])
+		}
+	}
+	return b.String()
+}
+
+func run(t *testing.T, dir string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+func compileManifestSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	s, err := jsonschema.NewCompiler().Compile(filepath.Join(repoRoot(t), "testdata", "schemas", "plugin-manifest-v1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func validateManifest(t *testing.T, s *jsonschema.Schema, p, sum string) {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(doc); err != nil {
+		t.Fatalf("%s does not validate:\n%s\n%v", p, data, err)
+	}
+	if !bytes.Contains(data, []byte(`"checksum": "sha256:`+sum+`"`)) {
+		t.Errorf("manifest does not carry the artifact's checksum %s:\n%s", sum, data)
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	dir := copyExample(t, "default")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "-c", "nope.toml"}, "recipe nope.toml not found"},
+		{[]string{"build", "--compression", "lz4"}, `--compression "lz4": use gzip, zstd or none`},
+		{[]string{"build", "-o", "x.cpio.zst"}, "names a zstd archive but --compression is gzip"},
+		{[]string{"pack"}, "pack needs -o FILE"},
+		{[]string{"build", "-m", "missing.toml"}, "manifest missing.toml not found"},
+	}
+	for _, tt := range tests {
+		r := fledge(t, dir, nil, tt.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("fledge %v: exit %d, stderr %q; want failure mentioning %q", tt.args, r.code, r.stderr, tt.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "plugin.cpio.gz")); err == nil {
+		t.Error("a failed build left an artifact")
+	}
+}
+
+func TestPackWritesOnlyTheArchive(t *testing.T) {
+	dir := copyExample(t, "none")
+	out := filepath.Join(t.TempDir(), "img.cpio")
+	mustFledge(t, dir, nil, "pack", "-o", out, "--compression", "none")
+	if _, err := os.Stat(strings.TrimSuffix(out, ".cpio") + ".manifest.json"); err == nil {
+		t.Error("pack wrote a manifest without --manifest")
+	}
+	listing := run(t, "", "cpio", "-it", "--quiet", "-F", out)
+	for _, want := range []string{"init\n", "bin/busybox\n", "dev/console\n"} {
+		if !strings.Contains(listing, want) {
+			t.Errorf("listing lacks %q:\n%s", want, listing)
+		}
+	}
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func newPackCmd() *cobra.Command {
+	var (
+		f           stackFlags
+		output      string
+		compression string
+		manifest    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "pack -o FILE",
+		Short: "Write the recipe's merged view as an initramfs, on demand",
+		Long: `pack writes the same merged view that build and mount use, including edits made
+through 'fledge mount', to one archive. It writes no manifest unless --manifest
+is given. The archive is written to a temporary file and renamed into place, so
+an interrupted pack never leaves a truncated artifact.`,
+		Example: `  fledge pack -o /tmp/initrd.cpio.gz
+  fledge pack -c app/fledge.toml -o app.cpio --compression none
+  fledge pack -o out/app.cpio.zst --compression zstd --manifest`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output == "" {
+				return fmt.Errorf("pack needs -o FILE (for example -o initrd.cpio.gz)")
+			}
+			r, st, err := f.load(cmd.Context(), cmd)
+			if err != nil {
+				return err
+			}
+			artifact, manifestPath, err := outputPaths(output, compression)
+			if err != nil {
+				return err
+			}
+			res, err := packView(cmd.Context(), st, artifact, compression)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s  %s  sha256:%s\n", artifact, humanSize(res.Size), res.SHA256)
+			if !manifest {
+				return nil
+			}
+			m, err := loadManifest(cmd, r, "")
+			if err != nil {
+				return err
+			}
+			return writeManifest(cmd, m, r, res, manifestPath)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "", "archive to write; its extension must match --compression (.cpio.gz, .cpio.zst, .cpio)")
+	cmd.Flags().StringVar(&compression, "compression", "gzip", "archive compression: gzip, zstd or none")
+	cmd.Flags().BoolVar(&manifest, "manifest", false, "also write NAME.manifest.json (from manifest.toml beside the recipe, if any)")
+	return cmd
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/fetch"
+	"github.com/volantvm/fledge/overlay/recipe"
+	"github.com/volantvm/fledge/overlay/rootfs"
+	"github.com/volantvm/fledge/packer"
+)
+
+// stackFlags are the flags of every command that reads a recipe.
+type stackFlags struct {
+	config       string
+	cacheDir     string
+	offline      bool
+	buildkitAddr string
+	progress     string
+}
+
+func (f *stackFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", "fledge.toml", "recipe to read; relative paths in it resolve against its folder")
+	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache for downloads, the compiled init and BuildKit output (default $XDG_CACHE_HOME/fledge)")
+	fl.BoolVar(&f.offline, "offline", false, "use only what is in the cache; fail instead of downloading")
+	fl.StringVar(&f.buildkitAddr, "buildkit-addr", os.Getenv("BUILDKIT_HOST"), "BuildKit daemon for Dockerfile rootfs builds (unix:// or tcp://); default: embedded BuildKit (needs root and runc)")
+	fl.StringVar(&f.progress, "progress", "auto", "BuildKit progress output: auto, tty, plain or quiet")
+}
+
+// load reads the recipe and assembles its layer stack.
+func (f *stackFlags) load(ctx context.Context, cmd *cobra.Command) (*recipe.Recipe, *overlay.Stack, error) {
+	r, err := recipe.Load(f.config)
+	if err != nil {
+		return nil, nil, err
+	}
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return nil, nil, err
+	}
+	cache, err := f.cache()
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := recipe.Assemble(ctx, r, recipe.Options{
+		CacheDir: cache,
+		Offline:  f.offline,
+		Progress: cmd.ErrOrStderr(),
+		Epoch:    epoch,
+		BuildKit: rootfs.Options{
+			Addr:     f.buildkitAddr,
+			CacheDir: cache,
+			Progress: f.progress,
+			Out:      cmd.ErrOrStderr(),
+			Offline:  f.offline,
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, st, nil
+}
+
+func (f *stackFlags) cache() (string, error) {
+	if f.cacheDir != "" {
+		return f.cacheDir, nil
+	}
+	return fetch.DefaultDir()
+}
+
+// sourceDateEpoch reads SOURCE_DATE_EPOCH (reproducible-builds.org), the
+// time given to entries that carry none; unset means the Unix epoch.
+func sourceDateEpoch() (time.Time, error) {
+	s := os.Getenv("SOURCE_DATE_EPOCH")
+	if s == "" {
+		return overlay.DefaultEpoch, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: expected a non-negative number of seconds since 1970", s)
+	}
+	return time.Unix(n, 0).UTC(), nil
+}
+
+// target is what an inspecting command works on: a recipe's stack or an
+// existing artifact opened as a stack of one read-only layer.
+type target struct {
+	Recipe   *recipe.Recipe // nil for an artifact
+	Artifact string         // the artifact path, "" for a recipe
+	Stack    *overlay.Stack
+	close    func() error
+}
+
+// Close releases the artifact's decompressed stream, if any.
+func (t *target) Close() error {
+	if t.close == nil {
+		return nil
+	}
+	return t.close()
+}
+
+// Name is the recipe file or artifact path, for messages.
+func (t *target) Name() string {
+	if t.Recipe != nil {
+		return t.Recipe.File
+	}
+	return t.Artifact
+}
+
+// open returns the target named by arg: an artifact (.cpio, .cpio.gz,
+// .cpio.zst, recognised by content) or a recipe; with no arg, the -c recipe.
+func (f *stackFlags) open(ctx context.Context, cmd *cobra.Command, arg string) (*target, error) {
+	if arg != "" && packer.IsArtifact(arg) {
+		cache, err := f.cache()
+		if err != nil {
+			return nil, err
+		}
+		a, err := packer.OpenArtifact(arg, cache)
+		if err != nil {
+			return nil, err
+		}
+		epoch, err := sourceDateEpoch()
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		return &target{Artifact: arg, Stack: &overlay.Stack{Layers: []overlay.Layer{a}, Epoch: epoch}, close: a.Close}, nil
+	}
+	if arg != "" {
+		f.config = arg
+	}
+	r, st, err := f.load(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return &target{Recipe: r, Stack: st}, nil
+}

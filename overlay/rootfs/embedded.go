@@ -1,0 +1,229 @@
+package rootfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	ctdsnapshot "github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/plugins/snapshots/native"
+	ctdoverlay "github.com/containerd/containerd/v2/plugins/snapshots/overlay"
+	"github.com/containerd/containerd/v2/plugins/snapshots/overlay/overlayutils"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/cmd/buildkitd/config"
+	"github.com/moby/buildkit/control"
+	"github.com/moby/buildkit/executor/oci"
+	"github.com/moby/buildkit/frontend"
+	dockerfile "github.com/moby/buildkit/frontend/dockerfile/builder"
+	"github.com/moby/buildkit/frontend/gateway"
+	"github.com/moby/buildkit/frontend/gateway/forwarder"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/solver"
+	"github.com/moby/buildkit/solver/bboltcachestorage"
+	"github.com/moby/buildkit/util/db/boltutil"
+	"github.com/moby/buildkit/util/grpcerrors"
+	"github.com/moby/buildkit/util/network/netproviders"
+	"github.com/moby/buildkit/version"
+	"github.com/moby/buildkit/worker"
+	"github.com/moby/buildkit/worker/base"
+	"github.com/moby/buildkit/worker/runc"
+	"github.com/sirupsen/logrus"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/test/bufconn"
+)
+
+// embedded is a BuildKit daemon living inside the fledge process: the
+// controller with the OCI (runc) worker, served over an in-memory gRPC
+// connection, so a build needs no daemon to be installed or started.
+type embedded struct {
+	client  *client.Client
+	closers []func() error // run in reverse order by Close
+}
+
+// startEmbedded brings up BuildKit with its state under stateDir. The caller
+// must Close it, which stops every build step and releases the state lock.
+func startEmbedded(ctx context.Context, stateDir string) (_ *embedded, err error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("embedded BuildKit needs root to run build steps in runc containers, and fledge runs as uid %d: run fledge as root, or point --buildkit-addr (BUILDKIT_HOST) at a BuildKit daemon", os.Geteuid())
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		return nil, fmt.Errorf("embedded BuildKit runs build steps with runc, which is not in PATH: install the runc package (apt-get install runc), or point --buildkit-addr (BUILDKIT_HOST) at a BuildKit daemon")
+	}
+	root, err := filepath.Abs(stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("buildkit state dir: %w", err)
+	}
+	e := &embedded{}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	unlock, err := lockState(root)
+	if err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, unlock)
+	// BuildKit narrates its start-up through logrus ("found worker ...");
+	// a fledge user learns nothing from it, errors aside.
+	logrus.SetLevel(logrus.ErrorLevel)
+
+	ctrl, err := e.newController(ctx, root)
+	if err != nil {
+		return nil, fmt.Errorf("starting embedded BuildKit in %s: %w", root, err)
+	}
+	e.closers = append(e.closers, ctrl.Close)
+	e.serve(ctrl)
+	return e, nil
+}
+
+// serve connects a client to the controller through an in-memory listener.
+func (e *embedded) serve(ctrl *control.Controller) {
+	server := grpc.NewServer(
+		// The interceptors carry typed errors (the Dockerfile source of a
+		// failed step) across gRPC, as in buildkitd.
+		grpc.ChainUnaryInterceptor(grpcerrors.UnaryServerInterceptor),
+		grpc.StreamInterceptor(grpcerrors.StreamServerInterceptor),
+		grpc.MaxRecvMsgSize(1<<27), grpc.MaxSendMsgSize(1<<27),
+	)
+	ctrl.Register(server)
+	lis := bufconn.Listen(1 << 20)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		server.Serve(lis)
+	}()
+	e.closers = append(e.closers, func() error {
+		server.Stop()
+		<-done
+		return nil
+	})
+	dial := func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
+	// client.New only prepares the connection; it cannot fail for a
+	// passthrough address with a dialer.
+	c, err := client.New(context.Background(), "passthrough:///fledge-embedded", client.WithContextDialer(dial))
+	if err != nil {
+		panic(fmt.Sprintf("embedded BuildKit client: %v", err))
+	}
+	e.client = c
+	e.closers = append(e.closers, c.Close)
+}
+
+// newController assembles what buildkitd assembles: session manager, the
+// runc worker, the Dockerfile frontend built in (so no frontend image is
+// pulled) and the gateway frontend for an explicit BUILDKIT_SYNTAX.
+func (e *embedded) newController(ctx context.Context, root string) (*control.Controller, error) {
+	sm, err := session.NewManager()
+	if err != nil {
+		return nil, err
+	}
+	w, err := e.newWorker(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	wc := &worker.Controller{}
+	if err := wc.Add(w); err != nil {
+		return nil, err
+	}
+	gw, err := gateway.NewGatewayFrontend(wc.Infos(), nil)
+	if err != nil {
+		return nil, err
+	}
+	frontends := map[string]frontend.Frontend{
+		"dockerfile.v0": forwarder.NewGatewayForwarder(wc.Infos(), dockerfile.Build),
+		"gateway.v0":    gw,
+	}
+	cacheStore, err := bboltcachestorage.NewStore(filepath.Join(root, "cache.db"))
+	if err != nil {
+		return nil, err
+	}
+	historyDB, err := boltutil.SafeOpen(filepath.Join(root, "history.db"), 0o600, &bolt.Options{NoFreelistSync: true})
+	if err != nil {
+		cacheStore.Close()
+		return nil, err
+	}
+	stop := make(chan struct{})
+	e.closers = append(e.closers, func() error { close(stop); return nil })
+	return control.NewController(control.Opt{
+		SessionManager:   sm,
+		WorkerController: wc,
+		Frontends:        frontends,
+		CacheManager:     solver.NewCacheManager(ctx, "local", cacheStore, worker.NewCacheResultStorage(wc)),
+		HistoryDB:        historyDB,
+		CacheStore:       cacheStore,
+		LeaseManager:     w.LeaseManager(),
+		ContentStore:     w.ContentStore(),
+		GarbageCollect:   w.GarbageCollect,
+		GracefulStop:     stop,
+		// Build history is for a long-running daemon's clients; recording
+		// it in the background would race with Close.
+		HistoryConfig: &config.HistoryConfig{MaxEntries: new(int64)},
+	})
+}
+
+// newWorker makes the OCI worker. Build steps use the host network, as
+// buildkitd does when no CNI is configured; nothing else is shared.
+func (e *embedded) newWorker(ctx context.Context, root string) (*base.Worker, error) {
+	sn := e.snapshotter(root)
+	opt, err := runc.NewWorkerOpt(root, sn, false, oci.ProcessSandbox, nil, nil,
+		netproviders.Opt{Mode: "host"}, nil, "", "", false, nil, "", "", nil)
+	if err != nil {
+		return nil, err
+	}
+	opt.BuildkitVersion = client.BuildkitVersion{Package: version.Package, Version: version.Version, Revision: version.Revision}
+	return base.NewWorker(ctx, opt)
+}
+
+// snapshotter picks overlayfs where the state dir supports it and the
+// native (copying) snapshotter elsewhere. BuildKit's worker never closes
+// the snapshotter, whose metadata database stays locked until it is; it is
+// closed here so a second build in the same process can open it again.
+func (e *embedded) snapshotter(root string) runc.SnapshotterFactory {
+	f := runc.SnapshotterFactory{Name: "native", New: native.NewSnapshotter}
+	if err := overlayutils.Supported(root); err == nil {
+		f = runc.SnapshotterFactory{Name: "overlayfs", New: func(r string) (ctdsnapshot.Snapshotter, error) {
+			return ctdoverlay.NewSnapshotter(r, ctdoverlay.AsynchronousRemove)
+		}}
+	}
+	mk := f.New
+	f.New = func(r string) (ctdsnapshot.Snapshotter, error) {
+		s, err := mk(r)
+		if err == nil {
+			e.closers = append(e.closers, s.Close)
+		}
+		return s, err
+	}
+	return f
+}
+
+// maxCache bounds the build cache kept in the state directory.
+const maxCache = 10 << 30
+
+// Close trims the build cache, then stops the daemon: the connection, the
+// server (cancelling running steps), the controller and its databases, and
+// the state lock. The cache is trimmed here, in the foreground, rather than
+// by BuildKit's background collector, which would still be running when the
+// databases close.
+func (e *embedded) Close() error {
+	var errs []error
+	if e.client != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := e.client.Prune(ctx, nil, client.WithKeepOpt(0, 0, maxCache, 0)); err != nil {
+			errs = append(errs, fmt.Errorf("trimming the build cache: %w", err))
+		}
+		cancel()
+	}
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		if err := e.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	e.closers = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,100 @@
+package fusefs
+
+import (
+	"errors"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+// Host-backed nodes change behind the kernel's back (a mapped binary is
+// rebuilt), so their attributes are cached briefly; the rest only change
+// through the mount, which tells the kernel itself.
+const (
+	liveTimeout   = 200 * time.Millisecond
+	stableTimeout = 5 * time.Second
+)
+
+func timeout(vn *overlay.Node) time.Duration {
+	if hostBacked(vn) {
+		return liveTimeout
+	}
+	return stableTimeout
+}
+
+// fill sets the attributes the packer will write for vn. Sizes of host
+// files are read fresh, so a mapped file that grew shows its new size.
+func (f *FS) fill(v *overlay.View, vn *overlay.Node, a *fuse.Attr) {
+	*a = fuse.Attr{
+		Ino:   f.ino(vn),
+		Mode:  vn.UnixMode(),
+		Nlink: 1,
+		Owner: fuse.Owner{Uid: uint32(vn.UID), Gid: uint32(vn.GID)},
+	}
+	mt := v.MTime(vn)
+	a.SetTimes(&mt, &mt, &mt)
+	switch vn.Type {
+	case overlay.Dir:
+		a.Nlink = 2
+	case overlay.Symlink:
+		a.Size = uint64(len(vn.Linkname))
+	case overlay.CharDev, overlay.BlockDev:
+		a.Rdev = uint32(unix.Mkdev(vn.Major, vn.Minor))
+	case overlay.Regular:
+		a.Size = uint64(contentSize(vn))
+		if host, ok := vn.Content.(overlay.HostFile); ok {
+			f.fillHost(vn, string(host), a)
+		}
+	}
+	a.Blksize = 4096
+	a.Blocks = (a.Size + 511) / 512
+}
+
+// fillHost refreshes what a host file can change without a new view: its
+// size, and for edits (whose times and links are real) mtime and nlink.
+func (f *FS) fillHost(vn *overlay.Node, host string, a *fuse.Attr) {
+	var st unix.Stat_t
+	if unix.Lstat(host, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return
+	}
+	a.Size = uint64(st.Size)
+	if vn.Layer == overlay.EditsLayer {
+		mt := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+		a.SetTimes(&mt, &mt, &mt)
+		a.Nlink = uint32(st.Nlink)
+	}
+}
+
+func contentSize(vn *overlay.Node) int64 {
+	switch c := vn.Content.(type) {
+	case overlay.Section:
+		return c.N
+	case overlay.Bytes:
+		return int64(len(c))
+	}
+	return vn.Size
+}
+
+// toErrno maps an error to the errno the caller sees, keeping the one the
+// operating system gave when there is one.
+func toErrno(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return syscall.ENOENT
+	}
+	if errors.Is(err, os.ErrExist) {
+		return syscall.EEXIST
+	}
+	return syscall.EIO
+}

@@ -1,0 +1,244 @@
+package fusefs
+
+import (
+	"context"
+	"path"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+var (
+	_ = (fs.NodeCreater)((*node)(nil))
+	_ = (fs.NodeMkdirer)((*node)(nil))
+	_ = (fs.NodeMknoder)((*node)(nil))
+	_ = (fs.NodeSymlinker)((*node)(nil))
+	_ = (fs.NodeLinker)((*node)(nil))
+	_ = (fs.NodeUnlinker)((*node)(nil))
+	_ = (fs.NodeRmdirer)((*node)(nil))
+	_ = (fs.NodeRenamer)((*node)(nil))
+	_ = (fs.NodeSetattrer)((*node)(nil))
+)
+
+// writable returns the current view, or EROFS for a read-only mount.
+func (n *node) writable() (*overlay.View, syscall.Errno) {
+	if n.fsys.edits == nil {
+		return nil, syscall.EROFS
+	}
+	v, err := n.fsys.View()
+	return v, toErrno(err)
+}
+
+// newEntry describes an object created by the caller: owned by them, with
+// the mode the kernel passed (the umask already applied).
+func newEntry(ctx context.Context, p string, mode uint32) (overlay.Entry, syscall.Errno) {
+	t, perm, err := overlay.FromUnixMode(mode)
+	if err != nil {
+		return overlay.Entry{}, syscall.EINVAL
+	}
+	ent := overlay.Entry{Path: p, Type: t, Perm: perm, MTime: time.Now()}
+	if c, ok := fuse.FromContext(ctx); ok {
+		ent.UID, ent.GID = int(c.Uid), int(c.Gid)
+	}
+	return ent, 0
+}
+
+// make creates ent and returns the inode of what the view now shows.
+func (n *node) make(ctx context.Context, ent overlay.Entry, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	v, errno := n.writable()
+	if errno != 0 {
+		return nil, errno
+	}
+	if err := n.fsys.edits.Create(v, ent); err != nil {
+		return nil, toErrno(err)
+	}
+	n.fsys.changed()
+	return n.Lookup(ctx, path.Base(ent.Path), out)
+}
+
+func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	ent, errno := newEntry(ctx, join(n.guestPath(), name), mode|syscall.S_IFREG)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	ino, errno := n.make(ctx, ent, out)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	v, err := n.fsys.View()
+	if err != nil {
+		return nil, nil, 0, toErrno(err)
+	}
+	f, err := n.fsys.edits.OpenFile(v, ent.Path, syscall.O_RDWR)
+	if err != nil {
+		return nil, nil, 0, toErrno(err)
+	}
+	return ino, &editFile{f: f, fsys: n.fsys}, 0, 0
+}
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ent, errno := newEntry(ctx, join(n.guestPath(), name), mode|syscall.S_IFDIR)
+	if errno != 0 {
+		return nil, errno
+	}
+	return n.make(ctx, ent, out)
+}
+
+func (n *node) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ent, errno := newEntry(ctx, join(n.guestPath(), name), mode)
+	if errno != 0 {
+		return nil, errno
+	}
+	ent.Major, ent.Minor = unix.Major(uint64(dev)), unix.Minor(uint64(dev))
+	return n.make(ctx, ent, out)
+}
+
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ent, errno := newEntry(ctx, join(n.guestPath(), name), syscall.S_IFLNK|0o777)
+	if errno != 0 {
+		return nil, errno
+	}
+	ent.Linkname = target
+	return n.make(ctx, ent, out)
+}
+
+func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	v, errno := n.writable()
+	if errno != 0 {
+		return nil, errno
+	}
+	var err error
+	src, ok := target.(*node)
+	if !ok {
+		return nil, syscall.EXDEV
+	}
+	if err = n.fsys.edits.Link(v, src.guestPath(), join(n.guestPath(), name)); err != nil {
+		return nil, toErrno(err)
+	}
+	n.fsys.changed()
+	// The source is an edit now, in a hard-link group: the group keeps the
+	// inode number the kernel knows the source by.
+	if v, err = n.fsys.View(); err != nil {
+		return nil, toErrno(err)
+	}
+	if vn, ok := v.Get(src.guestPath()); ok {
+		n.fsys.alias(vn, src.StableAttr().Ino)
+	}
+	return n.Lookup(ctx, name, out)
+}
+
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	return n.remove(name, false)
+}
+
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	return n.remove(name, true)
+}
+
+func (n *node) remove(name string, dir bool) syscall.Errno {
+	v, errno := n.writable()
+	if errno != 0 {
+		return errno
+	}
+	p := join(n.guestPath(), name)
+	vn, ok := v.Get(p)
+	switch {
+	case !ok:
+		return syscall.ENOENT
+	case dir && vn.Type != overlay.Dir:
+		return syscall.ENOTDIR
+	case !dir && vn.Type == overlay.Dir:
+		return syscall.EISDIR
+	case dir && len(v.Children(vn)) > 0:
+		return syscall.ENOTEMPTY
+	}
+	if err := n.fsys.edits.Remove(v, p); err != nil {
+		return toErrno(err)
+	}
+	n.fsys.removed(p)
+	return 0
+}
+
+func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	v, errno := n.writable()
+	if errno != 0 {
+		return errno
+	}
+	np, ok := newParent.(*node)
+	if !ok {
+		return syscall.EXDEV
+	}
+	if flags&^unix.RENAME_NOREPLACE != 0 {
+		return syscall.EINVAL
+	}
+	oldp, newp := join(n.guestPath(), name), join(np.guestPath(), newName)
+	src, ok := v.Get(oldp)
+	if !ok {
+		return syscall.ENOENT
+	}
+	if dst, ok := v.Get(newp); ok {
+		if errno := replaceable(v, src, dst, flags); errno != 0 {
+			return errno
+		}
+	}
+	if err := n.fsys.edits.Rename(v, oldp, newp); err != nil {
+		return toErrno(err)
+	}
+	n.fsys.moved(oldp, newp)
+	return 0
+}
+
+// replaceable applies rename(2)'s rules for an existing destination.
+func replaceable(v *overlay.View, src, dst *overlay.Node, flags uint32) syscall.Errno {
+	switch {
+	case flags&unix.RENAME_NOREPLACE != 0:
+		return syscall.EEXIST
+	case src.Type == overlay.Dir && dst.Type != overlay.Dir:
+		return syscall.ENOTDIR
+	case src.Type != overlay.Dir && dst.Type == overlay.Dir:
+		return syscall.EISDIR
+	case dst.Type == overlay.Dir && len(v.Children(dst)) > 0:
+		return syscall.ENOTEMPTY
+	}
+	return 0
+}
+
+func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	v, errno := n.writable()
+	if errno != 0 {
+		return errno
+	}
+	var a overlay.Attr
+	if m, ok := in.GetMode(); ok {
+		m &= 0o7777
+		a.Mode = &m
+	}
+	if u, ok := in.GetUID(); ok {
+		uid := int(u)
+		a.UID = &uid
+	}
+	if g, ok := in.GetGID(); ok {
+		gid := int(g)
+		a.GID = &gid
+	}
+	if s, ok := in.GetSize(); ok {
+		size := int64(s)
+		a.Size = &size
+	}
+	if t, ok := in.GetMTime(); ok {
+		a.MTime = &t
+	}
+	if t, ok := in.GetATime(); ok {
+		a.ATime = &t
+	}
+	if err := n.fsys.edits.SetAttr(v, n.guestPath(), a); err != nil {
+		return toErrno(err)
+	}
+	n.fsys.changed()
+	return n.Getattr(ctx, fh, out)
+}

@@ -1,0 +1,112 @@
+package fusefs
+
+import (
+	"context"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+// contentFile reads a lower layer's content (an archive section, bytes in
+// memory, a host file when passthrough is off) through the FUSE server.
+type contentFile struct {
+	r overlay.Reader
+}
+
+var (
+	_ = (fs.FileReader)((*contentFile)(nil))
+	_ = (fs.FileReleaser)((*contentFile)(nil))
+)
+
+func (c *contentFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, err := c.r.ReadAt(dest, off)
+	if err != nil && err != io.EOF {
+		return nil, toErrno(err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+func (c *contentFile) Release(ctx context.Context) syscall.Errno {
+	return toErrno(c.r.Close())
+}
+
+// hostFile is a read-only open of a host file that the kernel reads
+// directly (FUSE passthrough); Read is the fallback when the kernel does
+// not take the file descriptor.
+type hostFile struct {
+	f    *os.File
+	node *node
+}
+
+var (
+	_ = (fs.FilePassthroughFder)((*hostFile)(nil))
+	_ = (fs.FileReader)((*hostFile)(nil))
+	_ = (fs.FileReleaser)((*hostFile)(nil))
+)
+
+func (h *hostFile) PassthroughFd() (int, bool) { return int(h.f.Fd()), true }
+
+func (h *hostFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	return fuse.ReadResultFd(h.f.Fd(), off, len(dest)), 0
+}
+
+func (h *hostFile) Release(ctx context.Context) syscall.Errno {
+	h.node.mu.Lock()
+	h.node.passthrough--
+	h.node.mu.Unlock()
+	return toErrno(h.f.Close())
+}
+
+// editFile is an open file of the edits layer, read and written through
+// the server. It never offers its descriptor for passthrough: a handle
+// without one is refused by the kernel on an inode whose backing file is
+// still a lower host file, instead of writing to that file (see Open).
+type editFile struct {
+	f     *os.File
+	fsys  *FS
+	wrote bool
+}
+
+var (
+	_ = (fs.FileReader)((*editFile)(nil))
+	_ = (fs.FileWriter)((*editFile)(nil))
+	_ = (fs.FileFsyncer)((*editFile)(nil))
+	_ = (fs.FileFlusher)((*editFile)(nil))
+	_ = (fs.FileReleaser)((*editFile)(nil))
+)
+
+func (e *editFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	return fuse.ReadResultFd(e.f.Fd(), off, len(dest)), 0
+}
+
+func (e *editFile) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	release, err := e.fsys.edits.Hold()
+	if err != nil {
+		return 0, toErrno(err)
+	}
+	defer release()
+	n, err := e.f.WriteAt(data, off)
+	e.wrote = true
+	return uint32(n), toErrno(err)
+}
+
+func (e *editFile) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	return toErrno(e.f.Sync())
+}
+
+// Flush runs on every close(2): the view is rebuilt so the new mtime shows.
+func (e *editFile) Flush(ctx context.Context) syscall.Errno {
+	if e.wrote {
+		e.fsys.changed()
+	}
+	return 0
+}
+
+func (e *editFile) Release(ctx context.Context) syscall.Errno {
+	return toErrno(e.f.Close())
+}

@@ -1,0 +1,163 @@
+// Package fusefs mounts the merged view of an overlay.Stack with FUSE.
+//
+// It holds no initramfs logic: it translates the stack's view into FUSE
+// replies and FUSE changes into calls on the stack's edits layer, so what
+// the mount shows is exactly what the packer writes (modes, owners, sizes,
+// link targets, device numbers and the mtime view.MTime gives).
+//
+// Provenance is the extended attribute "user.fledge.layer". Its value is
+// the layer name, followed for host-backed entries by a space and
+// "host:" plus the absolute host path read (mappings, edits), or by
+// "source:" plus the layer's source for other entries that name one:
+//
+//	skeleton
+//	mappings host:/work/app/myapp
+//	busybox source:https://busybox.net/downloads/binaries/1.35.0-x86_64-linux-musl/busybox
+package fusefs
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+// refresh bounds how old the view of a writable stack may get: the
+// mappings layer reads the host when the view is built, so a file added
+// to a mapped folder shows up within this time.
+const refresh = time.Second
+
+// FS is the state of one mount.
+type FS struct {
+	stack *overlay.Stack
+	// edits is the stack's top layer when it is an *overlay.Edits; nil
+	// makes the mount read-only.
+	edits *overlay.Edits
+	// passthrough is set when the kernel reads host files directly.
+	passthrough bool
+
+	mu    sync.Mutex
+	view  *overlay.View
+	built time.Time
+	dirty bool
+	inos  map[string]inoRec
+	next  uint64
+}
+
+type inoRec struct {
+	ino  uint64
+	kind overlay.Type
+}
+
+// New returns the file system of stack. Changes go to the stack's top
+// layer if it is an edits layer; otherwise the mount is read-only.
+func New(stack *overlay.Stack) *FS {
+	f := &FS{stack: stack, inos: map[string]inoRec{}, next: 2}
+	if n := len(stack.Layers); n > 0 {
+		f.edits, _ = stack.Layers[n-1].(*overlay.Edits)
+	}
+	return f
+}
+
+// ReadOnly reports whether changes are refused.
+func (f *FS) ReadOnly() bool { return f.edits == nil }
+
+// View returns the current merged view, rebuilding it after a change and,
+// for a writable stack, when it is older than refresh.
+func (f *FS) View() (*overlay.View, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	stale := f.dirty || (f.edits != nil && time.Since(f.built) > refresh)
+	if f.view != nil && !stale {
+		return f.view, nil
+	}
+	v, err := f.stack.View()
+	if err != nil {
+		return nil, fmt.Errorf("merging the layers: %w", err)
+	}
+	f.view, f.built, f.dirty = v, time.Now(), false
+	return v, nil
+}
+
+// changed marks the view out of date after an edit.
+func (f *FS) changed() {
+	f.mu.Lock()
+	f.dirty = true
+	f.mu.Unlock()
+}
+
+// ino gives a node a stable inode number for the life of the mount: by
+// path, or by hard-link group, so links share one inode as they will in
+// the archive. A path whose type changed gets a new number, since the
+// kernel must not see one inode change type.
+func (f *FS) ino(n *overlay.Node) uint64 {
+	if n.Path == "/" {
+		return 1
+	}
+	key := n.Path
+	if n.LinkID != "" {
+		key = n.Layer + "\x00" + n.LinkID
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, ok := f.inos[key]; ok && r.kind == n.Type {
+		return r.ino
+	}
+	r := inoRec{ino: f.next, kind: n.Type}
+	f.next++
+	f.inos[key] = r
+	return r.ino
+}
+
+// alias gives vn (and its hard-link group) the inode number ino.
+func (f *FS) alias(vn *overlay.Node, ino uint64) {
+	key := vn.Path
+	if vn.LinkID != "" {
+		key = vn.Layer + "\x00" + vn.LinkID
+	}
+	f.mu.Lock()
+	f.inos[key] = inoRec{ino: ino, kind: vn.Type}
+	f.mu.Unlock()
+}
+
+// moved carries the inode numbers of oldp and everything below it to
+// newp, so a renamed file keeps its identity.
+func (f *FS) moved(oldp, newp string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dirty = true
+	for k, r := range f.inos {
+		if rest, ok := below(k, oldp); ok {
+			delete(f.inos, k)
+			f.inos[newp+rest] = r
+		}
+	}
+}
+
+// removed forgets the inode numbers of p and everything below it.
+func (f *FS) removed(p string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dirty = true
+	for k := range f.inos {
+		if _, ok := below(k, p); ok {
+			delete(f.inos, k)
+		}
+	}
+}
+
+// below reports whether k is p or inside it, and the rest of k after p.
+func below(k, p string) (string, bool) {
+	if k == p {
+		return "", true
+	}
+	if strings.HasPrefix(k, p+"/") {
+		return k[len(p):], true
+	}
+	return "", false
+}
+
+func join(dir, name string) string { return path.Join(dir, name) }

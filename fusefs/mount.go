@@ -1,0 +1,140 @@
+package fusefs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// Options tune a mount.
+type Options struct {
+	// Debug logs every FUSE request.
+	Debug bool
+	// NoPassthrough serves host files through the server even where the
+	// kernel could read them directly.
+	NoPassthrough bool
+}
+
+// Mount serves f at mountpoint until it is unmounted. A mountpoint left
+// stale by a killed fledge ("transport endpoint is not connected") is
+// detached first.
+func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
+	if err := recoverStale(mountpoint); err != nil {
+		return nil, err
+	}
+	opts := []string{"default_permissions"}
+	if f.ReadOnly() {
+		opts = append(opts, "ro")
+	}
+	var disabled uint64
+	if o.NoPassthrough {
+		disabled = fuse.CAP_PASSTHROUGH
+	}
+	srv, err := fs.Mount(mountpoint, f.Root(), &fs.Options{
+		MountOptions: fuse.MountOptions{
+			FsName:      "fledge",
+			Name:        "fledge",
+			Options:     opts,
+			DirectMount: true,
+			Debug:       o.Debug || os.Getenv("FLEDGE_FUSE_DEBUG") != "",
+			// Mapped files may live on an overlayfs (a container's root),
+			// which is one level of stacking already.
+			MaxStackDepth:        2,
+			MaxReadAhead:         1 << 20,
+			DisabledCapabilities: disabled,
+		},
+		// Modes are shown exactly as packed, 0000 included.
+		NullPermissions: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w (fledge mounts as root: /dev/fuse is only open to root here)", mountpoint, err)
+	}
+	f.passthrough = !o.NoPassthrough && Passthrough(srv)
+	return srv, nil
+}
+
+// Passthrough reports whether the kernel agreed to read host files
+// directly (FUSE passthrough, Linux 6.9 or later, as root).
+func Passthrough(srv *fuse.Server) bool {
+	return srv.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0
+}
+
+// recoverStale detaches a dead FUSE mount at mountpoint and refuses a
+// live one.
+func recoverStale(mountpoint string) error {
+	_, err := os.Stat(mountpoint)
+	if errors.Is(err, syscall.ENOTCONN) {
+		if err := unix.Unmount(mountpoint, unix.MNT_DETACH); err != nil {
+			out, ferr := exec.Command("fusermount3", "-uz", mountpoint).CombinedOutput()
+			if ferr != nil {
+				return fmt.Errorf("%s is a stale mount (its server died) and could not be detached: %v; %s: run `umount -l %s` as root", mountpoint, err, out, mountpoint)
+			}
+		}
+		_, err = os.Stat(mountpoint)
+	}
+	if err != nil {
+		return fmt.Errorf("mountpoint: %w", err)
+	}
+	if mounted, err := isMountpoint(mountpoint); err != nil || mounted {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%s is already a mountpoint; unmount it first (`fledge umount %s`)", mountpoint, mountpoint)
+	}
+	return nil
+}
+
+// isMountpoint compares the device of dir with its parent's.
+func isMountpoint(dir string) (bool, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false, err
+	}
+	var st, pst unix.Stat_t
+	if err := unix.Lstat(abs, &st); err != nil {
+		return false, fmt.Errorf("mountpoint %s: %w", dir, err)
+	}
+	if err := unix.Lstat(filepath.Dir(abs), &pst); err != nil {
+		return false, fmt.Errorf("mountpoint %s: %w", dir, err)
+	}
+	return st.Dev != pst.Dev || (st.Ino == pst.Ino && abs != "/"), nil
+}
+
+// ErrBusy is returned (wrapped) when a mountpoint is in use.
+var ErrBusy = errors.New("mountpoint busy")
+
+// Unmount unmounts mountpoint. lazy detaches it even while in use (the
+// kernel finishes when the last user leaves).
+func Unmount(mountpoint string, lazy bool) error {
+	flags := 0
+	if lazy {
+		flags = unix.MNT_DETACH
+	}
+	err := unix.Unmount(mountpoint, flags)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.EBUSY):
+		return fmt.Errorf("%w: %s is in use: a process has a file open or its working directory below it (list them with `fuser -vm %s`); close them and retry, or force it with `fledge umount --lazy %s`",
+			ErrBusy, mountpoint, mountpoint, mountpoint)
+	case errors.Is(err, syscall.EINVAL):
+		return fmt.Errorf("unmount %s: not a mountpoint", mountpoint)
+	case errors.Is(err, syscall.EPERM):
+		args := []string{"-u", mountpoint}
+		if lazy {
+			args = []string{"-uz", mountpoint}
+		}
+		if out, ferr := exec.Command("fusermount3", args...).CombinedOutput(); ferr != nil {
+			return fmt.Errorf("unmount %s: %v (fusermount3: %s)", mountpoint, err, out)
+		}
+		return nil
+	}
+	return fmt.Errorf("unmount %s: %w", mountpoint, err)
+}

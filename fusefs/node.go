@@ -1,0 +1,177 @@
+package fusefs
+
+import (
+	"context"
+	"path"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+// node is one inode of the mount. It stores no data of its own: every call
+// looks its path up in the current view, so the layers stay the source of
+// truth.
+type node struct {
+	fs.Inode
+	fsys *FS
+
+	// openMu serializes opens, so a copy-up and the choice of handle
+	// for a concurrent open cannot interleave.
+	openMu sync.Mutex
+	mu     sync.Mutex
+	// last is the attributes last replied, for an open file whose path
+	// is gone (unlinked while open).
+	last fuse.Attr
+	// passthrough counts open handles whose reads the kernel serves from
+	// a lower layer's host file directly (see Open).
+	passthrough int
+}
+
+var (
+	_ = (fs.NodeLookuper)((*node)(nil))
+	_ = (fs.NodeGetattrer)((*node)(nil))
+	_ = (fs.NodeReaddirer)((*node)(nil))
+	_ = (fs.NodeReadlinker)((*node)(nil))
+	_ = (fs.NodeGetxattrer)((*node)(nil))
+	_ = (fs.NodeListxattrer)((*node)(nil))
+	_ = (fs.NodeOpener)((*node)(nil))
+)
+
+// Root returns the root inode to mount.
+func (f *FS) Root() fs.InodeEmbedder { return &node{fsys: f} }
+
+// guestPath is the node's path in the image; the kernel never looks up
+// below a symlink, so it names directories only on the way.
+func (n *node) guestPath() string { return "/" + n.Path(nil) }
+
+// lookup returns the view and the node at the inode's path.
+func (n *node) lookup() (*overlay.View, *overlay.Node, syscall.Errno) {
+	v, err := n.fsys.View()
+	if err != nil {
+		return nil, nil, toErrno(err)
+	}
+	vn, ok := v.Get(n.guestPath())
+	if !ok {
+		return v, nil, syscall.ENOENT
+	}
+	return v, vn, 0
+}
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	v, err := n.fsys.View()
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	vn, ok := v.Get(join(n.guestPath(), name))
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	return n.child(ctx, v, vn, out), 0
+}
+
+// child makes (or finds, by inode number) the inode of vn below n.
+func (n *node) child(ctx context.Context, v *overlay.View, vn *overlay.Node, out *fuse.EntryOut) *fs.Inode {
+	n.fsys.fill(v, vn, &out.Attr)
+	t := timeout(vn)
+	out.SetEntryTimeout(t)
+	out.SetAttrTimeout(t)
+	kid := &node{fsys: n.fsys, last: out.Attr}
+	return n.NewInode(ctx, kid, fs.StableAttr{Mode: out.Attr.Mode & syscall.S_IFMT, Ino: out.Attr.Ino})
+}
+
+func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	v, vn, errno := n.lookup()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if errno == syscall.ENOENT {
+		out.Attr = n.last
+		return 0
+	}
+	if errno != 0 {
+		return errno
+	}
+	n.fsys.fill(v, vn, &out.Attr)
+	out.SetTimeout(timeout(vn))
+	n.last = out.Attr
+	return 0
+}
+
+func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	v, vn, errno := n.lookup()
+	if errno != 0 {
+		return nil, errno
+	}
+	kids := v.Children(vn)
+	list := make([]fuse.DirEntry, 0, len(kids))
+	for _, k := range kids {
+		list = append(list, fuse.DirEntry{
+			Name: path.Base(k.Path),
+			Mode: k.UnixMode() & syscall.S_IFMT,
+			Ino:  n.fsys.ino(k),
+		})
+	}
+	return fs.NewListDirStream(list), 0
+}
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	_, vn, errno := n.lookup()
+	if errno != 0 {
+		return nil, errno
+	}
+	if vn.Type != overlay.Symlink {
+		return nil, syscall.EINVAL
+	}
+	return []byte(vn.Linkname), 0
+}
+
+const layerXattr = "user.fledge.layer"
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if attr != layerXattr {
+		return 0, fs.ENOATTR
+	}
+	_, vn, errno := n.lookup()
+	if errno != 0 {
+		return 0, errno
+	}
+	return copyAttr(provenance(vn), dest)
+}
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	return copyAttr(layerXattr+"\x00", dest)
+}
+
+func copyAttr(val string, dest []byte) (uint32, syscall.Errno) {
+	if len(dest) == 0 {
+		return uint32(len(val)), 0
+	}
+	if len(dest) < len(val) {
+		return uint32(len(val)), syscall.ERANGE
+	}
+	return uint32(copy(dest, val)), 0
+}
+
+// provenance is the value of user.fledge.layer (see the package comment).
+func provenance(vn *overlay.Node) string {
+	switch {
+	case vn.Source == "":
+		return vn.Layer
+	case hostBacked(vn):
+		return vn.Layer + " host:" + vn.Source
+	default:
+		return vn.Layer + " source:" + vn.Source
+	}
+}
+
+// hostBacked reports whether the node's data or metadata is read from a
+// live host path: mapped files and folders, and edits.
+func hostBacked(vn *overlay.Node) bool {
+	if _, ok := vn.Content.(overlay.HostFile); ok {
+		return true
+	}
+	return vn.Layer == overlay.EditsLayer || vn.Layer == "mappings"
+}

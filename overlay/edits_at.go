@@ -1,0 +1,157 @@
+package overlay
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The edits folder is only ever touched through directory file descriptors
+// opened one component at a time with O_NOFOLLOW: names come from FUSE
+// callers and are untrusted, and a symlink stored in the layer must never
+// redirect a write to a host file outside it.
+
+// checkName refuses names that could climb out of a directory or be
+// mistaken for the layer's own whiteout bookkeeping.
+func checkName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("name %q: %w", name, syscall.EINVAL)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("name %q contains '/' or NUL: %w", name, syscall.EINVAL)
+	case strings.HasPrefix(name, whiteoutPrefix):
+		return fmt.Errorf("name %q: names starting with %q are reserved for whiteouts: %w",
+			name, whiteoutPrefix, syscall.EPERM)
+	}
+	return nil
+}
+
+// splitGuest checks a guest path and splits it into its components.
+func splitGuest(p string) ([]string, error) {
+	if !strings.HasPrefix(p, "/") || path.Clean(p) != p {
+		return nil, fmt.Errorf("guest path %q is not clean and absolute: %w", p, syscall.EINVAL)
+	}
+	parts := components(p)
+	for _, c := range parts {
+		if err := checkName(c); err != nil {
+			return nil, err
+		}
+	}
+	return parts, nil
+}
+
+// dirFD is an open directory of the edits folder.
+type dirFD int
+
+func (d dirFD) close() { unix.Close(int(d)) }
+
+// openRoot opens the edits folder itself.
+func (e *Edits) openRoot() (dirFD, error) {
+	fd, err := unix.Open(e.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: e.dir, Err: err}
+	}
+	return dirFD(fd), nil
+}
+
+// openDir opens the folder holding guest directory p, which must exist in
+// the layer already (see copyUpDir).
+func (e *Edits) openDir(p string) (dirFD, error) {
+	parts, err := splitGuest(p)
+	if err != nil {
+		return -1, err
+	}
+	d, err := e.openRoot()
+	if err != nil {
+		return -1, err
+	}
+	for _, c := range parts {
+		next, err := d.sub(c)
+		d.close()
+		if err != nil {
+			return -1, fmt.Errorf("edits %s: %w", p, err)
+		}
+		d = next
+	}
+	return d, nil
+}
+
+func (d dirFD) sub(name string) (dirFD, error) {
+	fd, err := unix.Openat(int(d), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open %s: %w", name, err)
+	}
+	return dirFD(fd), nil
+}
+
+// stat returns the lstat of name, or ok=false when it does not exist.
+func (d dirFD) stat(name string) (st unix.Stat_t, ok bool, err error) {
+	err = unix.Fstatat(int(d), name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return st, false, nil
+	}
+	return st, err == nil, err
+}
+
+// remove deletes name and everything below it, without following links.
+func (d dirFD) remove(name string) error {
+	st, ok, err := d.stat(name)
+	if err != nil || !ok {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return unix.Unlinkat(int(d), name, 0)
+	}
+	sub, err := d.sub(name)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(sub), name)
+	names, err := f.Readdirnames(-1)
+	if err == nil {
+		for _, n := range names {
+			if err = sub.remove(n); err != nil {
+				break
+			}
+		}
+	}
+	f.Close()
+	if err != nil {
+		return err
+	}
+	return unix.Unlinkat(int(d), name, unix.AT_REMOVEDIR)
+}
+
+// setMeta gives name the owner, mode and mtime of ent. Owner first, since
+// chown clears setuid and setgid bits.
+func (d dirFD) setMeta(name string, ent *Entry, mtime unix.Timespec) error {
+	if err := unix.Fchownat(int(d), name, ent.UID, ent.GID, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("chown %s: %w", name, err)
+	}
+	if ent.Type != Symlink {
+		// name was just created by us and is not a symlink, so following
+		// (fchmodat has no working NOFOLLOW) cannot leave the folder.
+		if err := unix.Fchmodat(int(d), name, ent.UnixMode()&0o7777, 0); err != nil {
+			return fmt.Errorf("chmod %s: %w", name, err)
+		}
+	}
+	ts := []unix.Timespec{mtime, mtime}
+	if err := unix.UtimesNanoAt(int(d), name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("set times of %s: %w", name, err)
+	}
+	return nil
+}
+
+// openFile opens name in d for reading or writing, never through a symlink.
+func (d dirFD) openFile(name string, flag int, perm uint32) (*os.File, error) {
+	fd, err := unix.Openat(int(d), name, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}

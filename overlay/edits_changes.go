@@ -1,0 +1,166 @@
+package overlay
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"syscall"
+)
+
+// Change is one difference the edits layer makes to the layers below it.
+type Change struct {
+	Path string `json:"path"`
+	// Kind is "added", "deleted", "changed" (content, type, link target or
+	// device numbers) or "mode" (permissions or owner only).
+	Kind   string `json:"kind"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Changes lists what the layer changes relative to lower, the view of the
+// layers beneath it, sorted by path. Directories that were only copied up
+// to hold an edit below them are not changes.
+func (e *Edits) Changes(lower *View) ([]Change, error) {
+	ents, err := e.Entries()
+	if err != nil {
+		return nil, err
+	}
+	var out []Change
+	for i := range ents {
+		c, ok, err := change(lower, &ents[i])
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+func change(lower *View, ent *Entry) (Change, bool, error) {
+	old, had := lower.Get(ent.Path)
+	switch {
+	case ent.Type == Whiteout:
+		return Change{Path: ent.Path, Kind: "deleted"}, had, nil
+	case !had:
+		return Change{Path: ent.Path, Kind: "added", Detail: ent.Type.String()}, true, nil
+	case old.Type != ent.Type:
+		return Change{Path: ent.Path, Kind: "changed", Detail: fmt.Sprintf("%s -> %s", old.Type, ent.Type)}, true, nil
+	}
+	what, err := contentChange(&old.Entry, ent)
+	if err != nil || what != "" {
+		return Change{Path: ent.Path, Kind: "changed", Detail: what}, what != "", err
+	}
+	if ent.Opaque {
+		return Change{Path: ent.Path, Kind: "changed", Detail: "replaced (opaque)"}, true, nil
+	}
+	if d := modeChange(&old.Entry, ent); d != "" {
+		return Change{Path: ent.Path, Kind: "mode", Detail: d}, true, nil
+	}
+	return Change{}, false, nil
+}
+
+// contentChange describes how the data of two objects of one type differ,
+// or returns "" when they do not.
+func contentChange(a, b *Entry) (string, error) {
+	switch a.Type {
+	case Symlink:
+		if a.Linkname != b.Linkname {
+			return fmt.Sprintf("target %s -> %s", a.Linkname, b.Linkname), nil
+		}
+	case CharDev, BlockDev:
+		if a.Major != b.Major || a.Minor != b.Minor {
+			return fmt.Sprintf("device %d,%d -> %d,%d", a.Major, a.Minor, b.Major, b.Minor), nil
+		}
+	case Regular:
+		ha, err := ContentHash(a.Content)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", a.Path, err)
+		}
+		hb, err := ContentHash(b.Content)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", b.Path, err)
+		}
+		if !bytes.Equal(ha, hb) {
+			return fmt.Sprintf("content sha256 %x -> %x", ha[:6], hb[:6]), nil
+		}
+	}
+	return "", nil
+}
+
+func modeChange(a, b *Entry) string {
+	var d string
+	if a.UnixMode() != b.UnixMode() {
+		d = fmt.Sprintf("mode %04o -> %04o", a.UnixMode()&0o7777, b.UnixMode()&0o7777)
+	}
+	if a.UID != b.UID || a.GID != b.GID {
+		if d != "" {
+			d += ", "
+		}
+		d += fmt.Sprintf("owner %d:%d -> %d:%d", a.UID, a.GID, b.UID, b.GID)
+	}
+	return d
+}
+
+// ContentHash returns the sha256 of a regular file's content (nil content
+// hashes as empty).
+func ContentHash(c Content) ([]byte, error) {
+	h := sha256.New()
+	if c != nil {
+		r, err := c.Open()
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		if _, err := io.Copy(h, r); err != nil {
+			return nil, err
+		}
+	}
+	return h.Sum(nil), nil
+}
+
+// Reset discards the edits at and below guest path p, or all of them when
+// p is "/": p shows again what the lower layers have there. A directory
+// moved away keeps the whiteout at its old place until that path is reset
+// too.
+func (e *Edits) Reset(p string) error {
+	release, err := e.begin()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if p == "/" {
+		if err := os.RemoveAll(e.dir); err != nil {
+			return fmt.Errorf("reset: %w", err)
+		}
+		return nil
+	}
+	parts, err := splitGuest(p)
+	if err != nil {
+		return err
+	}
+	d, err := e.openDir(path.Dir(p))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ELOOP) {
+		// Nothing was edited there.
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reset %s: %w", p, err)
+	}
+	defer d.close()
+	name := parts[len(parts)-1]
+	if err := d.remove(name); err != nil {
+		return fmt.Errorf("reset %s: %w", p, err)
+	}
+	if err := d.remove(whiteoutPrefix + name); err != nil {
+		return fmt.Errorf("reset %s: %w", p, err)
+	}
+	return nil
+}

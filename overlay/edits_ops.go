@@ -1,0 +1,479 @@
+package overlay
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The mutations below take the merged view the caller is showing (the
+// stack with this layer on top), because a change to a lower object first
+// copies it up: the object, and every parent directory with the metadata
+// the view gives it, so the edit changes nothing but what was asked.
+
+// CopyUp makes the object at guest path p, as v shows it, exist in the
+// layer. It does nothing if the layer holds p already.
+func (e *Edits) CopyUp(v *View, p string) error {
+	release, err := e.begin()
+	if err != nil {
+		return err
+	}
+	defer release()
+	return e.copyUp(v, p)
+}
+
+// Create adds a new object described by ent at ent.Path. Its mtime is
+// ent.MTime, or now when that is zero. A directory made where a lower one
+// was deleted is opaque, so the old contents do not come back.
+func (e *Edits) Create(v *View, ent Entry) error {
+	release, err := e.begin()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if _, ok := v.Get(ent.Path); ok {
+		return fmt.Errorf("create %s: %w", ent.Path, syscall.EEXIST)
+	}
+	d, name, err := e.parentOf(v, ent.Path)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	_, hadWhiteout, err := d.stat(whiteoutPrefix + name)
+	if err != nil {
+		return err
+	}
+	if err := d.remove(whiteoutPrefix + name); err != nil {
+		return err
+	}
+	if err := d.remove(name); err != nil {
+		return err
+	}
+	mtime := ent.MTime
+	if mtime.IsZero() {
+		mtime = time.Now()
+	}
+	if err := d.materialize(name, &ent, timespec(mtime)); err != nil {
+		return fmt.Errorf("create %s: %w", ent.Path, err)
+	}
+	if ent.Type == Dir && hadWhiteout {
+		return d.markOpaque(name)
+	}
+	return nil
+}
+
+// Remove deletes p from the merged view: the layer's copy goes, and a
+// whiteout hides what lower layers have there.
+func (e *Edits) Remove(v *View, p string) error {
+	release, err := e.begin()
+	if err != nil {
+		return err
+	}
+	defer release()
+	n, ok := v.Get(p)
+	if !ok {
+		return fmt.Errorf("remove %s: %w", p, syscall.ENOENT)
+	}
+	d, name, err := e.parentOf(v, p)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	if err := d.remove(name); err != nil {
+		return fmt.Errorf("remove %s: %w", p, err)
+	}
+	if inLower(n) {
+		return d.whiteout(name)
+	}
+	return nil
+}
+
+// inLower reports whether a layer below the edits has something at n's path.
+func inLower(n *Node) bool {
+	return n.Layer != EditsLayer || len(n.Shadowed) > 0
+}
+
+// Rename moves oldp to newp, replacing what newp held. A directory moves
+// with its whole subtree copied up and is made opaque at its new place, so
+// its contents are exactly what it carried.
+func (e *Edits) Rename(v *View, oldp, newp string) error {
+	release, err := e.begin()
+	if err != nil {
+		return err
+	}
+	defer release()
+	n, ok := v.Get(oldp)
+	if !ok {
+		return fmt.Errorf("rename %s: %w", oldp, syscall.ENOENT)
+	}
+	if err := e.copyUpTree(v, n); err != nil {
+		return err
+	}
+	return e.twoPlaces(v, oldp, newp, func(od, nd dirFD, oldName, newName string) error {
+		if err := nd.remove(newName); err != nil {
+			return err
+		}
+		if err := unix.Renameat(int(od), oldName, int(nd), newName); err != nil {
+			return fmt.Errorf("rename %s to %s: %w", oldp, newp, err)
+		}
+		if n.Type == Dir {
+			if err := nd.markOpaque(newName); err != nil {
+				return err
+			}
+		}
+		if inLower(n) {
+			return od.whiteout(oldName)
+		}
+		return nil
+	})
+}
+
+// Link makes newp a hard link to oldp, both in the layer.
+func (e *Edits) Link(v *View, oldp, newp string) error {
+	release, err := e.begin()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if _, ok := v.Get(newp); ok {
+		return fmt.Errorf("link %s: %w", newp, syscall.EEXIST)
+	}
+	if err := e.copyUp(v, oldp); err != nil {
+		return err
+	}
+	return e.twoPlaces(v, oldp, newp, func(od, nd dirFD, oldName, newName string) error {
+		if err := unix.Linkat(int(od), oldName, int(nd), newName, 0); err != nil {
+			return fmt.Errorf("link %s to %s: %w", newp, oldp, err)
+		}
+		return nil
+	})
+}
+
+// twoPlaces opens the parents of oldp and newp, clears a whiteout at newp
+// (the new object replaces what it hid) and runs fn on them.
+func (e *Edits) twoPlaces(v *View, oldp, newp string, fn func(od, nd dirFD, oldName, newName string) error) error {
+	od, oldName, err := e.parentOf(v, oldp)
+	if err != nil {
+		return err
+	}
+	defer od.close()
+	nd, newName, err := e.parentOf(v, newp)
+	if err != nil {
+		return err
+	}
+	defer nd.close()
+	if err := nd.remove(whiteoutPrefix + newName); err != nil {
+		return err
+	}
+	return fn(od, nd, oldName, newName)
+}
+
+// Attr is a change of metadata; nil fields stay as they are.
+type Attr struct {
+	Mode         *uint32 // permission bits with setuid, setgid, sticky (07777)
+	UID, GID     *int
+	Size         *int64
+	ATime, MTime *time.Time
+}
+
+// SetAttr copies p up and changes its metadata.
+func (e *Edits) SetAttr(v *View, p string, a Attr) error {
+	release, err := e.begin()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := e.copyUp(v, p); err != nil {
+		return err
+	}
+	d, name, err := e.parentOf(v, p)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	if err := d.setAttr(name, a); err != nil {
+		return fmt.Errorf("setattr %s: %w", p, err)
+	}
+	return nil
+}
+
+// OpenFile opens the layer's copy of the regular file p. Writing opens copy
+// p up first, so the caller writes to the edit, never to a lower layer.
+func (e *Edits) OpenFile(v *View, p string, flag int) (*os.File, error) {
+	release, err := e.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if flag&(os.O_WRONLY|os.O_RDWR|os.O_TRUNC) != 0 {
+		if err := e.copyUp(v, p); err != nil {
+			return nil, err
+		}
+	}
+	d, name, err := e.parentOf(v, p)
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+	return d.openFile(name, flag&^(os.O_CREATE|os.O_EXCL), 0)
+}
+
+// begin starts a change of the layer's tree. Changes run one at a time so
+// two copy-ups of one file cannot race (the second would replace a copy the
+// first caller may already be writing to); writes to open files do not
+// wait for them.
+func (e *Edits) begin() (func(), error) {
+	release, err := e.Hold()
+	if err != nil {
+		return nil, err
+	}
+	e.op.Lock()
+	return func() {
+		e.op.Unlock()
+		release()
+	}, nil
+}
+
+func (e *Edits) copyUp(v *View, p string) error {
+	if p == "/" {
+		return e.ensureRoot(v)
+	}
+	d, name, err := e.parentOf(v, p)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	if _, ok, err := d.stat(name); err != nil || ok {
+		return err
+	}
+	n, ok := v.Get(p)
+	if !ok {
+		return fmt.Errorf("copy-up %s: %w", p, syscall.ENOENT)
+	}
+	if err := d.materialize(name, &n.Entry, timespec(v.MTime(n))); err != nil {
+		return fmt.Errorf("copy-up %s: %w", p, err)
+	}
+	return nil
+}
+
+func (e *Edits) copyUpTree(v *View, n *Node) error {
+	if err := e.copyUp(v, n.Path); err != nil {
+		return err
+	}
+	if n.Type != Dir {
+		return nil
+	}
+	for _, k := range v.Children(n) {
+		if err := e.copyUpTree(v, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parentOf opens the layer's folder for p's parent, copying it up as
+// needed, and returns it with p's last component.
+func (e *Edits) parentOf(v *View, p string) (dirFD, string, error) {
+	if p == "/" {
+		return -1, "", fmt.Errorf("the root has no parent: %w", syscall.EINVAL)
+	}
+	parts, err := splitGuest(p)
+	if err != nil {
+		return -1, "", err
+	}
+	d, err := e.ensureDir(v, parts[:len(parts)-1])
+	return d, parts[len(parts)-1], err
+}
+
+// ensureDir opens the layer's folder for the guest directory made of
+// parts, creating every missing level as a copy of what v shows there.
+func (e *Edits) ensureDir(v *View, parts []string) (dirFD, error) {
+	if err := e.ensureRoot(v); err != nil {
+		return -1, err
+	}
+	d, err := e.openRoot()
+	if err != nil {
+		return -1, err
+	}
+	cur := "/"
+	for _, c := range parts {
+		cur = path.Join(cur, c)
+		_, ok, err := d.stat(c)
+		if err == nil && !ok {
+			n, found := v.Get(cur)
+			if !found || n.Type != Dir {
+				d.close()
+				return -1, fmt.Errorf("copy-up %s: not a directory in the view: %w", cur, syscall.ENOTDIR)
+			}
+			err = d.materialize(c, &n.Entry, timespec(v.MTime(n)))
+		}
+		var next dirFD
+		if err == nil {
+			next, err = d.sub(c)
+		}
+		d.close()
+		if err != nil {
+			return -1, fmt.Errorf("edits %s: %w", cur, err)
+		}
+		d = next
+	}
+	return d, nil
+}
+
+// ensureRoot creates the layer's folder on the first change, with the
+// metadata of the image root, since the folder stands for it.
+func (e *Edits) ensureRoot(v *View) error {
+	if _, err := os.Lstat(e.dir); err == nil || !os.IsNotExist(err) {
+		return err
+	}
+	if err := os.MkdirAll(path.Dir(e.dir), 0o755); err != nil {
+		return fmt.Errorf("edits: %w", err)
+	}
+	if err := os.Mkdir(e.dir, 0o700); err != nil && !os.IsExist(err) {
+		return fmt.Errorf("edits: %w", err)
+	}
+	root := v.Root()
+	pd, err := openHostDir(path.Dir(e.dir))
+	if err != nil {
+		return err
+	}
+	defer pd.close()
+	return pd.setMeta(path.Base(e.dir), &root.Entry, timespec(v.MTime(root)))
+}
+
+func openHostDir(dir string) (dirFD, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	return dirFD(fd), nil
+}
+
+var tmpSeq atomic.Uint64
+
+// materialize creates name as described by ent. Regular files are written
+// under a temporary name and renamed into place, so a crash never leaves a
+// half-copied file that looks like an edit.
+func (d dirFD) materialize(name string, ent *Entry, mtime unix.Timespec) error {
+	var err error
+	target := name
+	switch ent.Type {
+	case Dir:
+		err = unix.Mkdirat(int(d), name, 0o700)
+	case Regular:
+		target = fmt.Sprintf("%stmp.%d.%d", metaPrefix, os.Getpid(), tmpSeq.Add(1))
+		err = d.writeContent(target, ent.Content)
+	case Symlink:
+		err = unix.Symlinkat(ent.Linkname, int(d), name)
+	case CharDev, BlockDev, FIFO, Socket:
+		err = unix.Mknodat(int(d), name, ent.UnixMode(), int(unix.Mkdev(ent.Major, ent.Minor)))
+	default:
+		err = fmt.Errorf("cannot store a %s: %w", ent.Type, syscall.EINVAL)
+	}
+	if err == nil {
+		err = d.setMeta(target, ent, mtime)
+	}
+	if err == nil && target != name {
+		err = unix.Renameat(int(d), target, int(d), name)
+	}
+	if err != nil && target != name {
+		_ = unix.Unlinkat(int(d), target, 0)
+	}
+	return err
+}
+
+func (d dirFD) writeContent(name string, c Content) error {
+	f, err := d.openFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		var r Reader
+		if r, err = c.Open(); err == nil {
+			_, err = io.Copy(f, r)
+			r.Close()
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (d dirFD) whiteout(name string) error {
+	f, err := d.openFile(whiteoutPrefix+name, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("whiteout %s: %w", name, err)
+	}
+	return f.Close()
+}
+
+func (d dirFD) markOpaque(dir string) error {
+	sub, err := d.sub(dir)
+	if err != nil {
+		return err
+	}
+	defer sub.close()
+	f, err := sub.openFile(opaqueMarker, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("mark %s opaque: %w", dir, err)
+	}
+	return f.Close()
+}
+
+func (d dirFD) setAttr(name string, a Attr) error {
+	st, _, err := d.stat(name)
+	if err != nil {
+		return err
+	}
+	if a.UID != nil || a.GID != nil {
+		uid, gid := -1, -1
+		if a.UID != nil {
+			uid = *a.UID
+		}
+		if a.GID != nil {
+			gid = *a.GID
+		}
+		if err := unix.Fchownat(int(d), name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+	}
+	isLink := st.Mode&unix.S_IFMT == unix.S_IFLNK
+	if a.Mode != nil && !isLink {
+		if err := unix.Fchmodat(int(d), name, *a.Mode&0o7777, 0); err != nil {
+			return err
+		}
+	}
+	if a.Size != nil {
+		f, err := d.openFile(name, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		err = f.Truncate(*a.Size)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if a.ATime != nil || a.MTime != nil {
+		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+		if a.ATime != nil {
+			ts[0] = timespec(*a.ATime)
+		}
+		if a.MTime != nil {
+			ts[1] = timespec(*a.MTime)
+		}
+		return unix.UtimesNanoAt(int(d), name, ts, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	return nil
+}
+
+func timespec(t time.Time) unix.Timespec {
+	return unix.NsecToTimespec(t.UnixNano())
+}

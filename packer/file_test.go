@@ -1,0 +1,115 @@
+package packer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+func TestWriteFileReportsWhatItWrote(t *testing.T) {
+	dst := filepath.Join(t.TempDir(), "out.cpio.gz")
+	res, err := WriteFile(context.Background(), viewOf(t, richLayer()), dst, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	if res.Path != dst || res.Size != int64(len(b)) || res.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("Result %+v, file has %d bytes, sha256 %x", res, len(b), sum)
+	}
+	if fi, _ := os.Stat(dst); fi.Mode().Perm() != 0o644 {
+		t.Fatalf("artifact mode %v, want 0644", fi.Mode().Perm())
+	}
+	checkOnly(t, filepath.Dir(dst), "out.cpio.gz")
+}
+
+type failingContent struct{}
+
+func (failingContent) Open() (overlay.Reader, error) { return nil, errors.New("disk on fire") }
+
+// cancelling is content that cancels the pack when it is read, as a user
+// pressing ^C in the middle of a large file would.
+type cancelling context.CancelFunc
+
+func (c cancelling) Open() (overlay.Reader, error) {
+	c()
+	return overlay.Bytes("x").Open()
+}
+
+// TestFailedPackLeavesNothing: a content that cannot be opened and a
+// cancelled context both fail the pack, keep the previous artifact as it
+// was and leave no temporary file.
+func TestFailedPackLeavesNothing(t *testing.T) {
+	broken := &overlay.Static{LayerName: "broken", List: []overlay.Entry{
+		{Path: "/zz/late", Type: overlay.Regular, Perm: 0o644, Content: failingContent{}},
+	}}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	midway, stop := context.WithCancel(context.Background())
+	defer stop()
+	interrupted := &overlay.Static{LayerName: "i", List: []overlay.Entry{
+		{Path: "/a", Type: overlay.Regular, Perm: 0o644, Content: cancelling(stop)},
+		{Path: "/b", Type: overlay.Regular, Perm: 0o644},
+	}}
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		v    *overlay.View
+		want string
+	}{
+		{"open fails", context.Background(), viewOf(t, richLayer(), broken), "/zz/late: opening content from layer broken: disk on fire"},
+		{"cancelled", cancelled, viewOf(t, richLayer()), "packing stopped at /: context canceled"},
+		{"cancelled midway", midway, viewOf(t, interrupted), "packing stopped at /b: context canceled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			dst := filepath.Join(dir, "out.cpio.gz")
+			if err := os.WriteFile(dst, []byte("previous"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := WriteFile(tc.ctx, tc.v, dst, Options{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+			if b, _ := os.ReadFile(dst); string(b) != "previous" {
+				t.Fatalf("the previous artifact became %d bytes", len(b))
+			}
+			checkOnly(t, dir, "out.cpio.gz")
+		})
+	}
+}
+
+func TestUnknownCompressionIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	_, err := WriteFile(context.Background(), viewOf(t, richLayer()), filepath.Join(dir, "x"), Options{Compression: "lz4"})
+	if err == nil || !strings.Contains(err.Error(), `compression "lz4" is not supported; use gzip, zstd or none`) {
+		t.Fatalf("got %v", err)
+	}
+	checkOnly(t, dir)
+}
+
+// checkOnly wants dir to hold exactly the named files.
+func checkOnly(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	if strings.Join(got, ",") != strings.Join(names, ",") {
+		t.Fatalf("%s holds %v, want %v", dir, got, names)
+	}
+}

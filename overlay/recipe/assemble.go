@@ -24,7 +24,8 @@ type Options struct {
 }
 
 // Assemble turns a recipe into its layer stack, bottom first: skeleton,
-// rootfs, busybox, init, agent, mappings, edits. Inputs that cost time
+// rootfs, busybox, init, agent, mappings, edits (.fledge/edits beside the
+// recipe: changes made through fledge mount). Inputs that cost time
 // (downloads, the compiled init, BuildKit output) come from the cache.
 func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error) {
 	cache := &fetch.Cache{Dir: o.CacheDir, Offline: o.Offline, Progress: o.Progress}
@@ -63,6 +64,7 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 		st.Layers = append(st.Layers, single("init", "/init", overlay.HostFile(p), fileSize(p), p))
 	}
 	st.Layers = append(st.Layers, overlay.Mappings(r.Dir, r.Mappings))
+	st.Layers = append(st.Layers, overlay.OpenEdits(filepath.Join(r.Dir, ".fledge", "edits")))
 	return st, nil
 }
 

@@ -23,8 +23,9 @@ type buildFlags struct {
 
 func newBuildCmd() *cobra.Command {
 	var f buildFlags
+	var df dockerfileFlags
 	cmd := &cobra.Command{
-		Use:   "build",
+		Use:   "build [DOCKERFILE]",
 		Short: "Build the initramfs and its plugin manifest from a recipe",
 		Long: `build assembles the recipe's layers, writes them as a reproducible newc cpio
 archive (gzip-compressed by default) and writes the Volant plugin manifest next
@@ -39,12 +40,16 @@ SOURCE_DATE_EPOCH (or 1970-01-01).`,
   fledge build -c examples/default/fledge.toml -o /tmp/demo
   fledge build -m runtime.toml --compression zstd
   SOURCE_DATE_EPOCH=1700000000 fledge build --offline`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return runDockerfileBuild(cmd.Context(), cmd, &f, &df, args[0])
+			}
 			return runBuild(cmd.Context(), cmd, &f)
 		},
 	}
 	f.register(cmd)
+	df.register(cmd)
 	cmd.Flags().StringVarP(&f.manifest, "manifest", "m", "", "manifest.toml with runtime defaults (default: manifest.toml beside the recipe, if present)")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "", "output NAME or NAME.cpio.gz; the manifest is NAME.manifest.json (default: plugin in the recipe's folder)")
 	cmd.Flags().StringVar(&f.compression, "compression", "gzip", "archive compression: gzip, zstd or none")
@@ -52,10 +57,15 @@ SOURCE_DATE_EPOCH (or 1970-01-01).`,
 }
 
 func runBuild(ctx context.Context, cmd *cobra.Command, f *buildFlags) error {
-	r, st, err := f.load(ctx, cmd)
+	r, err := recipe.Load(f.config)
 	if err != nil {
 		return err
 	}
+	return buildRecipe(ctx, cmd, f, r)
+}
+
+// buildRecipe writes the artifact and manifest of a loaded recipe.
+func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *recipe.Recipe) error {
 	// The manifest is read before packing so a mistake in it fails fast.
 	m, err := loadManifest(cmd, r, f.manifest)
 	if err != nil {
@@ -66,6 +76,10 @@ func runBuild(ctx context.Context, cmd *cobra.Command, f *buildFlags) error {
 		out = filepath.Join(r.Dir, "plugin")
 	}
 	artifact, manifestPath, err := outputPaths(out, f.compression)
+	if err != nil {
+		return err
+	}
+	st, err := f.assemble(ctx, cmd, r)
 	if err != nil {
 		return err
 	}

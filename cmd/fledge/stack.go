@@ -40,15 +40,21 @@ func (f *stackFlags) load(ctx context.Context, cmd *cobra.Command) (*recipe.Reci
 	if err != nil {
 		return nil, nil, err
 	}
+	st, err := f.assemble(ctx, cmd, r)
+	return r, st, err
+}
+
+// assemble builds the layer stack of a loaded recipe.
+func (f *stackFlags) assemble(ctx context.Context, cmd *cobra.Command, r *recipe.Recipe) (*overlay.Stack, error) {
 	epoch, err := sourceDateEpoch()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	cache, err := f.cache()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	st, err := recipe.Assemble(ctx, r, recipe.Options{
+	return recipe.Assemble(ctx, r, recipe.Options{
 		CacheDir: cache,
 		Offline:  f.offline,
 		Progress: cmd.ErrOrStderr(),
@@ -61,10 +67,6 @@ func (f *stackFlags) load(ctx context.Context, cmd *cobra.Command) (*recipe.Reci
 			Offline:  f.offline,
 		},
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return r, st, nil
 }
 
 func (f *stackFlags) cache() (string, error) {

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/spf13/cobra"
+
+	"github.com/volantvm/fledge/overlay/recipe"
+)
+
+// dockerfileFlags are the flags of the direct form, `fledge build
+// ./Dockerfile`, which builds without a recipe file.
+type dockerfileFlags struct {
+	context       string
+	target        string
+	buildArgs     []string
+	buildContexts []string
+	initramfs     bool
+	agent         string
+	busyboxURL    string
+	busyboxSHA256 string
+}
+
+func (d *dockerfileFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&d.context, "context", "", "with DOCKERFILE: the build context folder (default: the Dockerfile's folder)")
+	fl.StringVar(&d.target, "target", "", "with DOCKERFILE: the stage to build (default: the last)")
+	fl.StringArrayVar(&d.buildArgs, "build-arg", nil, "with DOCKERFILE: K=V for an ARG (repeatable); BUILDKIT_SYNTAX=IMAGE lets a '# syntax=' frontend be pulled")
+	fl.StringArrayVar(&d.buildContexts, "build-context", nil, "with DOCKERFILE: NAME=VALUE named context (repeatable): a folder, oci-layout://DIR@sha256:..., docker-image://REF")
+	fl.BoolVar(&d.initramfs, "output-initramfs", false, "with DOCKERFILE: write an initramfs (the only output supported)")
+	fl.StringVar(&d.agent, "agent", "", "with DOCKERFILE: Kestrel agent, a local PATH or an http(s)/file URL (default: the latest release)")
+	fl.StringVar(&d.busyboxURL, "busybox-url", "", "with DOCKERFILE: BusyBox to add (default: the pinned BusyBox 1.35.0); file:// works")
+	fl.StringVar(&d.busyboxSHA256, "busybox-sha256", "", "with DOCKERFILE: sha256 of --busybox-url")
+}
+
+// runDockerfileBuild is the direct form: the flags become a recipe whose
+// folder is the build context, so NAME, the manifest's name and a
+// manifest.toml come from there, and the recipe pipeline does the rest.
+func runDockerfileBuild(ctx context.Context, cmd *cobra.Command, f *buildFlags, d *dockerfileFlags, dockerfile string) error {
+	if !d.initramfs {
+		return fmt.Errorf("fledge build %s: only initramfs output is supported; add --output-initramfs", dockerfile)
+	}
+	if cmd.Flags().Changed("config") {
+		return fmt.Errorf("fledge build %s: -c names a recipe, but a Dockerfile was given; use one of them", dockerfile)
+	}
+	r, err := d.recipe(dockerfile)
+	if err != nil {
+		return err
+	}
+	if f.output == "" {
+		f.output = filepath.Base(r.Dir)
+	}
+	return buildRecipe(ctx, cmd, f, r)
+}
+
+// recipe writes the flags as fledge.toml text and parses it, so the direct
+// form gets exactly the recipe's validation and defaults.
+func (d *dockerfileFlags) recipe(dockerfile string) (*recipe.Recipe, error) {
+	df, err := filepath.Abs(dockerfile)
+	if err != nil {
+		return nil, err
+	}
+	ctxDir := d.context
+	if ctxDir == "" {
+		ctxDir = filepath.Dir(df)
+	}
+	if ctxDir, err = filepath.Abs(ctxDir); err != nil {
+		return nil, err
+	}
+	src := map[string]any{"dockerfile": df, "context": ctxDir}
+	if d.target != "" {
+		src["target"] = d.target
+	}
+	if src["build_args"], err = keyValues("--build-arg", d.buildArgs); err != nil {
+		return nil, err
+	}
+	if src["contexts"], err = keyValues("--build-context", d.buildContexts); err != nil {
+		return nil, err
+	}
+	if d.busyboxURL != "" || d.busyboxSHA256 != "" {
+		src["busybox_url"], src["busybox_sha256"] = d.busyboxURL, d.busyboxSHA256
+	}
+	doc := map[string]any{"version": "1", "strategy": "initramfs", "source": src}
+	if a := d.agentTable(); a != nil {
+		doc["agent"] = a
+	}
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(doc); err != nil {
+		return nil, fmt.Errorf("direct build: %w", err)
+	}
+	r, err := recipe.Parse(filepath.Join(ctxDir, "fledge.toml"), buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("fledge build %s (flags read as a recipe in the context folder): %w", dockerfile, err)
+	}
+	return r, nil
+}
+
+func (d *dockerfileFlags) agentTable() map[string]any {
+	switch {
+	case d.agent == "":
+		return nil
+	case strings.Contains(d.agent, "://"):
+		return map[string]any{"source_strategy": "http", "url": d.agent}
+	default:
+		p, err := filepath.Abs(d.agent)
+		if err != nil {
+			p = d.agent
+		}
+		return map[string]any{"source_strategy": "local", "path": p}
+	}
+}
+
+// keyValues parses repeated K=V flags.
+func keyValues(flag string, list []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, kv := range list {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s %q: expected NAME=VALUE", flag, kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}

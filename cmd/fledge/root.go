@@ -24,6 +24,10 @@ A recipe (fledge.toml) describes them; every command reads the same merged view.
 		newBuildCmd(),
 		newPackCmd(),
 		newVersionCmd(),
+		newMountCmd(),
+		newUmountCmd(),
+		newDiffCmd(),
+		newResetCmd(),
 	)
 	return root
 }

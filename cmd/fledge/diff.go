@@ -1,0 +1,123 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+func newDiffCmd() *cobra.Command {
+	var (
+		f       stackFlags
+		asJSON  bool
+		changes []overlay.Change
+	)
+	cmd := &cobra.Command{
+		Use:   "diff [A B]",
+		Short: "List the workspace's edits, or compare two artifacts or recipes",
+		Long: `With no arguments, diff lists the edits made through 'fledge mount' to the
+recipe's image: added, changed, deleted, and mode (permissions or owner only).
+
+With two arguments, each an artifact (.cpio, .cpio.gz, .cpio.zst) or a recipe,
+it compares their images: added, removed, changed (type, content hash, link
+target, device numbers, mode, owner), one line per path.
+
+Like diff(1), it exits 1 when there are differences.`,
+		Example: `  fledge diff
+  fledge diff old.cpio.gz new.cpio.gz
+  fledge diff fledge.toml dist/app.cpio.gz --json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 0 && len(args) != 2 {
+				return fmt.Errorf("diff takes no arguments (the workspace's edits) or two (A B), got %d", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if len(args) == 0 {
+				changes, err = workspaceChanges(cmd, &f)
+			} else {
+				changes, err = compareTargets(cmd, &f, args[0], args[1])
+			}
+			if err != nil {
+				return err
+			}
+			if err := printChanges(cmd, changes, asJSON); err != nil {
+				return err
+			}
+			if len(changes) > 0 {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of {path, kind, detail}")
+	return cmd
+}
+
+// workspaceChanges compares the recipe's edits layer with the layers below.
+func workspaceChanges(cmd *cobra.Command, f *stackFlags) ([]overlay.Change, error) {
+	_, st, err := f.load(cmd.Context(), cmd)
+	if err != nil {
+		return nil, err
+	}
+	e := editsOf(st)
+	if e == nil {
+		return nil, fmt.Errorf("the stack of %s has no edits layer", f.config)
+	}
+	lower := &overlay.Stack{Layers: st.Layers[:len(st.Layers)-1], Epoch: st.Epoch}
+	v, err := lower.View()
+	if err != nil {
+		return nil, err
+	}
+	return e.Changes(v)
+}
+
+// compareTargets diffs the images of two artifacts or recipes.
+func compareTargets(cmd *cobra.Command, f *stackFlags, a, b string) ([]overlay.Change, error) {
+	var views [2]*overlay.View
+	for i, arg := range []string{a, b} {
+		t, err := f.open(cmd.Context(), cmd, arg)
+		if err != nil {
+			return nil, err
+		}
+		defer t.Close()
+		if views[i], err = t.Stack.View(); err != nil {
+			return nil, fmt.Errorf("%s: %w", arg, err)
+		}
+	}
+	return overlay.Diff(views[0], views[1])
+}
+
+func printChanges(cmd *cobra.Command, changes []overlay.Change, asJSON bool) error {
+	out := cmd.OutOrStdout()
+	if asJSON {
+		if changes == nil {
+			changes = []overlay.Change{}
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(changes)
+	}
+	for _, c := range changes {
+		line := fmt.Sprintf("%-8s %s", c.Kind, c.Path)
+		if c.Detail != "" {
+			line += "  (" + c.Detail + ")"
+		}
+		fmt.Fprintln(out, line)
+	}
+	return nil
+}
+
+// editsOf returns the stack's edits layer, which a recipe's stack has on top.
+func editsOf(st *overlay.Stack) *overlay.Edits {
+	if len(st.Layers) == 0 {
+		return nil
+	}
+	e, _ := st.Layers[len(st.Layers)-1].(*overlay.Edits)
+	return e
+}

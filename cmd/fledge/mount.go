@@ -1,0 +1,119 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/volantvm/fledge/fusefs"
+)
+
+func newMountCmd() *cobra.Command {
+	var (
+		f    stackFlags
+		opts fusefs.Options
+	)
+	cmd := &cobra.Command{
+		Use:   "mount [ARTIFACT] MOUNTPOINT",
+		Short: "Mount the merged view of a recipe (editable) or of an artifact (read-only)",
+		Long: `mount shows the image as it will be packed: modes, owners, sizes, link targets,
+device nodes and times. It stays in the foreground until Ctrl-C, SIGTERM or
+'fledge umount MOUNTPOINT'.
+
+Mounting a recipe is a live workspace: mapped host files show their current
+content, and changes made below MOUNTPOINT are kept in .fledge/edits beside the
+recipe, where pack and build pick them up ('fledge diff' lists them, 'fledge
+reset' discards them). Lower layers and host files are never modified.
+
+Mounting an artifact (.cpio, .cpio.gz, .cpio.zst) is read-only; files are read
+from its decompressed stream, nothing is extracted.
+
+getfattr -n user.fledge.layer FILE tells which layer a file comes from.
+Needs root (/dev/fuse).`,
+		Example: `  fledge mount /mnt/img                 # ./fledge.toml, editable
+  fledge mount -c app/fledge.toml /mnt/img
+  fledge mount dist/app.cpio.gz /mnt/img  # read-only
+  fledge umount /mnt/img`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mnt, arg := args[len(args)-1], ""
+			if len(args) == 2 {
+				arg = args[0]
+			}
+			t, err := f.open(cmd.Context(), cmd, arg)
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			return serveMount(cmd, t, mnt, opts)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&opts.Debug, "debug", false, "log every FUSE request")
+	cmd.Flags().BoolVar(&opts.NoPassthrough, "no-passthrough", false, "read host files through fledge instead of kernel FUSE passthrough")
+	return cmd
+}
+
+// serveMount mounts t and serves it until the mount goes away.
+func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) error {
+	fsys := fusefs.New(t.Stack)
+	srv, err := fusefs.Mount(mnt, fsys, opts)
+	if err != nil {
+		return err
+	}
+	how := "read-only"
+	if e := editsOf(t.Stack); e != nil {
+		how = "edits kept in " + e.Dir()
+	}
+	pt := "off"
+	if fusefs.Passthrough(srv) && !opts.NoPassthrough {
+		pt = "on"
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "fledge: %s mounted at %s (%s; passthrough %s); Ctrl-C or `fledge umount %s` to unmount\n",
+		t.Name(), mnt, how, pt, mnt)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go unmountOnSignal(cmd, sigs, mnt)
+	srv.Wait()
+	return nil
+}
+
+// unmountOnSignal unmounts at the first signal. If the mount is busy it
+// says so and detaches lazily at the next signal.
+func unmountOnSignal(cmd *cobra.Command, sigs <-chan os.Signal, mnt string) {
+	lazy := false
+	for range sigs {
+		err := fusefs.Unmount(mnt, lazy)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, fusefs.ErrBusy) && !lazy {
+			fmt.Fprintf(cmd.ErrOrStderr(), "fledge: %v\nfledge: press Ctrl-C again to detach it lazily (users keep their open files until they close them)\n", err)
+			lazy = true
+			continue
+		}
+		fmt.Fprintln(cmd.ErrOrStderr(), "fledge:", err)
+	}
+}
+
+func newUmountCmd() *cobra.Command {
+	var lazy bool
+	cmd := &cobra.Command{
+		Use:   "umount MOUNTPOINT",
+		Short: "Unmount a 'fledge mount' (the mount process then exits)",
+		Long: `umount unmounts MOUNTPOINT. If a process still uses the mount, it says which
+mountpoint is busy; --lazy detaches it anyway (the kernel finishes when the
+last user leaves). It also clears a mount left stale by a killed fledge.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return fusefs.Unmount(args[0], lazy)
+		},
+	}
+	cmd.Flags().BoolVar(&lazy, "lazy", false, "detach even while in use (umount -l)")
+	return cmd
+}

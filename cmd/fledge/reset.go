@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/recipe"
+)
+
+func newResetCmd() *cobra.Command {
+	var config string
+	cmd := &cobra.Command{
+		Use:   "reset [PATH]",
+		Short: "Discard the edits made through 'fledge mount' (all, or one path's)",
+		Long: `reset discards the workspace's edits (.fledge/edits beside the recipe): all of
+them, or those at and below the guest PATH, which then shows again what the
+recipe's layers have there. A live mount shows the result within a few seconds.`,
+		Example: `  fledge reset
+  fledge reset /etc/motd
+  fledge reset -c app/fledge.toml /usr/share`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := recipe.Load(config)
+			if err != nil {
+				return err
+			}
+			p := "/"
+			if len(args) == 1 {
+				if p, err = overlay.CleanPath(args[0]); err != nil {
+					return fmt.Errorf("reset %s: %w; give an absolute guest path such as /etc/motd", args[0], err)
+				}
+			}
+			e := overlay.OpenEdits(filepath.Join(r.Dir, ".fledge", "edits"))
+			if err := e.Reset(p); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "discarded the edits at %s\n", p)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&config, "config", "c", "fledge.toml", "recipe whose workspace to reset")
+	return cmd
+}

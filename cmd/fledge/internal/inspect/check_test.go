@@ -1,0 +1,159 @@
+package inspect
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+// goodRootfs is an image that breaks no rule: static BusyBox, its sh link
+// and a shell-script /init.
+func goodRootfs(t *testing.T) *overlay.Static {
+	return layer("rootfs",
+		hostFile(t, "/bin/busybox", 0o755, staticBusybox(t)),
+		link("/bin/sh", "busybox"),
+		link("/usr/bin/env", "/bin/busybox"),
+		link("/etc/mtab", "/proc/mounts"),
+		file("/init", 0o755, "#!/bin/sh\necho hello\n"),
+		file("/etc/motd", 0o644, "welcome\n"),
+	)
+}
+
+// checkOnTop checks the good image with a mappings layer of top on it.
+func checkOnTop(t *testing.T, top []overlay.Entry, opts CheckOptions) []Finding {
+	t.Helper()
+	got, err := Check(view(t, goodRootfs(t), layer("mappings", top...)), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func ruleIDs(fs []Finding) []string {
+	var ids []string
+	for _, f := range fs {
+		ids = append(ids, f.Rule+" "+f.Path)
+	}
+	return ids
+}
+
+func TestGoodImagePasses(t *testing.T) {
+	v := view(t, goodRootfs(t), layer("edits", file("/etc/motd", 0o644, "edited\n")))
+	got, err := Check(v, CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("a good image got findings: %v", got)
+	}
+}
+
+// foreignELF is BusyBox with its e_machine changed to AArch64: a real ELF
+// file that debug/elf reads as another architecture.
+func foreignELF(t *testing.T) overlay.Entry {
+	b, err := os.ReadFile(staticBusybox(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint16(b[18:20], uint16(elf.EM_AARCH64))
+	return overlay.Entry{Path: "/usr/bin/foreign", Type: overlay.Regular, Perm: 0o755, Size: int64(len(b)), Content: overlay.Bytes(b)}
+}
+
+const (
+	hostLibc   = "/lib/x86_64-linux-gnu/libc.so.6"
+	hostLoader = "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+)
+
+func TestEveryRuleFires(t *testing.T) {
+	cases := []struct {
+		name string
+		top  []overlay.Entry
+		opts CheckOptions
+		want string // "rule path"
+	}{
+		{"no init", []overlay.Entry{whiteout("/init")}, CheckOptions{}, "init-missing /init"},
+		{"init links nowhere", []overlay.Entry{link("/init", "/sbin/nothing")}, CheckOptions{}, "init-missing /init"},
+		{"init not executable", []overlay.Entry{file("/init", 0o644, "#!/bin/sh\n")}, CheckOptions{}, "init-not-executable /init"},
+		{"init is a directory", []overlay.Entry{dir("/init", 0o755)}, CheckOptions{}, "init-not-executable /init"},
+		{"dynamic init without loader", []overlay.Entry{hostFile(t, "/init", 0o755, "/bin/true")}, CheckOptions{}, "init-interp-missing /init"},
+		{"dynamic init without libc", []overlay.Entry{
+			hostFile(t, "/init", 0o755, "/bin/true"),
+			hostFile(t, "/lib64/ld-linux-x86-64.so.2", 0o755, hostLoader),
+		}, CheckOptions{}, "lib-missing /init"},
+		{"library without its own dependency", append(dynamicApp(t), whiteout("/usr/lib/liba.so")), CheckOptions{}, "lib-missing /lib/app/libb.so"},
+		{"script init for a missing interpreter", []overlay.Entry{file("/init", 0o755, "#!/usr/bin/python3 -u\n")}, CheckOptions{}, "shebang-missing /init"},
+		{"bin script through env", []overlay.Entry{file("/usr/bin/tool", 0o755, "#!/usr/bin/env perl\n")}, CheckOptions{}, "shebang-missing /usr/bin/tool"},
+		{"kestrel absent", nil, CheckOptions{WantKestrel: true}, "kestrel-missing /bin/kestrel"},
+		{"kestrel not executable", []overlay.Entry{file("/bin/kestrel", 0o644, "#!/bin/sh\n")}, CheckOptions{WantKestrel: true}, "kestrel-missing /bin/kestrel"},
+		{"dangling link", []overlay.Entry{link("/usr/bin/vi", "../../opt/vim/bin/vim")}, CheckOptions{}, "symlink-dangling /usr/bin/vi"},
+		{"link loop", []overlay.Entry{link("/usr/bin/a", "b"), link("/usr/bin/b", "a")}, CheckOptions{}, "symlink-dangling /usr/bin/a"},
+		{"link into a home folder", []overlay.Entry{link("/usr/bin/app", "/home/dev/app/build/app")}, CheckOptions{}, "symlink-host-path /usr/bin/app"},
+		{"link into the recipe folder", []overlay.Entry{link("/etc/app.conf", "/srv/plugins/app/app.conf")}, CheckOptions{HostDirs: []string{"/srv/plugins/app"}}, "symlink-host-path /etc/app.conf"},
+		{"no console", []overlay.Entry{whiteout("/dev/console")}, CheckOptions{}, "console-missing /dev/console"},
+		{"console is a file", []overlay.Entry{file("/dev/console", 0o600, "")}, CheckOptions{}, "console-missing /dev/console"},
+		{"mapping hides a rootfs file", []overlay.Entry{file("/etc/motd", 0o644, "mine\n")}, CheckOptions{}, "shadowed /etc/motd"},
+		{"binary of another architecture", []overlay.Entry{hostFile(t, "/init", 0o755, staticBusybox(t)), foreignELF(t)}, CheckOptions{}, "arch-mismatch /usr/bin/foreign"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := checkOnTop(t, tc.top, tc.opts)
+			ids := ruleIDs(got)
+			if !slices.Contains(ids, tc.want) {
+				t.Fatalf("want finding %q, got %q", tc.want, ids)
+			}
+			for _, f := range got {
+				if f.Fix == "" || f.Message == "" || (f.Severity != Error && f.Severity != Warning) {
+					t.Errorf("finding without message, fix or severity: %+v", f)
+				}
+			}
+		})
+	}
+}
+
+// TestRuleTableIsCovered keeps the table test honest: a new rule needs a
+// case above.
+func TestRuleTableIsCovered(t *testing.T) {
+	covered := []string{"init-missing", "init-not-executable", "init-interp-missing", "lib-missing",
+		"shebang-missing", "kestrel-missing", "symlink-host-path", "symlink-dangling", "console-missing",
+		"shadowed", "arch-mismatch"}
+	for _, r := range Rules() {
+		if !slices.Contains(covered, r.ID) {
+			t.Errorf("rule %s has no test case in TestEveryRuleFires", r.ID)
+		}
+	}
+}
+
+func TestWhatIsNotReported(t *testing.T) {
+	cases := []struct {
+		name string
+		top  []overlay.Entry
+		opts CheckOptions
+	}{
+		{"dynamic init with loader and libc through a merged /usr", []overlay.Entry{
+			hostFile(t, "/init", 0o755, "/bin/true"),
+			link("/lib", "usr/lib"),
+			hostFile(t, "/usr/lib/x86_64-linux-gnu/libc.so.6", 0o755, hostLibc),
+			hostFile(t, "/lib64/ld-linux-x86-64.so.2", 0o755, hostLoader),
+		}, CheckOptions{}},
+		{"libraries through RUNPATH with $ORIGIN", dynamicApp(t), CheckOptions{}},
+		{"executable kestrel", []overlay.Entry{file("/bin/kestrel", 0o755, "#!/bin/sh\n")}, CheckOptions{WantKestrel: true}},
+		{"env finds a BusyBox applet", []overlay.Entry{link("/bin/awk", "busybox"), file("/usr/bin/tool", 0o755, "#!/usr/bin/env awk\n")}, CheckOptions{}},
+		{"absolute link inside the image", []overlay.Entry{link("/root/.profile", "/etc/motd")}, CheckOptions{}},
+		{"link into /run", []overlay.Entry{link("/etc/resolv.conf", "/run/resolv.conf")}, CheckOptions{}},
+		{"new directory merges", []overlay.Entry{dir("/etc", 0o755), file("/etc/app.conf", 0o644, "x")}, CheckOptions{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := checkOnTop(t, tc.top, tc.opts)
+			for _, f := range got {
+				if f.Rule != "shadowed" || f.Path != "/init" && f.Path != "/lib" {
+					t.Errorf("unexpected finding: %+v", f)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,76 @@
+package inspect
+
+import (
+	"github.com/volantvm/fledge/overlay"
+)
+
+// entryPoints are the programs the boot runs: /init, and in the default
+// mode the agent it execs. Symlinks are followed, as exec does.
+func (c *checker) entryPoints() []*overlay.Node {
+	paths := []string{"/init"}
+	if c.opts.WantKestrel {
+		paths = append(paths, "/bin/kestrel")
+	}
+	var out []*overlay.Node
+	for _, p := range paths {
+		if n, ok := c.v.Resolve(p); ok && n.Type == overlay.Regular {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func checkInitPresent(c *checker) error {
+	n, ok := c.v.Get("/init")
+	switch {
+	case !ok:
+		c.report("/init", "the image has no /init; the kernel then looks for a root disk a plugin does not have")
+	case n.Type == overlay.Symlink:
+		if _, ok := c.v.Resolve("/init"); !ok {
+			c.report("/init", "/init is a symlink to %s, which is not in the image", n.Linkname)
+		}
+	}
+	return nil
+}
+
+func checkInitExecutable(c *checker) error {
+	n, ok := c.v.Resolve("/init")
+	switch {
+	case !ok:
+	case n.Type != overlay.Regular:
+		c.report("/init", "/init is a %s, not a regular file", n.Type)
+	case n.Perm&0o111 == 0:
+		c.report("/init", "/init has mode %s: no execute permission, so the kernel cannot run it", ModeString(&n.Entry))
+	}
+	return nil
+}
+
+func checkInterp(c *checker) error {
+	for _, n := range c.entryPoints() {
+		info, err := c.elfOf(n)
+		if err != nil || info == nil || info.Interp == "" {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if t, ok := c.v.Resolve(info.Interp); !ok || t.Type != overlay.Regular {
+			c.report(n.Path, "%s is dynamically linked and needs the interpreter %s, which is not in the image", n.Path, info.Interp)
+		}
+	}
+	return nil
+}
+
+func checkKestrel(c *checker) error {
+	if !c.opts.WantKestrel {
+		return nil
+	}
+	n, ok := c.v.Resolve("/bin/kestrel")
+	switch {
+	case !ok:
+		c.report("/bin/kestrel", "the default init mode execs /bin/kestrel, but the image has none")
+	case n.Type != overlay.Regular || n.Perm&0o111 == 0:
+		c.report("/bin/kestrel", "/bin/kestrel is a %s with mode %s, not an executable file", n.Type, ModeString(&n.Entry))
+	}
+	return nil
+}

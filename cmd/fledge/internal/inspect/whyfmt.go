@@ -1,0 +1,55 @@
+package inspect
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// WriteExplanation prints x for people, one fact a line.
+func WriteExplanation(w io.Writer, x Explanation) error {
+	var b strings.Builder
+	fmt.Fprintln(&b, x.Path)
+	for _, h := range x.Via {
+		fmt.Fprintf(&b, "  reached through %s -> %s (symlink from layer %s)\n", h.Link, h.Target, h.Layer)
+	}
+	if x.Resolved != "" {
+		fmt.Fprintf(&b, "  stored at %s\n", x.Resolved)
+	}
+	switch {
+	case x.Found:
+		fmt.Fprintf(&b, "  provided by layer %s: %s\n", x.Provider.Layer, describe(*x.Provider))
+		if x.Target != nil {
+			fmt.Fprintf(&b, "  resolves to %s: %s from layer %s\n", x.Target.Path, x.Target.Type, x.Target.Layer)
+		} else if x.Provider.Type == "symlink" {
+			fmt.Fprintln(&b, "  dangles: its target is not in the image")
+		}
+		if len(x.Shadows) == 0 {
+			fmt.Fprintln(&b, "  shadows nothing in the layers below")
+		}
+		for _, s := range x.Shadows {
+			fmt.Fprintf(&b, "  shadows layer %s: %s\n", s.Layer, describe(s))
+		}
+	case x.RemovedBy != nil:
+		fmt.Fprintf(&b, "  not in the image: removed by a whiteout at %s in layer %s", x.RemovedBy.Path, x.RemovedBy.Layer)
+		if x.RemovedBy.Source != "" {
+			fmt.Fprintf(&b, " (%s)", x.RemovedBy.Source)
+		}
+		fmt.Fprintln(&b)
+	default:
+		fmt.Fprintln(&b, "  not in the image: no layer provides it")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func describe(p Provider) string {
+	s := p.Type + " " + p.Mode
+	if p.Link != "" {
+		s += " -> " + p.Link
+	}
+	if p.Source != "" {
+		s += " from " + p.Source
+	}
+	return s
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Dockerfile rootfs end to end (issue 4's acceptance): the real binary,
+// real BuildKit with runc, GNU cpio to read the artifact, QEMU to boot it.
+// Everything is offline: FROM scratch, Debian's static BusyBox, a local
+// stand-in agent.
+
+const issueDockerfile = `FROM scratch AS other
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "echo other > /other-stage"]
+
+FROM scratch AS final
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+ARG GREETING=unset
+RUN mkdir -p /etc && echo "$GREETING" > /etc/greeting
+COPY --chown=1234:5678 owned.txt /owned.txt
+`
+
+// The agent prints what the RUN step wrote, then powers the guest off.
+const greetingAgent = `#!/bin/sh
+echo "rootfs-agent: greeting=$(cat /etc/greeting)"
+poweroff -f
+`
+
+// dockerfileProject lays out parent/myplugin/{Dockerfile,busybox,owned.txt,
+// kestrel} and returns parent; builds run in parent so the artifact lands
+// outside the build context.
+func dockerfileProject(t *testing.T, dockerfile string) string {
+	t.Helper()
+	bb, err := os.ReadFile(needTool(t, "busybox", "busybox-static"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "myplugin")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"Dockerfile": dockerfile, "busybox": string(bb), "owned.txt": "owned\n", "kestrel": greetingAgent}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return parent
+}
+
+func directBuildArgs(extra ...string) []string {
+	return append([]string{"build", "myplugin/Dockerfile", "--output-initramfs", "--target", "final",
+		"--build-arg", "GREETING=hello-from-build-arg", "--agent", "myplugin/kestrel",
+		"--busybox-url", "file:///usr/bin/busybox", "--progress", "plain"}, extra...)
+}
+
+// buildkitEnv gives a run its own BuildKit state and fledge cache.
+func buildkitEnv(t *testing.T, state string) []string {
+	return []string{"FLEDGE_STATE_DIR=" + state, "XDG_CACHE_HOME=" + t.TempDir(), "SOURCE_DATE_EPOCH=1700000000", "BUILDKIT_HOST="}
+}
+
+func TestDockerfileDirectBuildBootsAndRepeats(t *testing.T) {
+	needRoot(t)
+	needTool(t, "runc", "runc")
+	parent := dockerfileProject(t, issueDockerfile)
+	env := buildkitEnv(t, t.TempDir())
+	mustFledge(t, parent, env, directBuildArgs()...)
+	artifact := filepath.Join(parent, "myplugin.cpio.gz")
+	if _, err := os.Stat(filepath.Join(parent, "myplugin.manifest.json")); err != nil {
+		t.Fatalf("no manifest beside the artifact: %v", err)
+	}
+	first := sha256File(t, artifact)
+
+	listing := gnuCPIO(t, artifact, "", "-itvn", "--quiet")
+	if !regexp.MustCompile(`(?m)^\S+\s+\d+\s+1234\s+5678\s.*\bowned\.txt$`).MatchString(listing) {
+		t.Errorf("cpio -itvn does not show owned.txt as 1234/5678:\n%s", listing)
+	}
+	names := archiveNames(t, artifact)
+	if names["other-stage"] {
+		t.Error("other-stage, made by the stage --target did not select, is in the image")
+	}
+	for _, n := range []string{"etc/greeting", "bin/kestrel", "init"} {
+		if !names[n] {
+			t.Errorf("%s missing from the image", n)
+		}
+	}
+	res := bootImage(t, artifact, `^rootfs-agent: greeting=hello-from-build-arg$`)
+	t.Logf("booted in %v", res.Elapsed)
+
+	// Nothing changed: the same bytes, from the cache, without BuildKit
+	// (a state dir that is a file would make starting BuildKit fail).
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cached := append(append([]string{}, env...), "FLEDGE_STATE_DIR="+blocker)
+	start := time.Now()
+	r := mustFledge(t, parent, cached, directBuildArgs()...)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("cached rebuild took %v", d)
+	}
+	if strings.Contains(r.stderr, "load build definition") {
+		t.Errorf("cached rebuild ran BuildKit:\n%s", r.stderr)
+	}
+	if got := sha256File(t, artifact); got != first {
+		t.Errorf("rebuild with nothing changed: sha256 %s, first build %s", got, first)
+	}
+
+	// An external buildkitd built from the pinned module gives the same bytes.
+	addr := startBuildkitd(t)
+	ext := filepath.Join(t.TempDir(), "ext")
+	extEnv := append(buildkitEnv(t, blocker), "BUILDKIT_HOST="+addr)
+	mustFledge(t, parent, extEnv, directBuildArgs("-o", ext)...)
+	if got := sha256File(t, ext+".cpio.gz"); got != first {
+		t.Errorf("external buildkitd artifact sha256 %s, embedded %s", got, first)
+	}
+}
+
+func TestDockerfileFailingRunLeavesNoArtifact(t *testing.T) {
+	needRoot(t)
+	needTool(t, "runc", "runc")
+	parent := dockerfileProject(t, "FROM scratch AS final\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo failing-step-output; exit 7\"]\n")
+	r := fledge(t, parent, buildkitEnv(t, t.TempDir()), directBuildArgs()...)
+	if r.code == 0 {
+		t.Fatal("a failing RUN exited 0")
+	}
+	for _, want := range []string{"Dockerfile:3", "failing-step-output", "exit code: 7"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(parent, "myplugin*"))
+	if len(left) != 1 {
+		t.Errorf("a failed build left %v", left)
+	}
+}
+
+func TestDockerfileDirectFormNeedsOutputInitramfs(t *testing.T) {
+	parent := dockerfileProject(t, issueDockerfile)
+	r := fledge(t, parent, nil, "build", "myplugin/Dockerfile")
+	if r.code == 0 || !strings.Contains(r.stderr, "only initramfs output is supported; add --output-initramfs") {
+		t.Fatalf("exit %d, stderr %q; want the initramfs-only message", r.code, r.stderr)
+	}
+}
+
+// The external-daemon test builds buildkitd from tools/buildkitd, a module of
+// its own (buildkitd's stargz snapshotter does not build against the
+// go-fuse fledge uses); it must pin the BuildKit fledge embeds.
+func TestBuildkitdToolPinsTheEmbeddedVersion(t *testing.T) {
+	root := repoRoot(t)
+	want := requiredVersion(t, filepath.Join(root, "go.mod"), "github.com/moby/buildkit")
+	got := requiredVersion(t, filepath.Join(root, "tools", "buildkitd", "go.mod"), "github.com/moby/buildkit")
+	if got != want {
+		t.Fatalf("tools/buildkitd pins buildkit %s, go.mod %s; run go get github.com/moby/buildkit@%s in tools/buildkitd", got, want, want)
+	}
+}
+
+func requiredVersion(t *testing.T, gomod, module string) string {
+	t.Helper()
+	b, err := os.ReadFile(gomod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*(?:require\s+)?` + regexp.QuoteMeta(module) + `\s+(v\S+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("%s does not require %s", gomod, module)
+	}
+	return string(m[1])
+}
+
+// startBuildkitd runs `go tool buildkitd` (rootful, runc worker) on a unix
+// socket in a temp dir, and stops it when the test ends.
+func startBuildkitd(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "buildkitd.sock")
+	cmd := exec.Command("go", "-C", filepath.Join(repoRoot(t), "tools", "buildkitd"), "tool", "buildkitd",
+		"--root", filepath.Join(dir, "root"), "--addr", "unix://"+sock, "--oci-worker=true", "--containerd-worker=false")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	// Its own process group, so stopping it reaches buildkitd and not only
+	// the go command that started it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("go tool buildkitd: %v", err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			return "unix://" + sock
+		}
+		select {
+		case <-exited:
+			t.Fatalf("buildkitd exited before listening: %v\n%s", waitErr, logs.String())
+		case <-ctx.Done():
+			t.Fatalf("buildkitd did not listen on %s within 5 minutes\n%s", sock, logs.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test runs BuildKit, which needs root; run it as root (.ci/test does)")
+	}
+}

@@ -1,0 +1,163 @@
+package packer
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/volantvm/fledge/overlay"
+)
+
+// Artifact is an existing initramfs opened as a read-only layer. Its files
+// are served from the decompressed archive stream (in memory, or in a cache
+// file for large archives); nothing is extracted.
+type Artifact struct {
+	path    string
+	entries []overlay.Entry
+	closer  io.Closer
+}
+
+var _ overlay.Layer = (*Artifact)(nil)
+
+// Name implements overlay.Layer.
+func (a *Artifact) Name() string { return "artifact" }
+
+// Entries implements overlay.Layer.
+func (a *Artifact) Entries() ([]overlay.Entry, error) { return a.entries, nil }
+
+// Close releases the stream; the entries' contents are unreadable after.
+func (a *Artifact) Close() error {
+	if a.closer == nil {
+		return nil
+	}
+	return a.closer.Close()
+}
+
+// OpenArtifact opens a .cpio, .cpio.gz or .cpio.zst, including the kernel's
+// concatenated form (uncompressed early archives, then a compressed one).
+// The format is recognised by content, not by name. Decompressed streams
+// larger than 16 MiB are kept in cacheDir/streams/<sha256 of the
+// artifact>.cpio and reused by the next open; with an empty cacheDir they
+// go to an unnamed temporary file.
+func OpenArtifact(path, cacheDir string) (*Artifact, error) {
+	a, err := openArtifact(path, cacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("artifact %s: %w", path, err)
+	}
+	return a, nil
+}
+
+func openArtifact(path, cacheDir string) (*Artifact, error) {
+	cache := ""
+	if cacheDir != "" {
+		sum, err := fileSHA256(path)
+		if err != nil {
+			return nil, err
+		}
+		cache = filepath.Join(cacheDir, "streams", sum+".cpio")
+		if a, err := openCached(path, cache); err == nil {
+			return a, nil
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	k := &sink{cache: cache}
+	ms, err := decode(f, k)
+	if err != nil {
+		k.abort()
+		return nil, err
+	}
+	stream, closer, err := k.finish()
+	if err != nil {
+		k.abort()
+		return nil, err
+	}
+	return newArtifact(path, ms, stream, closer)
+}
+
+// openCached reads the index from a stream cached by an earlier open. Any
+// failure (absent, unreadable, damaged) sends the caller back to the
+// artifact itself.
+func openCached(path, cache string) (*Artifact, error) {
+	f, err := os.Open(cache)
+	if err != nil {
+		return nil, err
+	}
+	s := &scanner{src: bufio.NewReaderSize(f, readBuf), sink: io.Discard}
+	if err := s.archives(); err != nil || len(s.members) == 0 {
+		f.Close()
+		os.Remove(cache)
+		return nil, fmt.Errorf("damaged stream cache %s: %v", cache, err)
+	}
+	return newArtifact(path, s.members, f, f)
+}
+
+func newArtifact(path string, ms []member, stream io.ReaderAt, closer io.Closer) (*Artifact, error) {
+	ents, err := entries(ms, stream, path)
+	if err != nil {
+		if closer != nil {
+			closer.Close()
+		}
+		return nil, err
+	}
+	return &Artifact{path: path, entries: ents, closer: closer}, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// IsArtifact reports whether path holds a newc archive, plain or gzip or
+// zstd compressed (judged by content, so a recipe is never mistaken for
+// one whatever its name).
+func IsArtifact(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	head, _ := br.Peek(len(magicZstd))
+	var r io.Reader
+	switch {
+	case bytes.HasPrefix(head, magicNewc):
+		return true
+	case bytes.HasPrefix(head, magicGzip):
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return false
+		}
+		r = gz
+	case bytes.HasPrefix(head, magicZstd):
+		dec, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return false
+		}
+		defer dec.Close()
+		r = dec
+	default:
+		return false
+	}
+	inner := make([]byte, len(magicNewc))
+	_, err = io.ReadFull(r, inner)
+	return err == nil && bytes.Equal(inner, magicNewc)
+}

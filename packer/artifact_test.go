@@ -1,0 +1,221 @@
+package packer
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+func writeArtifact(t *testing.T, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func openArtifactT(t *testing.T, p, cache string) *Artifact {
+	t.Helper()
+	a, err := OpenArtifact(p, cache)
+	if err != nil {
+		t.Fatalf("OpenArtifact: %v", err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// comparable is what must survive a round trip: everything but provenance,
+// the content's representation and the view's own LinkID naming.
+type comparable struct {
+	Path, Type, Linkname string
+	Perm                 uint32
+	UID, GID             int
+	Size                 int64
+	Major, Minor         uint32
+	MTime                time.Time
+	Data                 string
+	Linked               bool
+}
+
+func summarize(t *testing.T, v *overlay.View) []comparable {
+	t.Helper()
+	var out []comparable
+	v.Walk(func(n *overlay.Node) error {
+		c := comparable{Path: n.Path, Type: n.Type.String(), Linkname: n.Linkname, Perm: n.UnixMode(),
+			UID: n.UID, GID: n.GID, Major: n.Major, Minor: n.Minor, MTime: v.MTime(n).UTC(), Linked: n.LinkID != ""}
+		if n.Type == overlay.Regular && n.Content != nil {
+			c.Data = string(readAll(t, n.Content))
+			c.Size = int64(len(c.Data))
+		}
+		out = append(out, c)
+		return nil
+	})
+	return out
+}
+
+// TestRoundTrip packs a view, opens the artifact as a layer and expects the
+// same view back, for every compression.
+func TestRoundTrip(t *testing.T) {
+	v := viewOf(t, overlay.Skeleton(), richLayer())
+	want := summarize(t, v)
+	for _, c := range []string{None, Gzip, Zstd} {
+		a := openArtifactT(t, writeArtifact(t, "art", pack(t, v, c)), t.TempDir())
+		got := summarize(t, viewOf(t, a))
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s round trip:\n got %+v\nwant %+v", c, got, want)
+		}
+		ents, _ := a.Entries()
+		if a.Name() != "artifact" || ents[0].Source == "" || ents[0].Layer != "artifact" {
+			t.Errorf("%s: provenance %q/%q/%q", c, a.Name(), ents[0].Layer, ents[0].Source)
+		}
+	}
+}
+
+// TestConcatenatedEarlyAndMain builds the kernel's form: an uncompressed
+// early archive, zero padding, then a gzip archive. The later archive wins
+// a path, as when the kernel unpacks them in order.
+func TestConcatenatedEarlyAndMain(t *testing.T) {
+	early := pack(t, viewOf(t, &overlay.Static{LayerName: "early", List: []overlay.Entry{
+		{Path: "/kernel/x86/microcode/GenuineIntel.bin", Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes("ucode")},
+		{Path: "/etc/motd", Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes("early")},
+		{Path: "/lib/x", Type: overlay.Regular, Perm: 0o644, LinkID: "x", Content: overlay.Bytes("early link")},
+		{Path: "/lib/y", Type: overlay.Regular, Perm: 0o644, LinkID: "x", Content: overlay.Bytes("early link")},
+	}}), None)
+	main := pack(t, viewOf(t, overlay.Skeleton(), richLayer(), &overlay.Static{LayerName: "main", List: []overlay.Entry{
+		{Path: "/etc/motd", Type: overlay.Regular, Perm: 0o600, Content: overlay.Bytes("main")},
+	}}), Gzip)
+	art := append(append(early, make([]byte, 1024)...), main...)
+	v := viewOf(t, openArtifactT(t, writeArtifact(t, "initrd", art), ""))
+	for p, want := range map[string]string{
+		"/kernel/x86/microcode/GenuineIntel.bin": "ucode", "/etc/motd": "main", "/usr/c": "linked data\n", "/lib/y": "early link",
+	} {
+		n, ok := v.Get(p)
+		if !ok || string(readAll(t, n.Content)) != want {
+			t.Errorf("%s: want %q (found %v)", p, want, ok)
+		}
+	}
+	if n, _ := v.Get("/etc/motd"); n.Perm != 0o600 {
+		t.Errorf("/etc/motd mode %v: the early archive's entry won", n.Perm)
+	}
+	x, _ := v.Get("/lib/x")
+	c, _ := v.Get("/usr/c")
+	if x.LinkID == "" || x.LinkID == c.LinkID {
+		t.Errorf("link groups of different archives merged: %q and %q", x.LinkID, c.LinkID)
+	}
+}
+
+// TestReadsGNUCpioOutput reads what GNU cpio writes, including a hard-link
+// group whose data sits with the last member.
+func TestReadsGNUCpioOutput(t *testing.T) {
+	requireTool(t, "cpio", "cpio")
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "d"), 0o750)
+	os.WriteFile(filepath.Join(dir, "d/f"), []byte("hello"), 0o640)
+	os.Link(filepath.Join(dir, "d/f"), filepath.Join(dir, "g"))
+	os.Symlink("d/f", filepath.Join(dir, "s"))
+	cmd := exec.Command("cpio", "-o", "-H", "newc")
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader("d\nd/f\ng\ns\n")
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("cpio -o: %v", err)
+	}
+	v := viewOf(t, openArtifactT(t, writeArtifact(t, "gnu.cpio", raw), ""))
+	f, _ := v.Get("/d/f")
+	g, _ := v.Get("/g")
+	s, _ := v.Get("/s")
+	if f == nil || g == nil || s == nil {
+		t.Fatalf("missing entries: %v %v %v", f, g, s)
+	}
+	if string(readAll(t, f.Content)) != "hello" || string(readAll(t, g.Content)) != "hello" || f.LinkID == "" || f.LinkID != g.LinkID {
+		t.Errorf("hard links: f=%q g=%q ids %q %q", readAll(t, f.Content), readAll(t, g.Content), f.LinkID, g.LinkID)
+	}
+	if s.Linkname != "d/f" || f.Perm != 0o640 {
+		t.Errorf("symlink %q, file mode %v", s.Linkname, f.Perm)
+	}
+}
+
+// TestLargeStreamIsCached: a stream over 16 MiB lands in the cache under
+// the artifact's sha256 and the next open reuses it instead of
+// decompressing again.
+func TestLargeStreamIsCached(t *testing.T) {
+	v := viewOf(t, bulkLayer(20))
+	art := writeArtifact(t, "big.cpio.zst", pack(t, v, Zstd))
+	cache := t.TempDir()
+	a := openArtifactT(t, art, cache)
+	sum, _ := fileSHA256(art)
+	stream := filepath.Join(cache, "streams", sum+".cpio")
+	fi, err := os.Stat(stream)
+	if err != nil || fi.Size() < 20<<20 {
+		t.Fatalf("stream cache %s: %v", stream, err)
+	}
+	checkOnly(t, filepath.Dir(stream), sum+".cpio")
+	// Mark the cache so that reuse is visible: an open that decompressed
+	// again would serve the original bytes.
+	n, _ := viewOf(t, a).Get("/data/000")
+	sec := n.Content.(overlay.Section)
+	f, err := os.OpenFile(stream, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("CACHED"), sec.Off)
+	f.Close()
+	n2, _ := viewOf(t, openArtifactT(t, art, cache)).Get("/data/000")
+	if got := readAll(t, n2.Content); !bytes.HasPrefix(got, []byte("CACHED")) {
+		t.Fatalf("second open read %q…: the cache was not reused", got[:6])
+	}
+}
+
+func TestIsArtifact(t *testing.T) {
+	v := viewOf(t, richLayer())
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want bool
+	}{
+		{"plain", pack(t, v, None), true},
+		{"gzip", pack(t, v, Gzip), true},
+		{"zstd", pack(t, v, Zstd), true},
+		{"recipe", []byte("version = \"1\"\n"), false},
+		{"gzip of text", gzipOf(t, []byte("not an archive")), false},
+		{"empty", nil, false},
+	} {
+		if got := IsArtifact(writeArtifact(t, "f", tc.data)); got != tc.want {
+			t.Errorf("IsArtifact(%s) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if IsArtifact(filepath.Join(t.TempDir(), "absent")) {
+		t.Errorf("IsArtifact of a missing file is true")
+	}
+}
+
+// TestZstdFrameThenMore: the zstd CLI's frame (checksum, content size, many
+// blocks), zero padding, then another archive: the frame must end where it
+// ends, not swallow what follows.
+func TestZstdFrameThenMore(t *testing.T) {
+	requireTool(t, "zstd", "zstd")
+	cmd := exec.Command("zstd", "-q", "-c", "--check")
+	cmd.Stdin = bytes.NewReader(pack(t, viewOf(t, bulkLayer(2)), None))
+	frame, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("zstd: %v", err)
+	}
+	late := pack(t, viewOf(t, &overlay.Static{LayerName: "late", List: []overlay.Entry{
+		{Path: "/data/001", Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes("late")},
+	}}), None)
+	art := append(append(frame, make([]byte, 300)...), late...)
+	v := viewOf(t, openArtifactT(t, writeArtifact(t, "z", art), ""))
+	n0, _ := v.Get("/data/000")
+	n1, _ := v.Get("/data/001")
+	if n0 == nil || n0.Size < 1<<20 || n1 == nil || string(readAll(t, n1.Content)) != "late" {
+		t.Fatalf("after a zstd frame: /data/000 %v, /data/001 %v", n0, n1)
+	}
+}

@@ -1,0 +1,166 @@
+package packer
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// memLimit is the largest decompressed stream kept in memory; larger ones
+// go to a cache file so that opening a big artifact costs disk, not RAM.
+const memLimit = 16 << 20
+
+// readBuf must hold a header plus the longest name the scanner accepts.
+const readBuf = 64 << 10
+
+// Magic bytes of what an artifact can be made of.
+var (
+	magicNewc = []byte("0707")
+	magicGzip = []byte{0x1f, 0x8b}
+	magicZstd = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	magicXz   = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
+)
+
+// decode reads an artifact the way the kernel unpacks an initramfs:
+// uncompressed archives, zero padding and compressed segments (each
+// holding archives) in any sequence. All archive bytes, decompressed,
+// are copied to sink; the members point into it.
+func decode(r io.Reader, sink io.Writer) ([]member, error) {
+	raw := bufio.NewReaderSize(r, readBuf)
+	s := &scanner{src: raw, sink: sink}
+	for {
+		if err := s.zeros(); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, err
+		}
+		head, _ := raw.Peek(len(magicXz))
+		var err error
+		switch {
+		case bytes.HasPrefix(head, magicNewc):
+			err = s.readArchive()
+		case bytes.HasPrefix(head, magicGzip):
+			err = s.gzipSegment(raw)
+		case bytes.HasPrefix(head, magicZstd):
+			err = s.zstdSegment(raw)
+		case bytes.HasPrefix(head, magicXz):
+			err = fmt.Errorf("xz-compressed archives are not supported; recompress with `xz -dc FILE | gzip -9`")
+		default:
+			err = fmt.Errorf("found %q at stream offset %d: expected a newc archive (070701), gzip or zstd data", head, s.pos)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(s.members) == 0 {
+		return nil, fmt.Errorf("no archive entries found")
+	}
+	return s.members, nil
+}
+
+// gzipSegment reads one gzip member. The gzip reader reads the raw stream
+// byte by byte through its io.ByteReader, so it stops exactly at the end of
+// the member and whatever follows is left in raw.
+func (s *scanner) gzipSegment(raw *bufio.Reader) error {
+	gz, err := gzip.NewReader(raw)
+	if err != nil {
+		return fmt.Errorf("gzip data: %w", err)
+	}
+	gz.Multistream(false)
+	return s.within(gz, "gzip")
+}
+
+// zstdSegment reads one zstd frame, leaving what follows it in raw.
+func (s *scanner) zstdSegment(raw *bufio.Reader) error {
+	dec, err := zstd.NewReader(&zstdFrame{raw: raw}, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return fmt.Errorf("zstd data: %w", err)
+	}
+	defer dec.Close()
+	return s.within(dec, "zstd")
+}
+
+// within scans the archives held in decompressed data.
+func (s *scanner) within(r io.Reader, kind string) error {
+	outer := s.src
+	s.src = bufio.NewReaderSize(r, readBuf)
+	defer func() { s.src = outer }()
+	if err := s.archives(); err != nil {
+		return fmt.Errorf("%s data: %w", kind, err)
+	}
+	return nil
+}
+
+// sink collects the stream, in memory until it outgrows memLimit and then
+// in a temporary file that finish moves to the cache.
+type sink struct {
+	cache string // final cache path; "" for an anonymous file
+	mem   bytes.Buffer
+	file  *os.File
+}
+
+func (k *sink) Write(p []byte) (int, error) {
+	if k.file == nil && k.mem.Len()+len(p) > memLimit {
+		if err := k.spill(); err != nil {
+			return 0, err
+		}
+	}
+	if k.file != nil {
+		return k.file.Write(p)
+	}
+	return k.mem.Write(p)
+}
+
+func (k *sink) spill() error {
+	var err error
+	if k.cache == "" {
+		k.file, err = os.CreateTemp("", "fledge-stream-*")
+		if err == nil {
+			// Unlinked at once: the open file is all the artifact needs.
+			err = os.Remove(k.file.Name())
+		}
+	} else {
+		if err = os.MkdirAll(filepath.Dir(k.cache), 0o755); err == nil {
+			k.file, err = os.CreateTemp(filepath.Dir(k.cache), ".stream-*")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("creating the stream cache: %w", err)
+	}
+	_, err = k.file.Write(k.mem.Bytes())
+	k.mem = bytes.Buffer{}
+	return err
+}
+
+// finish returns the stream for random access and what must be closed
+// when it is no longer needed (nil for memory).
+func (k *sink) finish() (io.ReaderAt, io.Closer, error) {
+	if k.file == nil {
+		return bytes.NewReader(k.mem.Bytes()), nil, nil
+	}
+	if k.cache != "" {
+		if err := k.file.Sync(); err != nil {
+			return nil, nil, err
+		}
+		if err := os.Rename(k.file.Name(), k.cache); err != nil {
+			return nil, nil, fmt.Errorf("storing the stream cache: %w", err)
+		}
+	}
+	return k.file, k.file, nil
+}
+
+// abort drops a partly written stream.
+func (k *sink) abort() {
+	if k.file != nil {
+		k.file.Close()
+		if k.cache != "" {
+			os.Remove(k.file.Name())
+		}
+	}
+}

@@ -229,3 +229,80 @@ func needRoot(t *testing.T) {
 		t.Fatalf("this test runs BuildKit, which needs root; run it as root (.ci/test does)")
 	}
 }
+
+// Ctrl-C during a RUN step: fledge exits non-zero, and leaves no mounts, no
+// build processes, no artifact and no lock (the next build on the same
+// state runs).
+func TestDockerfileInterruptLeavesNothingBehind(t *testing.T) {
+	needRoot(t)
+	needTool(t, "runc", "runc")
+	parent := dockerfileProject(t, "FROM scratch AS final\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo interrupt-me-now; /bin/busybox sleep 300\"]\n")
+	state := t.TempDir()
+	env := buildkitEnv(t, state)
+	cmd := exec.Command(fledgeBin, directBuildArgs()...)
+	cmd.Dir = parent
+	cmd.Env = append(os.Environ(), env...)
+	seen := make(chan struct{})
+	var stderr bytes.Buffer
+	cmd.Stderr = &watchWriter{buf: &stderr, marker: "interrupt-me-now", seen: seen}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-seen:
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the RUN step never started:\n%s", stderr.String())
+	}
+	start := time.Now()
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if err == nil {
+		t.Fatalf("an interrupted build exited 0:\n%s", stderr.String())
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("fledge took %v to stop after Ctrl-C", d)
+	}
+	mounts, _ := os.ReadFile("/proc/mounts")
+	if bytes.Contains(mounts, []byte(state)) {
+		t.Errorf("mounts under %s left behind:\n%s", state, mounts)
+	}
+	if pids := pidsRunning("interrupt-me-now"); len(pids) != 0 {
+		t.Errorf("the interrupted step is still running: pids %v", pids)
+	}
+	if left, _ := filepath.Glob(filepath.Join(parent, "myplugin.*")); len(left) != 0 {
+		t.Errorf("an interrupted build left %v", left)
+	}
+	os.WriteFile(filepath.Join(parent, "myplugin", "Dockerfile"), []byte("FROM scratch AS final\nCOPY owned.txt /owned.txt\n"), 0o644)
+	mustFledge(t, parent, env, directBuildArgs()...)
+}
+
+// watchWriter closes seen once marker has been written.
+type watchWriter struct {
+	buf    *bytes.Buffer
+	marker string
+	seen   chan struct{}
+	closed bool
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	if !w.closed && strings.Contains(w.buf.String(), w.marker) {
+		w.closed = true
+		close(w.seen)
+	}
+	return len(p), nil
+}
+
+// pidsRunning lists processes whose command line contains s.
+func pidsRunning(s string) []string {
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var pids []string
+	for _, p := range cmdlines {
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(s)) {
+			pids = append(pids, filepath.Base(filepath.Dir(p)))
+		}
+	}
+	return pids
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -38,10 +39,11 @@ func Boot(ctx context.Context, cfg Config) (Result, error) {
 	start := time.Now()
 	con := newConsole(cfg.Expect, cfg.Console, start)
 	cmd.Stdout = con
-	if err := cmd.Start(); err != nil {
+	exited, err := startLocked(cmd)
+	if err != nil {
 		return Result{}, fmt.Errorf("qemu: start %s: %w", bin, err)
 	}
-	run := supervise(ctx, cmd, con.failed, cfg.Timeout)
+	run := supervise(ctx, cmd, exited, con.failed, cfg.Timeout)
 	con.finish()
 	res := Result{
 		Elapsed:  time.Since(start),
@@ -64,16 +66,35 @@ type outcome struct {
 	timedOut, canceled, stoppedOnFailure bool
 }
 
-// supervise waits for QEMU to exit, killing its process group at the
-// timeout, on cancelation, or a grace period after a failure marker.
-func supervise(ctx context.Context, cmd *exec.Cmd, failed <-chan struct{}, timeout time.Duration) outcome {
-	done := make(chan struct{})
+// startLocked starts cmd from a goroutine that stays on its OS thread
+// until cmd has exited and been waited for (closing the returned channel):
+// Pdeathsig fires when the thread that started the child ends, and only a
+// locked thread is sure to outlive it.
+func startLocked(cmd *exec.Cmd) (<-chan struct{}, error) {
+	started := make(chan error, 1)
+	exited := make(chan struct{})
 	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		// The exit status is read from cmd.ProcessState; Wait's error
 		// only repeats it.
 		_ = cmd.Wait()
-		close(done)
+		close(exited)
 	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return exited, nil
+}
+
+// supervise waits for QEMU to exit, killing its process group at the
+// timeout, on cancelation, or a grace period after a failure marker.
+func supervise(ctx context.Context, cmd *exec.Cmd, exited, failed <-chan struct{}, timeout time.Duration) outcome {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	var grace <-chan time.Time
@@ -88,7 +109,7 @@ func supervise(ctx context.Context, cmd *exec.Cmd, failed <-chan struct{}, timeo
 	}
 	for {
 		select {
-		case <-done:
+		case <-exited:
 			return out
 		case <-deadline.C:
 			out.timedOut = true

@@ -24,14 +24,17 @@ type console struct {
 	matched     bool
 	matchedAt   time.Duration
 	matchedLine string
-	failure     string
+	// failureAt is the offset in out of the first line holding a failure
+	// marker, or -1; the line is read out whole when the boot is over, as
+	// a prompt may have been caught before its line was finished.
+	failureAt int
 	// failed is closed when the first failure marker shows up, so the
 	// runner can stop a guest that will never power off by itself.
 	failed chan struct{}
 }
 
 func newConsole(expect *regexp.Regexp, live io.Writer, start time.Time) *console {
-	return &console{expect: expect, live: live, start: start, failed: make(chan struct{})}
+	return &console{expect: expect, live: live, start: start, failureAt: -1, failed: make(chan struct{})}
 }
 
 func (c *console) Write(p []byte) (int, error) {
@@ -47,6 +50,10 @@ func (c *console) Write(p []byte) (int, error) {
 		c.judge(string(rest[:i]))
 		c.checked += i + 1
 	}
+	// A prompt waits at the end of an unfinished line ("Please press Enter
+	// to activate this console. "), so markers are looked for there too;
+	// the expected line is matched only whole.
+	c.scanFailure(string(c.out.Bytes()[c.checked:]))
 	if c.live != nil {
 		// A broken live writer (a closed terminal) must not stop the boot
 		// or the verdict; the output is still kept in full.
@@ -70,12 +77,17 @@ func (c *console) judge(line string) {
 	if !c.matched && c.expect.MatchString(line) {
 		c.matched, c.matchedAt, c.matchedLine = true, time.Since(c.start), line
 	}
-	if c.failure != "" {
+	c.scanFailure(line)
+}
+
+// scanFailure looks for failure markers in line, which starts at c.checked.
+func (c *console) scanFailure(line string) {
+	if c.failureAt >= 0 {
 		return
 	}
 	for _, m := range failureMarkers {
 		if strings.Contains(line, m) {
-			c.failure = strings.TrimSpace(line)
+			c.failureAt = c.checked
 			close(c.failed)
 			return
 		}
@@ -88,5 +100,8 @@ func (c *console) fill(r *Result) {
 	defer c.mu.Unlock()
 	r.Output = bytes.Clone(c.out.Bytes())
 	r.Matched, r.MatchedAt, r.MatchedLine = c.matched, c.matchedAt, c.matchedLine
-	r.Failure = c.failure
+	if c.failureAt >= 0 {
+		line, _, _ := bytes.Cut(c.out.Bytes()[c.failureAt:], []byte("\n"))
+		r.Failure = string(bytes.TrimSpace(line))
+	}
 }

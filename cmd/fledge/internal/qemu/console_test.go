@@ -84,3 +84,22 @@ func TestVerdictNamesTheFirstBrokenRule(t *testing.T) {
 		})
 	}
 }
+
+func TestConsoleCatchesAPromptWithoutNewline(t *testing.T) {
+	c := newConsole(regexp.MustCompile(`ready`), nil, time.Now())
+	for _, chunk := range []string{"\r\nPlease press Enter to act", "ivate this console. "} {
+		if _, err := c.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-c.failed:
+	default:
+		t.Fatal("a prompt waiting at the end of an unfinished line was not noticed")
+	}
+	var r Result
+	c.fill(&r)
+	if r.Failure != "Please press Enter to activate this console." {
+		t.Errorf("failure %q; want the prompt", r.Failure)
+	}
+}

@@ -28,6 +28,10 @@ A recipe (fledge.toml) describes them; every command reads the same merged view.
 		newUmountCmd(),
 		newDiffCmd(),
 		newResetCmd(),
+		newLsCmd(),
+		newWhyCmd(),
+		newCheckCmd(),
+		newBootCmd(),
 	)
 	return root
 }

@@ -33,20 +33,21 @@ func WriteInitList(w io.Writer, v *overlay.View, p string, locate Locator) error
 	if err != nil {
 		return err
 	}
+	// The list is built whole first: a half list that gen_init_cpio
+	// would happily pack is worse than none.
+	var b strings.Builder
 	links := linkGroups(nodes)
 	for _, n := range nodes {
 		line, err := initLine(n, links, locate)
 		if err != nil {
 			return fmt.Errorf("gen_init_cpio list: %s: %w", n.Path, err)
 		}
-		if line == "" {
-			continue
-		}
-		if _, err := io.WriteString(w, line+"\n"); err != nil {
-			return err
+		if line != "" {
+			b.WriteString(line + "\n")
 		}
 	}
-	return nil
+	_, err = io.WriteString(w, b.String())
+	return err
 }
 
 type linkKey struct{ layer, id string }

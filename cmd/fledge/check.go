@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/volantvm/fledge/cmd/fledge/internal/inspect"
+	"github.com/volantvm/fledge/overlay/recipe"
+)
+
+func newCheckCmd() *cobra.Command {
+	var (
+		f      stackFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "check [RECIPE|ARTIFACT]",
+		Short: "Lint the image: init, libraries, interpreters, agent, symlinks, console, shadows",
+		Long: `check applies fledge's lint rules to the merged image of a recipe or an
+artifact. Every finding has a rule id, a severity and a one-line fix:
+
+` + ruleList() + `
+Exit status: 0 when there are no errors (warnings allowed), 2 when there is at
+least one error, 1 when the image could not be read.`,
+		Example: `  fledge check
+  fledge check dist/app.cpio.gz
+  fledge check --json | jq '.[] | select(.severity == "error")'`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			arg := ""
+			if len(args) == 1 {
+				arg = args[0]
+			}
+			t, v, err := openView(cmd.Context(), cmd, &f, arg)
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			opts := inspect.CheckOptions{HostDirs: hostDirs(t)}
+			opts.WantKestrel = t.Recipe != nil && t.Recipe.Mode() == recipe.ModeDefault
+			found, err := inspect.Check(v, opts)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.Name(), err)
+			}
+			if asJSON {
+				if found == nil {
+					found = []inspect.Finding{}
+				}
+				err = inspect.WriteJSON(cmd.OutOrStdout(), found)
+			} else {
+				err = inspect.WriteFindings(cmd.OutOrStdout(), found)
+			}
+			if err != nil {
+				return err
+			}
+			if n := inspect.Errors(found); n > 0 {
+				return &exitError{code: 2, msg: fmt.Sprintf("check: %s has %d error(s)", t.Name(), n)}
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of {rule, severity, path, message, fix}")
+	return cmd
+}
+
+func ruleList() string {
+	s := ""
+	for _, r := range inspect.Rules() {
+		s += fmt.Sprintf("  %-20s %s\n", r.ID, r.Severity)
+	}
+	return s
+}

@@ -3,10 +3,10 @@ package packer
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/klauspost/compress/gzip"
 	"io"
 	"os"
 	"path/filepath"
@@ -127,8 +127,9 @@ func fileSHA256(path string) (string, error) {
 }
 
 // IsArtifact reports whether path holds a newc archive, plain or gzip or
-// zstd compressed (judged by content, so a recipe is never mistaken for
-// one whatever its name).
+// zstd compressed, judged by content so a recipe is never mistaken for one
+// whatever its name. xz data counts too, so that the caller goes on to
+// OpenArtifact and its explanation rather than a recipe parse error.
 func IsArtifact(path string) bool {
 	f, err := os.Open(path)
 	if err != nil {
@@ -136,10 +137,10 @@ func IsArtifact(path string) bool {
 	}
 	defer f.Close()
 	br := bufio.NewReader(f)
-	head, _ := br.Peek(len(magicZstd))
+	head, _ := br.Peek(len(magicXz))
 	var r io.Reader
 	switch {
-	case bytes.HasPrefix(head, magicNewc):
+	case bytes.HasPrefix(head, magicNewc), bytes.HasPrefix(head, magicXz):
 		return true
 	case bytes.HasPrefix(head, magicGzip):
 		gz, err := gzip.NewReader(br)

@@ -184,6 +184,7 @@ func TestIsArtifact(t *testing.T) {
 		{"plain", pack(t, v, None), true},
 		{"gzip", pack(t, v, Gzip), true},
 		{"zstd", pack(t, v, Zstd), true},
+		{"xz", []byte("\xfd7zXZ\x00rest"), true},
 		{"recipe", []byte("version = \"1\"\n"), false},
 		{"gzip of text", gzipOf(t, []byte("not an archive")), false},
 		{"empty", nil, false},
@@ -197,25 +198,28 @@ func TestIsArtifact(t *testing.T) {
 	}
 }
 
-// TestZstdFrameThenMore: the zstd CLI's frame (checksum, content size, many
-// blocks), zero padding, then another archive: the frame must end where it
+// TestCompressedThenMore: a compressed archive written by the gzip or zstd
+// CLI (many blocks, checksums), zero padding, then an uncompressed archive,
+// which the kernel also accepts. The decompressor must stop where its data
 // ends, not swallow what follows.
-func TestZstdFrameThenMore(t *testing.T) {
-	requireTool(t, "zstd", "zstd")
-	cmd := exec.Command("zstd", "-q", "-c", "--check")
-	cmd.Stdin = bytes.NewReader(pack(t, viewOf(t, bulkLayer(2)), None))
-	frame, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("zstd: %v", err)
-	}
+func TestCompressedThenMore(t *testing.T) {
 	late := pack(t, viewOf(t, &overlay.Static{LayerName: "late", List: []overlay.Entry{
 		{Path: "/data/001", Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes("late")},
 	}}), None)
-	art := append(append(frame, make([]byte, 300)...), late...)
-	v := viewOf(t, openArtifactT(t, writeArtifact(t, "z", art), ""))
-	n0, _ := v.Get("/data/000")
-	n1, _ := v.Get("/data/001")
-	if n0 == nil || n0.Size < 1<<20 || n1 == nil || string(readAll(t, n1.Content)) != "late" {
-		t.Fatalf("after a zstd frame: /data/000 %v, /data/001 %v", n0, n1)
+	for _, tool := range [][]string{{"gzip", "-n", "-c"}, {"zstd", "-q", "-c", "--check"}} {
+		requireTool(t, tool[0], tool[0])
+		cmd := exec.Command(tool[0], tool[1:]...)
+		cmd.Stdin = bytes.NewReader(pack(t, viewOf(t, bulkLayer(2)), None))
+		compressed, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v", tool[0], err)
+		}
+		art := append(append(compressed, make([]byte, 300)...), late...)
+		v := viewOf(t, openArtifactT(t, writeArtifact(t, "a", art), ""))
+		n0, _ := v.Get("/data/000")
+		n1, _ := v.Get("/data/001")
+		if n0 == nil || n0.Size < 1<<20 || n1 == nil || string(readAll(t, n1.Content)) != "late" {
+			t.Errorf("after %s data: /data/000 %v, /data/001 %v", tool[0], n0, n1)
+		}
 	}
 }

@@ -30,28 +30,29 @@ func Write(ctx context.Context, v *overlay.View, w io.Writer, opts Options) erro
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(cw, 1<<20)
+	err = writeRecords(ctx, v, recs, cw)
+	if cerr := cw.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("finishing compression: %w", cerr)
+	}
+	return err
+}
+
+func writeRecords(ctx context.Context, v *overlay.View, recs []record, w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
 	aw := NewWriter(bw)
 	for _, r := range recs {
 		if err := ctx.Err(); err != nil {
-			cw.Close()
 			return fmt.Errorf("packing stopped at %s: %w", r.node.Path, err)
 		}
 		if err := writeNode(aw, v, r); err != nil {
-			cw.Close()
 			return err
 		}
 	}
 	if err := aw.Close(); err != nil {
-		cw.Close()
 		return err
 	}
 	if err := bw.Flush(); err != nil {
-		cw.Close()
 		return fmt.Errorf("writing archive: %w", err)
-	}
-	if err := cw.Close(); err != nil {
-		return fmt.Errorf("finishing compression: %w", err)
 	}
 	return nil
 }

@@ -3,12 +3,12 @@ package packer
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -86,12 +86,24 @@ func (s *scanner) zstdSegment(raw *bufio.Reader) error {
 	return s.within(dec, "zstd")
 }
 
-// within scans the archives held in decompressed data.
+// within scans the archives held in decompressed data. Decompression runs
+// in its own goroutine so that it overlaps with scanning and storing the
+// stream; it has finished reading the raw stream when within returns.
 func (s *scanner) within(r io.Reader, kind string) error {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := io.CopyBuffer(pw, r, make([]byte, readBuf))
+		pw.CloseWithError(err)
+	}()
 	outer := s.src
-	s.src = bufio.NewReaderSize(r, readBuf)
-	defer func() { s.src = outer }()
-	if err := s.archives(); err != nil {
+	s.src = bufio.NewReaderSize(pr, readBuf)
+	err := s.archives()
+	pr.CloseWithError(fmt.Errorf("archive scan stopped"))
+	<-done
+	s.src = outer
+	if err != nil {
 		return fmt.Errorf("%s data: %w", kind, err)
 	}
 	return nil

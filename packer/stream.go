@@ -113,12 +113,17 @@ func (s *scanner) within(r io.Reader, kind string) error {
 // in a temporary file that finish moves to the cache.
 type sink struct {
 	cache string // final cache path; "" for an anonymous file
-	mem   bytes.Buffer
-	file  *os.File
+	// mem holds chunks of memChunk bytes: a growing single buffer would
+	// copy itself at every doubling and briefly need twice the memory.
+	mem  [][]byte
+	size int
+	file *os.File
 }
 
+const memChunk = 1 << 20
+
 func (k *sink) Write(p []byte) (int, error) {
-	if k.file == nil && k.mem.Len()+len(p) > memLimit {
+	if k.file == nil && k.size+len(p) > memLimit {
 		if err := k.spill(); err != nil {
 			return 0, err
 		}
@@ -126,7 +131,17 @@ func (k *sink) Write(p []byte) (int, error) {
 	if k.file != nil {
 		return k.file.Write(p)
 	}
-	return k.mem.Write(p)
+	for rest := p; len(rest) > 0; {
+		if n := len(k.mem); n == 0 || len(k.mem[n-1]) == memChunk {
+			k.mem = append(k.mem, make([]byte, 0, memChunk))
+		}
+		last := &k.mem[len(k.mem)-1]
+		n := min(len(rest), memChunk-len(*last))
+		*last = append(*last, rest[:n]...)
+		rest = rest[n:]
+	}
+	k.size += len(p)
+	return len(p), nil
 }
 
 func (k *sink) spill() error {
@@ -145,16 +160,20 @@ func (k *sink) spill() error {
 	if err != nil {
 		return fmt.Errorf("creating the stream cache: %w", err)
 	}
-	_, err = k.file.Write(k.mem.Bytes())
-	k.mem = bytes.Buffer{}
-	return err
+	for _, c := range k.mem {
+		if _, err := k.file.Write(c); err != nil {
+			return fmt.Errorf("writing the stream cache: %w", err)
+		}
+	}
+	k.mem = nil
+	return nil
 }
 
 // finish returns the stream for random access and what must be closed
 // when it is no longer needed (nil for memory).
 func (k *sink) finish() (io.ReaderAt, io.Closer, error) {
 	if k.file == nil {
-		return bytes.NewReader(k.mem.Bytes()), nil, nil
+		return bytes.NewReader(bytes.Join(k.mem, nil)), nil, nil
 	}
 	if k.cache != "" {
 		if err := k.file.Sync(); err != nil {

@@ -18,7 +18,8 @@ func newCheckCmd() *cobra.Command {
 		Use:   "check [RECIPE|ARTIFACT]",
 		Short: "Lint the image: init, libraries, interpreters, agent, symlinks, console, shadows",
 		Long: `check applies fledge's lint rules to the merged image of a recipe or an
-artifact. Every finding has a rule id, a severity and a one-line fix:
+artifact. For an artifact, /bin/kestrel is required when /init names it (as
+fledge's own init does). Every finding has a rule id, a severity and a one-line fix:
 
 ` + ruleList() + `
 Exit status: 0 when there are no errors (warnings allowed), 2 when there is at
@@ -38,7 +39,11 @@ least one error, 1 when the image could not be read.`,
 			}
 			defer t.Close()
 			opts := inspect.CheckOptions{HostDirs: hostDirs(t)}
-			opts.WantKestrel = t.Recipe != nil && t.Recipe.Mode() == recipe.ModeDefault
+			if t.Recipe != nil {
+				opts.WantKestrel = t.Recipe.Mode() == recipe.ModeDefault
+			} else if opts.WantKestrel, err = inspect.ExpectsKestrel(v); err != nil {
+				return err
+			}
 			found, err := inspect.Check(v, opts)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.Name(), err)

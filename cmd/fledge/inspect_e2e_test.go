@@ -31,6 +31,10 @@ func TestCheckPassesTheExamples(t *testing.T) {
 			if r.code != 0 || inspect.Errors(found) > 0 {
 				t.Fatalf("examples/%s: exit %d, findings %+v\nstderr: %s", name, r.code, found, r.stderr)
 			}
+			art := buildExample(t, name)
+			if r := fledge(t, dir, nil, "check", art); r.code != 0 {
+				t.Fatalf("the artifact of examples/%s: exit %d\n%s%s", name, r.code, r.stdout, r.stderr)
+			}
 		})
 	}
 }
@@ -59,6 +63,16 @@ func TestCheckFailsABrokenRecipe(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "1 error") {
 		t.Errorf("stderr lacks the one-line summary: %s", r.stderr)
+	}
+}
+
+// An artifact has no recipe to say its init mode; fledge's init naming
+// /bin/kestrel is what makes check require the agent.
+func TestCheckWantsKestrelInADefaultArtifact(t *testing.T) {
+	art := withoutEntry(t, buildExample(t, "default"), "bin/kestrel")
+	r := fledge(t, t.TempDir(), nil, "check", art)
+	if r.code != 2 || !strings.Contains(r.stdout, "error kestrel-missing: /bin/kestrel:") {
+		t.Fatalf("check of a default-mode artifact without /bin/kestrel: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 

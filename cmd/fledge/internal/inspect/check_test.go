@@ -157,3 +157,21 @@ func TestWhatIsNotReported(t *testing.T) {
 		})
 	}
 }
+
+func TestExpectsKestrel(t *testing.T) {
+	cases := []struct {
+		init string
+		want bool
+	}{
+		{"\x7fELF...\x00/bin/kestrel\x00fledge-init: exec %s\x00", true},
+		{"\x7fELF...\x00/bin/kestrel-old\x00", false},
+		{"#!/bin/sh\n[ -x /bin/kestrel ] || echo no kestrel\n", false},
+	}
+	for _, tc := range cases {
+		v := view(t, layer("init", file("/init", 0o755, tc.init)))
+		got, err := ExpectsKestrel(v)
+		if err != nil || got != tc.want {
+			t.Errorf("ExpectsKestrel(%q) = %v, %v; want %v", tc.init, got, err, tc.want)
+		}
+	}
+}

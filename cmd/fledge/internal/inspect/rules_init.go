@@ -1,6 +1,11 @@
 package inspect
 
 import (
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"io"
+
 	"github.com/volantvm/fledge/overlay"
 )
 
@@ -74,3 +79,29 @@ func checkKestrel(c *checker) error {
 	}
 	return nil
 }
+
+// ExpectsKestrel tells, for an image without a recipe, whether its /init
+// is a program that hands over to /bin/kestrel: fledge's C init holds that
+// path as a C string, which is how an artifact built in the default mode is
+// recognised. A script naming the path may only be testing for it, so only
+// ELF programs count.
+func ExpectsKestrel(v *overlay.View) (bool, error) {
+	n, ok := v.Resolve("/init")
+	if !ok || n.Type != overlay.Regular || n.Content == nil {
+		return false, nil
+	}
+	r, err := n.Content.Open()
+	if err != nil {
+		return false, fmt.Errorf("/init: %w", err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, maxInitScan))
+	if err != nil {
+		return false, fmt.Errorf("/init: %w", err)
+	}
+	return bytes.HasPrefix(b, []byte(elf.ELFMAG)) && bytes.Contains(b, []byte("/bin/kestrel\x00")), nil
+}
+
+// maxInitScan bounds how much of /init ExpectsKestrel reads: fledge's init
+// is about 26 KB; a large custom init is not ours.
+const maxInitScan = 4 << 20

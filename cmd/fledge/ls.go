@@ -83,9 +83,11 @@ first. It reads a recipe (-c, default ./fledge.toml) or an existing artifact
 }
 
 // targetAndPath splits the arguments of ls and why: an optional recipe or
-// artifact, then a path in the image. A lone argument is the target only
-// when it names a host file that is an artifact or a .toml recipe, so
-// "fledge ls /etc" lists the image's /etc, not the host's.
+// artifact, then a path in the image. A lone absolute argument is the
+// target only when it names a host file that is an artifact or a .toml
+// recipe, so "fledge ls /etc" lists the image's /etc, not the host's; a
+// lone relative one is always the target, so a mistyped file name is
+// reported as missing on the host.
 func targetAndPath(args []string, def string) (target, at string, err error) {
 	switch len(args) {
 	case 0:
@@ -93,7 +95,7 @@ func targetAndPath(args []string, def string) (target, at string, err error) {
 	case 2:
 		return args[0], args[1], nil
 	}
-	if isTargetFile(args[0]) {
+	if !strings.HasPrefix(args[0], "/") || isTargetFile(args[0]) {
 		if def == "" {
 			return "", "", fmt.Errorf("%s is a recipe or artifact; also name the path in the image to explain", args[0])
 		}

@@ -62,15 +62,20 @@ func summarize(t *testing.T, v *overlay.View) []comparable {
 }
 
 // TestRoundTrip packs a view, opens the artifact as a layer and expects the
-// same view back, for every compression.
+// same view back, for every compression, and the same bytes when that
+// layer is packed again.
 func TestRoundTrip(t *testing.T) {
 	v := viewOf(t, overlay.Skeleton(), richLayer())
 	want := summarize(t, v)
 	for _, c := range []string{None, Gzip, Zstd} {
-		a := openArtifactT(t, writeArtifact(t, "art", pack(t, v, c)), t.TempDir())
+		packed := pack(t, v, c)
+		a := openArtifactT(t, writeArtifact(t, "art", packed), t.TempDir())
 		got := summarize(t, viewOf(t, a))
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s round trip:\n got %+v\nwant %+v", c, got, want)
+		}
+		if !bytes.Equal(pack(t, viewOf(t, a), c), packed) {
+			t.Errorf("%s: re-packing the opened artifact changed its bytes", c)
 		}
 		ents, _ := a.Entries()
 		if a.Name() != "artifact" || ents[0].Source == "" || ents[0].Layer != "artifact" {

@@ -3,6 +3,7 @@ package rootfs
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -281,5 +283,43 @@ func TestBuildWithoutRuncNamesThePackage(t *testing.T) {
 	_, err := Build(context.Background(), Spec{Dockerfile: filepath.Join(dir, "Dockerfile")}, o)
 	if err == nil || !strings.Contains(err.Error(), "install the runc package") {
 		t.Fatalf("error %v, want one naming the runc package", err)
+	}
+}
+
+// The check for root runs in a copy of this test binary started as nobody.
+func TestEmbeddedRefusesNonRoot(t *testing.T) {
+	if os.Getenv("FLEDGE_ROOTFS_TEST_AS_NOBODY") == "1" {
+		_, err := startEmbedded(context.Background(), os.Getenv("FLEDGE_STATE_DIR"))
+		fmt.Printf("startEmbedded: %v\n", err)
+		return
+	}
+	needRootAndRunc(t)
+	// t.TempDir's parent is private to root; this one sits in /tmp itself.
+	dir, err := os.MkdirTemp("", "fledge-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "rootfs.test")
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestEmbeddedRefusesNonRoot$")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "FLEDGE_ROOTFS_TEST_AS_NOBODY=1", "FLEDGE_STATE_DIR="+filepath.Join(dir, "state"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("test binary as nobody: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "embedded BuildKit needs root") || !strings.Contains(string(out), "--buildkit-addr") {
+		t.Fatalf("as nobody, want the needs-root error naming --buildkit-addr; got:\n%s", out)
 	}
 }

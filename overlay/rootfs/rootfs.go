@@ -1,9 +1,26 @@
 // Package rootfs builds a Dockerfile (or an image) into the rootfs layer of
-// an initramfs with BuildKit, embedded in the fledge process by default or
-// reached at an address, and reads BuildKit's tar export as the layer.
+// an initramfs with BuildKit, and reads BuildKit's tar export as the layer.
 //
-// The result is cached by the build's inputs, so an unchanged Dockerfile and
-// context are served from the cache without starting BuildKit.
+// BuildKit is embedded by default: its controller and OCI (runc) worker run
+// inside the fledge process, served over an in-memory gRPC connection, with
+// state under /var/lib/fledge/buildkit ($FLEDGE_STATE_DIR), flocked against a
+// second fledge. That needs root and runc. Options.Addr (--buildkit-addr,
+// $BUILDKIT_HOST) uses a BuildKit daemon instead; the result is the same.
+//
+// The Dockerfile frontend built into BuildKit is always used: a "# syntax="
+// line is ignored, so no frontend image is pulled. The build arg
+// BUILDKIT_SYNTAX=IMAGE is the explicit opt-in to a frontend image.
+//
+// Named build contexts (recipe key [source] contexts = { NAME = "VALUE" },
+// flag --build-context NAME=VALUE) let FROM NAME and COPY --from=NAME read a
+// host directory, a local OCI layout ("oci-layout://DIR@sha256:…", or
+// "oci-layout://DIR" when the layout holds one manifest), or anything
+// BuildKit resolves itself (docker-image://REF, a git or https URL).
+//
+// The result is cached under CacheDir/rootfs by the build's inputs, so an
+// unchanged Dockerfile and context are served without starting BuildKit.
+// File times in the result are SOURCE_DATE_EPOCH (or 1970), which makes
+// the embedded and an external BuildKit give the same bytes.
 package rootfs
 
 import (

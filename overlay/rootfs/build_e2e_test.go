@@ -323,3 +323,13 @@ func TestEmbeddedRefusesNonRoot(t *testing.T) {
 		t.Fatalf("as nobody, want the needs-root error naming --buildkit-addr; got:\n%s", out)
 	}
 }
+
+func TestBuildUnreachableAddressSaysSo(t *testing.T) {
+	dir := writeContext(t, "FROM scratch\nCOPY owned.txt /\n")
+	o := testOptions(t, io.Discard)
+	o.Addr = "unix://" + filepath.Join(t.TempDir(), "no-daemon.sock")
+	_, err := Build(context.Background(), Spec{Dockerfile: filepath.Join(dir, "Dockerfile")}, o)
+	if err == nil || !strings.Contains(err.Error(), "is not reachable") || !strings.Contains(err.Error(), o.Addr) {
+		t.Fatalf("error %v, want one saying %s is not reachable", err, o.Addr)
+	}
+}

@@ -21,8 +21,16 @@ import (
 func connect(ctx context.Context, o Options) (*client.Client, func() error, error) {
 	if o.Addr != "" {
 		c, err := client.New(ctx, o.Addr)
+		if err == nil {
+			// New does not dial; asking for the daemon's version does, so
+			// an address with nothing behind it fails here, clearly.
+			_, err = c.Info(ctx)
+			if err != nil {
+				c.Close()
+			}
+		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("connecting to BuildKit at %s: %w", o.Addr, err)
+			return nil, nil, fmt.Errorf("BuildKit at %s (--buildkit-addr, BUILDKIT_HOST) is not reachable: %w; start buildkitd there, or unset both to use the embedded BuildKit", o.Addr, err)
 		}
 		return c, c.Close, nil
 	}

@@ -333,3 +333,19 @@ func TestBuildUnreachableAddressSaysSo(t *testing.T) {
 		t.Fatalf("error %v, want one saying %s is not reachable", err, o.Addr)
 	}
 }
+
+// Offline resolves images from what BuildKit holds; a FROM scratch build
+// needs nothing, so it must still build.
+func TestBuildOffline(t *testing.T) {
+	needRootAndRunc(t)
+	dir := writeContext(t, "FROM scratch\nCOPY owned.txt /owned.txt\n")
+	o := testOptions(t, io.Discard)
+	o.Offline = true
+	l, err := Build(context.Background(), Spec{Dockerfile: filepath.Join(dir, "Dockerfile")}, o)
+	if err != nil {
+		t.Fatalf("offline FROM scratch build: %v", err)
+	}
+	if got := read(t, entriesByPath(t, l)["/owned.txt"]); got != "owned\n" {
+		t.Errorf("/owned.txt = %q", got)
+	}
+}

@@ -74,17 +74,21 @@ func startEmbedded(ctx context.Context, stateDir string) (_ *embedded, err error
 	// a fledge user learns nothing from it, errors aside.
 	logrus.SetLevel(logrus.ErrorLevel)
 
-	ctrl, err := e.newController(ctx, root)
+	// The daemon lives until Close, not until the build's context ends: a
+	// cancelled build still needs a working daemon to stop its steps.
+	ctrl, err := e.newController(context.WithoutCancel(ctx), root)
 	if err != nil {
 		return nil, fmt.Errorf("starting embedded BuildKit in %s: %w", root, err)
 	}
 	e.closers = append(e.closers, ctrl.Close)
-	e.serve(ctrl)
+	if err := e.serve(ctrl); err != nil {
+		return nil, fmt.Errorf("connecting to embedded BuildKit: %w", err)
+	}
 	return e, nil
 }
 
 // serve connects a client to the controller through an in-memory listener.
-func (e *embedded) serve(ctrl *control.Controller) {
+func (e *embedded) serve(ctrl *control.Controller) error {
 	server := grpc.NewServer(
 		// The interceptors carry typed errors (the Dockerfile source of a
 		// failed step) across gRPC, as in buildkitd.
@@ -105,20 +109,27 @@ func (e *embedded) serve(ctrl *control.Controller) {
 		return nil
 	})
 	dial := func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
-	// client.New only prepares the connection; it cannot fail for a
-	// passthrough address with a dialer.
 	c, err := client.New(context.Background(), "passthrough:///fledge-embedded", client.WithContextDialer(dial))
 	if err != nil {
-		panic(fmt.Sprintf("embedded BuildKit client: %v", err))
+		return err
 	}
 	e.client = c
 	e.closers = append(e.closers, c.Close)
+	return nil
 }
 
 // newController assembles what buildkitd assembles: session manager, the
 // runc worker, the Dockerfile frontend built in (so no frontend image is
 // pulled) and the gateway frontend for an explicit BUILDKIT_SYNTAX.
-func (e *embedded) newController(ctx context.Context, root string) (*control.Controller, error) {
+func (e *embedded) newController(ctx context.Context, root string) (_ *control.Controller, err error) {
+	// Until the controller exists and owns them, what is opened here is
+	// closed here on failure.
+	var undo []func() error
+	defer func() {
+		for i := len(undo) - 1; err != nil && i >= 0; i-- {
+			undo[i]()
+		}
+	}()
 	sm, err := session.NewManager()
 	if err != nil {
 		return nil, err
@@ -127,27 +138,25 @@ func (e *embedded) newController(ctx context.Context, root string) (*control.Con
 	if err != nil {
 		return nil, err
 	}
+	undo = append(undo, w.Close)
 	wc := &worker.Controller{}
 	if err := wc.Add(w); err != nil {
 		return nil, err
 	}
-	gw, err := gateway.NewGatewayFrontend(wc.Infos(), nil)
+	frontends, err := frontends(wc)
 	if err != nil {
 		return nil, err
-	}
-	frontends := map[string]frontend.Frontend{
-		"dockerfile.v0": forwarder.NewGatewayForwarder(wc.Infos(), dockerfile.Build),
-		"gateway.v0":    gw,
 	}
 	cacheStore, err := bboltcachestorage.NewStore(filepath.Join(root, "cache.db"))
 	if err != nil {
 		return nil, err
 	}
+	undo = append(undo, cacheStore.Close)
 	historyDB, err := boltutil.SafeOpen(filepath.Join(root, "history.db"), 0o600, &bolt.Options{NoFreelistSync: true})
 	if err != nil {
-		cacheStore.Close()
 		return nil, err
 	}
+	undo = append(undo, historyDB.Close)
 	stop := make(chan struct{})
 	e.closers = append(e.closers, func() error { close(stop); return nil })
 	return control.NewController(control.Opt{
@@ -165,6 +174,19 @@ func (e *embedded) newController(ctx context.Context, root string) (*control.Con
 		// it in the background would race with Close.
 		HistoryConfig: &config.HistoryConfig{MaxEntries: new(int64)},
 	})
+}
+
+// frontends are the Dockerfile frontend, built in, and the gateway that
+// runs a frontend image when BUILDKIT_SYNTAX asks for one.
+func frontends(wc *worker.Controller) (map[string]frontend.Frontend, error) {
+	gw, err := gateway.NewGatewayFrontend(wc.Infos(), nil)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]frontend.Frontend{
+		"dockerfile.v0": forwarder.NewGatewayForwarder(wc.Infos(), dockerfile.Build),
+		"gateway.v0":    gw,
+	}, nil
 }
 
 // newWorker makes the OCI worker. Build steps use the host network, as

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/volantvm/fledge/overlay"
 )
@@ -28,6 +30,16 @@ func (l *tarLayer) Name() string { return LayerName }
 // Entries implements overlay.Layer.
 func (l *tarLayer) Entries() ([]overlay.Entry, error) { return l.entries, nil }
 
+// opened remembers the layers of tar files already open, so a process that
+// assembles the same stack again (a mount, a watch loop) reuses the open
+// file instead of opening one more each time.
+var opened = struct {
+	sync.Mutex
+	layers map[fileID]*tarLayer
+}{layers: map[fileID]*tarLayer{}}
+
+type fileID struct{ dev, ino uint64 }
+
 // OpenTar reads the tar at path as the rootfs layer. The file stays open for
 // the life of the process, because file contents are read from it lazily;
 // cache files are replaced by rename, never rewritten, so the open file keeps
@@ -37,12 +49,26 @@ func OpenTar(path string) (overlay.Layer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rootfs tar: %w", err)
 	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("rootfs tar: %w", err)
+	}
+	id := fileID{uint64(st.Dev), st.Ino}
+	opened.Lock()
+	defer opened.Unlock()
+	if l, ok := opened.layers[id]; ok {
+		f.Close()
+		return l, nil
+	}
 	ents, err := readTar(f, path)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("rootfs tar %s: %w", path, err)
 	}
-	return &tarLayer{entries: ents}, nil
+	l := &tarLayer{entries: ents}
+	opened.layers[id] = l
+	return l, nil
 }
 
 // readTar indexes the tar held by r. source names it in the entries'

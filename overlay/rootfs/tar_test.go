@@ -208,3 +208,34 @@ func FuzzReadTar(f *testing.F) {
 		}
 	})
 }
+
+func TestOpenTarTwiceReusesTheOpenFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rootfs.tar")
+	if err := os.WriteFile(p, writeTar(t, []tarFile{{hdr: tar.Header{Name: "a", Typeflag: tar.TypeReg, Mode: 0o644}, data: "x"}}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first, err := OpenTar(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	for range 10 {
+		l, err := OpenTar(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l != first {
+			t.Fatal("a second OpenTar of the same file made a new layer")
+		}
+	}
+	if after := fds(); after != before {
+		t.Errorf("open files went from %d to %d", before, after)
+	}
+}

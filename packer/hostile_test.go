@@ -57,6 +57,7 @@ func TestHostileArchives(t *testing.T) {
 		{"bad hex", []byte(strings.Replace(string(archiveOf(file("a"))), "00000001", "0000000G", 1)), `header field "0000000G" is not hexadecimal`},
 		{"unknown type", archiveOf(rawRecord("odd", 0o070644, 0, -1, "")), `entry "odd" (archive 1): unknown file type`},
 		{"empty symlink", archiveOf(rawRecord("l", 0o120777, 0, -1, "")), "symlink target of 0 bytes"},
+		{"NUL symlink", archiveOf(rawRecord("l", 0o120777, 1, -1, "\x00")), "symlink with an empty target"},
 		{"junk", []byte("PK\x03\x04 not a cpio"), `found "PK\x03\x04 n" at stream offset 0: expected a newc archive`},
 		{"junk after archive", append(archiveOf(file("a")), "junk"...), `found "junk" at stream offset`},
 		{"junk in gzip", gzipOf(t, append(archiveOf(file("a")), "junk"...)), "gzip data: found"},
@@ -70,6 +71,16 @@ func TestHostileArchives(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSymlinkTargetWithNUL reads a link the way gen_init_cpio writes it,
+// the size counting the target's NUL.
+func TestSymlinkTargetWithNUL(t *testing.T) {
+	a := openArtifactT(t, writeArtifact(t, "gen", archiveOf(rawRecord("bin/sh", 0o120777, 8, -1, "busybox\x00"))), "")
+	ents, _ := a.Entries()
+	if len(ents) != 1 || ents[0].Linkname != "busybox" {
+		t.Fatalf("entries %+v, want bin/sh -> busybox", ents)
 	}
 }
 

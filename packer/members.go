@@ -1,6 +1,7 @@
 package packer
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"time"
@@ -64,6 +65,14 @@ func entry(m member, stream io.ReaderAt) (overlay.Entry, error) {
 		target := make([]byte, m.Size)
 		if _, err := stream.ReadAt(target, m.off); err != nil {
 			return e, fmt.Errorf("reading symlink target: %w", err)
+		}
+		// The kernel's gen_init_cpio stores the target with its NUL, and
+		// the kernel reads it as a C string: so do we.
+		if i := bytes.IndexByte(target, 0); i >= 0 {
+			target = target[:i]
+		}
+		if len(target) == 0 {
+			return e, fmt.Errorf("symlink with an empty target")
 		}
 		e.Linkname = string(target)
 	case overlay.CharDev, overlay.BlockDev:

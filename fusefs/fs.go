@@ -13,6 +13,10 @@
 //	skeleton
 //	mappings host:/work/app/myapp
 //	busybox source:https://busybox.net/downloads/binaries/1.35.0-x86_64-linux-musl/busybox
+//
+// The kernel allows user.* attributes on regular files and directories
+// only, so symlinks and device nodes have none ("fledge why" explains
+// those).
 package fusefs
 
 import (

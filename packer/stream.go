@@ -50,7 +50,7 @@ func decode(r io.Reader, sink io.Writer) ([]member, error) {
 		case bytes.HasPrefix(head, magicZstd):
 			err = s.zstdSegment(raw)
 		case bytes.HasPrefix(head, magicXz):
-			err = fmt.Errorf("xz-compressed archives are not supported; recompress with `xz -dc FILE | gzip -9`")
+			err = fmt.Errorf("xz-compressed archives are not supported; convert it with `xz -dc FILE | gzip -9 >FILE.cpio.gz`")
 		default:
 			err = fmt.Errorf("found %q at stream offset %d: expected a newc archive (070701), gzip or zstd data", head, s.pos)
 		}

@@ -69,7 +69,10 @@ func Passthrough(srv *fuse.Server) bool {
 // recoverStale detaches a dead FUSE mount at mountpoint and refuses a
 // live one.
 func recoverStale(mountpoint string) error {
-	_, err := os.Stat(mountpoint)
+	// statfs always reaches the server, where stat may be answered from
+	// attributes the kernel cached before the server died.
+	var sfs unix.Statfs_t
+	err := unix.Statfs(mountpoint, &sfs)
 	if errors.Is(err, syscall.ENOTCONN) {
 		if err := unix.Unmount(mountpoint, unix.MNT_DETACH); err != nil {
 			out, ferr := exec.Command("fusermount3", "-uz", mountpoint).CombinedOutput()
@@ -77,7 +80,7 @@ func recoverStale(mountpoint string) error {
 				return fmt.Errorf("%s is a stale mount (its server died) and could not be detached: %v; %s: run `umount -l %s` as root", mountpoint, err, out, mountpoint)
 			}
 		}
-		_, err = os.Stat(mountpoint)
+		err = unix.Statfs(mountpoint, &sfs)
 	}
 	if err != nil {
 		return fmt.Errorf("mountpoint: %w", err)

@@ -144,8 +144,12 @@ func withDefaults(o Options) (Options, error) {
 		}
 		o.CacheDir = filepath.Join(d, "fledge")
 	}
-	if o.Progress == "" {
+	switch o.Progress {
+	case "":
 		o.Progress = "auto"
+	case "auto", "tty", "plain", "quiet", "rawjson":
+	default:
+		return o, fmt.Errorf("progress mode %q: expected auto, tty, plain or quiet", o.Progress)
 	}
 	if o.Out == nil {
 		o.Out = os.Stderr

@@ -50,7 +50,7 @@ func solve(ctx context.Context, c *client.Client, in input, o Options, epoch int
 	defer cleanup()
 	display, err := progressui.NewDisplay(o.Out, progressui.DisplayMode(o.Progress))
 	if err != nil {
-		return fmt.Errorf("--progress %s: %w; expected auto, tty, plain or quiet", o.Progress, err)
+		return fmt.Errorf("progress mode %s: %w", o.Progress, err)
 	}
 	ch := make(chan *client.SolveStatus)
 	eg, ectx := errgroup.WithContext(ctx)

@@ -207,7 +207,7 @@ func startBuildkitd(t *testing.T) string {
 			<-exited
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	for {
 		if _, err := os.Stat(sock); err == nil {
@@ -217,7 +217,7 @@ func startBuildkitd(t *testing.T) string {
 		case <-exited:
 			t.Fatalf("buildkitd exited before listening: %v\n%s", waitErr, logs.String())
 		case <-ctx.Done():
-			t.Fatalf("buildkitd did not listen on %s within 5 minutes\n%s", sock, logs.String())
+			t.Fatalf("buildkitd did not listen on %s within 10 minutes (building it cold takes 2-4)\n%s", sock, logs.String())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -1,0 +1,196 @@
+package overlay
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func editsStack(t *testing.T) (*Stack, *Edits, *Static) {
+	t.Helper()
+	lower := &Static{LayerName: "busybox", List: []Entry{
+		{Path: "/bin/busybox", Type: Regular, Perm: 0o755, Content: Bytes("bb"), Size: 2},
+		{Path: "/bin/sh", Type: Symlink, Perm: 0o777, Linkname: "busybox"},
+		{Path: "/etc/motd", Type: Regular, Perm: 0o644, UID: 7, GID: 8, Content: Bytes("hi\n"), Size: 3},
+		{Path: "/usr/share/doc/a", Type: Regular, Perm: 0o600, Content: Bytes("a"), Size: 1},
+	}}
+	e := OpenEdits(filepath.Join(t.TempDir(), ".fledge", "edits"))
+	return &Stack{Layers: []Layer{Skeleton(), lower, e}}, e, lower
+}
+
+func view(t *testing.T, s *Stack) *View {
+	t.Helper()
+	v, err := s.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestEditsWhiteoutsOpaqueAndChanges(t *testing.T) {
+	st, e, _ := editsStack(t)
+	if _, err := os.Stat(e.Dir()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("opening the layer created %s", e.Dir())
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(e.Remove(view(t, st), "/bin/sh"))
+	must(e.Remove(view(t, st), "/usr/share/doc/a"))
+	must(e.Remove(view(t, st), "/usr/share/doc"))
+	must(e.Create(view(t, st), Entry{Path: "/usr/share/doc", Type: Dir, Perm: 0o755}))
+	must(e.Create(view(t, st), Entry{Path: "/etc/new", Type: Regular, Perm: 0o640}))
+	mode := uint32(0o700)
+	must(e.SetAttr(view(t, st), "/etc/motd", Attr{Mode: &mode}))
+	must(e.Link(view(t, st), "/bin/busybox", "/bin/init"))
+
+	if _, err := os.Lstat(filepath.Join(e.Dir(), "bin", ".wh.sh")); err != nil {
+		t.Errorf("no whiteout file for /bin/sh: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(e.Dir(), "usr", "share", "doc", ".wh..wh..opq")); err != nil {
+		t.Errorf("a directory made over a deleted one is not opaque: %v", err)
+	}
+	v := view(t, st)
+	if _, ok := v.Get("/bin/sh"); ok {
+		t.Error("/bin/sh still in the view")
+	}
+	if d, _ := v.Get("/usr/share/doc"); d == nil || len(v.Children(d)) != 0 {
+		t.Errorf("recreated /usr/share/doc shows the old contents")
+	}
+	a, _ := v.Get("/bin/busybox")
+	b, _ := v.Get("/bin/init")
+	if a == nil || b == nil || a.LinkID == "" || a.LinkID != b.LinkID {
+		t.Errorf("hard link lost: %+v %+v", a, b)
+	}
+	if m, _ := v.Get("/etc/motd"); m.UID != 7 || m.GID != 8 || m.Perm != 0o700 {
+		t.Errorf("chmod copy-up: uid %d gid %d perm %v, want 7 8 0700 (owner kept)", m.UID, m.GID, m.Perm)
+	}
+
+	lower := &Stack{Layers: st.Layers[:len(st.Layers)-1]}
+	changes, err := e.Changes(view(t, lower))
+	must(err)
+	var got []string
+	for _, c := range changes {
+		got = append(got, c.Kind+" "+c.Path)
+	}
+	want := "added /bin/init|deleted /bin/sh|added /etc/new|mode /etc/motd|changed /usr/share/doc"
+	if g := strings.Join(got, "|"); !sameSet(g, want) {
+		t.Errorf("changes:\n got %s\nwant %s", g, want)
+	}
+
+	must(e.Reset("/bin/sh"))
+	if _, ok := view(t, st).Get("/bin/sh"); !ok {
+		t.Error("reset /bin/sh did not bring it back")
+	}
+	must(e.Reset("/"))
+	if _, ok := view(t, st).Get("/etc/new"); ok {
+		t.Error("reset / kept /etc/new")
+	}
+}
+
+func sameSet(a, b string) bool {
+	m := map[string]int{}
+	for _, s := range strings.Split(a, "|") {
+		m[s]++
+	}
+	for _, s := range strings.Split(b, "|") {
+		m[s]--
+	}
+	for _, n := range m {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Names from FUSE are untrusted: nothing may climb out of the layer or be
+// taken for a whiteout, and a symlink stored in the layer is never followed.
+func TestEditsRefuseEscapes(t *testing.T) {
+	st, e, _ := editsStack(t)
+	outside := filepath.Join(t.TempDir(), "outside")
+	if err := os.Mkdir(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/etc/../../x", "/etc/a\x00b", "/etc/.wh.motd", "/etc/.wh..wh..opq", "etc/rel", "/etc/"} {
+		err := e.Create(view(t, st), Entry{Path: p, Type: Regular, Perm: 0o644})
+		if err == nil {
+			t.Errorf("create %q succeeded", p)
+		}
+	}
+	// A symlink in the layer pointing outside: writing "below" it must fail.
+	if err := e.Create(view(t, st), Entry{Path: "/evil", Type: Symlink, Perm: 0o777, Linkname: outside}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.OpenFile(view(t, st), "/evil/file", os.O_RDWR); err == nil {
+		t.Error("opened a file through a symlink stored in the layer")
+	}
+	if err := e.SetAttr(view(t, st), "/evil", Attr{Mode: new(uint32)}); err != nil {
+		t.Errorf("chmod of a symlink: %v", err)
+	}
+	if fi, _ := os.Stat(outside); fi.Mode().Perm() != 0o755 {
+		t.Errorf("chmod of the layer's symlink changed its host target to %v", fi.Mode())
+	}
+	ents, _ := os.ReadDir(outside)
+	if len(ents) != 0 {
+		t.Errorf("something was written outside the layer: %v", ents)
+	}
+	var errno syscall.Errno
+	err := e.Create(view(t, st), Entry{Path: "/etc/.wh.x", Type: Regular})
+	if !errors.As(err, &errno) || errno != syscall.EPERM {
+		t.Errorf("reserved name: %v, want EPERM", err)
+	}
+}
+
+// Packing reads the layer; it must not need root, even with root-owned
+// device nodes and files in it.
+func TestEditsReadableWithoutRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test makes device nodes and then reads them as nobody: run it as root")
+	}
+	st, e, _ := editsStack(t)
+	if err := e.Create(view(t, st), Entry{Path: "/dev/ttyS0", Type: CharDev, Perm: 0o600, Major: 4, Minor: 64}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Create(view(t, st), Entry{Path: "/etc/owned", Type: Regular, Perm: 0o644, UID: 1234}); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Dir(filepath.Dir(e.Dir()))
+	for p := root; p != "/"; p = filepath.Dir(p) {
+		os.Chmod(p, 0o755)
+	}
+	os.Chmod(filepath.Join(root, ".fledge"), 0o755)
+	os.Chmod(e.Dir(), 0o755)
+	prog := `package main
+import ("fmt";"os";"github.com/volantvm/fledge/overlay")
+func main() {
+	ents, err := overlay.OpenEdits(os.Args[1]).Entries()
+	if err != nil { fmt.Println("error:", err); os.Exit(1) }
+	for _, e := range ents { fmt.Println(e.Path, e.Type, e.Major, e.Minor, e.UID) }
+}`
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte(prog), 0o644)
+	bin := filepath.Join(dir, "lister")
+	build := exec.Command("go", "build", "-o", bin, filepath.Join(dir, "main.go"))
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	os.Chmod(dir, 0o755)
+	out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, e.Dir()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("listing the edits as nobody: %v\n%s", err, out)
+	}
+	for _, want := range []string{"/dev/ttyS0 chardev 4 64 0", "/etc/owned file 0 0 1234"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("listing as nobody lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -185,3 +185,32 @@ busybox_sha256 = "6e123e7f3202a8c1e9b1f94d8941580a25135382b99e8d3e34fb858bba3113
 		t.Fatal(err)
 	}
 }
+
+func TestNamedContextsResolveAgainstRecipeFolder(t *testing.T) {
+	dir := recipeDir(t)
+	os.MkdirAll(filepath.Join(dir, "layout"), 0o755)
+	digest := "sha256:" + strings.Repeat("a", 64)
+	text := head + "[source]\ndockerfile = \"./Dockerfile\"\n[source.contexts]\nbase = \"oci-layout://./layout@" + digest + "\"\nfiles = \"tree\"\nimg = \"docker-image://alpine:3.20\"\n"
+	r, err := parse(t, dir, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"base":  "oci-layout://" + filepath.Join(dir, "layout") + "@" + digest,
+		"files": filepath.Join(dir, "tree"),
+		"img":   "docker-image://alpine:3.20",
+	}
+	for k, w := range want {
+		if r.Source.Contexts[k] != w {
+			t.Errorf("contexts.%s = %q, want %q", k, r.Source.Contexts[k], w)
+		}
+	}
+	_, err = parse(t, dir, head+"[source]\ndockerfile = \"./Dockerfile\"\n[source.contexts]\nx = \"../../etc\"\n")
+	if err == nil || !strings.Contains(err.Error(), "leads outside the recipe folder") {
+		t.Errorf("escaping context accepted: %v", err)
+	}
+	_, err = parse(t, dir, head+"[source]\ndockerfile = \"./Dockerfile\"\n[source.contexts]\nx = \"./app\"\n")
+	if err == nil || !strings.Contains(err.Error(), "is not a directory") {
+		t.Errorf("file as context accepted: %v", err)
+	}
+}

@@ -157,6 +157,40 @@ func (v *validator) validateSource() {
 	if s.Target != "" && s.Dockerfile == "" {
 		v.add([]string{"source", "target"}, "source.target needs source.dockerfile")
 	}
+	v.resolveContexts()
+}
+
+// resolveContexts makes the host paths of named build contexts (a folder,
+// or the folder of "oci-layout://DIR@sha256:…") absolute against the
+// recipe's folder, like every other path in the recipe. Other values
+// (docker-image://, git, https) are BuildKit's to resolve.
+func (v *validator) resolveContexts() {
+	const oci = "oci-layout://"
+	for name, val := range v.r.Source.Contexts {
+		key := []string{"source", "contexts", name}
+		what := fmt.Sprintf("source.contexts.%s", name)
+		dir, isOCI := strings.CutPrefix(val, oci)
+		suffix := ""
+		if isOCI {
+			if i := strings.LastIndex(dir, "@"); i >= 0 {
+				dir, suffix = dir[:i], dir[i:]
+			}
+		} else if strings.Contains(val, "://") {
+			continue
+		}
+		host, ok := v.hostPath(key, what, dir)
+		if !ok {
+			continue
+		}
+		if fi, err := os.Stat(host); err != nil || !fi.IsDir() {
+			v.add(key, "%s: %s is not a directory (paths are relative to %s)", what, host, v.r.Dir)
+			continue
+		}
+		if isOCI {
+			host = oci + host + suffix
+		}
+		v.r.Source.Contexts[name] = host
+	}
 }
 
 func (v *validator) validateMappings() {

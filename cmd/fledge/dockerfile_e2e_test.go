@@ -154,15 +154,15 @@ func TestDockerfileDirectFormNeedsOutputInitramfs(t *testing.T) {
 	}
 }
 
-// The external-daemon test builds buildkitd from tools/buildkitd, a module of
+// The external-daemon test builds buildkitd from .ci/buildkitd, a module of
 // its own (buildkitd's stargz snapshotter does not build against the
 // go-fuse fledge uses); it must pin the BuildKit fledge embeds.
 func TestBuildkitdToolPinsTheEmbeddedVersion(t *testing.T) {
 	root := repoRoot(t)
 	want := requiredVersion(t, filepath.Join(root, "go.mod"), "github.com/moby/buildkit")
-	got := requiredVersion(t, filepath.Join(root, "tools", "buildkitd", "go.mod"), "github.com/moby/buildkit")
+	got := requiredVersion(t, filepath.Join(root, ".ci", "buildkitd", "go.mod"), "github.com/moby/buildkit")
 	if got != want {
-		t.Fatalf("tools/buildkitd pins buildkit %s, go.mod %s; run go get github.com/moby/buildkit@%s in tools/buildkitd", got, want, want)
+		t.Fatalf(".ci/buildkitd pins buildkit %s, go.mod %s; run go get github.com/moby/buildkit@%s in .ci/buildkitd", got, want, want)
 	}
 }
 
@@ -185,7 +185,7 @@ func startBuildkitd(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "buildkitd.sock")
-	cmd := exec.Command("go", "-C", filepath.Join(repoRoot(t), "tools", "buildkitd"), "tool", "buildkitd",
+	cmd := exec.Command("go", "-C", filepath.Join(repoRoot(t), ".ci", "buildkitd"), "tool", "buildkitd",
 		"--root", filepath.Join(dir, "root"), "--addr", "unix://"+sock, "--oci-worker=true", "--containerd-worker=false")
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs

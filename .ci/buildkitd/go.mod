@@ -1,4 +1,4 @@
-module github.com/volantvm/fledge/tools/buildkitd
+module github.com/volantvm/fledge/ci/buildkitd
 
 go 1.26.8
 

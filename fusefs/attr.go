@@ -27,8 +27,7 @@ func timeout(vn *overlay.Node) time.Duration {
 	return stableTimeout
 }
 
-// fill sets the attributes the packer will write for vn. Sizes of host
-// files are read fresh, so a mapped file that grew shows its new size.
+// fill sets the attributes the packer will write for vn.
 func (f *FS) fill(v *overlay.View, vn *overlay.Node, a *fuse.Attr) {
 	*a = fuse.Attr{
 		Ino:   f.ino(vn),
@@ -47,27 +46,26 @@ func (f *FS) fill(v *overlay.View, vn *overlay.Node, a *fuse.Attr) {
 		a.Rdev = uint32(unix.Mkdev(vn.Major, vn.Minor))
 	case overlay.Regular:
 		a.Size = uint64(contentSize(vn))
-		if host, ok := vn.Content.(overlay.HostFile); ok {
-			f.fillHost(vn, string(host), a)
+		if host, ok := vn.Content.(overlay.HostFile); ok && vn.Layer == overlay.EditsLayer {
+			f.fillEdit(string(host), a)
 		}
 	}
 	a.Blksize = 4096
 	a.Blocks = (a.Size + 511) / 512
 }
 
-// fillHost refreshes what a host file can change without a new view: its
-// size, and for edits (whose times and links are real) mtime and nlink.
-func (f *FS) fillHost(vn *overlay.Node, host string, a *fuse.Attr) {
+// fillEdit refreshes what writes through open files change without a new
+// view: size, mtime and the link count. Mapped files need no such care:
+// the view re-reads them every refresh interval.
+func (f *FS) fillEdit(host string, a *fuse.Attr) {
 	var st unix.Stat_t
 	if unix.Lstat(host, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return
 	}
 	a.Size = uint64(st.Size)
-	if vn.Layer == overlay.EditsLayer {
-		mt := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
-		a.SetTimes(&mt, &mt, &mt)
-		a.Nlink = uint32(st.Nlink)
-	}
+	mt := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+	a.SetTimes(&mt, &mt, &mt)
+	a.Nlink = uint32(st.Nlink)
 }
 
 func contentSize(vn *overlay.Node) int64 {

@@ -30,9 +30,10 @@ import (
 )
 
 // refresh bounds how old the view of a writable stack may get: the
-// mappings layer reads the host when the view is built, so a file added
-// to a mapped folder shows up within this time.
-const refresh = time.Second
+// mappings layer reads the host when the view is built, so a mapped file
+// that changed size, or a file added to a mapped folder, shows up within
+// this time plus the attribute timeout (under a second in all).
+const refresh = 500 * time.Millisecond
 
 // FS is the state of one mount.
 type FS struct {
@@ -47,8 +48,11 @@ type FS struct {
 	view  *overlay.View
 	built time.Time
 	dirty bool
-	inos  map[string]inoRec
-	next  uint64
+	// gen counts views; refreshing is set while a background rebuild runs.
+	gen        uint64
+	refreshing bool
+	inos       map[string]inoRec
+	next       uint64
 }
 
 type inoRec struct {
@@ -69,13 +73,19 @@ func New(stack *overlay.Stack) *FS {
 // ReadOnly reports whether changes are refused.
 func (f *FS) ReadOnly() bool { return f.edits == nil }
 
-// View returns the current merged view, rebuilding it after a change and,
-// for a writable stack, when it is older than refresh.
+// View returns the current merged view. After a change through the mount
+// it is rebuilt before anything is answered, so the change shows at once.
+// A writable stack's view older than refresh is rebuilt in the background
+// while the old one keeps serving: the host side (mappings) changes on its
+// own time, and walking a big mapped folder must not stall every request.
 func (f *FS) View() (*overlay.View, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	stale := f.dirty || (f.edits != nil && time.Since(f.built) > refresh)
-	if f.view != nil && !stale {
+	if f.view != nil && !f.dirty {
+		if f.edits != nil && !f.refreshing && time.Since(f.built) > refresh {
+			f.refreshing = true
+			go f.refresh(f.gen)
+		}
 		return f.view, nil
 	}
 	v, err := f.stack.View()
@@ -83,7 +93,21 @@ func (f *FS) View() (*overlay.View, error) {
 		return nil, fmt.Errorf("merging the layers: %w", err)
 	}
 	f.view, f.built, f.dirty = v, time.Now(), false
+	f.gen++
 	return v, nil
+}
+
+// refresh rebuilds the view in the background; a change through the mount
+// meanwhile (a new generation) wins over the result.
+func (f *FS) refresh(gen uint64) {
+	v, err := f.stack.View()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refreshing = false
+	if err == nil && gen == f.gen && !f.dirty {
+		f.view, f.built = v, time.Now()
+		f.gen++
+	}
 }
 
 // changed marks the view out of date after an edit.

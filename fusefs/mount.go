@@ -49,6 +49,13 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 			MaxStackDepth:        2,
 			MaxReadAhead:         1 << 20,
 			DisabledCapabilities: disabled,
+			// Plain READDIR: find and friends list names without paying a
+			// lookup per entry (the kernel asks READDIRPLUS for the first
+			// batch of every directory even in its adaptive mode). Measured
+			// on 20,000 mapped files: find 2.8x the host's time instead of
+			// 7.6x; ls -lR 20x instead of 14x, which is dominated anyway by
+			// the two xattr requests ls makes per file, uncacheable in FUSE.
+			DisableReadDirPlus: true,
 		},
 		// Modes are shown exactly as packed, 0000 included.
 		NullPermissions: true,

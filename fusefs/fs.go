@@ -122,32 +122,42 @@ func (f *FS) changed() {
 // the archive. A path whose type changed gets a new number, since the
 // kernel must not see one inode change type.
 func (f *FS) ino(n *overlay.Node) uint64 {
-	if n.Path == "/" {
-		return 1
-	}
-	key := n.Path
-	if n.LinkID != "" {
-		key = n.Layer + "\x00" + n.LinkID
-	}
+	return f.inoList([]*overlay.Node{n})[0]
+}
+
+// inoList is ino for a directory's worth of nodes under one lock.
+func (f *FS) inoList(ns []*overlay.Node) []uint64 {
+	out := make([]uint64, len(ns))
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if r, ok := f.inos[key]; ok && r.kind == n.Type {
-		return r.ino
+	for i, n := range ns {
+		if n.Path == "/" {
+			out[i] = 1
+			continue
+		}
+		key := inoKey(n)
+		r, ok := f.inos[key]
+		if !ok || r.kind != n.Type {
+			r = inoRec{ino: f.next, kind: n.Type}
+			f.next++
+			f.inos[key] = r
+		}
+		out[i] = r.ino
 	}
-	r := inoRec{ino: f.next, kind: n.Type}
-	f.next++
-	f.inos[key] = r
-	return r.ino
+	return out
+}
+
+func inoKey(n *overlay.Node) string {
+	if n.LinkID != "" {
+		return n.Layer + "\x00" + n.LinkID
+	}
+	return n.Path
 }
 
 // alias gives vn (and its hard-link group) the inode number ino.
 func (f *FS) alias(vn *overlay.Node, ino uint64) {
-	key := vn.Path
-	if vn.LinkID != "" {
-		key = vn.Layer + "\x00" + vn.LinkID
-	}
 	f.mu.Lock()
-	f.inos[key] = inoRec{ino: ino, kind: vn.Type}
+	f.inos[inoKey(vn)] = inoRec{ino: ino, kind: vn.Type}
 	f.mu.Unlock()
 }
 

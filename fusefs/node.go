@@ -106,13 +106,10 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 		return nil, errno
 	}
 	kids := v.Children(vn)
-	list := make([]fuse.DirEntry, 0, len(kids))
-	for _, k := range kids {
-		list = append(list, fuse.DirEntry{
-			Name: path.Base(k.Path),
-			Mode: k.UnixMode() & syscall.S_IFMT,
-			Ino:  n.fsys.ino(k),
-		})
+	inos := n.fsys.inoList(kids)
+	list := make([]fuse.DirEntry, len(kids))
+	for i, k := range kids {
+		list[i] = fuse.DirEntry{Name: path.Base(k.Path), Mode: k.UnixMode() & syscall.S_IFMT, Ino: inos[i]}
 	}
 	return fs.NewListDirStream(list), 0
 }

@@ -77,10 +77,11 @@ func (m *mountProc) output() string {
 	return m.log.String()
 }
 
-// stop unmounts (lazily, so a failed test cannot hang here) and reaps.
+// stop unmounts (lazily, so a failed test cannot hang here; a mount left
+// stale by a killed process goes too) and reaps.
 func (m *mountProc) stop(t *testing.T) {
+	syscall.Unmount(m.mnt, syscall.MNT_DETACH)
 	if m.cmd.ProcessState == nil {
-		syscall.Unmount(m.mnt, syscall.MNT_DETACH)
 		m.cmd.Process.Kill()
 		m.cmd.Wait()
 	}

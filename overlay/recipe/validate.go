@@ -268,21 +268,13 @@ func (v *validator) hostPath(key []string, what, p string) (string, bool) {
 	return host, true
 }
 
-func (v *validator) hostFile(key []string, what, p string) {
-	host, ok := v.hostPath(key, what, p)
-	if !ok {
-		return
-	}
-	fi, err := os.Stat(host)
-	switch {
-	case err != nil:
-		v.add(key, "%s: %s does not exist (paths are relative to %s)", what, host, v.r.Dir)
-	case fi.IsDir():
-		v.add(key, "%s: %s is a directory, expected a file", what, host)
-	}
-}
+func (v *validator) hostFile(key []string, what, p string) { v.hostExisting(key, what, p, false) }
 
-func (v *validator) hostDir(key []string, what, p string) {
+func (v *validator) hostDir(key []string, what, p string) { v.hostExisting(key, what, p, true) }
+
+// hostExisting checks that a recipe path names an existing folder (dir) or
+// file (!dir).
+func (v *validator) hostExisting(key []string, what, p string, dir bool) {
 	host, ok := v.hostPath(key, what, p)
 	if !ok {
 		return
@@ -291,8 +283,10 @@ func (v *validator) hostDir(key []string, what, p string) {
 	switch {
 	case err != nil:
 		v.add(key, "%s: %s does not exist (paths are relative to %s)", what, host, v.r.Dir)
-	case !fi.IsDir():
+	case dir && !fi.IsDir():
 		v.add(key, "%s: %s is not a directory", what, host)
+	case !dir && fi.IsDir():
+		v.add(key, "%s: %s is a directory, expected a file", what, host)
 	}
 }
 

@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 	"path"
+	"path/filepath"
 	"sync"
 	"syscall"
 
@@ -107,9 +108,16 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	}
 	kids := v.Children(vn)
 	inos := n.fsys.inoList(kids)
-	list := make([]fuse.DirEntry, len(kids))
+	// "." and ".." are listed by the file system, not added by the kernel.
+	parent := n.StableAttr().Ino
+	if _, p := n.Parent(); p != nil {
+		parent = p.StableAttr().Ino
+	}
+	list := make([]fuse.DirEntry, 2, len(kids)+2)
+	list[0] = fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: n.StableAttr().Ino}
+	list[1] = fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: parent}
 	for i, k := range kids {
-		list[i] = fuse.DirEntry{Name: path.Base(k.Path), Mode: k.UnixMode() & syscall.S_IFMT, Ino: inos[i]}
+		list = append(list, fuse.DirEntry{Name: path.Base(k.Path), Mode: k.UnixMode() & syscall.S_IFMT, Ino: inos[i]})
 	}
 	return fs.NewListDirStream(list), 0
 }
@@ -171,4 +179,21 @@ func hostBacked(vn *overlay.Node) bool {
 		return true
 	}
 	return vn.Layer == overlay.EditsLayer || vn.Layer == "mappings"
+}
+
+var _ = (fs.NodeStatfser)((*node)(nil))
+
+// Statfs reports the space of the folder edits are written to, which is
+// what a write through the mount can fill; a read-only mount has none.
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	if n.fsys.edits == nil {
+		return 0
+	}
+	// The edits folder may not exist yet; the workspace holding it does.
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Dir(filepath.Dir(n.fsys.edits.Dir())), &st); err != nil {
+		return toErrno(err)
+	}
+	out.FromStatfsT(&st)
+	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 
@@ -21,9 +22,10 @@ import (
 // Writable handles therefore never offer passthrough, and the kernel
 // refuses a non-passthrough open of an inode that still has a backing file
 // rather than serving it from that file. A write open while a lower file is
-// open by passthrough fails with ETXTBSY ("text file busy", as writing a
-// running binary does) before anything is copied up, and succeeds once the
-// readers have closed it. A read-only open of an edit in that window gets
+// open by passthrough waits up to a second for the readers to close it
+// (the kernel sends RELEASE only after close(2) has returned, so `cat f;
+// echo x >> f` meets this), then fails with ETXTBSY ("text file busy", as
+// writing a running binary does) before anything is copied up. A read-only open of an edit in that window gets
 // the shared backing and reads the content from before the copy-up.
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	n.openMu.Lock()
@@ -38,6 +40,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	acc := int(flags) & (syscall.O_ACCMODE | syscall.O_TRUNC)
 	writing := acc&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0
 	busy := n.passthroughOpen()
+	if writing && busy {
+		busy = n.waitPassthroughClosed()
+	}
 	switch {
 	case writing && n.fsys.edits == nil:
 		return nil, 0, syscall.EROFS
@@ -85,6 +90,21 @@ func (n *node) newHostFile(f *os.File) *hostFile {
 	n.mu.Unlock()
 	return &hostFile{f: f, node: n}
 }
+
+// waitPassthroughClosed waits up to releaseWait for the node's passthrough
+// handles to be released and reports whether some are still open.
+func (n *node) waitPassthroughClosed() bool {
+	deadline := time.Now().Add(releaseWait)
+	for n.passthroughOpen() {
+		if time.Now().After(deadline) {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
+}
+
+const releaseWait = time.Second
 
 func (n *node) passthroughOpen() bool {
 	n.mu.Lock()

@@ -30,6 +30,9 @@ func TestReadersSeeThePackedImage(t *testing.T) {
 			t.Errorf("%s:\n got %q\nwant %q", c.args, got, c.want)
 		}
 	}
+	if got := run(t, "ls", "-a", w.path("bin")); got != ".\n..\nbusybox\nls\nsh\n" {
+		t.Errorf("ls -a bin: %q", got)
+	}
 	find := run(t, "find", w.mnt, "-printf", "%P %y %m\n")
 	for _, want := range []string{"bin/busybox f 755", "bin/sh l 777", "dev/null c 666", "opt/data/sub/b.txt f 644", "usr/bin/app f 755"} {
 		if !strings.Contains(find, want+"\n") {

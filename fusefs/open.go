@@ -25,8 +25,9 @@ import (
 // open by passthrough waits up to a second for the readers to close it
 // (the kernel sends RELEASE only after close(2) has returned, so `cat f;
 // echo x >> f` meets this), then fails with ETXTBSY ("text file busy", as
-// writing a running binary does) before anything is copied up. A read-only open of an edit in that window gets
-// the shared backing and reads the content from before the copy-up.
+// writing a running binary does) before anything is copied up. A read-only
+// open of an edit in that window gets the shared backing and reads the
+// content from before the copy-up.
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	n.openMu.Lock()
 	defer n.openMu.Unlock()

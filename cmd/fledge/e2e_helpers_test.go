@@ -19,6 +19,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	// Open to all: one test runs the binary as nobody.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	fledgeBin = filepath.Join(dir, "fledge")
 	cacheDir = filepath.Join(dir, "cache")
 	build := exec.Command("go", "build", "-o", fledgeBin, ".")

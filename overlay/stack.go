@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"sort"
 	"strings"
@@ -56,6 +57,11 @@ type View struct {
 	// Removed records, per path, the whiteout that deleted it, so "why"
 	// can explain a path that is gone.
 	Removed map[string]Entry
+
+	// owned, while With builds a view on top of another, holds the nodes
+	// this view may change; all others are shared with the base view and
+	// are copied before a change. nil means every node is this view's own.
+	owned map[*Node]bool
 }
 
 const maxSymlinkHops = 40
@@ -78,10 +84,30 @@ func (s *Stack) View() (*View, error) {
 	if v.epoch.IsZero() {
 		v.epoch = DefaultEpoch
 	}
-	for _, l := range s.Layers {
+	if err := v.applyLayers(s.Layers); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// With returns v with more layers merged on top, leaving v as it was. The
+// two views share every node the new layers do not touch, so putting a
+// small layer (the mount's edits) on a large merged base costs what the
+// small layer changes, not a merge of everything below it again.
+func (v *View) With(layers ...Layer) (*View, error) {
+	nv := &View{root: v.root, epoch: v.epoch, Removed: maps.Clone(v.Removed), owned: map[*Node]bool{}}
+	if err := nv.applyLayers(layers); err != nil {
+		return nil, err
+	}
+	nv.owned = nil
+	return nv, nil
+}
+
+func (v *View) applyLayers(layers []Layer) error {
+	for _, l := range layers {
 		ents, err := l.Entries()
 		if err != nil {
-			return nil, fmt.Errorf("layer %s: %w", l.Name(), err)
+			return fmt.Errorf("layer %s: %w", l.Name(), err)
 		}
 		sorted := make([]Entry, len(ents))
 		copy(sorted, ents)
@@ -91,11 +117,59 @@ func (s *Stack) View() (*View, error) {
 				e.Layer = l.Name()
 			}
 			if err := v.apply(e); err != nil {
-				return nil, fmt.Errorf("layer %s: %s: %w", l.Name(), e.Path, err)
+				return fmt.Errorf("layer %s: %s: %w", l.Name(), e.Path, err)
 			}
 		}
 	}
-	return v, nil
+	return nil
+}
+
+// own returns a node of this view at n's place that may be changed: n
+// itself when the view owns it, otherwise a copy linked in its place, with
+// its ancestors copied likewise (path copying). Node paths are real
+// locations, never symlinked ones, so the walk from the root finds them.
+func (v *View) own(n *Node) *Node {
+	if v.owned == nil || v.owned[n] {
+		return n
+	}
+	cur := v.root
+	if !v.owned[cur] {
+		cur = v.copyNode(cur)
+		v.root = cur
+	}
+	for _, name := range components(n.Path) {
+		next := cur.kids[name]
+		if !v.owned[next] {
+			next = v.copyNode(next)
+			cur.kids[name] = next
+		}
+		cur = next
+	}
+	return cur
+}
+
+func (v *View) copyNode(n *Node) *Node {
+	c := *n
+	c.kids = maps.Clone(n.kids)
+	v.owned[&c] = true
+	return &c
+}
+
+// adopt returns kids for a new node that takes over old's children: the
+// same map when this view owns it, a copy when the base view shares it.
+func (v *View) adopt(old *Node) map[string]*Node {
+	if v.owned == nil || v.owned[old] {
+		return old.kids
+	}
+	return maps.Clone(old.kids)
+}
+
+// link puts n into dir (owned) and marks it this view's own.
+func (v *View) link(dir *Node, name string, n *Node) {
+	dir.kids[name] = n
+	if v.owned != nil {
+		v.owned[n] = true
+	}
 }
 
 func (v *View) apply(e Entry) error {
@@ -110,6 +184,7 @@ func (v *View) apply(e Entry) error {
 	if err != nil {
 		return err
 	}
+	dir = v.own(dir)
 	name := path.Base(p)
 	e.Path = path.Join(dir.Path, name)
 	old := dir.kids[name]
@@ -130,10 +205,10 @@ func (v *View) apply(e Entry) error {
 	if e.Type == Dir {
 		n.kids = map[string]*Node{}
 		if old != nil && old.Type == Dir && !e.Opaque {
-			n.kids = old.kids
+			n.kids = v.adopt(old)
 		}
 	}
-	dir.kids[name] = n
+	v.link(dir, name, n)
 	return nil
 }
 
@@ -147,11 +222,14 @@ func (v *View) applyRoot(e Entry) error {
 		return nil
 	}
 	e.Path = "/"
-	n := &Node{Entry: e, Shadowed: append([]Entry{v.root.Entry}, v.root.Shadowed...), kids: v.root.kids}
+	n := &Node{Entry: e, Shadowed: append([]Entry{v.root.Entry}, v.root.Shadowed...), kids: v.adopt(v.root)}
 	if e.Opaque {
 		n.kids = map[string]*Node{}
 	}
 	v.root = n
+	if v.owned != nil {
+		v.owned[n] = true
+	}
 	return nil
 }
 
@@ -187,6 +265,7 @@ func (v *View) dirFor(dir string, e Entry) (*Node, error) {
 }
 
 func (v *View) implicitDir(parent *Node, name string, e Entry) *Node {
+	parent = v.own(parent)
 	n := &Node{
 		Entry: Entry{Path: path.Join(parent.Path, name), Type: Dir, Perm: 0o755, Implicit: true, Layer: e.Layer, Source: e.Source},
 		kids:  map[string]*Node{},
@@ -194,7 +273,7 @@ func (v *View) implicitDir(parent *Node, name string, e Entry) *Node {
 	if old := parent.kids[name]; old != nil {
 		n.Shadowed = append([]Entry{old.Entry}, old.Shadowed...)
 	}
-	parent.kids[name] = n
+	v.link(parent, name, n)
 	return n
 }
 

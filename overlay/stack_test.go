@@ -1,7 +1,10 @@
 package overlay
 
 import (
+	"fmt"
 	"io/fs"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -155,5 +158,62 @@ func TestRootMetadataAndResolve(t *testing.T) {
 	tmp, _ := v.Get("/tmp")
 	if tmp.Mode() != fs.ModeDir|fs.ModeSticky|0o777 || tmp.UnixMode() != 0o41777 {
 		t.Errorf("/tmp mode = %v (%o)", tmp.Mode(), tmp.UnixMode())
+	}
+}
+
+// fullListing renders a view with shadows, so tests compare everything
+// a view says, not only what wins.
+func fullListing(t *testing.T, v *View) string {
+	t.Helper()
+	var b strings.Builder
+	v.Walk(func(n *Node) error {
+		fmt.Fprintf(&b, "%s %s %s %o %s shadows:", n.Path, n.Type, n.Layer, n.UnixMode(), n.Linkname)
+		for _, s := range n.Shadowed {
+			b.WriteString(" " + s.Layer)
+		}
+		b.WriteByte('\n')
+		return nil
+	})
+	for _, p := range slices.Sorted(maps.Keys(v.Removed)) {
+		fmt.Fprintf(&b, "removed %s by %s\n", p, v.Removed[p].Layer)
+	}
+	return b.String()
+}
+
+// TestWithEqualsFullMerge splits one stack at every layer: merging the
+// lower part, then putting the rest on top with With, must give what one
+// merge of all layers gives, and must leave the lower view as it was.
+func TestWithEqualsFullMerge(t *testing.T) {
+	layers := []Layer{
+		Skeleton(),
+		layer("rootfs", dir("/usr"), dir("/usr/bin"), link("/bin2", "usr/bin"), file("/usr/bin/x", "x"),
+			dir("/opt"), file("/opt/a", "a"), dir("/opt/sub"), file("/opt/sub/b", "b")),
+		layer("busybox", file("/bin2/busybox", "bb"), link("/bin2/sh", "busybox")),
+		layer("mappings", file("/usr/bin/x", "mine"), file("/deep/new/file", "n")),
+		layer("edits", whiteout("/opt/sub"), Entry{Path: "/etc", Type: Dir, Perm: 0o700, Opaque: true},
+			file("/etc/hosts", "h"), file("/usr/bin/y", "y"), Entry{Path: "/", Type: Dir, Perm: 0o750}),
+		layer("edits2", whiteout("/usr/bin/busybox"), file("/opt/sub", "now a file"), dir("/deep/new/dir")),
+	}
+	full, err := (&Stack{Layers: layers}).View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fullListing(t, full)
+	for k := 0; k <= len(layers); k++ {
+		base, err := (&Stack{Layers: layers[:k]}).View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := fullListing(t, base)
+		got, err := base.With(layers[k:]...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := fullListing(t, got); g != want {
+			t.Errorf("split at %d: With gives\n%s\nfull merge gives\n%s", k, g, want)
+		}
+		if after := fullListing(t, base); after != before {
+			t.Errorf("split at %d: With changed its base view:\n%s\nwas\n%s", k, after, before)
+		}
 	}
 }

@@ -44,8 +44,12 @@ type FS struct {
 	// passthrough is set when the kernel reads host files directly.
 	passthrough bool
 
-	mu    sync.Mutex
-	view  *overlay.View
+	mu   sync.Mutex
+	view *overlay.View
+	// lower is the merged view of the layers below the edits. A change
+	// through the mount only puts the edits on it again; refresh rebuilds it
+	// from the host.
+	lower *overlay.View
 	built time.Time
 	dirty bool
 	// gen counts views; refreshing is set while a background rebuild runs.
@@ -88,24 +92,52 @@ func (f *FS) View() (*overlay.View, error) {
 		}
 		return f.view, nil
 	}
-	v, err := f.stack.View()
+	v, lower, err := f.merge(f.lower)
 	if err != nil {
 		return nil, fmt.Errorf("merging the layers: %w", err)
 	}
-	f.view, f.built, f.dirty = v, time.Now(), false
+	if f.lower != lower {
+		f.built = time.Now()
+	}
+	f.view, f.lower, f.dirty = v, lower, false
 	f.gen++
 	return v, nil
 }
 
-// refresh rebuilds the view in the background; a change through the mount
-// meanwhile (a new generation) wins over the result.
+// merge returns the view and the lower view it was built on. A writable
+// stack's layers below the edits are merged only when lower is nil (the
+// first time, and by refresh), so a change through the mount costs what
+// the edits hold, not a new walk of every mapped host file.
+func (f *FS) merge(lower *overlay.View) (v, below *overlay.View, err error) {
+	if f.edits == nil {
+		v, err = f.stack.View()
+		return v, nil, err
+	}
+	if lower == nil {
+		n := len(f.stack.Layers)
+		st := &overlay.Stack{Layers: f.stack.Layers[:n-1], Epoch: f.stack.Epoch}
+		if lower, err = st.View(); err != nil {
+			return nil, nil, err
+		}
+	}
+	v, err = lower.With(f.edits)
+	return v, lower, err
+}
+
+// refresh rebuilds the view from the host in the background. A change
+// through the mount meanwhile (a new generation) wins over the view, but
+// the fresh lower view is kept for the next merge.
 func (f *FS) refresh(gen uint64) {
-	v, err := f.stack.View()
+	v, lower, err := f.merge(nil)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.refreshing = false
-	if err == nil && gen == f.gen && !f.dirty {
-		f.view, f.built = v, time.Now()
+	if err != nil {
+		return
+	}
+	f.lower, f.built = lower, time.Now()
+	if gen == f.gen && !f.dirty {
+		f.view = v
 		f.gen++
 	}
 }

@@ -121,11 +121,15 @@ func writeManifest(cmd *cobra.Command, m *recipe.Manifest, r *recipe.Recipe, res
 	return nil
 }
 
-// packView merges the stack and writes the archive atomically.
+// packView merges the stack and writes the archive atomically, creating
+// its folder as the documented "-o dist/app" expects.
 func packView(ctx context.Context, st *overlay.Stack, dst, compression string) (packer.Result, error) {
 	v, err := st.View()
 	if err != nil {
 		return packer.Result{}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return packer.Result{}, fmt.Errorf("output folder for %s: %w", dst, err)
 	}
 	return packer.WriteFile(ctx, v, dst, packer.Options{Compression: compression})
 }

@@ -297,3 +297,21 @@ func TestBuildNeedsNoRoot(t *testing.T) {
 		t.Errorf("built as nobody: sha256 %s; as root: %s", a, b)
 	}
 }
+
+// TestOutputFolderIsCreated follows the documented `-o dist/app`: the
+// folder need not exist beforehand, for build and for pack.
+func TestOutputFolderIsCreated(t *testing.T) {
+	dir := copyExample(t, "none")
+	out := filepath.Join(t.TempDir(), "dist", "app")
+	mustFledge(t, dir, nil, "build", "-o", out)
+	for _, p := range []string{out + ".cpio.gz", out + ".manifest.json"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("build -o %s: %v", out, err)
+		}
+	}
+	packed := filepath.Join(t.TempDir(), "a", "b", "img.cpio.zst")
+	mustFledge(t, dir, nil, "pack", "-o", packed, "--compression", "zstd")
+	if _, err := os.Stat(packed); err != nil {
+		t.Errorf("pack -o %s: %v", packed, err)
+	}
+}

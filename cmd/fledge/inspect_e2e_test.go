@@ -189,3 +189,21 @@ func processesWith(t *testing.T, token string) string {
 	}
 	return string(out)
 }
+
+// A file named like an artifact is opened as one even when it is damaged
+// or missing, so the message is about the archive, not TOML syntax.
+func TestArtifactNamesAreNotReadAsRecipes(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bad.cpio.gz"), []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"check", "bad.cpio.gz"}, {"ls", "bad.cpio.gz"}, {"ls", filepath.Join(dir, "bad.cpio.gz")},
+		{"check", "missing.cpio.zst"},
+	} {
+		r := fledge(t, dir, nil, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "artifact ") || strings.Contains(r.stderr, "recipe") || strings.Contains(r.stderr, "'='") {
+			t.Errorf("fledge %v: exit %d, stderr %q; want exit 1 and a message about the artifact", args, r.code, r.stderr)
+		}
+	}
+}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/volantvm/fledge/cmd/fledge/internal/inspect"
 	"github.com/volantvm/fledge/overlay"
-	"github.com/volantvm/fledge/packer"
 )
 
 func newLsCmd() *cobra.Command {
@@ -108,7 +107,7 @@ func isTargetFile(p string) bool {
 	if !fileExists(p) {
 		return false
 	}
-	return strings.HasSuffix(p, ".toml") || packer.IsArtifact(p)
+	return strings.HasSuffix(p, ".toml") || isArtifactArg(p)
 }
 
 // openAt opens the target of ls or why and returns the path asked about.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -118,7 +119,7 @@ func (t *target) Name() string {
 // open returns the target named by arg: an artifact (.cpio, .cpio.gz,
 // .cpio.zst, recognised by content) or a recipe; with no arg, the -c recipe.
 func (f *stackFlags) open(ctx context.Context, cmd *cobra.Command, arg string) (*target, error) {
-	if arg != "" && packer.IsArtifact(arg) {
+	if arg != "" && isArtifactArg(arg) {
 		cache, err := f.cache()
 		if err != nil {
 			return nil, err
@@ -142,4 +143,16 @@ func (f *stackFlags) open(ctx context.Context, cmd *cobra.Command, arg string) (
 		return nil, err
 	}
 	return &target{Recipe: r, Stack: st}, nil
+}
+
+// isArtifactArg reports whether arg is to be opened as an artifact: its
+// content says so, or its name does. A damaged or missing file named like an
+// artifact then gets the archive reader's message instead of a TOML error.
+func isArtifactArg(arg string) bool {
+	for _, ext := range []string{".cpio", ".cpio.gz", ".cpio.zst", ".cpio.xz"} {
+		if strings.HasSuffix(arg, ext) {
+			return true
+		}
+	}
+	return packer.IsArtifact(arg)
 }

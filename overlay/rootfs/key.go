@@ -57,8 +57,14 @@ func cacheKey(in input, epoch int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// hashTree hashes a build context the way the build sees it.
+// hashTree hashes a build context the way the build sees it. BuildKit
+// resolves a root given as a symlink and sends what the directory holds;
+// WalkDir would stop at the link, so it is resolved here too.
 func hashTree(h hash.Hash, label, root string) error {
+	root, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return fmt.Errorf("rootfs: %s: %w", label, err)
+	}
 	pm, err := dockerignore(root)
 	if err != nil {
 		return fmt.Errorf("rootfs: %s: %w", label, err)

@@ -6,6 +6,19 @@ import (
 	"testing"
 )
 
+func keyOf(t *testing.T, s Spec) string {
+	t.Helper()
+	in, err := resolveSpec(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := cacheKey(in, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func TestCacheKeyFollowsWhatTheBuildSees(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, data string, mode os.FileMode) {
@@ -23,15 +36,7 @@ func TestCacheKeyFollowsWhatTheBuildSees(t *testing.T) {
 	write("ignored", "a", 0o644)
 	key := func() string {
 		t.Helper()
-		in, err := resolveSpec(Spec{Dockerfile: filepath.Join(dir, "Dockerfile"), BuildArgs: map[string]string{"A": "1"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := cacheKey(in, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
+		return keyOf(t, Spec{Dockerfile: filepath.Join(dir, "Dockerfile"), BuildArgs: map[string]string{"A": "1"}})
 	}
 	base := key()
 	if key() != base {
@@ -66,5 +71,26 @@ func TestCacheKeyFollowsWhatTheBuildSees(t *testing.T) {
 	in.args["A"] = "1"
 	if k, _ := cacheKey(in, 1); k == prev {
 		t.Error("a changed epoch kept the key")
+	}
+}
+
+// BuildKit resolves a context given as a symlink to a directory and sends
+// what is inside; the key must see the same files.
+func TestCacheKeyReadsAContextGivenAsASymlink(t *testing.T) {
+	real := t.TempDir()
+	link := filepath.Join(t.TempDir(), "ctx")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	df := filepath.Join(real, "Dockerfile")
+	if err := os.WriteFile(df, []byte("FROM scratch\nCOPY . /\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := keyOf(t, Spec{Dockerfile: df, Context: link})
+	if err := os.WriteFile(filepath.Join(real, "app"), []byte("v2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if keyOf(t, Spec{Dockerfile: df, Context: link}) == before {
+		t.Error("a new file in a context reached through a symlink kept the key")
 	}
 }

@@ -22,6 +22,10 @@ const LayerName = "rootfs"
 // to hold owners, setuid bits or device nodes.
 type tarLayer struct {
 	entries []overlay.Entry
+	// file is held by the layer, not only by its entries' sections: a
+	// layer without file data would otherwise let the file be collected
+	// and closed, and its inode, the layer's key in opened, be reused.
+	file *os.File
 }
 
 // Name implements overlay.Layer.
@@ -66,7 +70,7 @@ func OpenTar(path string) (overlay.Layer, error) {
 		f.Close()
 		return nil, fmt.Errorf("rootfs tar %s: %w", path, err)
 	}
-	l := &tarLayer{entries: ents}
+	l := &tarLayer{entries: ents, file: f}
 	opened.layers[id] = l
 	return l, nil
 }

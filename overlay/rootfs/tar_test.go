@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -237,5 +238,53 @@ func TestOpenTarTwiceReusesTheOpenFile(t *testing.T) {
 	}
 	if after := fds(); after != before {
 		t.Errorf("open files went from %d to %d", before, after)
+	}
+}
+
+// OpenTar remembers a layer by its file's device and inode, which is only
+// sound while the file stays open: a closed file's inode can be given to
+// the next tar written, which would then be served the old layer. A tar
+// with no file data has no section holding the file, so it tests that the
+// layer itself keeps it open, even after the garbage collector has run.
+func TestOpenTarKeepsTheFileOpenForItsInode(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "dirs.tar")
+	if err := os.WriteFile(p, writeTar(t, []tarFile{{hdr: tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755}}}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenTar(p); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := false
+	for _, fd := range fds {
+		if target, _ := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); target == p {
+			open = true
+		}
+	}
+	if !open {
+		t.Errorf("%s was closed while its layer is still remembered by inode", p)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	q := filepath.Join(dir, "files.tar")
+	if err := os.WriteFile(q, writeTar(t, []tarFile{{hdr: tar.Header{Name: "other", Typeflag: tar.TypeReg, Mode: 0o644}, data: "x"}}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenTar(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := l.Entries()
+	if len(ents) != 1 || ents[0].Path != "/other" {
+		t.Errorf("OpenTar(%s) gave %v, want /other", q, ents)
 	}
 }

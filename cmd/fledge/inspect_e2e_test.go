@@ -207,3 +207,20 @@ func TestArtifactNamesAreNotReadAsRecipes(t *testing.T) {
 		}
 	}
 }
+
+// A lone relative argument that names no host file is most likely an image
+// path missing its leading slash; the message says so instead of calling
+// it a recipe.
+func TestRelativeImagePathGetsAHint(t *testing.T) {
+	dir := copyExample(t, "none")
+	for _, args := range [][]string{{"why", "bin/sh"}, {"ls", "usr/bin"}} {
+		r := fledge(t, dir, nil, args...)
+		want := "/" + args[1]
+		if r.code != 1 || !strings.Contains(r.stderr, "paths in the image are absolute: "+want) || strings.Contains(r.stderr, "is a recipe") {
+			t.Errorf("fledge %v: exit %d, stderr %q; want exit 1 suggesting %s", args, r.code, r.stderr, want)
+		}
+	}
+	if r := fledge(t, dir, nil, "ls", "missing.toml"); r.code != 1 || !strings.Contains(r.stderr, "recipe missing.toml not found") {
+		t.Errorf("ls missing.toml: exit %d, stderr %q; want the recipe reported missing", r.code, r.stderr)
+	}
+}

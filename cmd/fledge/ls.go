@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -95,12 +96,22 @@ func targetAndPath(args []string, def string) (target, at string, err error) {
 		return args[0], args[1], nil
 	}
 	if !strings.HasPrefix(args[0], "/") || isTargetFile(args[0]) {
+		if looksLikeImagePath(args[0]) {
+			return "", "", fmt.Errorf("%s is neither a recipe nor an artifact on the host; paths in the image are absolute: %s", args[0], "/"+path.Clean(args[0]))
+		}
 		if def == "" {
 			return "", "", fmt.Errorf("%s is a recipe or artifact; also name the path in the image to explain", args[0])
 		}
 		return args[0], def, nil
 	}
 	return "", args[0], nil
+}
+
+// looksLikeImagePath reports whether a relative argument is more likely a
+// path in the image missing its leading slash than a recipe or artifact:
+// no such host file, and not named like one.
+func looksLikeImagePath(p string) bool {
+	return !fileExists(p) && !strings.HasSuffix(p, ".toml") && !isArtifactArg(p)
 }
 
 func isTargetFile(p string) bool {

@@ -38,6 +38,12 @@ func (c *Cache) download(ctx context.Context, src source, want string) (string, 
 		return "", err
 	}
 	got, n, err := c.copyHashed(tmp, body, src.raw, size)
+	if err == nil {
+		// A blob is trusted by its name from then on, never hashed
+		// again: it must be on disk before the rename that names it, or
+		// a crash could leave an empty file under a verified hash.
+		err = tmp.Sync()
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

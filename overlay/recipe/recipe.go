@@ -108,6 +108,9 @@ func Load(file string) (*Recipe, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("recipe %s is a folder; name the recipe file in it, such as %s", file, filepath.Join(file, "fledge.toml"))
+	}
 	data, err := os.ReadFile(abs)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

@@ -214,3 +214,14 @@ func TestNamedContextsResolveAgainstRecipeFolder(t *testing.T) {
 		t.Errorf("file as context accepted: %v", err)
 	}
 }
+
+// A folder given as the recipe is the commonest slip ("fledge check
+// examples/default"); the message names the file to give instead.
+func TestLoadFolderNamesTheRecipeFile(t *testing.T) {
+	dir := recipeDir(t)
+	_, err := Load(dir)
+	want := filepath.Join(dir, "fledge.toml")
+	if err == nil || !strings.Contains(err.Error(), "is a folder") || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Load(%s) = %v; want a message naming %s", dir, err, want)
+	}
+}

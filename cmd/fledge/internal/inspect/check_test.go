@@ -175,3 +175,18 @@ func TestExpectsKestrel(t *testing.T) {
 		}
 	}
 }
+
+// An /init that starts with the ELF magic but does not parse cannot run:
+// the finding is about /init, not every healthy binary compared with it.
+func TestDamagedELFInit(t *testing.T) {
+	got := checkOnTop(t, []overlay.Entry{file("/init", 0o755, "\x7fELF truncated")}, CheckOptions{})
+	ids := ruleIDs(got)
+	if !slices.Contains(ids, "init-not-executable /init") {
+		t.Errorf("a damaged ELF /init was not reported: %q", ids)
+	}
+	for _, f := range got {
+		if f.Rule == "arch-mismatch" {
+			t.Errorf("a healthy binary blamed for the damaged /init: %+v", f)
+		}
+	}
+}

@@ -46,6 +46,14 @@ func checkInitExecutable(c *checker) error {
 		c.report("/init", "/init is a %s, not a regular file", n.Type)
 	case n.Perm&0o111 == 0:
 		c.report("/init", "/init has mode %s: no execute permission, so the kernel cannot run it", ModeString(&n.Entry))
+	default:
+		info, err := c.elfOf(n)
+		if err != nil {
+			return err
+		}
+		if info != nil && info.Machine == elf.EM_NONE {
+			c.report("/init", "/init starts with the ELF magic but its headers do not parse (a truncated or damaged file), so the kernel cannot run it")
+		}
 	}
 	return nil
 }

@@ -183,6 +183,9 @@ func LoadManifest(file string) (*Manifest, []string, error) {
 		if errors.As(err, &pe) {
 			return nil, nil, fmt.Errorf("%s:%d: %s", file, pe.Position.Line, pe.Message)
 		}
+		if p, ok := decodeProblem(err); ok {
+			return nil, nil, fmt.Errorf("%s:%d: %s", file, p.Line, p.Msg)
+		}
 		return nil, nil, fmt.Errorf("%s: %w", file, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {

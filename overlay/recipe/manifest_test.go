@@ -117,6 +117,7 @@ func TestManifestErrors(t *testing.T) {
 		{"nmae = \"x\"", `manifest.toml:1: unknown key "nmae"`},
 		{"[workload]\nentrypoint = 5", "workload.entrypoint must be a string or an array of strings"},
 		{"name = = 1\n", "manifest.toml:1: "},
+		{"[resources]\ncpu_cores = \"2\"", `manifest.toml:2: resources.cpu_cores: expected an integer, found a string`},
 	}
 	for _, tt := range tests {
 		p := filepath.Join(t.TempDir(), "manifest.toml")

@@ -131,6 +131,9 @@ func Parse(file string, data []byte) (*Recipe, error) {
 		if errors.As(err, &pe) {
 			return nil, &Error{File: file, Problems: []Problem{{Line: pe.Position.Line, Msg: pe.Message}}}
 		}
+		if p, ok := decodeProblem(err); ok {
+			return nil, &Error{File: file, Problems: []Problem{p}}
+		}
 		return nil, &Error{File: file, Problems: []Problem{{Msg: err.Error()}}}
 	}
 	v := &validator{r: r, lines: newLocator(data)}

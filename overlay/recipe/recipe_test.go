@@ -225,3 +225,21 @@ func TestLoadFolderNamesTheRecipeFile(t *testing.T) {
 		t.Fatalf("Load(%s) = %v; want a message naming %s", dir, err, want)
 	}
 }
+
+// A value of the wrong TOML type is reported like every other problem:
+// file and line, the key, what was expected and what was found.
+func TestWrongTypeIsExplained(t *testing.T) {
+	dir := recipeDir(t)
+	cases := []struct{ text, want string }{
+		{"version = 1\nstrategy = \"initramfs\"", `fledge.toml:1: version: expected a string, found an integer`},
+		{head + "[init]\nnone = \"yes\"\n[mappings]\n\"./init\" = \"/init\"", `fledge.toml:4: init.none: expected a boolean (true or false), found a string`},
+		{head + "[mappings]\n\"./app\" = 5", `fledge.toml:4: mappings."./app": expected a string, found an integer`},
+		{head + "agent = \"local\"", `fledge.toml:3: agent: expected a table, found a string`},
+	}
+	for _, tc := range cases {
+		_, err := parse(t, dir, tc.text)
+		if err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), dir+"/", ""), tc.want) {
+			t.Errorf("%q:\n got %v\nwant %s", tc.text, err, tc.want)
+		}
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/volantvm/fledge/overlay"
@@ -41,8 +42,9 @@ type FS struct {
 	// edits is the stack's top layer when it is an *overlay.Edits; nil
 	// makes the mount read-only.
 	edits *overlay.Edits
-	// passthrough is set when the kernel reads host files directly.
-	passthrough bool
+	// passthrough is set when the kernel reads host files directly. Mount
+	// stores it after the server already answers requests, hence atomic.
+	passthrough atomic.Bool
 
 	mu   sync.Mutex
 	view *overlay.View

@@ -63,7 +63,7 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w (fledge mounts as root: /dev/fuse is only open to root here)", mountpoint, err)
 	}
-	f.passthrough = !o.NoPassthrough && Passthrough(srv)
+	f.passthrough.Store(!o.NoPassthrough && Passthrough(srv))
 	return srv, nil
 }
 

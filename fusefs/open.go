@@ -52,7 +52,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	case writing || vn.Layer == overlay.EditsLayer:
 		return n.openEdit(v, vn, acc, busy)
 	}
-	if host, ok := vn.Content.(overlay.HostFile); ok && n.fsys.passthrough {
+	if host, ok := vn.Content.(overlay.HostFile); ok && n.fsys.passthrough.Load() {
 		f, err := os.OpenFile(string(host), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 		if err != nil {
 			return nil, 0, toErrno(err)

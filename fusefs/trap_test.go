@@ -15,7 +15,7 @@ import (
 // could land in the host file. It must not, ever.
 func TestPassthroughTrapIsClosed(t *testing.T) {
 	w := newWorkspace(t)
-	if !w.fsys.passthrough {
+	if !w.fsys.passthrough.Load() {
 		t.Fatal("this kernel did not take FUSE passthrough (needs Linux >= 6.9 and root); the trap cannot be exercised")
 	}
 	app := w.path("usr/bin/app")

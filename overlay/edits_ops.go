@@ -49,9 +49,6 @@ func (e *Edits) Create(v *View, ent Entry) error {
 	if err != nil {
 		return err
 	}
-	if err := d.remove(whiteoutPrefix + name); err != nil {
-		return err
-	}
 	if err := d.remove(name); err != nil {
 		return err
 	}
@@ -63,9 +60,13 @@ func (e *Edits) Create(v *View, ent Entry) error {
 		return fmt.Errorf("create %s: %w", ent.Path, err)
 	}
 	if ent.Type == Dir && hadWhiteout {
-		return d.markOpaque(name)
+		if err := d.markOpaque(name); err != nil {
+			return err
+		}
 	}
-	return nil
+	// The whiteout goes last: a create that failed above leaves the
+	// deleted lower object deleted instead of bringing it back.
+	return d.remove(whiteoutPrefix + name)
 }
 
 // Remove deletes p from the merged view: the layer's copy goes, and a

@@ -194,3 +194,20 @@ func main() {
 		}
 	}
 }
+
+// A create that fails leaves a deleted lower file deleted: the whiteout
+// goes only once the new object is in place.
+func TestEditsFailedCreateKeepsTheWhiteout(t *testing.T) {
+	st, e, _ := editsStack(t)
+	if err := e.Remove(view(t, st), "/etc/motd"); err != nil {
+		t.Fatal(err)
+	}
+	unreadable := HostFile(filepath.Join(t.TempDir(), "missing"))
+	err := e.Create(view(t, st), Entry{Path: "/etc/motd", Type: Regular, Perm: 0o644, Content: unreadable})
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("create with unreadable content: %v, want a not-exist error", err)
+	}
+	if n, ok := view(t, st).Get("/etc/motd"); ok {
+		t.Errorf("a failed create brought the deleted /etc/motd back from layer %s", n.Layer)
+	}
+}

@@ -35,15 +35,23 @@ another; missing required fields get documented defaults (see docs/recipe.md).
 
 The same inputs give the same bytes on any machine: entries are sorted, owners
 are root unless a layer carries real ones, and times come from
-SOURCE_DATE_EPOCH (or 1970-01-01).`,
+SOURCE_DATE_EPOCH (or 1970-01-01).
+
+With a DOCKERFILE argument (the direct form) no recipe is read: the flags
+marked "with DOCKERFILE" describe the build, --output-initramfs is required,
+and NAME defaults to the context folder's name (see docs/dockerfile.md).`,
 		Example: `  fledge build
   fledge build -c examples/default/fledge.toml -o /tmp/demo
   fledge build -m runtime.toml --compression zstd
-  SOURCE_DATE_EPOCH=1700000000 fledge build --offline`,
+  SOURCE_DATE_EPOCH=1700000000 fledge build --offline
+  fledge build ./Dockerfile --output-initramfs --build-arg VERSION=1.2 -o dist/app`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				return runDockerfileBuild(cmd.Context(), cmd, &f, &df, args[0])
+			}
+			if err := needDockerfile(cmd); err != nil {
+				return err
 			}
 			return runBuild(cmd.Context(), cmd, &f)
 		},

@@ -315,3 +315,16 @@ func TestOutputFolderIsCreated(t *testing.T) {
 		t.Errorf("pack -o %s: %v", packed, err)
 	}
 }
+
+// The flags of the direct form mean nothing to a recipe build; ignoring
+// them silently would build something else than asked.
+func TestDockerfileFlagsNeedADockerfile(t *testing.T) {
+	dir := copyExample(t, "none")
+	r := fledge(t, dir, nil, "build", "--target", "final", "--build-arg", "A=1")
+	if r.code != 1 || !strings.Contains(r.stderr, "--target") || !strings.Contains(r.stderr, "source.target") {
+		t.Fatalf("build --target without a Dockerfile: exit %d, stderr %q; want a refusal naming the recipe key", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "plugin.cpio.gz")); err == nil {
+		t.Error("the refused build wrote an artifact")
+	}
+}

@@ -38,6 +38,26 @@ func (d *dockerfileFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&d.busyboxSHA256, "busybox-sha256", "", "with DOCKERFILE: sha256 of --busybox-url")
 }
 
+// recipeKeys names, for each flag of the direct form, where a recipe says
+// the same thing.
+var recipeKeys = []struct{ flag, key string }{
+	{"context", "source.context"}, {"target", "source.target"},
+	{"build-arg", "source.build_args"}, {"build-context", "source.contexts"},
+	{"agent", "[agent]"}, {"busybox-url", "source.busybox_url"}, {"busybox-sha256", "source.busybox_sha256"},
+}
+
+// needDockerfile refuses the direct form's flags in a recipe build, where
+// they would be silently ignored (--output-initramfs is what a recipe
+// build does anyway, so it passes).
+func needDockerfile(cmd *cobra.Command) error {
+	for _, k := range recipeKeys {
+		if cmd.Flags().Changed(k.flag) {
+			return fmt.Errorf("--%s applies only with a DOCKERFILE argument (fledge build ./Dockerfile --output-initramfs); in a recipe build, set %s in fledge.toml instead", k.flag, k.key)
+		}
+	}
+	return nil
+}
+
 // runDockerfileBuild is the direct form: the flags become a recipe whose
 // folder is the build context, so NAME, the manifest's name and a
 // manifest.toml come from there, and the recipe pipeline does the rest.

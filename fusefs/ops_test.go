@@ -71,6 +71,15 @@ func TestEditOperations(t *testing.T) {
 				t.Errorf("mtime %v, want %v", fi.ModTime(), stamp)
 			}
 		}},
+		{"chmod and utimes of the root", func(t *testing.T, w *workspace) {
+			must(t, os.Chmod(w.mnt, 0o750))
+			must(t, os.Chtimes(w.mnt, stamp, stamp))
+		}, func(t *testing.T, w *workspace) {
+			wantMode(t, w.mnt, fs.ModeDir|0o750)
+			if fi, err := os.Stat(w.mnt); err != nil || !fi.ModTime().Equal(stamp) {
+				t.Errorf("root mtime %v (%v), want %v", fi.ModTime(), err, stamp)
+			}
+		}},
 		{"mkdir", func(t *testing.T, w *workspace) {
 			must(t, os.Mkdir(w.path("srv"), 0o750))
 			must(t, os.WriteFile(w.path("srv/x"), nil, 0o600))

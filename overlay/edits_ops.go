@@ -193,7 +193,15 @@ func (e *Edits) SetAttr(v *View, p string, a Attr) error {
 	if err := e.copyUp(v, p); err != nil {
 		return err
 	}
-	d, name, err := e.parentOf(v, p)
+	var d dirFD
+	var name string
+	if p == "/" {
+		// The layer's folder stands for the root (see ensureRoot).
+		d, err = openHostDir(path.Dir(e.dir))
+		name = path.Base(e.dir)
+	} else {
+		d, name, err = e.parentOf(v, p)
+	}
 	if err != nil {
 		return err
 	}

@@ -122,6 +122,9 @@ func (f *bootFlags) config() (qemu.Config, error) {
 	if f.timeout <= 0 {
 		return qemu.Config{}, fmt.Errorf("--timeout %s: expected a positive duration such as 30s or 2m", f.timeout)
 	}
+	if name, _, _ := strings.Cut(f.accel, ","); name != "tcg" && name != "kvm" {
+		return qemu.Config{}, fmt.Errorf("--accel %q: expected tcg or kvm (QEMU options may follow a comma: tcg,thread=single)", f.accel)
+	}
 	if f.memory <= 0 {
 		return qemu.Config{}, fmt.Errorf("--memory %d: expected a positive number of MiB", f.memory)
 	}

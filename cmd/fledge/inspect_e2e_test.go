@@ -224,3 +224,17 @@ func TestRelativeImagePathGetsAHint(t *testing.T) {
 		t.Errorf("ls missing.toml: exit %d, stderr %q; want the recipe reported missing", r.code, r.stderr)
 	}
 }
+
+// A mistyped flag value means the boot could not be attempted: exit 1,
+// before anything is packed, naming the accepted values.
+func TestBootRefusesAnUnknownAccelerator(t *testing.T) {
+	dir := noneRecipe(t, "poweroff -f\n", 0o755)
+	kernel := filepath.Join(t.TempDir(), "vmlinuz")
+	if err := os.WriteFile(kernel, []byte("not booted"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := fledge(t, dir, nil, "boot", "--kernel", kernel, "--accel", "kvmm")
+	if r.code != 1 || !strings.Contains(r.stderr, `--accel "kvmm"`) || !strings.Contains(r.stderr, "tcg or kvm") {
+		t.Fatalf("boot --accel kvmm: exit %d, stderr %q; want exit 1 naming tcg or kvm", r.code, r.stderr)
+	}
+}

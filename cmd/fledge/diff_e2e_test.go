@@ -71,3 +71,30 @@ func TestDiffArtifacts(t *testing.T) {
 		t.Errorf("%d lines, want one per changed path:\n%s", n, r.stdout)
 	}
 }
+
+// `fledge reset PATH` for a path that holds no edit (a typo, or a path
+// through a symlinked folder) says so and fails, instead of claiming to
+// have discarded something.
+func TestResetPathWithoutEdits(t *testing.T) {
+	dir := copyExample(t, "default")
+	edit := filepath.Join(dir, ".fledge", "edits", "etc", "added")
+	if err := os.MkdirAll(filepath.Dir(edit), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(edit, []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := fledge(t, dir, nil, "reset", "/etc/adedd")
+	if r.code == 0 || !strings.Contains(r.stderr, "no edits at /etc/adedd") || strings.Contains(r.stdout, "discarded") {
+		t.Errorf("reset of a path without edits: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(edit); err != nil {
+		t.Fatalf("the edit at /etc/added is gone: %v", err)
+	}
+	if r := mustFledge(t, dir, nil, "reset", "/etc/added"); !strings.Contains(r.stdout, "discarded the edits at /etc/added") {
+		t.Errorf("reset /etc/added: %s", r.stdout)
+	}
+	if r := mustFledge(t, dir, nil, "reset"); !strings.Contains(r.stdout, "discarded") {
+		t.Errorf("reset of everything: %s", r.stdout)
+	}
+}

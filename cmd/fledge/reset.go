@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -34,6 +35,11 @@ recipe's layers have there. A live mount shows the result within a few seconds.`
 				}
 			}
 			e := overlay.OpenEdits(filepath.Join(r.Dir, ".fledge", "edits"))
+			if p != "/" {
+				if err := mustHoldEdits(e, p); err != nil {
+					return err
+				}
+			}
 			if err := e.Reset(p); err != nil {
 				return err
 			}
@@ -43,4 +49,19 @@ recipe's layers have there. A live mount shows the result within a few seconds.`
 	}
 	cmd.Flags().StringVarP(&config, "config", "c", "fledge.toml", "recipe whose workspace to reset")
 	return cmd
+}
+
+// mustHoldEdits fails when the layer has nothing at or below p, so a typo
+// (or a path through a symlinked folder) is not reported as discarded.
+func mustHoldEdits(e *overlay.Edits, p string) error {
+	ents, err := e.Entries()
+	if err != nil {
+		return err
+	}
+	for _, ent := range ents {
+		if ent.Path == p || strings.HasPrefix(ent.Path, p+"/") {
+			return nil
+		}
+	}
+	return fmt.Errorf("no edits at %s, nothing discarded: 'fledge diff' lists the edited paths (an edit below a symlinked folder such as /bin -> usr/bin is kept at the link's target)", p)
 }

@@ -55,9 +55,16 @@ func OpenArtifact(path, cacheDir string) (*Artifact, error) {
 }
 
 func openArtifact(path, cacheDir string) (*Artifact, error) {
+	// One open file for the hash and the decoding: opened twice, an
+	// artifact replaced in between would be cached under the other's hash.
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
 	cache := ""
 	if cacheDir != "" {
-		sum, err := fileSHA256(path)
+		sum, err := readerSHA256(f)
 		if err != nil {
 			return nil, err
 		}
@@ -65,12 +72,10 @@ func openArtifact(path, cacheDir string) (*Artifact, error) {
 		if a, err := openCached(path, cache); err == nil {
 			return a, nil
 		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	k := &sink{cache: cache}
 	ms, err := decode(f, k)
 	if err != nil {
@@ -113,14 +118,9 @@ func newArtifact(path string, ms []member, stream io.ReaderAt, closer io.Closer)
 	return &Artifact{path: path, entries: ents, closer: closer}, nil
 }
 
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
+func readerSHA256(r io.Reader) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, r); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

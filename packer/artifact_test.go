@@ -2,6 +2,8 @@ package packer
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,7 +158,11 @@ func TestLargeStreamIsCached(t *testing.T) {
 	art := writeArtifact(t, "big.cpio.zst", pack(t, v, Zstd))
 	cache := t.TempDir()
 	a := openArtifactT(t, art, cache)
-	sum, _ := fileSHA256(art)
+	b, err := os.ReadFile(art)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := fmt.Sprintf("%x", sha256.Sum256(b))
 	stream := filepath.Join(cache, "streams", sum+".cpio")
 	fi, err := os.Stat(stream)
 	if err != nil || fi.Size() < 20<<20 {
@@ -225,6 +231,79 @@ func TestCompressedThenMore(t *testing.T) {
 		n1, _ := v.Get("/data/001")
 		if n0 == nil || n0.Size < 1<<20 || n1 == nil || string(readAll(t, n1.Content)) != "late" {
 			t.Errorf("after %s data: /data/000 %v, /data/001 %v", tool[0], n0, n1)
+		}
+	}
+}
+
+// TestStreamCacheMatchesItsName: the stream cached under an artifact's
+// sha256 is decompressed from exactly those bytes, even while the artifact
+// is being replaced by rename, as WriteFile does when packing over it.
+func TestStreamCacheMatchesItsName(t *testing.T) {
+	dir := t.TempDir()
+	var sums [2]string
+	for i := range sums {
+		marker := &overlay.Static{LayerName: "marker", List: []overlay.Entry{
+			{Path: "/version", Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes(fmt.Sprint(i))},
+		}}
+		b := pack(t, viewOf(t, bulkLayer(17), marker), Zstd)
+		sums[i] = fmt.Sprintf("%x", sha256.Sum256(b))
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprint(i)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	art := filepath.Join(dir, "a.cpio.zst")
+	if err := os.Link(filepath.Join(dir, "0"), art); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			tmp := filepath.Join(dir, "next")
+			if err := os.Link(filepath.Join(dir, fmt.Sprint(i%2)), tmp); err != nil {
+				done <- err
+				return
+			}
+			if err := os.Rename(tmp, art); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	var caches []string
+	for range 12 {
+		cache := t.TempDir()
+		a, err := OpenArtifact(art, cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Close()
+		caches = append(caches, cache)
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, cache := range caches {
+		streams, _ := filepath.Glob(filepath.Join(cache, "streams", "*.cpio"))
+		for _, s := range streams {
+			n, _ := viewOf(t, openArtifactT(t, s, "")).Get("/version")
+			if n == nil {
+				t.Fatalf("%s has no /version", s)
+			}
+			want := sums[0]
+			if string(readAll(t, n.Content)) == "1" {
+				want = sums[1]
+			}
+			if name := strings.TrimSuffix(filepath.Base(s), ".cpio"); name != want {
+				t.Errorf("stream cache %s holds the stream of the artifact with sha256 %s", name, want)
+			}
 		}
 	}
 }

@@ -328,3 +328,24 @@ func TestDockerfileFlagsNeedADockerfile(t *testing.T) {
 		t.Error("the refused build wrote an artifact")
 	}
 }
+
+// A BusyBox that cannot be had is the likeliest failure of a first build
+// on a machine without network; the message offers the ways out.
+func TestBusyBoxFailureSaysWhatToDo(t *testing.T) {
+	dir := copyExample(t, "none")
+	recipe := filepath.Join(dir, "fledge.toml")
+	text, err := os.ReadFile(recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = bytes.Replace(text, []byte("file:///usr/bin/busybox"), []byte("file:///nonexistent/busybox"), 1)
+	if err := os.WriteFile(recipe, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := fledge(t, dir, nil, "build")
+	for _, want := range []string{"/nonexistent/busybox", "file:///usr/bin/busybox", "busybox = false"} {
+		if r.code != 1 || !strings.Contains(r.stderr, want) {
+			t.Errorf("build with a missing BusyBox: exit %d, stderr %q; want it to mention %q", r.code, r.stderr, want)
+		}
+	}
+}

@@ -40,7 +40,7 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 	if r.WantsBusyBox() {
 		l, err := busyBoxLayer(ctx, cache, r.Source.BusyBoxURL, r.Source.BusyBoxSHA256)
 		if err != nil {
-			return nil, fmt.Errorf("busybox (source.busybox_url): %w", err)
+			return nil, fmt.Errorf("busybox (source.busybox_url): %w; point source.busybox_url at a local copy (Debian's busybox-static: file:///usr/bin/busybox) or set source.busybox = false", err)
 		}
 		st.Layers = append(st.Layers, l)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // maxBlob bounds one download: a broken or hostile server could otherwise
@@ -110,7 +111,9 @@ func (c *Cache) open(ctx context.Context, src source) (io.ReadCloser, int64, err
 }
 
 func openFile(ctx context.Context, name string) (io.ReadCloser, int64, error) {
-	f, err := os.Open(name)
+	// O_NONBLOCK lets a FIFO open without a writer, so that it reaches the
+	// check below instead of hanging; regular files ignore the flag.
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, 0, fmt.Errorf("%s does not exist", name)

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -335,5 +336,30 @@ func TestDefaultDir(t *testing.T) {
 	t.Setenv("HOME", "/home/u")
 	if d, err := DefaultDir(); err != nil || d != "/home/u/.cache/fledge" {
 		t.Errorf("DefaultDir from HOME = %q, %v", d, err)
+	}
+}
+
+// A file URL naming a FIFO is refused like any special file: opening it
+// must not wait for a writer that never comes.
+func TestFetchFileURLOfFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := (&Cache{Dir: t.TempDir()}).Fetch(context.Background(), "file://"+fifo, "")
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		assertErr(t, err, fifo+" is a special file, not a regular file")
+	case <-time.After(5 * time.Second):
+		// Release the blocked open so the goroutine ends.
+		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			w.Close()
+		}
+		<-got
+		t.Fatal("fetching a FIFO waited for a writer")
 	}
 }

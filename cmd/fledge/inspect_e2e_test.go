@@ -238,3 +238,18 @@ func TestBootRefusesAnUnknownAccelerator(t *testing.T) {
 		t.Fatalf("boot --accel kvmm: exit %d, stderr %q; want exit 1 naming tcg or kvm", r.code, r.stderr)
 	}
 }
+
+// ls flags that cannot go together are refused rather than ignored.
+func TestLsRefusesFlagsThatDoNotCombine(t *testing.T) {
+	dir := copyExample(t, "none")
+	for _, args := range [][]string{
+		{"ls", "--extract-to", t.TempDir()},
+		{"ls", "--format", "gen_init_cpio", "--json"},
+		{"ls", "--format", "gen_init_cpio", "-l"},
+	} {
+		r := fledge(t, dir, nil, args...)
+		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "gen_init_cpio") {
+			t.Errorf("fledge %v: exit %d, stdout %d bytes, stderr %q; want a refusal", args, r.code, len(r.stdout), r.stderr)
+		}
+	}
+}

@@ -45,6 +45,12 @@ first. It reads a recipe (-c, default ./fledge.toml) or an existing artifact
   fledge ls --format gen_init_cpio --extract-to /tmp/blobs > initramfs.list`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case extractTo != "" && format != "gen_init_cpio":
+				return fmt.Errorf("--extract-to only works with --format gen_init_cpio")
+			case format == "gen_init_cpio" && (asJSON || long):
+				return fmt.Errorf("--format gen_init_cpio prints the kernel's list format; leave out --json and -l")
+			}
 			t, v, at, err := openAt(cmd, &f, args, "/")
 			if err != nil {
 				return err

@@ -78,7 +78,7 @@ func (e *Edits) Entries() ([]Entry, error) {
 	if _, err := os.Lstat(e.dir); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	var out []Entry
+	var out, whiteouts []Entry
 	opaque := map[string]bool{}
 	err = filepath.WalkDir(e.dir, func(host string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -98,7 +98,7 @@ func (e *Edits) Entries() ([]Entry, error) {
 		case strings.HasPrefix(name, metaPrefix):
 			return nil
 		case strings.HasPrefix(name, whiteoutPrefix):
-			out = append(out, Entry{
+			whiteouts = append(whiteouts, Entry{
 				Path: path.Join(path.Dir(guest), strings.TrimPrefix(name, whiteoutPrefix)),
 				Type: Whiteout, Layer: EditsLayer, Source: host,
 			})
@@ -119,7 +119,11 @@ func (e *Edits) Entries() ([]Entry, error) {
 			out[i].Opaque = true
 		}
 	}
-	return out, nil
+	// Whiteouts first: a view applies entries of one path in the order
+	// given, and a crash between creating an object and removing the
+	// whiteout it replaces leaves both, where the object must win (and
+	// the lower object stay deleted).
+	return append(whiteouts, out...), nil
 }
 
 // hostStatEntry describes the object at host, never following a symlink.

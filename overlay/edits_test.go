@@ -211,3 +211,30 @@ func TestEditsFailedCreateKeepsTheWhiteout(t *testing.T) {
 		t.Errorf("a failed create brought the deleted /etc/motd back from layer %s", n.Layer)
 	}
 }
+
+// A crash between creating an object and removing the whiteout it
+// replaces leaves both in the folder; the object wins, whatever the
+// names' order on disk ("-x" lists before ".wh.-x").
+func TestEditsObjectWinsOverItsLeftoverWhiteout(t *testing.T) {
+	st, e, _ := editsStack(t)
+	if err := e.Create(view(t, st), Entry{Path: "/etc/-x", Type: Regular, Perm: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Create(view(t, st), Entry{Path: "/etc/y", Type: Regular, Perm: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{".wh.-x", ".wh.y", ".wh.motd"} {
+		if err := os.WriteFile(filepath.Join(e.Dir(), "etc", name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := view(t, st)
+	for _, p := range []string{"/etc/-x", "/etc/y"} {
+		if n, ok := v.Get(p); !ok || n.Layer != EditsLayer {
+			t.Errorf("%s is hidden by a whiteout of its own layer", p)
+		}
+	}
+	if _, ok := v.Get("/etc/motd"); ok {
+		t.Error("a lone whiteout no longer deletes /etc/motd")
+	}
+}

@@ -156,8 +156,9 @@ func (e *Edits) Link(v *View, oldp, newp string) error {
 	})
 }
 
-// twoPlaces opens the parents of oldp and newp, clears a whiteout at newp
-// (the new object replaces what it hid) and runs fn on them.
+// twoPlaces opens the parents of oldp and newp, runs fn on them and then
+// clears a whiteout at newp (the new object replaces what it hid). The
+// whiteout goes last, so a failed fn leaves what it hid deleted.
 func (e *Edits) twoPlaces(v *View, oldp, newp string, fn func(od, nd dirFD, oldName, newName string) error) error {
 	od, oldName, err := e.parentOf(v, oldp)
 	if err != nil {
@@ -169,10 +170,10 @@ func (e *Edits) twoPlaces(v *View, oldp, newp string, fn func(od, nd dirFD, oldN
 		return err
 	}
 	defer nd.close()
-	if err := nd.remove(whiteoutPrefix + newName); err != nil {
+	if err := fn(od, nd, oldName, newName); err != nil {
 		return err
 	}
-	return fn(od, nd, oldName, newName)
+	return nd.remove(whiteoutPrefix + newName)
 }
 
 // Attr is a change of metadata; nil fields stay as they are.

@@ -238,3 +238,28 @@ func TestEditsObjectWinsOverItsLeftoverWhiteout(t *testing.T) {
 		t.Error("a lone whiteout no longer deletes /etc/motd")
 	}
 }
+
+// A rename that fails leaves a deleted lower object at the destination
+// deleted. The failure is real: the source's folder in the layer is made
+// immutable, so the kernel refuses to move the file out of it.
+func TestEditsFailedRenameKeepsTheWhiteout(t *testing.T) {
+	st, e, _ := editsStack(t)
+	if err := e.Remove(view(t, st), "/bin/sh"); err != nil {
+		t.Fatal(err)
+	}
+	mode := uint32(0o600)
+	if err := e.SetAttr(view(t, st), "/etc/motd", Attr{Mode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	etc := filepath.Join(e.Dir(), "etc")
+	if out, err := exec.Command("chattr", "+i", etc).CombinedOutput(); err != nil {
+		t.Fatalf("chattr +i (package e2fsprogs, on ext4, as root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", etc).Run() })
+	if err := e.Rename(view(t, st), "/etc/motd", "/bin/sh"); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("rename out of an immutable folder: %v, want EPERM", err)
+	}
+	if n, ok := view(t, st).Get("/bin/sh"); ok {
+		t.Errorf("a failed rename brought the deleted /bin/sh back from layer %s", n.Layer)
+	}
+}

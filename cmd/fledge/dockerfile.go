@@ -99,9 +99,16 @@ func (d *dockerfileFlags) recipe(dockerfile string) (*recipe.Recipe, error) {
 	if src["build_args"], err = keyValues("--build-arg", d.buildArgs); err != nil {
 		return nil, err
 	}
-	if src["contexts"], err = keyValues("--build-context", d.buildContexts); err != nil {
+	contexts, err := keyValues("--build-context", d.buildContexts)
+	if err != nil {
 		return nil, err
 	}
+	for name, val := range contexts {
+		if contexts[name], err = absContext(val); err != nil {
+			return nil, err
+		}
+	}
+	src["contexts"] = contexts
 	if d.busyboxURL != "" || d.busyboxSHA256 != "" {
 		src["busybox_url"], src["busybox_sha256"] = d.busyboxURL, d.busyboxSHA256
 	}
@@ -133,6 +140,33 @@ func (d *dockerfileFlags) agentTable() map[string]any {
 		}
 		return map[string]any{"source_strategy": "local", "path": p}
 	}
+}
+
+// absContext makes the host path of a named context (a folder, or the
+// folder of oci-layout://DIR@sha256:…) absolute against the working
+// directory, as the shell user means it; other sources (docker-image://,
+// git, https) are BuildKit's to resolve.
+func absContext(val string) (string, error) {
+	const oci = "oci-layout://"
+	dir, isOCI := strings.CutPrefix(val, oci)
+	if !isOCI && strings.Contains(val, "://") {
+		return val, nil
+	}
+	suffix := ""
+	if i := strings.LastIndex(dir, "@"); isOCI && i >= 0 {
+		dir, suffix = dir[:i], dir[i:]
+	}
+	if dir == "" {
+		return val, nil // the recipe check reports the empty path
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("--build-context %s: %w", val, err)
+	}
+	if isOCI {
+		return oci + abs + suffix, nil
+	}
+	return abs, nil
 }
 
 // keyValues parses repeated K=V flags.

@@ -76,7 +76,11 @@ func openArtifact(path, cacheDir string) (*Artifact, error) {
 			return nil, err
 		}
 	}
-	k := &sink{cache: cache}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	k := &sink{cache: cache, limit: streamLimit(fi.Size())}
 	ms, err := decode(f, k)
 	if err != nil {
 		k.abort()

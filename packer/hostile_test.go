@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -129,4 +131,43 @@ func FuzzDecode(f *testing.F) {
 
 func bufioReader(b []byte) *bufio.Reader {
 	return bufio.NewReaderSize(bytes.NewReader(b), readBuf)
+}
+
+// TestDecompressionBombRefused: an artifact whose stream outgrows both
+// the floor and maxRatio times its own size is refused with a clear error,
+// and nothing is left in the cache; a normal artifact opens.
+func TestDecompressionBombRefused(t *testing.T) {
+	// Past memLimit, so the refusal happens while writing the cache file.
+	old := minStreamLimit
+	minStreamLimit = memLimit + 1<<20
+	t.Cleanup(func() { minStreamLimit = old })
+	zeros := string(make([]byte, memLimit+8<<20))
+	bomb := gzipOf(t, archiveOf(rawRecord("zeros", 0o100644, len(zeros), -1, zeros)))
+	if int64(len(bomb))*maxRatio >= minStreamLimit {
+		t.Fatalf("the test bomb (%d bytes) does not compress past the ratio", len(bomb))
+	}
+	dir := t.TempDir()
+	cache := t.TempDir()
+	p := filepath.Join(dir, "bomb.cpio.gz")
+	if err := os.WriteFile(p, bomb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenArtifact(p, cache)
+	if err == nil || !strings.Contains(err.Error(), "refusing what looks like a decompression bomb") {
+		t.Fatalf("err = %v, want a decompression-bomb refusal", err)
+	}
+	left, _ := filepath.Glob(filepath.Join(cache, "streams", "*"))
+	if len(left) != 0 {
+		t.Errorf("the refused stream left %v in the cache", left)
+	}
+	ok := gzipOf(t, archiveOf(rawRecord("small", 0o100644, 5, -1, "hello")))
+	q := filepath.Join(dir, "ok.cpio.gz")
+	if err := os.WriteFile(q, ok, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := OpenArtifact(q, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
 }

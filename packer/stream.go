@@ -109,10 +109,25 @@ func (s *scanner) within(r io.Reader, kind string) error {
 	return nil
 }
 
+// A decompressed stream may reach maxRatio times the size of its
+// artifact, and at least minStreamLimit. Initramfs archives compress
+// between 2 and 10 times; a stream past both bounds is a decompression
+// bomb (a megabyte of zstd can expand to tens of gigabytes of zeros)
+// that would fill the disk under the cache.
+const maxRatio = 100
+
+var minStreamLimit int64 = 1 << 30
+
+func streamLimit(artifactSize int64) int64 {
+	return max(minStreamLimit, maxRatio*artifactSize)
+}
+
 // sink collects the stream, in memory until it outgrows memLimit and then
 // in a temporary file that finish moves to the cache.
 type sink struct {
 	cache string // final cache path; "" for an anonymous file
+	// limit bounds the stream's size (0: no bound); total counts it.
+	limit, total int64
 	// mem holds chunks of memChunk bytes: a growing single buffer would
 	// copy itself at every doubling and briefly need twice the memory.
 	mem  [][]byte
@@ -123,6 +138,9 @@ type sink struct {
 const memChunk = 1 << 20
 
 func (k *sink) Write(p []byte) (int, error) {
+	if k.total += int64(len(p)); k.limit > 0 && k.total > k.limit {
+		return 0, fmt.Errorf("the decompressed archive grows past %d MiB, %d times the artifact's size; refusing what looks like a decompression bomb", k.limit>>20, maxRatio)
+	}
 	if k.file == nil && k.size+len(p) > memLimit {
 		if err := k.spill(); err != nil {
 			return 0, err

@@ -349,3 +349,11 @@ func TestBusyBoxFailureSaysWhatToDo(t *testing.T) {
 		}
 	}
 }
+
+// A mistyped flag points at the help that lists the right ones.
+func TestFlagErrorsPointAtHelp(t *testing.T) {
+	r := fledge(t, t.TempDir(), nil, "build", "--ouput", "x")
+	if r.code != 1 || !strings.Contains(r.stderr, "unknown flag: --ouput") || !strings.Contains(r.stderr, "fledge build --help") {
+		t.Fatalf("build --ouput: exit %d, stderr %q; want the flag named and 'fledge build --help'", r.code, r.stderr)
+	}
+}

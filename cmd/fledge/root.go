@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 )
 
@@ -20,6 +22,9 @@ A recipe (fledge.toml) describes them; every command reads the same merged view.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return fmt.Errorf("%w; '%s --help' lists the flags", err, cmd.CommandPath())
+	})
 	root.AddCommand(
 		newBuildCmd(),
 		newPackCmd(),

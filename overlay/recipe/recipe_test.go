@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -240,6 +241,28 @@ func TestWrongTypeIsExplained(t *testing.T) {
 		_, err := parse(t, dir, tc.text)
 		if err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), dir+"/", ""), tc.want) {
 			t.Errorf("%q:\n got %v\nwant %s", tc.text, err, tc.want)
+		}
+	}
+}
+
+// init.path, agent.path and source.dockerfile are read whole; a FIFO
+// there would block the build forever, a device would never end.
+func TestHostFilesMustBeRegular(t *testing.T) {
+	dir := recipeDir(t)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []string{
+		head + "[init]\npath = \"./fifo\"",
+		head + "[agent]\nsource_strategy = \"local\"\npath = \"./fifo\"",
+		head + "[agent]\nsource_strategy = \"local\"\npath = \"/dev/zero\"",
+		head + "[source]\ndockerfile = \"./fifo\"",
+	}
+	for _, text := range cases {
+		_, err := parse(t, dir, text)
+		if err == nil || !strings.Contains(err.Error(), "expected a regular file") {
+			t.Errorf("%q: err = %v; want a refusal saying a regular file is expected", text, err)
 		}
 	}
 }

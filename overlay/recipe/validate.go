@@ -287,6 +287,9 @@ func (v *validator) hostExisting(key []string, what, p string, dir bool) {
 		v.add(key, "%s: %s is not a directory", what, host)
 	case !dir && fi.IsDir():
 		v.add(key, "%s: %s is a directory, expected a file", what, host)
+	case !dir && !fi.Mode().IsRegular():
+		// A FIFO would block the build forever and a device never end.
+		v.add(key, "%s: %s is a %s, expected a regular file", what, host, fileKind(fi.Mode()))
 	}
 }
 
@@ -309,4 +312,16 @@ func validSHA256(s string) bool {
 		}
 	}
 	return true
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeDevice != 0:
+		return "device node"
+	}
+	return "special file"
 }

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/volantvm/fledge/fusefs"
+	"github.com/volantvm/fledge/overlay"
 )
 
 func newMountCmd() *cobra.Command {
@@ -49,6 +51,9 @@ Needs root (/dev/fuse).`,
 				return err
 			}
 			defer t.Close()
+			if err := outsideSources(t, mnt); err != nil {
+				return err
+			}
 			return serveMount(cmd, t, mnt, opts)
 		},
 	}
@@ -56,6 +61,37 @@ Needs root (/dev/fuse).`,
 	cmd.Flags().BoolVar(&opts.Debug, "debug", false, "log every FUSE request")
 	cmd.Flags().BoolVar(&opts.NoPassthrough, "no-passthrough", false, "read host files through fledge instead of kernel FUSE passthrough")
 	return cmd
+}
+
+// outsideSources refuses a mountpoint inside a folder the recipe's view
+// reads from the host (a mapped folder, the edits): building the view
+// would walk into the mount, whose requests wait for that view, and the
+// mount would hang on its first request.
+func outsideSources(t *target, mnt string) error {
+	if t.Recipe == nil {
+		return nil
+	}
+	abs, err := filepath.Abs(mnt)
+	if err != nil {
+		return fmt.Errorf("mountpoint %s: %w", mnt, err)
+	}
+	// The parent, not the mountpoint: a stale mountpoint cannot be resolved.
+	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return fmt.Errorf("mountpoint %s: %w", mnt, err)
+	}
+	mp := filepath.Join(parent, filepath.Base(abs))
+	for _, m := range t.Recipe.Mappings {
+		host, err := overlay.ResolveHost(t.Recipe.Dir, m.Host)
+		if err == nil && overlay.Within(host, mp) {
+			return fmt.Errorf("mountpoint %s is inside the mapped folder %s (mapped to %s), so the image would contain the mount itself; mount it outside that folder", mnt, host, m.Guest)
+		}
+	}
+	dir, err := filepath.EvalSymlinks(t.Recipe.Dir)
+	if edits := filepath.Join(dir, ".fledge", "edits"); err == nil && overlay.Within(edits, mp) {
+		return fmt.Errorf("mountpoint %s is inside the edits folder %s; mount it outside that folder", mnt, edits)
+	}
+	return nil
 }
 
 // serveMount mounts t and serves it until the mount goes away.

@@ -196,3 +196,62 @@ func TestMountArtifact(t *testing.T) {
 	}
 	m.umount(t)
 }
+
+// A mountpoint inside a mapped folder is refused: building the view would
+// walk the mapped folder into the mount, whose every request waits for
+// that view, and the mount would hang on its first use.
+func TestMountRefusesMountpointInsideMappedFolder(t *testing.T) {
+	needRoot(t)
+	dir := copyExample(t, "default")
+	mnt := filepath.Join(dir, "appdir", "mnt")
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "fledge.toml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\"./appdir\" = \"/opt/app\"\n")
+	f.Close()
+	t.Cleanup(func() { fledge(t, dir, nil, "umount", "--lazy", mnt) })
+	cmd := exec.Command(fledgeBin, "mount", mnt)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheDir)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(out.String(), "inside the mapped folder") {
+			t.Errorf("fledge mount inside a mapped folder: %v\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		abortFUSE(t, mnt)
+		cmd.Process.Kill()
+		<-done
+		t.Errorf("fledge mount accepted a mountpoint inside a mapped folder:\n%s", out.String())
+	}
+}
+
+// abortFUSE aborts the FUSE connection mounted at mnt, which frees
+// processes stuck on a server that can no longer answer. The connection
+// is named by the mount's device minor, the third field of mountinfo.
+func abortFUSE(t *testing.T, mnt string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == mnt && strings.HasPrefix(f[2], "0:") {
+			conn := filepath.Join("/sys/fs/fuse/connections", strings.TrimPrefix(f[2], "0:"), "abort")
+			if err := os.WriteFile(conn, []byte("1"), 0o200); err != nil {
+				t.Errorf("aborting the FUSE connection of %s: %v", mnt, err)
+			}
+		}
+	}
+}

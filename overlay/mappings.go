@@ -53,9 +53,13 @@ func (m *mappings) Entries() ([]Entry, error) {
 			out = append(out, e)
 			continue
 		}
+		workspace := m.workspace()
 		err = filepath.WalkDir(host, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
+			}
+			if d.IsDir() && p == workspace {
+				return filepath.SkipDir
 			}
 			fi, err := d.Info()
 			if err != nil {
@@ -77,6 +81,24 @@ func (m *mappings) Entries() ([]Entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// Workspace is the folder, beside the recipe, where fledge keeps its own
+// state (the edits made through the mount).
+const Workspace = ".fledge"
+
+// workspace returns the resolved path of the recipe's workspace folder. A
+// mapped folder that contains it (mapping "." for instance) must not pull
+// fledge's own state into the image: the edits are a layer of their own.
+func (m *mappings) workspace() string {
+	if m.root == "" {
+		return ""
+	}
+	root, err := filepath.EvalSymlinks(m.root)
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(root, Workspace)
 }
 
 // ResolveHost follows symlinks in a host path taken from a recipe and

@@ -116,3 +116,26 @@ func TestHostFileRefusesSwappedSymlink(t *testing.T) {
 		t.Fatal("HostFile followed a symlink")
 	}
 }
+
+// TestMappingsLeaveTheWorkspaceOut: mapping the recipe's own folder must
+// not put fledge's workspace (the mount's edits) into the image.
+func TestMappingsLeaveTheWorkspaceOut(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "app"), "app", 0o755)
+	writeFile(t, filepath.Join(root, Workspace, "edits", "etc", "secret"), "edit", 0o644)
+	writeFile(t, filepath.Join(root, "sub", Workspace, "kept"), "a folder of the user's", 0o644)
+	ents, err := Mappings(root, []Mapping{{Host: root, Guest: "/srv"}}).Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, e := range ents {
+		got[e.Path] = true
+	}
+	if got["/srv/.fledge"] || got["/srv/.fledge/edits/etc/secret"] {
+		t.Errorf("the workspace was mapped into the image: %v", got)
+	}
+	if !got["/srv/app"] || !got["/srv/sub/.fledge/kept"] {
+		t.Errorf("mapped files missing: %v", got)
+	}
+}

@@ -141,7 +141,11 @@ func (f *FS) refresh(gen uint64) {
 	if gen == f.gen && !f.dirty {
 		f.view = v
 		f.gen++
+		return
 	}
+	// A change came in meanwhile: the next request puts the edits on the
+	// fresh lower view, so host changes are not held back a whole refresh.
+	f.dirty = true
 }
 
 // changed marks the view out of date after an edit.

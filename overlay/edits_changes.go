@@ -131,7 +131,9 @@ func ContentHash(c Content) ([]byte, error) {
 // moved away keeps the whiteout at its old place until that path is reset
 // too.
 func (e *Edits) Reset(p string) error {
-	release, err := e.begin()
+	// Exclusive, like a pack's read: a mount in another process may be in
+	// the middle of a change to the same paths.
+	release, err := e.lockExclusive()
 	if err != nil {
 		return err
 	}

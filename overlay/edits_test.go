@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func editsStack(t *testing.T) (*Stack, *Edits, *Static) {
@@ -261,5 +262,35 @@ func TestEditsFailedRenameKeepsTheWhiteout(t *testing.T) {
 	}
 	if n, ok := view(t, st).Get("/bin/sh"); ok {
 		t.Errorf("a failed rename brought the deleted /bin/sh back from layer %s", n.Layer)
+	}
+}
+
+// TestEditsResetWaitsForMutations: fledge reset runs in its own process
+// while a mount may be mid-change; it must wait for the change to end
+// instead of interleaving with it.
+func TestEditsResetWaitsForMutations(t *testing.T) {
+	st, mount, _ := editsStack(t)
+	if err := mount.Remove(view(t, st), "/etc/motd"); err != nil {
+		t.Fatal(err)
+	}
+	release, err := mount.Hold()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := OpenEdits(mount.dir) // as the reset command opens it
+	done := make(chan error, 1)
+	go func() { done <- other.Reset("/etc/motd") }()
+	select {
+	case err := <-done:
+		release()
+		t.Fatalf("reset ran during a mutation (err %v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := view(t, st).Get("/etc/motd"); !ok {
+		t.Error("reset did not bring /etc/motd back")
 	}
 }

@@ -13,6 +13,13 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal cancels the work, which then cleans up after itself
+	// (BuildKit mounts, temporary files). Later signals get their default
+	// action again, so a second Ctrl-C ends a fledge that is stuck.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {

@@ -88,7 +88,7 @@ func outsideSources(t *target, mnt string) error {
 		}
 	}
 	dir, err := filepath.EvalSymlinks(t.Recipe.Dir)
-	if edits := filepath.Join(dir, ".fledge", "edits"); err == nil && overlay.Within(edits, mp) {
+	if edits := filepath.Join(dir, overlay.Workspace, "edits"); err == nil && overlay.Within(edits, mp) {
 		return fmt.Errorf("mountpoint %s is inside the edits folder %s; mount it outside that folder", mnt, edits)
 	}
 	return nil

@@ -34,7 +34,7 @@ recipe's layers have there. A live mount shows the result within a few seconds.`
 					return fmt.Errorf("reset %s: %w; give an absolute guest path such as /etc/motd", args[0], err)
 				}
 			}
-			e := overlay.OpenEdits(filepath.Join(r.Dir, ".fledge", "edits"))
+			e := overlay.OpenEdits(filepath.Join(r.Dir, overlay.Workspace, "edits"))
 			if p != "/" {
 				if err := mustHoldEdits(e, p); err != nil {
 					return err

@@ -64,7 +64,7 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 		st.Layers = append(st.Layers, single("init", "/init", overlay.HostFile(p), fileSize(p), p))
 	}
 	st.Layers = append(st.Layers, overlay.Mappings(r.Dir, r.Mappings))
-	st.Layers = append(st.Layers, overlay.OpenEdits(filepath.Join(r.Dir, ".fledge", "edits")))
+	st.Layers = append(st.Layers, overlay.OpenEdits(filepath.Join(r.Dir, overlay.Workspace, "edits")))
 	return st, nil
 }
 

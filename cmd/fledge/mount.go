@@ -145,6 +145,8 @@ func newUmountCmd() *cobra.Command {
 		Long: `umount unmounts MOUNTPOINT. If a process still uses the mount, it says which
 mountpoint is busy; --lazy detaches it anyway (the kernel finishes when the
 last user leaves). It also clears a mount left stale by a killed fledge.`,
+		Example: `  fledge umount /mnt/img
+  fledge umount --lazy /mnt/img   # busy: detach now, finish when the last user leaves`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return fusefs.Unmount(args[0], lazy)

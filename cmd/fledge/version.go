@@ -10,9 +10,10 @@ import (
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print fledge's version and the Go toolchain it was built with",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print fledge's version and the Go toolchain it was built with",
+		Example: "  fledge version   # fledge v1.2.3 (go1.26.8, linux/amd64)",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := version
 			if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {

@@ -91,12 +91,29 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 	if err != nil {
 		return err
 	}
+	warnOutputMapped(cmd, r, artifact)
 	res, err := packView(ctx, st, artifact, f.compression)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%s  %s  sha256:%s\n", artifact, humanSize(res.Size), res.SHA256)
 	return writeManifest(cmd, m, r, res, manifestPath)
+}
+
+// warnOutputMapped warns when the artifact is written inside a mapped
+// folder: the next build would pack this artifact into itself, and no two
+// builds would give the same bytes.
+func warnOutputMapped(cmd *cobra.Command, r *recipe.Recipe, artifact string) {
+	abs, err := filepath.Abs(artifact)
+	if err != nil {
+		return
+	}
+	for _, m := range r.Mappings {
+		if fi, err := os.Stat(m.Host); err == nil && fi.IsDir() && overlay.Within(m.Host, abs) {
+			fmt.Fprintf(cmd.ErrOrStderr(), "fledge: warning: %s is inside the mapped folder %s, so the next build will contain it; write it elsewhere with -o\n", artifact, m.Host)
+			return
+		}
+	}
 }
 
 // loadManifest reads file, or manifest.toml beside the recipe when file is

@@ -357,3 +357,22 @@ func TestFlagErrorsPointAtHelp(t *testing.T) {
 		t.Fatalf("build --ouput: exit %d, stderr %q; want the flag named and 'fledge build --help'", r.code, r.stderr)
 	}
 }
+
+// TestBuildWarnsWhenTheOutputIsMapped: an artifact written into a mapped
+// folder would be packed into the next build.
+func TestBuildWarnsWhenTheOutputIsMapped(t *testing.T) {
+	dir := copyExample(t, "none")
+	f, err := os.OpenFile(filepath.Join(dir, "fledge.toml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\".\" = \"/srv\"\n")
+	f.Close()
+	const warning = "is inside the mapped folder"
+	if r := mustFledge(t, dir, nil, "build"); !strings.Contains(r.stderr, warning) {
+		t.Errorf("no warning for an artifact inside the mapped recipe folder:\n%s", r.stderr)
+	}
+	if r := mustFledge(t, dir, nil, "build", "-o", filepath.Join(t.TempDir(), "img")); strings.Contains(r.stderr, warning) {
+		t.Errorf("warning for an artifact outside every mapping:\n%s", r.stderr)
+	}
+}

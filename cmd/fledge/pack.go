@@ -36,6 +36,7 @@ an interrupted pack never leaves a truncated artifact.`,
 			if err != nil {
 				return err
 			}
+			warnOutputMapped(cmd, r, artifact)
 			res, err := packView(cmd.Context(), st, artifact, compression)
 			if err != nil {
 				return err

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 	"github.com/volantvm/fledge/overlay"
 )
 
@@ -40,7 +41,7 @@ func (a *Artifact) Close() error {
 	return a.closer.Close()
 }
 
-// OpenArtifact opens a .cpio, .cpio.gz or .cpio.zst, including the kernel's
+// OpenArtifact opens a .cpio, .cpio.gz, .cpio.zst or .cpio.xz, including the kernel's
 // concatenated form (uncompressed early archives, then a compressed one).
 // The format is recognised by content, not by name. Decompressed streams
 // larger than 16 MiB are kept in cacheDir/streams/<sha256 of the
@@ -130,10 +131,9 @@ func readerSHA256(r io.Reader) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// IsArtifact reports whether path holds a newc archive, plain or gzip or
-// zstd compressed, judged by content so a recipe is never mistaken for one
-// whatever its name. xz data counts too, so that the caller goes on to
-// OpenArtifact and its explanation rather than a recipe parse error.
+// IsArtifact reports whether path holds a newc archive, plain or gzip,
+// zstd or xz compressed, judged by content so a recipe is never mistaken
+// for one whatever its name.
 func IsArtifact(path string) bool {
 	f, err := os.Open(path)
 	if err != nil {
@@ -144,8 +144,14 @@ func IsArtifact(path string) bool {
 	head, _ := br.Peek(len(magicXz))
 	var r io.Reader
 	switch {
-	case bytes.HasPrefix(head, magicNewc), bytes.HasPrefix(head, magicXz):
+	case bytes.HasPrefix(head, magicNewc):
 		return true
+	case bytes.HasPrefix(head, magicXz):
+		xr, err := xz.NewReader(br)
+		if err != nil {
+			return false
+		}
+		r = xr
 	case bytes.HasPrefix(head, magicGzip):
 		gz, err := gzip.NewReader(br)
 		if err != nil {

@@ -69,7 +69,7 @@ func summarize(t *testing.T, v *overlay.View) []comparable {
 func TestRoundTrip(t *testing.T) {
 	v := viewOf(t, overlay.Skeleton(), richLayer())
 	want := summarize(t, v)
-	for _, c := range []string{None, Gzip, Zstd} {
+	for _, c := range []string{None, Gzip, Zstd, Xz} {
 		packed := pack(t, v, c)
 		a := openArtifactT(t, writeArtifact(t, "art", packed), t.TempDir())
 		got := summarize(t, viewOf(t, a))
@@ -195,7 +195,8 @@ func TestIsArtifact(t *testing.T) {
 		{"plain", pack(t, v, None), true},
 		{"gzip", pack(t, v, Gzip), true},
 		{"zstd", pack(t, v, Zstd), true},
-		{"xz", []byte("\xfd7zXZ\x00rest"), true},
+		{"xz", pack(t, v, Xz), true},
+		{"xz junk", []byte("\xfd7zXZ\x00rest"), false},
 		{"recipe", []byte("version = \"1\"\n"), false},
 		{"gzip of text", gzipOf(t, []byte("not an archive")), false},
 		{"empty", nil, false},

@@ -8,12 +8,14 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
+	"github.com/ulikunitz/xz"
 )
 
 // Compression names accepted by Options.Compression.
 const (
 	Gzip = "gzip"
 	Zstd = "zstd"
+	Xz   = "xz"
 	None = "none"
 )
 
@@ -55,10 +57,15 @@ func compressor(w io.Writer, name string) (io.WriteCloser, error) {
 			zstd.WithEncoderConcurrency(max(2, runtime.GOMAXPROCS(0))),
 			zstd.WithConcurrentBlocks(true),
 		)
+	case Xz:
+		// The kernel's xz decoder checks CRC32 or nothing; the CRC64 most
+		// xz tools default to makes it refuse the initramfs. The encoder
+		// runs on one core and is deterministic.
+		return xz.WriterConfig{CheckSum: xz.CRC32}.NewWriter(w)
 	case None:
 		return nopCloser{w}, nil
 	}
-	return nil, fmt.Errorf("compression %q is not supported; use %s, %s or %s", name, Gzip, Zstd, None)
+	return nil, fmt.Errorf("compression %q is not supported; use %s, %s, %s or %s", name, Gzip, Zstd, Xz, None)
 }
 
 type nopCloser struct{ io.Writer }

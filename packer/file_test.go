@@ -92,7 +92,7 @@ func TestFailedPackLeavesNothing(t *testing.T) {
 func TestUnknownCompressionIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	_, err := WriteFile(context.Background(), viewOf(t, richLayer()), filepath.Join(dir, "x"), Options{Compression: "lz4"})
-	if err == nil || !strings.Contains(err.Error(), `compression "lz4" is not supported; use gzip, zstd or none`) {
+	if err == nil || !strings.Contains(err.Error(), `compression "lz4" is not supported; use gzip, zstd, xz or none`) {
 		t.Fatalf("got %v", err)
 	}
 	checkOnly(t, dir)

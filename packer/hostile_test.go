@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ulikunitz/xz"
+
 	"github.com/volantvm/fledge/overlay"
 )
 
@@ -17,6 +19,18 @@ func gzipOf(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	z := gzip.NewWriter(&out)
+	z.Write(b)
+	z.Close()
+	return out.Bytes()
+}
+
+func xzOf(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	z, err := xz.WriterConfig{CheckSum: xz.CRC32}.NewWriter(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
 	z.Write(b)
 	z.Close()
 	return out.Bytes()
@@ -67,7 +81,8 @@ func TestHostileArchives(t *testing.T) {
 		{"junk in gzip", gzipOf(t, append(archiveOf(file("a")), "junk"...)), "gzip data: found"},
 		{"truncated gzip", gzipOf(t, archiveOf(file("a")))[:40], "gzip data:"},
 		{"empty", nil, "no archive entries found"},
-		{"xz", []byte("\xfd7zXZ\x00rest"), "xz-compressed archives are not supported"},
+		{"truncated xz", []byte("\xfd7zXZ\x00rest"), "xz data:"},
+		{"junk in xz", xzOf(t, append(archiveOf(file("a")), "junk"...)), "xz data: found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := OpenArtifact(writeArtifact(t, "hostile", tc.data), t.TempDir())

@@ -10,6 +10,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 // memLimit is the largest decompressed stream kept in memory; larger ones
@@ -50,7 +51,7 @@ func decode(r io.Reader, sink io.Writer) ([]member, error) {
 		case bytes.HasPrefix(head, magicZstd):
 			err = s.zstdSegment(raw)
 		case bytes.HasPrefix(head, magicXz):
-			err = fmt.Errorf("xz-compressed archives are not supported; convert it with `xz -dc FILE | gzip -9 >FILE.cpio.gz`")
+			err = s.xzSegment(raw)
 		default:
 			err = fmt.Errorf("found %q at stream offset %d: expected a newc archive (070701), gzip or zstd data", head, s.pos)
 		}
@@ -84,6 +85,18 @@ func (s *scanner) zstdSegment(raw *bufio.Reader) error {
 	}
 	defer dec.Close()
 	return s.within(dec, "zstd")
+}
+
+// xzSegment reads xz data to the end of the artifact. The xz reader
+// cannot stop at the end of one stream and hand back what follows, so an
+// xz segment must come last, as the main archive does in the kernel's
+// concatenated form; further xz streams and padding are read with it.
+func (s *scanner) xzSegment(raw *bufio.Reader) error {
+	xr, err := xz.NewReader(raw)
+	if err != nil {
+		return fmt.Errorf("xz data: %w", err)
+	}
+	return s.within(xr, "xz")
 }
 
 // within scans the archives held in decompressed data. Decompression runs

@@ -60,7 +60,7 @@ and NAME defaults to the context folder's name (see docs/dockerfile.md).`,
 	df.register(cmd)
 	cmd.Flags().StringVarP(&f.manifest, "manifest", "m", "", "manifest.toml with runtime defaults (default: manifest.toml beside the recipe, if present)")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "", "output NAME or NAME.cpio.gz; the manifest is NAME.manifest.json (default: plugin in the recipe's folder)")
-	cmd.Flags().StringVar(&f.compression, "compression", "gzip", "archive compression: gzip, zstd or none")
+	cmd.Flags().StringVar(&f.compression, "compression", "gzip", "archive compression: gzip (default), zstd, xz (smallest, one core) or none")
 	return cmd
 }
 
@@ -159,14 +159,14 @@ func packView(ctx context.Context, st *overlay.Stack, dst, compression string) (
 	return packer.WriteFile(ctx, v, dst, packer.Options{Compression: compression})
 }
 
-var extensions = map[string]string{"gzip": ".cpio.gz", "zstd": ".cpio.zst", "none": ".cpio"}
+var extensions = map[string]string{"gzip": ".cpio.gz", "zstd": ".cpio.zst", "xz": ".cpio.xz", "none": ".cpio"}
 
 // outputPaths derives the artifact and manifest paths from -o: NAME gets
 // the compression's extension; NAME.cpio.gz must agree with --compression.
 func outputPaths(out, compression string) (artifact, manifest string, err error) {
 	ext, ok := extensions[compression]
 	if !ok {
-		return "", "", fmt.Errorf("--compression %q: use gzip, zstd or none", compression)
+		return "", "", fmt.Errorf("--compression %q: use gzip, zstd, xz or none", compression)
 	}
 	base := out
 	for c, e := range extensions {

@@ -232,7 +232,7 @@ func TestBuildErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"build", "-c", "nope.toml"}, "recipe nope.toml not found"},
-		{[]string{"build", "--compression", "lz4"}, `--compression "lz4": use gzip, zstd or none`},
+		{[]string{"build", "--compression", "lz4"}, `--compression "lz4": use gzip, zstd, xz or none`},
 		{[]string{"build", "-o", "x.cpio.zst"}, "names a zstd archive but --compression is gzip"},
 		{[]string{"pack"}, "pack needs -o FILE"},
 		{[]string{"build", "-m", "missing.toml"}, "manifest missing.toml not found"},
@@ -374,5 +374,21 @@ func TestBuildWarnsWhenTheOutputIsMapped(t *testing.T) {
 	}
 	if r := mustFledge(t, dir, nil, "build", "-o", filepath.Join(t.TempDir(), "img")); strings.Contains(r.stderr, warning) {
 		t.Errorf("warning for an artifact outside every mapping:\n%s", r.stderr)
+	}
+}
+
+// TestBuildXz writes an xz artifact the way the kernel needs it (CRC32
+// check, which xz(1) confirms), and fledge reads it back.
+func TestBuildXz(t *testing.T) {
+	needTool(t, "xz", "xz-utils")
+	dir := copyExample(t, "custom")
+	out := filepath.Join(t.TempDir(), "img")
+	mustFledge(t, dir, nil, "build", "-o", out, "--compression", "xz")
+	run(t, "", "xz", "-t", out+".cpio.xz")
+	if list := run(t, "", "xz", "--robot", "--list", out+".cpio.xz"); !strings.Contains(list, "\tCRC32\t") {
+		t.Errorf("xz --list: the check is not CRC32, which the kernel requires:\n%s", list)
+	}
+	if r := mustFledge(t, dir, nil, "ls", out+".cpio.xz", "/init"); strings.TrimSpace(r.stdout) != "/init" {
+		t.Errorf("fledge ls of the xz artifact: %q", r.stdout)
 	}
 }

@@ -26,7 +26,7 @@ func newLsCmd() *cobra.Command {
 		Short: "List the image's tree, with owners, sizes and the layer each entry comes from",
 		Long: `ls prints the merged image below PATH (default /), one entry a line, parents
 first. It reads a recipe (-c, default ./fledge.toml) or an existing artifact
-(.cpio, .cpio.gz, .cpio.zst), without extracting anything.
+(.cpio, .cpio.gz, .cpio.zst, .cpio.xz), without extracting anything.
 
   -l          adds the mode, uid:gid, size (or device numbers), link target and
               provenance: the layer, and the source for mappings and downloads.

@@ -53,8 +53,8 @@ an interrupted pack never leaves a truncated artifact.`,
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "", "archive to write; its extension must match --compression (.cpio.gz, .cpio.zst, .cpio)")
-	cmd.Flags().StringVar(&compression, "compression", "gzip", "archive compression: gzip, zstd or none")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "archive to write; its extension must match --compression (.cpio.gz, .cpio.zst, .cpio.xz, .cpio)")
+	cmd.Flags().StringVar(&compression, "compression", "gzip", "archive compression: gzip (default), zstd, xz (smallest, one core) or none")
 	cmd.Flags().BoolVar(&manifest, "manifest", false, "also write NAME.manifest.json (from manifest.toml beside the recipe, if any)")
 	return cmd
 }

@@ -117,7 +117,8 @@ func (t *target) Name() string {
 }
 
 // open returns the target named by arg: an artifact (.cpio, .cpio.gz,
-// .cpio.zst, recognised by content) or a recipe; with no arg, the -c recipe.
+// .cpio.zst, .cpio.xz, recognised by content) or a recipe; with no arg,
+// the -c recipe.
 func (f *stackFlags) open(ctx context.Context, cmd *cobra.Command, arg string) (*target, error) {
 	if arg != "" && isArtifactArg(arg) {
 		cache, err := f.cache()

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -58,7 +59,7 @@ func OpenArtifact(path, cacheDir string) (*Artifact, error) {
 func openArtifact(path, cacheDir string) (*Artifact, error) {
 	// One open file for the hash and the decoding: opened twice, an
 	// artifact replaced in between would be cached under the other's hash.
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -131,11 +132,30 @@ func readerSHA256(r io.Reader) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// openRegular opens a regular file for reading. It opens without blocking
+// and checks the type first, so a FIFO or device given as an artifact is
+// refused instead of hanging the command or reading forever.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is a %v, not a regular file", path, fi.Mode().Type())
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // IsArtifact reports whether path holds a newc archive, plain or gzip,
 // zstd or xz compressed, judged by content so a recipe is never mistaken
 // for one whatever its name.
 func IsArtifact(path string) bool {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return false
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -305,6 +306,33 @@ func TestStreamCacheMatchesItsName(t *testing.T) {
 			if name := strings.TrimSuffix(filepath.Base(s), ".cpio"); name != want {
 				t.Errorf("stream cache %s holds the stream of the artifact with sha256 %s", name, want)
 			}
+		}
+	}
+}
+
+// TestArtifactThatIsNoFile: a FIFO or a device named as an artifact is
+// refused at once, not waited on or read forever.
+func TestArtifactThatIsNoFile(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "x.cpio.gz")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{fifo, "/dev/zero"} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := OpenArtifact(p, t.TempDir())
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("OpenArtifact(%s) = %v, want a not-a-regular-file error", p, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("OpenArtifact(%s) hangs", p)
+		}
+		if IsArtifact(p) {
+			t.Errorf("IsArtifact(%s) is true", p)
 		}
 	}
 }

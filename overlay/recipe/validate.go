@@ -178,12 +178,8 @@ func (v *validator) resolveContexts() {
 		} else if strings.Contains(val, "://") {
 			continue
 		}
-		host, ok := v.hostPath(key, what, dir)
+		host, ok := v.hostDir(key, what, dir)
 		if !ok {
-			continue
-		}
-		if fi, err := os.Stat(host); err != nil || !fi.IsDir() {
-			v.add(key, "%s: %s is not a directory (paths are relative to %s)", what, host, v.r.Dir)
 			continue
 		}
 		if isOCI {
@@ -270,16 +266,19 @@ func (v *validator) hostPath(key []string, what, p string) (string, bool) {
 
 func (v *validator) hostFile(key []string, what, p string) { v.hostExisting(key, what, p, false) }
 
-func (v *validator) hostDir(key []string, what, p string) { v.hostExisting(key, what, p, true) }
+func (v *validator) hostDir(key []string, what, p string) (string, bool) {
+	return v.hostExisting(key, what, p, true)
+}
 
 // hostExisting checks that a recipe path names an existing folder (dir) or
-// file (!dir).
-func (v *validator) hostExisting(key []string, what, p string, dir bool) {
+// regular file (!dir), and returns its host path when it does.
+func (v *validator) hostExisting(key []string, what, p string, dir bool) (string, bool) {
 	host, ok := v.hostPath(key, what, p)
 	if !ok {
-		return
+		return "", false
 	}
 	fi, err := os.Stat(host)
+	n := len(v.problems)
 	switch {
 	case err != nil:
 		v.add(key, "%s: %s does not exist (paths are relative to %s)", what, host, v.r.Dir)
@@ -291,6 +290,7 @@ func (v *validator) hostExisting(key []string, what, p string, dir bool) {
 		// A FIFO would block the build forever and a device never end.
 		v.add(key, "%s: %s is a %s, expected a regular file", what, host, fileKind(fi.Mode()))
 	}
+	return host, len(v.problems) == n
 }
 
 func hasDotDot(p string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -137,13 +138,25 @@ const layerXattr = "user.fledge.layer"
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	if attr != layerXattr {
-		return 0, fs.ENOATTR
+		return 0, noXattr(attr)
 	}
 	_, vn, errno := n.lookup()
 	if errno != 0 {
 		return 0, errno
 	}
 	return copyAttr(provenance(vn), dest)
+}
+
+// noXattr is the answer for an attribute the mount does not have. Outside
+// the user namespace it is "not supported", not "no such attribute": the
+// kernel caches no xattr answer of a FUSE file system, but ls -l (coreutils)
+// remembers a file system without SELinux labels or ACL support and stops
+// asking for them, which saves two requests per file listed.
+func noXattr(name string) syscall.Errno {
+	if strings.HasPrefix(name, "user.") {
+		return fs.ENOATTR
+	}
+	return syscall.EOPNOTSUPP
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {

@@ -66,6 +66,38 @@ func (e *Edits) Dir() string { return e.dir }
 // as an entry.
 func (e *Edits) lockPath() string { return e.dir + ".lock" }
 
+// Stamp returns the file a Reset touches when it has changed the layer, so
+// a mount in another process that watches it knows its view is out of
+// date. It is created (with the workspace folder) if missing.
+func (e *Edits) Stamp() (string, error) {
+	f, err := e.openLock()
+	if err != nil {
+		return "", err
+	}
+	return f.Name(), f.Close()
+}
+
+// openLock opens the lock file, creating it and the workspace folder.
+func (e *Edits) openLock() (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(e.dir), 0o755); err != nil {
+		return nil, fmt.Errorf("edits: %w", err)
+	}
+	f, err := os.OpenFile(e.lockPath(), os.O_RDONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("edits lock: %w", err)
+	}
+	return f, nil
+}
+
+// stamp touches the file Stamp names.
+func (e *Edits) stamp() error {
+	now := time.Now()
+	if err := os.Chtimes(e.lockPath(), now, now); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("edits lock: %w", err)
+	}
+	return nil
+}
+
 // Entries implements Layer. It only reads metadata (lstat, readlink), and
 // contents are opened when a view asks, so listing needs no privileges
 // beyond read access to the folder.
@@ -184,12 +216,9 @@ func (e *Edits) Hold() (func(), error) {
 	defer e.mu.Unlock()
 	if e.users == 0 {
 		if e.lockFile == nil {
-			if err := os.MkdirAll(filepath.Dir(e.dir), 0o755); err != nil {
-				return nil, fmt.Errorf("edits: %w", err)
-			}
-			f, err := os.OpenFile(e.lockPath(), os.O_RDONLY|os.O_CREATE, 0o644)
+			f, err := e.openLock()
 			if err != nil {
-				return nil, fmt.Errorf("edits lock: %w", err)
+				return nil, err
 			}
 			e.lockFile = f
 		}

@@ -138,6 +138,13 @@ func (e *Edits) Reset(p string) error {
 		return err
 	}
 	defer release()
+	if err := e.reset(p); err != nil {
+		return err
+	}
+	return e.stamp()
+}
+
+func (e *Edits) reset(p string) error {
 	if p == "/" {
 		if err := os.RemoveAll(e.dir); err != nil {
 			return fmt.Errorf("reset: %w", err)

@@ -83,6 +83,34 @@ func (m *mappings) Entries() ([]Entry, error) {
 	return out, nil
 }
 
+// Watch implements Live: every folder below a mapped folder (the recipe's
+// workspace left out, as Entries leaves it out), and every mapping's own
+// host path.
+func (m *mappings) Watch() (dirs, names []string) {
+	workspace := m.workspace()
+	for _, mp := range m.list {
+		// As given, too: a symlink there may be pointed elsewhere.
+		names = append(names, mp.Host)
+		host, err := ResolveHost(m.root, mp.Host)
+		if err != nil {
+			continue
+		}
+		names = append(names, host)
+		// Folders only: the walk reads each folder once and stats nothing.
+		_ = filepath.WalkDir(host, func(p string, d fs.DirEntry, err error) error {
+			switch {
+			case err != nil || !d.IsDir():
+				return nil
+			case p == workspace:
+				return filepath.SkipDir
+			}
+			dirs = append(dirs, p)
+			return nil
+		})
+	}
+	return dirs, names
+}
+
 // Workspace is the folder, beside the recipe, where fledge keeps its own
 // state (the edits made through the mount).
 const Workspace = ".fledge"

@@ -139,3 +139,39 @@ func TestMappingsLeaveTheWorkspaceOut(t *testing.T) {
 		t.Errorf("mapped files missing: %v", got)
 	}
 }
+
+// Watch names every folder a mapped folder lists (the workspace left out,
+// as Entries leaves it out) and each mapping's own path, as given and
+// resolved.
+func TestMappingsWatch(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "tree", "a", "b", "f"), "f", 0o644)
+	writeFile(t, filepath.Join(root, "tree", Workspace, "edits", "x"), "edit", 0o644)
+	writeFile(t, filepath.Join(root, "real-app"), "app", 0o755)
+	if err := os.Symlink("real-app", filepath.Join(root, "app")); err != nil {
+		t.Fatal(err)
+	}
+	tree, app := filepath.Join(root, "tree"), filepath.Join(root, "app")
+	missing := filepath.Join(root, "not-yet")
+	var l Layer = Mappings(tree, []Mapping{{Host: tree, Guest: "/srv"}, {Host: app, Guest: "/bin/app"}, {Host: missing, Guest: "/x"}})
+	live, ok := l.(Live)
+	if !ok {
+		t.Fatal("the mappings layer is not Live")
+	}
+	dirs, names := live.Watch()
+	real := func(p string) string {
+		r, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	wantDirs := []string{real(tree), real(filepath.Join(tree, "a")), real(filepath.Join(tree, "a", "b"))}
+	wantNames := []string{tree, real(tree), app, real(filepath.Join(root, "real-app")), missing}
+	if strings.Join(dirs, "\n") != strings.Join(wantDirs, "\n") {
+		t.Errorf("dirs:\n%s\nwant:\n%s", strings.Join(dirs, "\n"), strings.Join(wantDirs, "\n"))
+	}
+	if strings.Join(names, "\n") != strings.Join(wantNames, "\n") {
+		t.Errorf("names:\n%s\nwant:\n%s", strings.Join(names, "\n"), strings.Join(wantNames, "\n"))
+	}
+}

@@ -18,6 +18,19 @@ type Layer interface {
 	Entries() ([]Entry, error)
 }
 
+// Live is a layer whose entries follow the host while a stack is in use.
+type Live interface {
+	Layer
+	// Watch names what a watcher of the host must watch to see every change
+	// of the entries: dirs are folders whose listing the entries reflect
+	// (a file added, changed or removed directly in one changes the
+	// layer), names are paths that matter by themselves, watched by name in
+	// their parent folder (a mapped file, or a mapped folder being replaced).
+	// A path that cannot be resolved right now is named as given, so its
+	// creation is still seen.
+	Watch() (dirs, names []string)
+}
+
 // Static is a layer whose entries are fixed in memory.
 type Static struct {
 	LayerName string

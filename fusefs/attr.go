@@ -12,16 +12,24 @@ import (
 	"github.com/volantvm/fledge/overlay"
 )
 
-// Host-backed nodes change behind the kernel's back (a mapped binary is
-// rebuilt), so their attributes are cached briefly; the rest only change
-// through the mount, which tells the kernel itself.
+// How long the kernel may keep an entry and its attributes. A read-only
+// mount never changes, and a watched one tells the kernel of each change
+// (see watch.go), so both let it keep them long: a FUSE request costs far
+// more than the kernel's own lookup. Polling, host-backed nodes change
+// behind the kernel's back (a mapped binary is rebuilt), so their
+// attributes are cached briefly; the rest only change through the mount,
+// which tells the kernel itself.
 const (
+	cachedTimeout = time.Hour
 	liveTimeout   = 200 * time.Millisecond
 	stableTimeout = 5 * time.Second
 )
 
-func timeout(vn *overlay.Node) time.Duration {
-	if hostBacked(vn) {
+func (f *FS) timeout(vn *overlay.Node) time.Duration {
+	switch {
+	case f.cached():
+		return cachedTimeout
+	case hostBacked(vn):
 		return liveTimeout
 	}
 	return stableTimeout
@@ -67,6 +75,10 @@ func (f *FS) fillEdit(host string, a *fuse.Attr) {
 	a.SetTimes(&mt, &mt, &mt)
 	a.Nlink = uint32(st.Nlink)
 }
+
+// cached reports whether the kernel may keep what it was told until told
+// otherwise: the mount is read-only, or watched.
+func (f *FS) cached() bool { return f.edits == nil || f.watching.Load() }
 
 func contentSize(vn *overlay.Node) int64 {
 	switch c := vn.Content.(type) {

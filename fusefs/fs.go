@@ -20,20 +20,26 @@
 package fusefs
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/volantvm/fledge/overlay"
 )
 
-// refresh bounds how old the view of a writable stack may get: the
-// mappings layer reads the host when the view is built, so a mapped file
-// that changed size, or a file added to a mapped folder, shows up within
-// this time plus the attribute timeout (under a second in all).
+// refresh bounds how old the view of a writable stack may get when the
+// host is polled instead of watched (see watch.go): the mappings layer
+// reads the host when the view is built, so a mapped file that changed
+// size, or a file added to a mapped folder, shows up within this time plus
+// the attribute timeout (under a second in all).
 const refresh = 500 * time.Millisecond
 
 // FS is the state of one mount.
@@ -54,11 +60,26 @@ type FS struct {
 	lower *overlay.View
 	built time.Time
 	dirty bool
-	// gen counts views; refreshing is set while a background rebuild runs.
+	// gen counts views; refreshing is set while a background rebuild runs,
+	// again when the host changed while it ran.
 	gen        uint64
 	refreshing bool
+	again      bool
 	inos       map[string]inoRec
 	next       uint64
+	// listed holds the directory listings of listedView, which is always
+	// the current view: listing a folder again costs a lookup here.
+	listedView *overlay.View
+	listed     map[*overlay.Node][]fuse.DirEntry
+
+	root *node
+	// Set by Mount. inval is told of every new view; watcher, while
+	// watching is set, reports every host change, and replies are then
+	// cached for long (see timeout).
+	inval    *invalidator
+	watcher  *watcher
+	watching atomic.Bool
+	warn     func(string)
 }
 
 type inoRec struct {
@@ -69,10 +90,11 @@ type inoRec struct {
 // New returns the file system of stack. Changes go to the stack's top
 // layer if it is an edits layer; otherwise the mount is read-only.
 func New(stack *overlay.Stack) *FS {
-	f := &FS{stack: stack, inos: map[string]inoRec{}, next: 2}
+	f := &FS{stack: stack, inos: map[string]inoRec{}, next: 2, warn: func(string) {}}
 	if n := len(stack.Layers); n > 0 {
 		f.edits, _ = stack.Layers[n-1].(*overlay.Edits)
 	}
+	f.root = &node{fsys: f}
 	return f
 }
 
@@ -81,14 +103,16 @@ func (f *FS) ReadOnly() bool { return f.edits == nil }
 
 // View returns the current merged view. After a change through the mount
 // it is rebuilt before anything is answered, so the change shows at once.
-// A writable stack's view older than refresh is rebuilt in the background
-// while the old one keeps serving: the host side (mappings) changes on its
-// own time, and walking a big mapped folder must not stall every request.
+// A writable stack's view is rebuilt in the background while the old one
+// keeps serving: when the watcher reports a host change, or, polling, when
+// a request finds it older than refresh. The host side (mappings) changes
+// on its own time, and walking a big mapped folder must not stall every
+// request.
 func (f *FS) View() (*overlay.View, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.view != nil && !f.dirty {
-		if f.edits != nil && !f.refreshing && time.Since(f.built) > refresh {
+		if f.edits != nil && !f.watching.Load() && !f.refreshing && time.Since(f.built) > refresh {
 			f.refreshing = true
 			go f.refresh(f.gen)
 		}
@@ -101,9 +125,18 @@ func (f *FS) View() (*overlay.View, error) {
 	if f.lower != lower {
 		f.built = time.Now()
 	}
+	f.inval.push(f.view, v)
 	f.view, f.lower, f.dirty = v, lower, false
 	f.gen++
 	return v, nil
+}
+
+// lowerLayers returns the layers below the edits (all of a read-only stack).
+func (f *FS) lowerLayers() []overlay.Layer {
+	if f.edits == nil {
+		return f.stack.Layers
+	}
+	return f.stack.Layers[:len(f.stack.Layers)-1]
 }
 
 // merge returns the view and the lower view it was built on. A writable
@@ -116,8 +149,7 @@ func (f *FS) merge(lower *overlay.View) (v, below *overlay.View, err error) {
 		return v, nil, err
 	}
 	if lower == nil {
-		n := len(f.stack.Layers)
-		st := &overlay.Stack{Layers: f.stack.Layers[:n-1], Epoch: f.stack.Epoch}
+		st := &overlay.Stack{Layers: f.lowerLayers(), Epoch: f.stack.Epoch}
 		if lower, err = st.View(); err != nil {
 			return nil, nil, err
 		}
@@ -126,26 +158,74 @@ func (f *FS) merge(lower *overlay.View) (v, below *overlay.View, err error) {
 	return v, lower, err
 }
 
-// refresh rebuilds the view from the host in the background. A change
-// through the mount meanwhile (a new generation) wins over the view, but
-// the fresh lower view is kept for the next merge.
-func (f *FS) refresh(gen uint64) {
-	v, lower, err := f.merge(nil)
+// hostChanged rebuilds the view in the background, once more after the
+// running rebuild if one runs: it may have read the host before the change.
+func (f *FS) hostChanged() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.refreshing = false
-	if err != nil {
+	if f.refreshing {
+		f.again = true
 		return
 	}
-	f.lower, f.built = lower, time.Now()
-	if gen == f.gen && !f.dirty {
-		f.view = v
-		f.gen++
+	f.refreshing = true
+	go f.refresh(f.gen)
+}
+
+// refresh rebuilds the view from the host in the background. A change
+// through the mount meanwhile (a new generation) wins over the view, but
+// the fresh lower view is kept, and the edits are put on it at once.
+func (f *FS) refresh(gen uint64) {
+	for {
+		f.syncWatches()
+		v, lower, err := f.merge(nil)
+		f.mu.Lock()
+		again := f.again
+		f.refreshing, f.again = again, false
+		lost := false
+		switch {
+		case err != nil:
+			// The host is in the middle of a change (a file listed, then
+			// gone); the event that change sends, or the next poll,
+			// retries.
+		case gen == f.gen && !f.dirty:
+			f.lower, f.built = lower, time.Now()
+			f.inval.push(f.view, v)
+			f.view = v
+			f.gen++
+		default:
+			f.lower, f.built = lower, time.Now()
+			f.dirty, lost = true, true
+		}
+		gen = f.gen
+		f.mu.Unlock()
+		if lost {
+			// A cached reply is not asked again, so no request may come
+			// to rebuild the view: rebuild it now.
+			_, _ = f.View()
+		}
+		if !again {
+			return
+		}
+	}
+}
+
+// syncWatches brings the watch list up to date before a merge. If a folder
+// cannot be watched (the inotify limit), the mount falls back to polling,
+// and the kernel is told to forget what it cached on the promise of being
+// told of every change.
+func (f *FS) syncWatches() {
+	if !f.watching.Load() {
 		return
 	}
-	// A change came in meanwhile: the next request puts the edits on the
-	// fresh lower view, so host changes are not held back a whole refresh.
-	f.dirty = true
+	err := f.watcher.sync()
+	if err == nil || errors.Is(err, fsnotify.ErrClosed) {
+		// Closed: the mount is gone, and with it the kernel's caches.
+		return
+	}
+	f.watching.Store(false)
+	f.watcher.close()
+	f.inval.all()
+	f.warn(fmt.Sprintf("%v; host changes are polled from now on", err))
 }
 
 // changed marks the view out of date after an edit.
@@ -161,6 +241,35 @@ func (f *FS) changed() {
 // kernel must not see one inode change type.
 func (f *FS) ino(n *overlay.Node) uint64 {
 	return f.inoList([]*overlay.Node{n})[0]
+}
+
+// listing returns the entries of directory vn of view v, "." and ".."
+// left out. The result is shared: callers must not change it.
+func (f *FS) listing(v *overlay.View, vn *overlay.Node) []fuse.DirEntry {
+	f.mu.Lock()
+	list, ok := f.listed[vn]
+	cached := ok && f.listedView == v
+	f.mu.Unlock()
+	if cached {
+		return list
+	}
+	kids := v.Children(vn)
+	inos := f.inoList(kids)
+	list = make([]fuse.DirEntry, len(kids))
+	for i, k := range kids {
+		list[i] = fuse.DirEntry{Name: path.Base(k.Path), Mode: k.UnixMode() & syscall.S_IFMT, Ino: inos[i]}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// Inode numbers change only with a new view, and only the current view
+	// is kept: an older one serves requests that started before the swap.
+	if v == f.view && !f.dirty {
+		if f.listedView != v {
+			f.listedView, f.listed = v, map[*overlay.Node][]fuse.DirEntry{}
+		}
+		f.listed[vn] = list
+	}
+	return list
 }
 
 // inoList is ino for a directory's worth of nodes under one lock.

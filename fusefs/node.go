@@ -2,7 +2,6 @@ package fusefs
 
 import (
 	"context"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -44,7 +43,7 @@ var (
 )
 
 // Root returns the root inode to mount.
-func (f *FS) Root() fs.InodeEmbedder { return &node{fsys: f} }
+func (f *FS) Root() fs.InodeEmbedder { return f.root }
 
 // guestPath is the node's path in the image; the kernel never looks up
 // below a symlink, so it names directories only on the way.
@@ -78,7 +77,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 // child makes (or finds, by inode number) the inode of vn below n.
 func (n *node) child(ctx context.Context, v *overlay.View, vn *overlay.Node, out *fuse.EntryOut) *fs.Inode {
 	n.fsys.fill(v, vn, &out.Attr)
-	t := timeout(vn)
+	t := n.fsys.timeout(vn)
 	out.SetEntryTimeout(t)
 	out.SetAttrTimeout(t)
 	kid := &node{fsys: n.fsys, last: out.Attr}
@@ -97,7 +96,7 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 		return errno
 	}
 	n.fsys.fill(v, vn, &out.Attr)
-	out.SetTimeout(timeout(vn))
+	out.SetTimeout(n.fsys.timeout(vn))
 	n.last = out.Attr
 	return 0
 }
@@ -107,8 +106,7 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	if errno != 0 {
 		return nil, errno
 	}
-	kids := v.Children(vn)
-	inos := n.fsys.inoList(kids)
+	kids := n.fsys.listing(v, vn)
 	// "." and ".." are listed by the file system, not added by the kernel.
 	parent := n.StableAttr().Ino
 	if _, p := n.Parent(); p != nil {
@@ -117,10 +115,71 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	list := make([]fuse.DirEntry, 2, len(kids)+2)
 	list[0] = fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: n.StableAttr().Ino}
 	list[1] = fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: parent}
-	for i, k := range kids {
-		list = append(list, fuse.DirEntry{Name: path.Base(k.Path), Mode: k.UnixMode() & syscall.S_IFMT, Ino: inos[i]})
+	return fs.NewListDirStream(append(list, kids...)), 0
+}
+
+var _ = (fs.NodeOpendirHandler)((*node)(nil))
+
+// OpendirHandle opens a directory. Where the kernel keeps entries until
+// told otherwise, it may keep the listing too (FOPEN_CACHE_DIR), so listing
+// a folder again costs no request; see invalidator.listing for how it
+// learns that a listing changed.
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	var fl uint32
+	if n.fsys.cached() {
+		fl = fuse.FOPEN_CACHE_DIR
 	}
-	return fs.NewListDirStream(list), 0
+	return &dirHandle{n: n}, fl, 0
+}
+
+// dirHandle lists a directory from the view current at the first read, not
+// at the open: a listing asked for after a change must not come from the
+// view before it (see invalidator.listing).
+type dirHandle struct {
+	n  *node
+	ds fs.DirStream
+}
+
+var (
+	_ = (fs.FileReaddirenter)((*dirHandle)(nil))
+	_ = (fs.FileSeekdirer)((*dirHandle)(nil))
+)
+
+// stream lists the directory if that was not done yet.
+func (d *dirHandle) stream(ctx context.Context) syscall.Errno {
+	if d.ds != nil {
+		return 0
+	}
+	ds, errno := d.n.Readdir(ctx)
+	d.ds = ds
+	return errno
+}
+
+func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if errno := d.stream(ctx); errno != 0 {
+		return nil, errno
+	}
+	if !d.ds.HasNext() {
+		return nil, 0
+	}
+	e, errno := d.ds.Next()
+	return &e, errno
+}
+
+// Seekdir to the start lists the directory afresh, as rewinddir(3) does on
+// a disk; other offsets are positions in the listing already made.
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off == 0 {
+		d.ds = nil
+		return 0
+	}
+	if errno := d.stream(ctx); errno != 0 {
+		return errno
+	}
+	if sd, ok := d.ds.(fs.FileSeekdirer); ok {
+		return sd.Seekdir(ctx, off)
+	}
+	return syscall.ENOTSUP
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {

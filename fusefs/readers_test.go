@@ -1,11 +1,14 @@
 package fusefs
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/volantvm/fledge/overlay"
 )
 
 // What readers expect: ls -l, stat, find, cat, readlink, du and getfattr
@@ -48,32 +51,124 @@ func TestReadersSeeThePackedImage(t *testing.T) {
 	}
 }
 
-// A mapped host file that changes shows its new content and size through
-// the mount within a second; a file added to a mapped folder appears.
+// Host changes show through the mount within a second, even for entries
+// the kernel has already looked up and cached: a mapped file replaced the
+// way build tools do it (written aside, renamed over), files added to and
+// removed from a mapped folder, a new subfolder, and a mode change.
 func TestMappingsAreLive(t *testing.T) {
-	for _, o := range []Options{{}, {NoPassthrough: true}} {
-		t.Run(map[bool]string{false: "passthrough", true: "no-passthrough"}[o.NoPassthrough], func(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		o    Options
+	}{
+		{"watched", Options{}},
+		{"watched-no-passthrough", Options{NoPassthrough: true}},
+		{"polled", Options{Poll: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
 			w := setupWorkspace(t)
-			w.opts = o
+			w.opts = c.o
 			w.mount(t)
+			if got := w.fsys.watching.Load(); got == c.o.Poll {
+				t.Fatalf("watching = %v with Poll = %v", got, c.o.Poll)
+			}
+			// Let the kernel cache all of it first.
 			if got, _ := os.ReadFile(w.path("usr/bin/app")); string(got) != "app v1\n" {
 				t.Fatalf("before: %q", got)
 			}
-			must(t, os.WriteFile(w.host, []byte("app version 2, longer\n"), 0o755))
+			for _, p := range []string{"opt/data/a.txt", "opt/data/sub/b.txt", "opt/data/gone"} {
+				_, _ = os.Stat(w.path(p))
+			}
+			_ = run(t, "ls", "-lR", w.path("opt/data"))
+
+			must(t, os.WriteFile(w.host+".new", []byte("app version 2, longer\n"), 0o755))
+			must(t, os.Rename(w.host+".new", w.host))
 			must(t, os.WriteFile(filepath.Join(w.hostDir, "new.txt"), []byte("n"), 0o644))
+			must(t, os.Remove(filepath.Join(w.hostDir, "sub", "b.txt")))
+			must(t, os.MkdirAll(filepath.Join(w.hostDir, "gone", "deeper"), 0o755))
+			must(t, os.WriteFile(filepath.Join(w.hostDir, "gone", "deeper", "c.txt"), []byte("c"), 0o644))
+			must(t, os.Chmod(filepath.Join(w.hostDir, "a.txt"), 0o700))
+
+			var state string
 			deadline := time.Now().Add(time.Second)
 			for {
-				got, _ := os.ReadFile(w.path("usr/bin/app"))
-				fi, _ := os.Stat(w.path("usr/bin/app"))
-				_, nerr := os.Stat(w.path("opt/data/new.txt"))
-				if string(got) == "app version 2, longer\n" && fi != nil && fi.Size() == 22 && nerr == nil {
+				state = liveState(w)
+				if state == "app 22 app version 2, longer\n|new.txt 1|b.txt gone|c.txt 1|a.txt -rwxr-xr-x|data a.txt,gone,new.txt,sub|sub " {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("after 1s the mount shows %q (size %v, new file: %v)", got, fi.Size(), nerr)
+					t.Fatalf("after 1s the mount shows %q", state)
 				}
-				time.Sleep(50 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond)
+			}
+			// A file added in a folder that appeared after the mount (so
+			// the new folder is watched too), whose listing the kernel
+			// holds: only the listing is read until it shows.
+			deeper := w.path("opt/data/gone/deeper")
+			if got := names(deeper); got != "c.txt" {
+				t.Fatalf("listing of a new mapped folder: %q", got)
+			}
+			must(t, os.WriteFile(filepath.Join(w.hostDir, "gone", "deeper", "d.txt"), []byte("dd"), 0o644))
+			deadline = time.Now().Add(time.Second)
+			for names(deeper) != "c.txt,d.txt" {
+				if time.Now().After(deadline) {
+					t.Fatalf("a file added in a new mapped folder: after 1s the folder lists %q", names(deeper))
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// liveState sums up what TestMappingsAreLive changes, as the mount shows it.
+func liveState(w *workspace) string {
+	size := func(p string) string {
+		fi, err := os.Stat(w.path(p))
+		if err != nil {
+			return "gone"
+		}
+		return fmt.Sprint(fi.Size())
+	}
+	app, _ := os.ReadFile(w.path("usr/bin/app"))
+	mode := "?"
+	if fi, err := os.Stat(w.path("opt/data/a.txt")); err == nil {
+		mode = fi.Mode().String()
+	}
+	return fmt.Sprintf("app %s %s|new.txt %s|b.txt %s|c.txt %s|a.txt %s|data %s|sub %s", size("usr/bin/app"), app,
+		size("opt/data/new.txt"), size("opt/data/sub/b.txt"), size("opt/data/gone/deeper/c.txt"), mode,
+		names(w.path("opt/data")), names(w.path("opt/data/sub")))
+}
+
+// names lists folder dir, comma-separated ("" if it cannot be read).
+func names(dir string) string {
+	es, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return strings.Join(out, ",")
+}
+
+// `fledge reset` in another process changes the edits under a live mount;
+// the mount shows the lower layers again within a second, though the kernel
+// had cached the edit.
+func TestResetElsewhereShows(t *testing.T) {
+	w := newWorkspace(t)
+	must(t, os.WriteFile(w.path("etc/motd"), []byte("edited motd\n"), 0o644))
+	if fi, err := os.Stat(w.path("etc/motd")); err != nil || fi.Size() != 12 {
+		t.Fatalf("edit: %v %v", fi, err)
+	}
+	// Another process's view of the workspace: its own Edits, its own lock.
+	must(t, overlay.OpenEdits(w.edits.Dir()).Reset("/etc/motd"))
+	deadline := time.Now().Add(time.Second)
+	for {
+		got, _ := os.ReadFile(w.path("etc/motd"))
+		fi, err := os.Stat(w.path("etc/motd"))
+		if string(got) == "hello\n" && err == nil && fi.Size() == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after reset elsewhere, 1s later the mount shows %q (%v, %v)", got, fi, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

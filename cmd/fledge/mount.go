@@ -26,10 +26,12 @@ func newMountCmd() *cobra.Command {
 device nodes and times. It stays in the foreground until Ctrl-C, SIGTERM or
 'fledge umount MOUNTPOINT'.
 
-Mounting a recipe is a live workspace: mapped host files show their current
-content, and changes made below MOUNTPOINT are kept in .fledge/edits beside the
-recipe, where pack and build pick them up ('fledge diff' lists them, 'fledge
-reset' discards them). Lower layers and host files are never modified.
+Mounting a recipe is a live workspace: a change to a mapped host file or
+folder shows through the mount at once (inotify tells fledge; --poll looks
+every half second instead, for folders on NFS, 9p or FUSE), and changes made
+below MOUNTPOINT are kept in .fledge/edits beside the recipe, where pack and
+build pick them up ('fledge diff' lists them, 'fledge reset' discards them).
+Lower layers and host files are never modified.
 
 Mounting an artifact (.cpio, .cpio.gz, .cpio.zst, .cpio.xz) is read-only; files are read
 from its decompressed stream, nothing is extracted.
@@ -60,6 +62,7 @@ Needs root (/dev/fuse).`,
 	f.register(cmd)
 	cmd.Flags().BoolVar(&opts.Debug, "debug", false, "log every FUSE request")
 	cmd.Flags().BoolVar(&opts.NoPassthrough, "no-passthrough", false, "read host files through fledge instead of kernel FUSE passthrough")
+	cmd.Flags().BoolVar(&opts.Poll, "poll", false, "look for host changes every half second instead of being told by inotify\n(mapped folders on NFS, 9p or another FUSE mount report none)")
 	return cmd
 }
 
@@ -97,6 +100,7 @@ func outsideSources(t *target, mnt string) error {
 // serveMount mounts t and serves it until the mount goes away.
 func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) error {
 	fsys := fusefs.New(t.Stack)
+	opts.Warn = func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), "fledge: warning:", msg) }
 	srv, err := fusefs.Mount(mnt, fsys, opts)
 	if err != nil {
 		return err

@@ -1,0 +1,210 @@
+package fusefs
+
+import (
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+// invalidator tells the kernel which entries a new view changed, so it may
+// cache what the mount replied for long instead of asking again and again.
+// It works on its own goroutine: the kernel answers an invalidation only
+// after the operations running in that directory have finished, and one of
+// them may be the request whose change made the new view.
+type invalidator struct {
+	root *fs.Inode
+	// mnt is the absolute mountpoint (see listing).
+	mnt string
+
+	mu    sync.Mutex
+	queue [][2]*overlay.View
+	wake  chan struct{}
+	done  chan struct{}
+}
+
+// newInvalidator queues changes from now on; run sends them, once the
+// mount is up.
+func newInvalidator(root *fs.Inode, mnt string) *invalidator {
+	return &invalidator{root: root, mnt: mnt, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// push queues the change from view a to view b. Every step is sent, in
+// order: an entry that changed and changed back may have been cached in
+// between.
+func (q *invalidator) push(a, b *overlay.View) {
+	if q == nil || a == nil || a == b {
+		return
+	}
+	q.mu.Lock()
+	q.queue = append(q.queue, [2]*overlay.View{a, b})
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends the goroutine; queued changes are dropped (the mount is gone).
+func (q *invalidator) stop() { close(q.done) }
+
+func (q *invalidator) run() {
+	for {
+		select {
+		case <-q.done:
+			return
+		case <-q.wake:
+		}
+		q.mu.Lock()
+		steps := q.queue
+		q.queue = nil
+		q.mu.Unlock()
+		for _, s := range steps {
+			dirs := map[string]bool{}
+			changedPaths(s[0], s[1], func(p string) {
+				q.entry(p)
+				dirs[path.Dir(p)] = true
+			})
+			for d := range dirs {
+				q.listing(d)
+			}
+		}
+	}
+}
+
+// entry drops what the kernel holds for guest path p: its attributes and
+// cached data, and the name itself, so the next access looks it up again.
+// A path whose parent the kernel never looked up is not cached at all.
+//
+// Both are safe against a reply built from the old view that is still on
+// its way: the kernel discards attributes from a request older than the
+// invalidation, and it waits for lookups in the folder to finish before it
+// drops a name.
+func (q *invalidator) entry(p string) {
+	if p == "/" {
+		q.root.NotifyContent(0, 0)
+		return
+	}
+	parent := q.inode(path.Dir(p))
+	if parent == nil {
+		return
+	}
+	name := path.Base(p)
+	if kid := parent.GetChild(name); kid != nil {
+		kid.NotifyContent(0, 0)
+	}
+	parent.NotifyEntry(name)
+}
+
+// probe is the name listing looks up; it need not be absent, only short.
+const probe = ".fledge-listing-changed"
+
+// listing tells the kernel that the listing of folder p changed. The kernel
+// keeps listings (FOPEN_CACHE_DIR, see OpendirHandle) and, when one is read
+// from the start, compares the folder's change counter with the one it
+// noted before it asked for the listing. Dropping a name the kernel holds
+// in the folder moves that counter; so the mount looks a name up in the
+// folder through its own mountpoint, which leaves such a name, and drops
+// it. Invalidating the cached pages would not do: a listing built from the
+// old view can still be on its way, and be stored after the invalidation.
+// Counted, it is thrown away at its first read, since it was asked for
+// before the change.
+func (q *invalidator) listing(p string) {
+	dir := q.inode(p)
+	if dir == nil {
+		return
+	}
+	// Absent is the expected answer: the lookup is all that is wanted.
+	_, _ = os.Lstat(filepath.Join(q.mnt, p, probe))
+	dir.NotifyEntry(probe)
+}
+
+// all drops everything the kernel holds (see entry), for when changes can
+// no longer be told one by one. Listings need no counting here: a mount
+// that stops watching no longer lets the kernel keep them, and a folder
+// opened without that leave drops its cached listing.
+func (q *invalidator) all() {
+	var walk func(in *fs.Inode)
+	walk = func(in *fs.Inode) {
+		in.NotifyContent(0, 0)
+		for name, kid := range in.Children() {
+			walk(kid)
+			in.NotifyEntry(name)
+		}
+	}
+	walk(q.root)
+}
+
+// inode returns the inode the kernel knows at guest path p, or nil.
+func (q *invalidator) inode(p string) *fs.Inode {
+	in := q.root
+	for _, c := range strings.Split(strings.Trim(p, "/"), "/") {
+		if c == "" {
+			continue
+		}
+		if in = in.GetChild(c); in == nil {
+			return nil
+		}
+	}
+	return in
+}
+
+// changedPaths calls fn for every path that b adds, removes or shows
+// differently from a. Subtrees the two views share (a change through the
+// mount copies only the paths it touches) are skipped without a look. A
+// path that changed type is reported once; what was below it goes with it.
+func changedPaths(a, b *overlay.View, fn func(p string)) {
+	var walk func(x, y *overlay.Node)
+	walk = func(x, y *overlay.Node) {
+		if x == y {
+			return
+		}
+		if shownAs(a, x) != shownAs(b, y) {
+			fn(y.Path)
+		}
+		if x.Type != overlay.Dir || y.Type != overlay.Dir {
+			return
+		}
+		xs, ys := a.Children(x), b.Children(y)
+		for len(xs) > 0 || len(ys) > 0 {
+			switch {
+			case len(ys) == 0 || len(xs) > 0 && xs[0].Path < ys[0].Path:
+				fn(xs[0].Path)
+				xs = xs[1:]
+			case len(xs) == 0 || ys[0].Path < xs[0].Path:
+				fn(ys[0].Path)
+				ys = ys[1:]
+			default:
+				walk(xs[0], ys[0])
+				xs, ys = xs[1:], ys[1:]
+			}
+		}
+	}
+	walk(a.Root(), b.Root())
+}
+
+// shown is what the kernel may cache of an entry: its attributes and its
+// inode identity. Contents are not cached across opens.
+type shown struct {
+	typ          overlay.Type
+	mode         uint32
+	uid, gid     int
+	size         int64
+	link         string
+	major, minor uint32
+	mtime        int64
+	ino          string
+}
+
+func shownAs(v *overlay.View, n *overlay.Node) shown {
+	return shown{
+		typ: n.Type, mode: n.UnixMode(), uid: n.UID, gid: n.GID,
+		size: contentSize(n), link: n.Linkname, major: n.Major, minor: n.Minor,
+		mtime: v.MTime(n).UnixNano(), ino: inoKey(n),
+	}
+}

@@ -58,8 +58,10 @@ type FS struct {
 	// through the mount only puts the edits on it again; refresh rebuilds it
 	// from the host.
 	lower *overlay.View
-	built time.Time
-	dirty bool
+	// viewLower is the lower view the current view was built on.
+	viewLower *overlay.View
+	built     time.Time
+	dirty     bool
 	// gen counts views; refreshing is set while a background rebuild runs,
 	// again when the host changed while it ran.
 	gen        uint64
@@ -125,8 +127,9 @@ func (f *FS) View() (*overlay.View, error) {
 	if f.lower != lower {
 		f.built = time.Now()
 	}
-	f.inval.push(f.view, v)
-	f.view, f.lower, f.dirty = v, lower, false
+	// On the same lower view, only changes through the mount are new.
+	f.inval.push(f.view, v, lower != f.viewLower)
+	f.view, f.lower, f.viewLower, f.dirty = v, lower, lower, false
 	f.gen++
 	return v, nil
 }
@@ -189,8 +192,8 @@ func (f *FS) refresh(gen uint64) {
 			// retries.
 		case gen == f.gen && !f.dirty:
 			f.lower, f.built = lower, time.Now()
-			f.inval.push(f.view, v)
-			f.view = v
+			f.inval.push(f.view, v, true)
+			f.view, f.viewLower = v, lower
 			f.gen++
 		default:
 			f.lower, f.built = lower, time.Now()

@@ -23,7 +23,7 @@ type invalidator struct {
 	mnt string
 
 	mu    sync.Mutex
-	queue [][2]*overlay.View
+	queue []step
 	wake  chan struct{}
 	done  chan struct{}
 }
@@ -34,15 +34,23 @@ func newInvalidator(root *fs.Inode, mnt string) *invalidator {
 	return &invalidator{root: root, mnt: mnt, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
+// step is one change of view. host is set when the host changed: a change
+// made through the mount changed the listings it touched in the kernel
+// already.
+type step struct {
+	from, to *overlay.View
+	host     bool
+}
+
 // push queues the change from view a to view b. Every step is sent, in
 // order: an entry that changed and changed back may have been cached in
 // between.
-func (q *invalidator) push(a, b *overlay.View) {
+func (q *invalidator) push(a, b *overlay.View, host bool) {
 	if q == nil || a == nil || a == b {
 		return
 	}
 	q.mu.Lock()
-	q.queue = append(q.queue, [2]*overlay.View{a, b})
+	q.queue = append(q.queue, step{a, b, host})
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -66,10 +74,13 @@ func (q *invalidator) run() {
 		q.mu.Unlock()
 		for _, s := range steps {
 			dirs := map[string]bool{}
-			changedPaths(s[0], s[1], func(p string) {
+			changedPaths(s.from, s.to, func(p string) {
 				q.entry(p)
 				dirs[path.Dir(p)] = true
 			})
+			if !s.host {
+				continue
+			}
 			for d := range dirs {
 				q.listing(d)
 			}

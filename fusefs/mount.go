@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -167,6 +168,13 @@ func Unmount(mountpoint string, lazy bool) error {
 		flags = unix.MNT_DETACH
 	}
 	err := unix.Unmount(mountpoint, flags)
+	// A watched mount looks names up through its own mountpoint when the
+	// host changes (see invalidator.listing), which keeps it busy for a
+	// moment; a process that really uses it keeps it busy for longer.
+	for try := 0; errors.Is(err, syscall.EBUSY) && try < 5; try++ {
+		time.Sleep(100 * time.Millisecond)
+		err = unix.Unmount(mountpoint, flags)
+	}
 	switch {
 	case err == nil:
 		return nil

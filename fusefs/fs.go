@@ -180,6 +180,10 @@ func (f *FS) hostChanged() {
 func (f *FS) refresh(gen uint64) {
 	for {
 		f.syncWatches()
+		if f.edits != nil {
+			// Another process may have changed the edits (a reset).
+			f.edits.Reload()
+		}
 		v, lower, err := f.merge(nil)
 		f.mu.Lock()
 		again := f.again

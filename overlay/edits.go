@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,6 +38,17 @@ type Edits struct {
 	lockFile *os.File
 	// op serializes changes of the tree (see begin).
 	op sync.Mutex
+
+	// cmu guards the entries read from the folder, which the changes made
+	// through this Edits keep up to date (see touched), so a change costs
+	// what it touched, not a walk of every edit. objs are the objects and
+	// whiteouts the deletions, by guest path; nil until read. gen counts
+	// changes, so a read that raced with one is not kept.
+	cmu             sync.Mutex
+	objs, whiteouts map[string]Entry
+	gen             uint64
+	// sorted is list's result until the next change.
+	sorted []Entry
 }
 
 const (
@@ -100,62 +112,226 @@ func (e *Edits) stamp() error {
 
 // Entries implements Layer. It only reads metadata (lstat, readlink), and
 // contents are opened when a view asks, so listing needs no privileges
-// beyond read access to the folder.
+// beyond read access to the folder. The folder is read once; after that
+// the entries follow the changes made through this Edits, and Reload reads
+// it again (after another process changed it).
 func (e *Edits) Entries() ([]Entry, error) {
+	for {
+		e.cmu.Lock()
+		if e.objs != nil {
+			defer e.cmu.Unlock()
+			return e.list(), nil
+		}
+		gen := e.gen
+		e.cmu.Unlock()
+		// Read without cmu: the read waits for changes in progress, and
+		// those finish by updating the entries (touched).
+		objs, whiteouts, err := e.read()
+		if err != nil {
+			return nil, err
+		}
+		e.cmu.Lock()
+		if e.gen == gen {
+			e.objs, e.whiteouts, e.sorted = objs, whiteouts, nil
+		}
+		e.cmu.Unlock()
+	}
+}
+
+// Reload forgets the entries read, so the next Entries reads the folder.
+func (e *Edits) Reload() {
+	e.cmu.Lock()
+	e.objs, e.whiteouts, e.sorted = nil, nil, nil
+	e.gen++
+	e.cmu.Unlock()
+}
+
+// list returns the entries sorted by path, the way a view applies them,
+// and of one path the whiteout first: a crash between creating an object
+// and removing the whiteout it replaces leaves both, where the object must
+// win (and the lower object stay deleted). The slice is shared until the
+// next change; callers copy it before changing it.
+func (e *Edits) list() []Entry {
+	if e.sorted != nil {
+		return e.sorted
+	}
+	out := make([]Entry, 0, len(e.whiteouts)+len(e.objs))
+	for _, w := range e.whiteouts {
+		out = append(out, w)
+	}
+	for _, o := range e.objs {
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Path != out[j].Path {
+			return out[i].Path < out[j].Path
+		}
+		return out[i].Type == Whiteout && out[j].Type != Whiteout
+	})
+	e.sorted = out
+	return out
+}
+
+// read walks the whole folder, while no change is in progress.
+func (e *Edits) read() (objs, whiteouts map[string]Entry, err error) {
 	unlock, err := e.lockExclusive()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer unlock()
-	if _, err := os.Lstat(e.dir); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+	objs, whiteouts = map[string]Entry{}, map[string]Entry{}
+	return objs, whiteouts, e.scan(e.dir, objs, whiteouts)
+}
+
+// scan adds what the folder holds at and below host to objs and whiteouts.
+func (e *Edits) scan(host string, objs, whiteouts map[string]Entry) error {
+	if _, err := os.Lstat(host); errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	var out, whiteouts []Entry
-	opaque := map[string]bool{}
-	err = filepath.WalkDir(e.dir, func(host string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(host, func(host string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(e.dir, host)
+		guest, err := e.guest(host)
 		if err != nil {
 			return err
 		}
-		guest := path.Clean("/" + filepath.ToSlash(rel))
 		name := d.Name()
 		switch {
 		case guest == "/":
 		case name == opaqueMarker:
-			opaque[path.Dir(guest)] = true
+			if dir, ok := objs[path.Dir(guest)]; ok {
+				dir.Opaque = true
+				objs[dir.Path] = dir
+			}
 			return nil
 		case strings.HasPrefix(name, metaPrefix):
 			return nil
 		case strings.HasPrefix(name, whiteoutPrefix):
-			whiteouts = append(whiteouts, Entry{
-				Path: path.Join(path.Dir(guest), strings.TrimPrefix(name, whiteoutPrefix)),
-				Type: Whiteout, Layer: EditsLayer, Source: host,
-			})
+			p := path.Join(path.Dir(guest), strings.TrimPrefix(name, whiteoutPrefix))
+			whiteouts[p] = Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: host}
 			return nil
 		}
 		ent, err := hostStatEntry(host, guest)
 		if err != nil {
 			return err
 		}
-		out = append(out, ent)
+		objs[guest] = ent
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading the edits in %s: %w", e.dir, err)
+		return fmt.Errorf("reading the edits in %s: %w", e.dir, err)
 	}
-	for i := range out {
-		if out[i].Type == Dir && opaque[out[i].Path] {
-			out[i].Opaque = true
+	return nil
+}
+
+// guest returns the guest path of a host path in the folder.
+func (e *Edits) guest(host string) (string, error) {
+	rel, err := filepath.Rel(e.dir, host)
+	if err != nil {
+		return "", err
+	}
+	return path.Clean("/" + filepath.ToSlash(rel)), nil
+}
+
+// touched brings the entries up to date after a change at the guest paths
+// ps: each path's subtree and whiteout, its parents (a change copies them
+// up, and changes their times), and the other names of hard links it held
+// or holds. Anything that cannot be read drops the entries, for a full read
+// next time.
+func (e *Edits) touched(ps ...string) {
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
+	e.gen++
+	e.sorted = nil
+	if e.objs == nil {
+		return
+	}
+	for _, p := range ps {
+		if _, err := splitGuest(p); err != nil && p != "/" {
+			// The change refused it, so it changed nothing there.
+			continue
+		}
+		if err := e.reread(p); err != nil {
+			e.objs, e.whiteouts = nil, nil
+			return
 		}
 	}
-	// Whiteouts first: a view applies entries of one path in the order
-	// given, and a crash between creating an object and removing the
-	// whiteout it replaces leaves both, where the object must win (and
-	// the lower object stay deleted).
-	return append(whiteouts, out...), nil
+}
+
+func (e *Edits) reread(p string) error {
+	links := map[string]bool{}
+	for k, ent := range e.objs {
+		if within(k, p) {
+			if ent.LinkID != "" {
+				links[ent.LinkID] = true
+			}
+			delete(e.objs, k)
+		}
+	}
+	for k := range e.whiteouts {
+		if within(k, p) {
+			delete(e.whiteouts, k)
+		}
+	}
+	host := filepath.Join(e.dir, filepath.FromSlash(p))
+	if err := e.scan(host, e.objs, e.whiteouts); err != nil {
+		return err
+	}
+	if p != "/" {
+		wh := filepath.Join(filepath.Dir(host), whiteoutPrefix+path.Base(p))
+		if _, err := os.Lstat(wh); err == nil {
+			e.whiteouts[p] = Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: wh}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	for k, ent := range e.objs {
+		if within(k, p) && ent.LinkID != "" {
+			links[ent.LinkID] = true
+		}
+	}
+	var again []string
+	for a := p; a != "/"; {
+		a = path.Dir(a)
+		again = append(again, a)
+	}
+	for k, ent := range e.objs {
+		if links[ent.LinkID] && !within(k, p) {
+			again = append(again, k)
+		}
+	}
+	for _, k := range again {
+		if err := e.restat(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restat re-reads the single object at guest path p (not what is below it).
+func (e *Edits) restat(p string) error {
+	host := filepath.Join(e.dir, filepath.FromSlash(p))
+	ent, err := hostStatEntry(host, p)
+	if errors.Is(err, fs.ErrNotExist) {
+		delete(e.objs, p)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if ent.Type == Dir {
+		if _, err := os.Lstat(filepath.Join(host, opaqueMarker)); err == nil {
+			ent.Opaque = true
+		}
+	}
+	e.objs[p] = ent
+	return nil
+}
+
+// within reports whether guest path k is p or below it.
+func within(k, p string) bool {
+	return k == p || p == "/" || strings.HasPrefix(k, p+"/")
 }
 
 // hostStatEntry describes the object at host, never following a symlink.

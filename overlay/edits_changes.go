@@ -138,6 +138,7 @@ func (e *Edits) Reset(p string) error {
 		return err
 	}
 	defer release()
+	defer e.touched(p)
 	if err := e.reset(p); err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ func (e *Edits) CopyUp(v *View, p string) error {
 		return err
 	}
 	defer release()
+	defer e.touched(p)
 	return e.copyUp(v, p)
 }
 
@@ -37,6 +38,7 @@ func (e *Edits) Create(v *View, ent Entry) error {
 		return err
 	}
 	defer release()
+	defer e.touched(ent.Path)
 	if _, ok := v.Get(ent.Path); ok {
 		return fmt.Errorf("create %s: %w", ent.Path, syscall.EEXIST)
 	}
@@ -77,6 +79,7 @@ func (e *Edits) Remove(v *View, p string) error {
 		return err
 	}
 	defer release()
+	defer e.touched(p)
 	n, ok := v.Get(p)
 	if !ok {
 		return fmt.Errorf("remove %s: %w", p, syscall.ENOENT)
@@ -109,6 +112,7 @@ func (e *Edits) Rename(v *View, oldp, newp string) error {
 		return err
 	}
 	defer release()
+	defer e.touched(oldp, newp)
 	n, ok := v.Get(oldp)
 	if !ok {
 		return fmt.Errorf("rename %s: %w", oldp, syscall.ENOENT)
@@ -142,6 +146,7 @@ func (e *Edits) Link(v *View, oldp, newp string) error {
 		return err
 	}
 	defer release()
+	defer e.touched(oldp, newp)
 	if _, ok := v.Get(newp); ok {
 		return fmt.Errorf("link %s: %w", newp, syscall.EEXIST)
 	}
@@ -191,6 +196,7 @@ func (e *Edits) SetAttr(v *View, p string, a Attr) error {
 		return err
 	}
 	defer release()
+	defer e.touched(p)
 	if err := e.copyUp(v, p); err != nil {
 		return err
 	}
@@ -221,6 +227,7 @@ func (e *Edits) OpenFile(v *View, p string, flag int) (*os.File, error) {
 		return nil, err
 	}
 	defer release()
+	defer e.touched(p)
 	if flag&(os.O_WRONLY|os.O_RDWR|os.O_TRUNC) != 0 {
 		if err := e.copyUp(v, p); err != nil {
 			return nil, err

@@ -2,10 +2,14 @@ package overlay
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -229,6 +233,7 @@ func TestEditsObjectWinsOverItsLeftoverWhiteout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	e.Reload() // as the next process reads the folder
 	v := view(t, st)
 	for _, p := range []string{"/etc/-x", "/etc/y"} {
 		if n, ok := v.Get(p); !ok || n.Layer != EditsLayer {
@@ -290,7 +295,92 @@ func TestEditsResetWaitsForMutations(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	mount.Reload() // as a mount does when the reset touches the stamp
 	if _, ok := view(t, st).Get("/etc/motd"); !ok {
 		t.Error("reset did not bring /etc/motd back")
 	}
+}
+
+// The entries an Edits keeps up to date change by change are exactly what
+// a full read of the folder finds, after every kind of change: random
+// creates, removes, renames (of folders too), hard links, chmods, copy-ups
+// and writes, checked against a fresh read after each one.
+func TestEditsFollowTheirChanges(t *testing.T) {
+	st, e, _ := editsStack(t)
+	if _, err := e.Entries(); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	names := []string{"/etc/motd", "/bin/sh", "/bin/busybox", "/usr/share/doc", "/usr/share/doc/a", "/etc", "/usr/share"}
+	pick := func() string { return names[rng.IntN(len(names))] }
+	fresh := func(p string) string {
+		q := fmt.Sprintf("%s/n%d", pick(), rng.IntN(1000))
+		if _, ok := view(t, st).Get(path.Dir(q)); !ok || strings.Count(q, "/") > 5 {
+			q = fmt.Sprintf("/etc/n%d", rng.IntN(1000))
+		}
+		names = append(names, q)
+		return q
+	}
+	for i := range 400 {
+		v := view(t, st)
+		var op string
+		var err error
+		switch rng.IntN(8) {
+		case 0:
+			p := fresh("")
+			typ := []Type{Regular, Dir, Symlink}[rng.IntN(3)]
+			op, err = "create "+p, e.Create(v, Entry{Path: p, Type: typ, Perm: 0o644, Linkname: "target"})
+		case 1:
+			p := pick()
+			op, err = "remove "+p, e.Remove(v, p)
+		case 2:
+			a, b := pick(), fresh("")
+			op, err = "rename "+a+" "+b, e.Rename(v, a, b)
+		case 3:
+			a, b := pick(), fresh("")
+			op, err = "link "+a+" "+b, e.Link(v, a, b)
+		case 4:
+			p, mode := pick(), uint32(rng.IntN(0o777))
+			op, err = "chmod "+p, e.SetAttr(v, p, Attr{Mode: &mode})
+		case 5:
+			p := pick()
+			op, err = "copy-up "+p, e.CopyUp(v, p)
+		case 6:
+			p := pick()
+			op = "write " + p
+			var f *os.File
+			if f, err = e.OpenFile(v, p, os.O_RDWR); err == nil {
+				_, err = f.WriteString(strings.Repeat("x", rng.IntN(100)))
+				f.Close()
+				// Writes through an open file are not a change of the
+				// layer's tree; the mount reads sizes from the file.
+				e.Reload()
+			}
+		case 7:
+			p := pick()
+			op, err = "reset "+p, e.Reset(p)
+		}
+		_ = err // many random changes are refused (ENOENT, EEXIST, ENOTDIR): that is a case too
+		got, err := e.Entries()
+		if err != nil {
+			t.Fatalf("%d %s: entries: %v", i, op, err)
+		}
+		want, err := OpenEdits(e.Dir()).Entries()
+		if err != nil {
+			t.Fatalf("%d %s: fresh read: %v", i, op, err)
+		}
+		if g, w := entryList(got), entryList(want); g != w {
+			t.Fatalf("after change %d (%s), kept entries differ from a fresh read:\nkept:\n%s\nfresh:\n%s", i, op, g, w)
+		}
+	}
+}
+
+// entryList prints entries one per line, sorted, for comparison.
+func entryList(es []Entry) string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = fmt.Sprintf("%+v", e)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
 }

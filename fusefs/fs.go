@@ -180,8 +180,9 @@ func (f *FS) hostChanged() {
 func (f *FS) refresh(gen uint64) {
 	for {
 		f.syncWatches()
-		if f.edits != nil {
-			// Another process may have changed the edits (a reset).
+		if f.edits != nil && !f.watching.Load() {
+			// Polling, nothing says whether another process changed the
+			// edits (a reset); watching, the stamp does (see watcher.run).
 			f.edits.Reload()
 		}
 		v, lower, err := f.merge(nil)

@@ -113,8 +113,9 @@ func (w *watcher) matters(p string) bool {
 }
 
 // run turns events into view refreshes until the watcher is closed. A lost
-// event (the kernel's queue overflowed) refreshes too: a merge reads the
-// host whole, so it catches up with whatever was missed.
+// event (the kernel's queue overflowed) refreshes too, and reads the edits
+// again: a merge reads the host whole, so it catches up with whatever was
+// missed.
 func (w *watcher) run() {
 	var due <-chan time.Time
 	for {
@@ -123,6 +124,10 @@ func (w *watcher) run() {
 			if !ok {
 				return
 			}
+			if ev.Name == w.stamp {
+				// Another process reset edits: read them again.
+				w.fsys.edits.Reload()
+			}
 			if due == nil && w.matters(ev.Name) {
 				due = time.After(settle)
 			}
@@ -130,6 +135,7 @@ func (w *watcher) run() {
 			if !ok {
 				return
 			}
+			w.fsys.edits.Reload()
 			if due == nil {
 				due = time.After(settle)
 			}

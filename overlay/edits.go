@@ -248,7 +248,7 @@ func (e *Edits) touched(ps ...string) {
 		return
 	}
 	for _, p := range ps {
-		if _, err := splitGuest(p); err != nil && p != "/" {
+		if _, err := splitGuest(p); err != nil {
 			// The change refused it, so it changed nothing there.
 			continue
 		}

@@ -227,8 +227,9 @@ func (e *Edits) OpenFile(v *View, p string, flag int) (*os.File, error) {
 		return nil, err
 	}
 	defer release()
-	defer e.touched(p)
 	if flag&(os.O_WRONLY|os.O_RDWR|os.O_TRUNC) != 0 {
+		// Reading opens what the layer holds already and changes nothing.
+		defer e.touched(p)
 		if err := e.copyUp(v, p); err != nil {
 			return nil, err
 		}

@@ -72,6 +72,9 @@ type Entry struct {
 	// layer (a host path for mappings, a URL or cache path for downloads).
 	Layer  string
 	Source string
+	// NeededBy names, for an entry added because programs need it (a
+	// shared library), those programs.
+	NeededBy []string
 }
 
 // Mode returns the entry's full fs.FileMode (type and permission bits).

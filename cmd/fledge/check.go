@@ -11,15 +11,20 @@ import (
 
 func newCheckCmd() *cobra.Command {
 	var (
-		f      stackFlags
-		asJSON bool
+		f        stackFlags
+		asJSON   bool
+		manifest string
 	)
 	cmd := &cobra.Command{
 		Use:   "check [RECIPE|ARTIFACT]",
 		Short: "Lint the image: init, libraries, interpreters, agent, symlinks, console, shadows",
 		Long: `check applies fledge's lint rules to the merged image of a recipe or an
-artifact. For an artifact, /bin/kestrel is required when /init names it (as
-fledge's own init does). Every finding has a rule id, a severity and a one-line fix:
+artifact. It follows every program the image runs: /init, /bin/kestrel in the
+default init mode (for an artifact: when /init names it, as fledge's own init
+does), the workload's entrypoint from the plugin manifest (manifest.toml beside
+the recipe, or -m), and every executable a mapping or an edit puts in the image:
+each needs its ELF interpreter and shared libraries in the image. Every finding
+has a rule id, a severity and a one-line fix:
 
 ` + ruleList() + `
 Exit status: 0 when there are no errors (warnings allowed), 2 when there is at
@@ -41,6 +46,13 @@ least one error, 1 when the image could not be read.`,
 			opts := inspect.CheckOptions{HostDirs: hostDirs(t)}
 			if t.Recipe != nil {
 				opts.WantKestrel = t.Recipe.Mode() == recipe.ModeDefault
+				m, err := loadManifest(cmd, t.Recipe, manifest)
+				if err != nil {
+					return err
+				}
+				if len(m.Workload.Entry) > 0 {
+					opts.Entrypoint = m.Workload.Entry[0]
+				}
 			} else if opts.WantKestrel, err = inspect.ExpectsKestrel(v); err != nil {
 				return err
 			}
@@ -67,6 +79,7 @@ least one error, 1 when the image could not be read.`,
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of {rule, severity, path, message, fix}")
+	cmd.Flags().StringVarP(&manifest, "manifest", "m", "", "manifest.toml whose workload.entrypoint is followed too (default: manifest.toml beside the recipe, if present)")
 	return cmd
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/volantvm/fledge/initc"
 	"github.com/volantvm/fledge/overlay"
 	"github.com/volantvm/fledge/overlay/fetch"
+	"github.com/volantvm/fledge/overlay/ldso"
 	"github.com/volantvm/fledge/overlay/rootfs"
 )
 
@@ -24,8 +25,10 @@ type Options struct {
 }
 
 // Assemble turns a recipe into its layer stack, bottom first: skeleton,
-// rootfs, busybox, init, agent, mappings, edits (.fledge/edits beside the
-// recipe: changes made through fledge mount). Inputs that cost time
+// rootfs, busybox, init, agent, libraries (what the mapped and edited
+// programs need from the host, unless source.host_libraries = false),
+// mappings, edits (.fledge/edits beside the recipe: changes made through
+// fledge mount). Inputs that cost time
 // (downloads, the compiled init, BuildKit output) come from the cache.
 func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error) {
 	cache := &fetch.Cache{Dir: o.CacheDir, Offline: o.Offline, Progress: o.Progress}
@@ -63,8 +66,15 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 		}
 		st.Layers = append(st.Layers, single("init", "/init", overlay.HostFile(p), fileSize(p), p))
 	}
-	st.Layers = append(st.Layers, overlay.Mappings(r.Dir, r.Mappings))
-	st.Layers = append(st.Layers, overlay.OpenEdits(filepath.Join(r.Dir, overlay.Workspace, "edits")))
+	top := []overlay.Layer{
+		overlay.Mappings(r.Dir, r.Mappings),
+		overlay.OpenEdits(filepath.Join(r.Dir, overlay.Workspace, "edits")),
+	}
+	if r.WantsHostLibraries() {
+		below := append([]overlay.Layer(nil), st.Layers...)
+		st.Layers = append(st.Layers, ldso.Libraries(below, top, ldso.Host{Root: "/"}))
+	}
+	st.Layers = append(st.Layers, top...)
 	return st, nil
 }
 

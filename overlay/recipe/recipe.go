@@ -71,6 +71,9 @@ type Source struct {
 	// BusyBox = false leaves BusyBox out (for images that bring their own
 	// userland through the rootfs or mappings).
 	BusyBox *bool `toml:"busybox"`
+	// HostLibraries = false leaves out the libraries layer: the shared
+	// libraries mapped programs need are then not taken from the host.
+	HostLibraries *bool `toml:"host_libraries"`
 
 	Dockerfile string            `toml:"dockerfile"`
 	Context    string            `toml:"context"`
@@ -97,6 +100,11 @@ func (r *Recipe) Mode() Mode {
 
 // WantsBusyBox reports whether the BusyBox layer is part of the image.
 func (r *Recipe) WantsBusyBox() bool { return r.Source.BusyBox == nil || *r.Source.BusyBox }
+
+// WantsHostLibraries reports whether the libraries layer is part of the image.
+func (r *Recipe) WantsHostLibraries() bool {
+	return r.Source.HostLibraries == nil || *r.Source.HostLibraries
+}
 
 // HasRootfs reports whether a Dockerfile or image provides a rootfs layer.
 func (r *Recipe) HasRootfs() bool { return r.Source.Dockerfile != "" || r.Source.Image != "" }

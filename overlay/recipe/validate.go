@@ -28,7 +28,7 @@ var knownKeys = map[string][]string{
 	"":           {"version", "strategy", "agent", "init", "source", "filesystem", "mappings"},
 	"agent":      {"source_strategy", "version", "path", "url", "checksum"},
 	"init":       {"path", "none"},
-	"source":     {"busybox_url", "busybox_sha256", "busybox", "dockerfile", "context", "target", "build_args", "image", "contexts"},
+	"source":     {"busybox_url", "busybox_sha256", "busybox", "host_libraries", "dockerfile", "context", "target", "build_args", "image", "contexts"},
 	"filesystem": {"type", "size_buffer_mb", "preallocate"},
 }
 

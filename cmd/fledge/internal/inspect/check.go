@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/ldso"
 )
 
 // Severity says whether a finding makes the image unusable (error) or
@@ -34,6 +35,9 @@ type CheckOptions struct {
 	// HostDirs are host folders an absolute symlink must not point into,
 	// in addition to the usual build places (the recipe's folder, say).
 	HostDirs []string
+	// Entrypoint is the workload's program (the plugin manifest's
+	// workload.entrypoint[0]), followed like /init.
+	Entrypoint string
 }
 
 type checker struct {
@@ -41,7 +45,8 @@ type checker struct {
 	opts     CheckOptions
 	found    []Finding
 	rule     *Rule
-	elfCache map[*overlay.Node]*elfInfo
+	elfCache map[*overlay.Node]*ldso.ELF
+	closure  *ldso.Closure
 }
 
 // Rule is one lint rule: an id for scripts and suppression lists, a
@@ -58,7 +63,7 @@ func Rules() []Rule { return rules }
 
 // Check applies every rule to v. Findings come in rule order, then by path.
 func Check(v *overlay.View, opts CheckOptions) ([]Finding, error) {
-	c := &checker{v: v, opts: opts, elfCache: map[*overlay.Node]*elfInfo{}}
+	c := &checker{v: v, opts: opts, elfCache: map[*overlay.Node]*ldso.ELF{}}
 	for i := range rules {
 		c.rule = &rules[i]
 		start := len(c.found)

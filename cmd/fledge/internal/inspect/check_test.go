@@ -84,6 +84,11 @@ func TestEveryRuleFires(t *testing.T) {
 			hostFile(t, "/init", 0o755, "/bin/true"),
 			hostFile(t, "/lib64/ld-linux-x86-64.so.2", 0o755, hostLoader),
 		}, CheckOptions{}, "lib-missing /init"},
+		{"mapped program without libc", []overlay.Entry{
+			hostFile(t, "/usr/bin/tool", 0o755, "/bin/true"),
+			hostFile(t, "/lib64/ld-linux-x86-64.so.2", 0o755, hostLoader),
+		}, CheckOptions{}, "lib-missing /usr/bin/tool"},
+		{"mapped program without its loader", []overlay.Entry{hostFile(t, "/usr/bin/tool", 0o755, "/bin/true")}, CheckOptions{}, "init-interp-missing /usr/bin/tool"},
 		{"library without its own dependency", append(dynamicApp(t), whiteout("/usr/lib/liba.so")), CheckOptions{}, "lib-missing /lib/app/libb.so"},
 		{"script init for a missing interpreter", []overlay.Entry{file("/init", 0o755, "#!/usr/bin/python3 -u\n")}, CheckOptions{}, "shebang-missing /init"},
 		{"bin script through env", []overlay.Entry{file("/usr/bin/tool", 0o755, "#!/usr/bin/env perl\n")}, CheckOptions{}, "shebang-missing /usr/bin/tool"},
@@ -172,6 +177,24 @@ func TestExpectsKestrel(t *testing.T) {
 		got, err := ExpectsKestrel(v)
 		if err != nil || got != tc.want {
 			t.Errorf("ExpectsKestrel(%q) = %v, %v; want %v", tc.init, got, err, tc.want)
+		}
+	}
+}
+
+// The workload's entrypoint is followed wherever it comes from; other
+// programs of a rootfs are the rootfs's business.
+func TestEntrypointIsFollowed(t *testing.T) {
+	rootfs := layer("rootfs2",
+		hostFile(t, "/usr/bin/workload", 0o755, "/bin/true"),
+		hostFile(t, "/usr/bin/other", 0o755, "/bin/true"),
+		hostFile(t, "/lib64/ld-linux-x86-64.so.2", 0o755, hostLoader))
+	for _, ep := range []string{"/usr/bin/workload", "workload"} {
+		got, err := Check(view(t, goodRootfs(t), rootfs), CheckOptions{Entrypoint: ep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids := ruleIDs(got); !slices.Equal(ids, []string{"lib-missing /usr/bin/workload"}) {
+			t.Errorf("entrypoint %q: findings %q, want lib-missing /usr/bin/workload only", ep, ids)
 		}
 	}
 }

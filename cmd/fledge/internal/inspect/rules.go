@@ -9,7 +9,7 @@ var rules = []Rule{
 	{ID: "init-interp-missing", Severity: Error, run: checkInterp,
 		Fix: "add the ELF interpreter to the image (a rootfs or a mapping), or link the program statically"},
 	{ID: "lib-missing", Severity: Error, run: checkLibs,
-		Fix: "add the library to /lib, /usr/lib or the binary's RUNPATH in the image, or link the program statically"},
+		Fix: "add the library to /lib, /usr/lib or the binary's RUNPATH in the image (a recipe adds the host's unless [source] host_libraries = false), or link the program statically"},
 	{ID: "shebang-missing", Severity: Error, run: checkShebangs,
 		Fix: "add the interpreter named after #! to the image (BusyBox provides /bin/sh), or correct the #! line"},
 	{ID: "kestrel-missing", Severity: Error, run: checkKestrel,

@@ -67,7 +67,7 @@ func checkArch(c *checker) error {
 			return nil
 		}
 		if info.Machine != ref.Machine || info.Class != ref.Class {
-			c.report(n.Path, "%s is an ELF file for %s, but /init is for %s", n.Path, info.arch(), ref.arch())
+			c.report(n.Path, "%s is an ELF file for %s, but /init is for %s", n.Path, info.Arch(), ref.Arch())
 		}
 		return nil
 	})

@@ -5,16 +5,30 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
+	"path"
+	"strings"
 
 	"github.com/volantvm/fledge/overlay"
 )
 
-// entryPoints are the programs the boot runs: /init, and in the default
-// mode the agent it execs. Symlinks are followed, as exec does.
+// entryPoints are the programs the boot runs: /init, in the default mode
+// the agent it execs, and the workload's entrypoint when it is known (a
+// bare name is looked for on PATH). Symlinks are followed, as exec does.
 func (c *checker) entryPoints() []*overlay.Node {
 	paths := []string{"/init"}
 	if c.opts.WantKestrel {
 		paths = append(paths, "/bin/kestrel")
+	}
+	if e := c.opts.Entrypoint; e != "" {
+		if strings.Contains(e, "/") {
+			paths = append(paths, path.Clean("/"+e))
+		}
+		for _, d := range binDirs {
+			if !strings.Contains(e, "/") && c.executable(path.Join(d, e)) {
+				paths = append(paths, path.Join(d, e))
+				break
+			}
+		}
 	}
 	var out []*overlay.Node
 	for _, p := range paths {
@@ -53,22 +67,6 @@ func checkInitExecutable(c *checker) error {
 		}
 		if info != nil && info.Machine == elf.EM_NONE {
 			c.report("/init", "/init starts with the ELF magic but its headers do not parse (a truncated or damaged file), so the kernel cannot run it")
-		}
-	}
-	return nil
-}
-
-func checkInterp(c *checker) error {
-	for _, n := range c.entryPoints() {
-		info, err := c.elfOf(n)
-		if err != nil || info == nil || info.Interp == "" {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		if t, ok := c.v.Resolve(info.Interp); !ok || t.Type != overlay.Regular {
-			c.report(n.Path, "%s is dynamically linked and needs the interpreter %s, which is not in the image", n.Path, info.Interp)
 		}
 	}
 	return nil

@@ -15,10 +15,12 @@ type Provider struct {
 	Mode   string `json:"mode"`
 	Link   string `json:"link_target,omitempty"`
 	Path   string `json:"path,omitempty"`
+	// NeededBy names the programs a library was added for.
+	NeededBy []string `json:"needed_by,omitempty"`
 }
 
 func providerOf(e *overlay.Entry) Provider {
-	return Provider{Layer: e.Layer, Source: e.Source, Type: e.Type.String(), Mode: ModeString(e), Link: e.Linkname, Path: e.Path}
+	return Provider{Layer: e.Layer, Source: e.Source, Type: e.Type.String(), Mode: ModeString(e), Link: e.Linkname, Path: e.Path, NeededBy: e.NeededBy}
 }
 
 // Hop is a symlinked directory on the way to a path.

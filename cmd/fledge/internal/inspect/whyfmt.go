@@ -19,6 +19,9 @@ func WriteExplanation(w io.Writer, x Explanation) error {
 	switch {
 	case x.Found:
 		fmt.Fprintf(&b, "  provided by layer %s: %s\n", x.Provider.Layer, describe(*x.Provider))
+		if len(x.Provider.NeededBy) > 0 {
+			fmt.Fprintf(&b, "  needed by %s\n", strings.Join(x.Provider.NeededBy, ", "))
+		}
 		if x.Target != nil {
 			fmt.Fprintf(&b, "  resolves to %s: %s from layer %s\n", x.Target.Path, x.Target.Type, x.Target.Layer)
 		} else if x.Provider.Type == "symlink" {

@@ -1,0 +1,214 @@
+package ldso
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+// LayerName is the provenance of the libraries layer's entries.
+const LayerName = "libraries"
+
+// Libraries returns the layer of what the programs of the layers above need
+// from host: the ELF interpreter and the shared libraries of every
+// executable or shared object those layers put in the image, that the
+// image (below, plus above) does not provide itself. It sits between below
+// and above in the stack and never shadows a path of either. Host symlinks
+// on the way to a library come along as symlinks, so the paths written in
+// the programs resolve in the guest.
+//
+// The layer is live: every call to Entries looks at what above holds now,
+// so a mapped program rebuilt against another library brings that one.
+// Headers are parsed once per file identity (see Cache), so resolving again
+// after nothing changed reads no file.
+func Libraries(below, above []overlay.Layer, host FS) overlay.Layer {
+	l := &libraries{below: below, above: above, host: host, static: true}
+	for _, b := range below {
+		if _, ok := b.(overlay.Live); ok {
+			l.static = false
+		}
+	}
+	return l
+}
+
+type libraries struct {
+	below, above []overlay.Layer
+	host         FS
+	// static is set when no layer below follows the host: their merged
+	// view is then built once.
+	static bool
+	cache  Cache
+
+	mu    sync.Mutex
+	base  *overlay.View
+	taken []string // the host files of the last Entries
+}
+
+// Name implements overlay.Layer.
+func (l *libraries) Name() string { return LayerName }
+
+// Watch implements overlay.Live: the host files taken, so an upgraded
+// library on the host shows up. What the programs need changes with the
+// layers above, which name their own host paths.
+func (l *libraries) Watch() (dirs, names []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return nil, append([]string(nil), l.taken...)
+}
+
+func (l *libraries) baseView() (*overlay.View, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.base != nil {
+		return l.base, nil
+	}
+	v, err := (&overlay.Stack{Layers: l.below}).View()
+	if err != nil {
+		return nil, err
+	}
+	if l.static {
+		l.base = v
+	}
+	return v, nil
+}
+
+// Entries implements overlay.Layer. A needed object that neither the image
+// nor the host has is an error naming the program, the object and where
+// it was looked for.
+func (l *libraries) Entries() ([]overlay.Entry, error) {
+	base, err := l.baseView()
+	if err != nil {
+		return nil, err
+	}
+	v, err := base.With(l.above...)
+	if err != nil {
+		return nil, err
+	}
+	var from []string
+	for _, a := range l.above {
+		from = append(from, a.Name())
+	}
+	srcs := []*Source{{Name: "the image", FS: Image{V: v}}, {Name: "the host", FS: l.host}}
+	cl, err := Resolve(srcs, Programs(v, from...), &l.cache)
+	if err != nil {
+		return nil, err
+	}
+	if len(cl.Missing) > 0 {
+		return nil, missingError(cl.Missing)
+	}
+	ents, taken := l.entries(v, cl)
+	l.mu.Lock()
+	l.taken = taken
+	l.mu.Unlock()
+	return ents, nil
+}
+
+// entries turns the host objects of cl into entries at the paths the
+// loader opens, leaving out any path the image has.
+func (l *libraries) entries(v *overlay.View, cl *Closure) ([]overlay.Entry, []string) {
+	byPath := map[string]*overlay.Entry{}
+	add := func(e overlay.Entry, needed []string) {
+		if _, ok := v.Get(e.Path); ok {
+			return
+		}
+		if old := byPath[e.Path]; old != nil {
+			old.NeededBy = append(old.NeededBy, needed...)
+			return
+		}
+		e.Layer, e.NeededBy = LayerName, append([]string(nil), needed...)
+		byPath[e.Path] = &e
+	}
+	for _, o := range cl.Objects {
+		if o.Source == 0 {
+			continue
+		}
+		for _, ln := range o.Links {
+			add(overlay.Entry{Path: ln.Path, Type: overlay.Symlink, Perm: 0o777, Linkname: ln.Target, Source: l.host.HostPath(ln.Path)}, o.NeededBy)
+		}
+		host := l.host.HostPath(o.Path)
+		var size int64
+		if fi, err := os.Stat(host); err == nil {
+			size = fi.Size()
+		}
+		add(overlay.Entry{Path: o.Path, Type: overlay.Regular, Perm: 0o755, Size: size, Content: overlay.HostFile(host), Source: host}, o.NeededBy)
+		if o.LinkDir != "" {
+			add(overlay.Entry{Path: path.Join(o.LinkDir, path.Base(o.Lookup())), Type: overlay.Symlink, Perm: 0o777, Linkname: o.Lookup(), Source: host}, o.NeededBy)
+		}
+	}
+	var ents []overlay.Entry
+	var taken []string
+	for _, e := range byPath {
+		sort.Strings(e.NeededBy)
+		e.NeededBy = compact(e.NeededBy)
+		ents = append(ents, *e)
+		taken = append(taken, e.Source)
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Path < ents[j].Path })
+	sort.Strings(taken)
+	return ents, compact(taken)
+}
+
+func compact(xs []string) []string {
+	out := xs[:0]
+	for i, x := range xs {
+		if i == 0 || x != xs[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Programs lists the executables and shared objects of v that come from
+// the named layers: the regular files with an execute bit (the mappings
+// layer gives shared libraries one).
+func Programs(v *overlay.View, layers ...string) []string {
+	var out []string
+	_ = v.Walk(func(n *overlay.Node) error {
+		if n.Type == overlay.Regular && n.Perm&0o111 != 0 && contains(layers, n.Layer) {
+			out = append(out, n.Path)
+		}
+		return nil
+	})
+	return out
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// missingError is one line: the first missing object, and how many more.
+func missingError(ms []Missing) error {
+	msg := ms[0].String("found neither in the image nor on the host")
+	if len(ms) > 1 {
+		msg += fmt.Sprintf(" (and %d more missing)", len(ms)-1)
+	}
+	return fmt.Errorf("%s; install it on the host, add it to the image (a rootfs or a mapping), or set [source] host_libraries = false", msg)
+}
+
+// String says what is missing for whom and where it was looked for;
+// verdict says where it is not ("not in the image").
+func (m Missing) String(verdict string) string {
+	what := m.Name
+	if m.Interp {
+		what = "the ELF interpreter " + m.Name
+	}
+	who := m.Needer
+	if m.Needer != m.Program {
+		who = fmt.Sprintf("%s (loaded for %s)", m.Needer, m.Program)
+	}
+	where := ""
+	if len(m.Looked) > 0 {
+		where = " (looked in " + strings.Join(m.Looked, ", ") + ")"
+	}
+	return fmt.Sprintf("%s needs %s, %s%s", who, what, verdict, where)
+}

@@ -1,0 +1,93 @@
+package ldso
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+// libraryEntries returns the libraries layer's entries as "path -> target"
+// or "path <- host file", with the programs that needed them.
+func libraryEntries(t *testing.T, l overlay.Layer) []string {
+	t.Helper()
+	ents, err := l.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		s := e.Path + " <- " + e.Source
+		if e.Type == overlay.Symlink {
+			s = e.Path + " -> " + e.Linkname
+		}
+		out = append(out, s+" for "+strings.Join(e.NeededBy, ","))
+	}
+	return out
+}
+
+func TestLibrariesLayer(t *testing.T) {
+	host := newSysroot(t)
+	host.loader()
+	host.lib("/usr/lib/x86_64-linux-gnu/liba.so.1.0", "liba.so.1", nil)
+	host.link("/usr/lib/x86_64-linux-gnu/liba.so.1", "liba.so.1.0")
+	host.lib("/usr/lib/libimg.so.1", "libimg.so.1", nil)
+	host.lib("/opt/conf/libconf.so.1", "libconf.so.1", nil)
+	host.lib("/usr/lib/libnew.so.1", "libnew.so.1", nil)
+	host.file("/etc/ld.so.conf", "/opt/conf\n")
+
+	app := newSysroot(t)
+	app.src = host.src
+	app.prog("/app", interp, []string{"liba.so.1", "libimg.so.1", "libconf.so.1"})
+	img, err := os.ReadFile(filepath.Join(host.root, "usr/lib/libimg.so.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	below := []overlay.Layer{overlay.Skeleton(), &overlay.Static{LayerName: "rootfs", List: []overlay.Entry{
+		{Path: "/usr/lib/libimg.so.1", Type: overlay.Regular, Perm: 0o755, Size: int64(len(img)), Content: overlay.Bytes(img)},
+	}}}
+	above := []overlay.Layer{overlay.Mappings(app.root, []overlay.Mapping{{Host: filepath.Join(app.root, "app"), Guest: "/usr/bin/app"}})}
+	l := Libraries(below, above, Host{Root: host.root})
+
+	got := libraryEntries(t, l)
+	hostLib := filepath.Join(host.root, "usr/lib/x86_64-linux-gnu")
+	want := []string{
+		"/lib/x86_64-linux-gnu/libconf.so.1 -> /opt/conf/libconf.so.1 for /usr/bin/app",
+		interp + " <- " + filepath.Join(host.root, interp) + " for /usr/bin/app",
+		"/opt/conf/libconf.so.1 <- " + filepath.Join(host.root, "opt/conf/libconf.so.1") + " for /usr/bin/app",
+		"/usr/lib/x86_64-linux-gnu/liba.so.1 -> liba.so.1.0 for /usr/bin/app",
+		"/usr/lib/x86_64-linux-gnu/liba.so.1.0 <- " + hostLib + "/liba.so.1.0 for /usr/bin/app",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("entries:\n%s\nwant (the rootfs's libimg not taken from the host):\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if _, names := l.(overlay.Live).Watch(); !slices.Contains(names, hostLib+"/liba.so.1.0") {
+		t.Errorf("the layer does not watch the host files it took: %v", names)
+	}
+
+	// The mapped program rebuilt against another library brings it.
+	app.prog("/app", interp, []string{"libnew.so.1"})
+	got = libraryEntries(t, l)
+	if want := "/usr/lib/libnew.so.1 <- " + filepath.Join(host.root, "usr/lib/libnew.so.1") + " for /usr/bin/app"; !slices.Contains(got, want) || len(got) != 2 {
+		t.Errorf("after the rebuild, entries:\n%s\nwant the interpreter and %s", strings.Join(got, "\n"), want)
+	}
+
+	// A library the host lacks fails with one line naming the program,
+	// the library and where it was looked for.
+	if err := os.Remove(filepath.Join(host.root, "usr/lib/libnew.so.1")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Entries()
+	if err == nil {
+		t.Fatal("a library missing on the host did not fail the layer")
+	}
+	msg := err.Error()
+	for _, part := range []string{"/usr/bin/app needs libnew.so.1", "/usr/lib/x86_64-linux-gnu, ", "host_libraries = false"} {
+		if !strings.Contains(msg, part) || strings.Contains(msg, "\n") {
+			t.Errorf("error %q: want one line containing %q", msg, part)
+		}
+	}
+}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/volantvm/fledge/cmd/fledge/internal/inspect"
 )
@@ -130,6 +133,45 @@ func TestBootMappedDynamicPrograms(t *testing.T) {
 		if !names[n] {
 			t.Errorf("%s is not in the artifact", n)
 		}
+	}
+}
+
+// Through a live mount, a mapped program rebuilt against other libraries
+// brings them: the libraries layer follows the mappings.
+func TestMountFollowsARebuiltProgram(t *testing.T) {
+	dir := libsProject(t, "")
+	mnt := newMountpoint(t)
+	startMount(t, dir, mnt, "-c", filepath.Join(dir, "fledge.toml"))
+	curl := filepath.Join(mnt, "lib/x86_64-linux-gnu/libcurl.so.4")
+	if _, err := os.Lstat(curl); err != nil {
+		t.Fatalf("the mounted image lacks curl's libcurl: %v", err)
+	}
+	// "Rebuild" /usr/bin/curl as a program that needs only libc: write
+	// it beside and rename it into place, as build tools do.
+	b, err := os.ReadFile("/usr/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, ".curl.new")
+	if err := os.WriteFile(tmp, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "curl")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := os.Lstat(curl)
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after curl was rebuilt without libcurl, the mount still shows %s (%v)", curl, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := os.Lstat(filepath.Join(mnt, "lib/x86_64-linux-gnu/libc.so.6")); err != nil {
+		t.Errorf("libc left the mounted image with libcurl: %v", err)
 	}
 }
 

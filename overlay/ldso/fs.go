@@ -67,7 +67,12 @@ func (h Host) root() string {
 // real returns the host path of p with its parents' symlinks resolved
 // inside the root, the last component left as it is.
 func (h Host) real(p string) (string, bool) {
-	dir, ok := h.resolveDir(path.Dir(path.Clean("/"+p)), 0)
+	p = path.Clean("/" + p)
+	if h.root() == "/" {
+		// The kernel follows the parents' symlinks just so, in one call.
+		return p, true
+	}
+	dir, ok := h.resolveDir(path.Dir(p), 0)
 	if !ok {
 		return "", false
 	}
@@ -185,8 +190,15 @@ func statKey(host string) any {
 	return fileKey{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano()}
 }
 
-// HostPath implements FS.
+// HostPath implements FS: the path with every symlinked parent resolved.
 func (h Host) HostPath(p string) string {
-	real, _ := h.real(p)
-	return real
+	real, ok := h.real(p)
+	if !ok {
+		return ""
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(real))
+	if err != nil {
+		return real
+	}
+	return filepath.Join(dir, filepath.Base(real))
 }

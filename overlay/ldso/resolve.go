@@ -391,16 +391,18 @@ func (r *resolver) searchPath(o *loaded, name string, si int) []searchDir {
 // tokens are dropped.
 func (r *resolver) expand(d string, l *loaded) (searchDir, bool) {
 	sd := searchDir{origin: -1}
-	if l != nil && (strings.Contains(d, "$ORIGIN") || strings.Contains(d, "${ORIGIN}")) {
-		origin := path.Dir(l.path)
-		d = strings.NewReplacer("${ORIGIN}", origin, "$ORIGIN", origin).Replace(d)
-		sd.origin = l.src
+	if strings.Contains(d, "$") {
+		if l != nil && strings.Contains(d, "ORIGIN") {
+			origin := path.Dir(l.path)
+			d = strings.ReplaceAll(strings.ReplaceAll(d, "${ORIGIN}", origin), "$ORIGIN", origin)
+			sd.origin = l.src
+		}
+		lib := "lib"
+		if t := multiarch[r.prog.elf.Machine][r.prog.elf.Class]; t != "" {
+			lib = "lib/" + t
+		}
+		d = strings.ReplaceAll(strings.ReplaceAll(d, "${LIB}", lib), "$LIB", lib)
 	}
-	lib := "lib"
-	if t := multiarch[r.prog.elf.Machine][r.prog.elf.Class]; t != "" {
-		lib = "lib/" + t
-	}
-	d = strings.NewReplacer("${LIB}", lib, "$LIB", lib).Replace(d)
 	if !strings.HasPrefix(d, "/") || strings.Contains(d, "$") {
 		return sd, false
 	}

@@ -151,7 +151,17 @@ func (h Host) Open(p string) (Reader, error) {
 	if !ok {
 		return nil, &os.PathError{Op: "open", Path: p, Err: syscall.ENOENT}
 	}
-	return os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// Non-blocking, and regular files only: a hostile DT_NEEDED may name a
+	// FIFO or a /proc file that blocks a reader.
+	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, &os.PathError{Op: "open", Path: p, Err: syscall.EINVAL}
+	}
+	return f, nil
 }
 
 // ReadDir implements FS.

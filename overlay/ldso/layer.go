@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -144,23 +145,13 @@ func (l *libraries) entries(v *overlay.View, cl *Closure) ([]overlay.Entry, []st
 	var taken []string
 	for _, e := range byPath {
 		sort.Strings(e.NeededBy)
-		e.NeededBy = compact(e.NeededBy)
+		e.NeededBy = slices.Compact(e.NeededBy)
 		ents = append(ents, *e)
 		taken = append(taken, e.Source)
 	}
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Path < ents[j].Path })
 	sort.Strings(taken)
-	return ents, compact(taken)
-}
-
-func compact(xs []string) []string {
-	out := xs[:0]
-	for i, x := range xs {
-		if i == 0 || x != xs[i-1] {
-			out = append(out, x)
-		}
-	}
-	return out
+	return ents, slices.Compact(taken)
 }
 
 // Programs lists the executables and shared objects of v that come from
@@ -169,7 +160,7 @@ func compact(xs []string) []string {
 func Programs(v *overlay.View, layers ...string) []string {
 	var out []string
 	_ = v.Walk(func(n *overlay.Node) error {
-		if n.Type == overlay.Regular && n.Perm&0o111 != 0 && contains(layers, n.Layer) {
+		if n.Type == overlay.Regular && n.Perm&0o111 != 0 && slices.Contains(layers, n.Layer) {
 			out = append(out, n.Path)
 		}
 		return nil
@@ -177,18 +168,9 @@ func Programs(v *overlay.View, layers ...string) []string {
 	return out
 }
 
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
 // missingError is one line: the first missing object, and how many more.
 func missingError(ms []Missing) error {
-	msg := ms[0].String("found neither in the image nor on the host")
+	msg := ms[0].describe("found neither in the image nor on the host", true)
 	if len(ms) > 1 {
 		msg += fmt.Sprintf(" (and %d more missing)", len(ms)-1)
 	}
@@ -198,9 +180,18 @@ func missingError(ms []Missing) error {
 // String says what is missing for whom and where it was looked for;
 // verdict says where it is not ("not in the image").
 func (m Missing) String(verdict string) string {
+	return m.describe(verdict, false)
+}
+
+// describe is String, naming the program's architecture when arch is set:
+// a foreign program's libraries are looked for in its own folders.
+func (m Missing) describe(verdict string, arch bool) string {
 	what := m.Name
 	if m.Interp {
 		what = "the ELF interpreter " + m.Name
+	}
+	if arch {
+		what += " (" + m.Arch + ")"
 	}
 	who := m.Needer
 	if m.Needer != m.Program {

@@ -1,6 +1,7 @@
 package ldso
 
 import (
+	"debug/elf"
 	"os"
 	"path/filepath"
 	"slices"
@@ -88,6 +89,30 @@ func TestLibrariesLayer(t *testing.T) {
 	for _, part := range []string{"/usr/bin/app needs libnew.so.1", "/usr/lib/x86_64-linux-gnu, ", "host_libraries = false"} {
 		if !strings.Contains(msg, part) || strings.Contains(msg, "\n") {
 			t.Errorf("error %q: want one line containing %q", msg, part)
+		}
+	}
+}
+
+// A program of another architecture is never given the host's libraries:
+// its own folders are searched, and the error says which architecture.
+func TestLibrariesForeignProgram(t *testing.T) {
+	host := newSysroot(t)
+	host.lib("/lib/ld-linux-aarch64.so.1", "ld-linux-aarch64.so.1", nil)
+	host.machine("/lib/ld-linux-aarch64.so.1", elf.EM_AARCH64)
+	host.lib("/lib/x86_64-linux-gnu/liba.so.1", "liba.so.1", nil)
+	host.lib("/usr/lib/liba.so.1", "liba.so.1", nil)
+	app := newSysroot(t)
+	app.src = host.src
+	app.prog("/app", "/lib/ld-linux-aarch64.so.1", []string{"liba.so.1"})
+	app.machine("/app", elf.EM_AARCH64)
+	above := []overlay.Layer{overlay.Mappings(app.root, []overlay.Mapping{{Host: filepath.Join(app.root, "app"), Guest: "/usr/bin/app"}})}
+	_, err := Libraries([]overlay.Layer{overlay.Skeleton()}, above, Host{Root: host.root}).Entries()
+	if err == nil {
+		t.Fatal("an AArch64 program got libraries from an x86-64 host")
+	}
+	for _, part := range []string{"/usr/bin/app needs liba.so.1 (EM_AARCH64/ELFCLASS64)", "/lib/aarch64-linux-gnu"} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error %q lacks %q", err, part)
 		}
 	}
 }

@@ -141,6 +141,7 @@ type Missing struct {
 	Needer  string // the object whose DT_NEEDED or PT_INTERP names it
 	Name    string
 	Interp  bool     // Name is the needer's ELF interpreter
+	Arch    string   // the program's architecture
 	Looked  []string // where it was looked for, in order
 }
 
@@ -276,7 +277,7 @@ func (r *resolver) load(program string, needer *loaded, name string, interp bool
 			return &loaded{path: real, src: si, elf: e, loader: needer}, nil
 		}
 	}
-	r.out.Missing = append(r.out.Missing, Missing{Program: program, Needer: needer.path, Name: name, Interp: interp, Looked: looked})
+	r.out.Missing = append(r.out.Missing, Missing{Program: program, Needer: needer.path, Name: name, Interp: interp, Arch: r.prog.elf.Arch(), Looked: looked})
 	return nil, nil
 }
 

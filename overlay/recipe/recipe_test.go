@@ -66,6 +66,7 @@ func TestValidationRules(t *testing.T) {
 		{"dockerfile missing", head + "[source]\ndockerfile = \"./Nope\"", `fledge.toml:4: source.dockerfile: DIR/Nope does not exist`},
 		{"context without dockerfile", head + "[source]\ncontext = \".\"", `source.context needs source.dockerfile`},
 		{"busybox sha malformed", head + "[source]\nbusybox_url = \"file:///x\"\nbusybox_sha256 = \"abc\"", `fledge.toml:5: source.busybox_sha256 "abc" must be 64 hex digits`},
+		{"host_libraries misspelt", head + "[source]\nhost_librarys = false", `did you mean "host_libraries"`},
 		{"busybox off but url", head + "[source]\nbusybox = false\nbusybox_url = \"file:///x\"", `source.busybox = false leaves BusyBox out, but source.busybox_url names one`},
 		{"unknown top key with hint", head + "mapings = 1", `fledge.toml:3: unknown key "mapings" at the top level; did you mean "mappings"?`},
 		{"unknown agent key with hint", head + "[agent]\nsource_strategy = \"local\"\npath = \"./kestrel\"\nchecksm = \"x\"", `fledge.toml:6: unknown key "checksm" in [agent]; did you mean "checksum"?`},
@@ -95,6 +96,23 @@ func TestAllProblemsReportedTogether(t *testing.T) {
 	}
 	if n := len(err.(*Error).Problems); n != 3 {
 		t.Errorf("%d problems reported, want 3:\n%v", n, err)
+	}
+}
+
+func TestHostLibrariesOptOut(t *testing.T) {
+	dir := recipeDir(t)
+	for text, want := range map[string]bool{
+		head:                                     true,
+		head + "[source]\nhost_libraries = true": true,
+		head + "[source]\nhost_libraries = false": false,
+	} {
+		r, err := parse(t, dir, text)
+		if err != nil {
+			t.Fatalf("%s\n%v", text, err)
+		}
+		if r.WantsHostLibraries() != want {
+			t.Errorf("%q: WantsHostLibraries() = %v, want %v", text, r.WantsHostLibraries(), want)
+		}
 	}
 }
 
@@ -236,6 +254,7 @@ func TestWrongTypeIsExplained(t *testing.T) {
 		{head + "[init]\nnone = \"yes\"\n[mappings]\n\"./init\" = \"/init\"", `fledge.toml:4: init.none: expected a boolean (true or false), found a string`},
 		{head + "[mappings]\n\"./app\" = 5", `fledge.toml:4: mappings."./app": expected a string, found an integer`},
 		{head + "agent = \"local\"", `fledge.toml:3: agent: expected a table, found a string`},
+		{head + "[source]\nhost_libraries = \"no\"", `fledge.toml:4: source.host_libraries: expected a boolean (true or false), found a string`},
 	}
 	for _, tc := range cases {
 		_, err := parse(t, dir, tc.text)

@@ -148,7 +148,14 @@ func TestResolve(t *testing.T) {
 			s.lib("/opt/r/libb.so.1", "libb.so.1", []string{"liba.so.1"})
 			s.prog("/app", interp, []string{"libb.so.1"}, "-Wl,--enable-new-dtags,-rpath,/opt/r")
 		}, []string{interp + "=0:" + interp, "liba.so.1=0:/usr/lib/liba.so.1", "libb.so.1=0:/opt/r/libb.so.1"}},
-		{"RUNPATH comes after the needer's RPATH chain is skipped, before the defaults", func(s *sysroot) {
+		{"a RUNPATH in the needer turns the inherited RPATH off", func(s *sysroot) {
+			s.loader()
+			s.lib("/opt/r/liba.so.1", "liba.so.1", nil)
+			s.lib("/opt/run/liba.so.1", "liba.so.1", nil)
+			s.lib("/usr/lib/libb.so.1", "libb.so.1", []string{"liba.so.1"}, "-Wl,--enable-new-dtags,-rpath,/opt/run")
+			s.prog("/app", interp, []string{"libb.so.1"}, "-Wl,--disable-new-dtags,-rpath,/opt/r")
+		}, []string{interp + "=0:" + interp, "liba.so.1=0:/opt/run/liba.so.1", "libb.so.1=0:/usr/lib/libb.so.1"}},
+		{"RUNPATH comes before the default folders", func(s *sysroot) {
 			s.loader()
 			s.lib("/lib/x86_64-linux-gnu/liba.so.1", "liba.so.1", nil)
 			s.lib("/opt/run/liba.so.1", "liba.so.1", nil)
@@ -187,6 +194,19 @@ func TestResolve(t *testing.T) {
 			s.lib("/usr/lib/liba.so.1", "liba.so.1", nil)
 			s.prog("/app", interp, []string{"liba.so.1"})
 		}, []string{interp + "=0:" + interp, "liba.so.1=0:/usr/lib/liba.so.1"}},
+		{"a 32-bit program gets its own folders and 32-bit files only", func(s *sysroot) {
+			s.lib("/lib/ld-linux.so.2", "ld-linux.so.2", nil, "-m32")
+			s.lib("/lib/i386-linux-gnu/liba.so.1", "liba.so.1", nil)
+			s.lib("/lib32/liba.so.1", "liba.so.1", nil, "-m32")
+			// libb is there for the host's architecture only.
+			s.lib("/lib32/libb.so.1", "libb.so.1", nil, "-m32")
+			s.prog("/app", "/lib/ld-linux.so.2", []string{"liba.so.1", "libb.so.1"}, "-m32")
+			if err := os.Remove(filepath.Join(s.root, "lib32/libb.so.1")); err != nil {
+				s.t.Fatal(err)
+			}
+			s.lib("/lib/x86_64-linux-gnu/libb.so.1", "libb.so.1", nil)
+			s.lib("/usr/lib/libb.so.1", "libb.so.1", nil)
+		}, []string{"/lib/ld-linux.so.2=0:/lib/ld-linux.so.2", "liba.so.1=0:/lib32/liba.so.1", "missing libb.so.1 by /app"}},
 		{"a foreign program gets none of the host's libraries", func(s *sysroot) {
 			s.lib("/lib/ld-linux-aarch64.so.1", "ld-linux-aarch64.so.1", nil)
 			s.machine("/lib/ld-linux-aarch64.so.1", elf.EM_AARCH64)

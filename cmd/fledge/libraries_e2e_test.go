@@ -28,15 +28,24 @@ const libsAgent = `#!/bin/sh
 echo "libs-agent: myapp exit $?"
 /usr/bin/curl -s file:///proc/cmdline
 echo "libs-agent: curl exit $?"
+/usr/bin/hello-musl
 echo "libs-agent: done"
 poweroff -f
 `
 
 // libsProject is the default example with ls mapped as /usr/bin/myapp, curl
-// as /usr/bin/curl and libsAgent as the agent; extra goes into [source].
+// as /usr/bin/curl, a program built with musl-gcc (musl's loader) as
+// /usr/bin/hello-musl and libsAgent as the agent; extra goes into [source].
 func libsProject(t *testing.T, extra string) string {
 	t.Helper()
 	dir := copyExample(t, "default")
+	src := filepath.Join(t.TempDir(), "hello.c")
+	if err := os.WriteFile(src, []byte("#include <stdio.h>\nint main(void) { puts(\"hello from musl\"); return 0; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(needTool(t, "musl-gcc", "musl-tools"), "-o", filepath.Join(dir, "hello-musl"), src).CombinedOutput(); err != nil {
+		t.Fatalf("musl-gcc: %v\n%s", err, out)
+	}
 	for name, host := range map[string]string{"myapp": "/usr/bin/ls", "curl": needTool(t, "curl", "curl")} {
 		b, err := os.ReadFile(host)
 		if err != nil {
@@ -49,7 +58,7 @@ func libsProject(t *testing.T, extra string) string {
 	if err := os.WriteFile(filepath.Join(dir, "kestrel"), []byte(libsAgent), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	recipe := localRecipe(extra, `"./myapp" = "/usr/bin/myapp"`+"\n"+`"./curl" = "/usr/bin/curl"`)
+	recipe := localRecipe(extra, `"./myapp" = "/usr/bin/myapp"`+"\n"+`"./curl" = "/usr/bin/curl"`+"\n"+`"./hello-musl" = "/usr/bin/hello-musl"`)
 	if err := os.WriteFile(filepath.Join(dir, "fledge.toml"), []byte(recipe), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +99,7 @@ func TestBootMappedDynamicPrograms(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "libs")
 	mustFledge(t, dir, nil, "build", "-c", filepath.Join(dir, "fledge.toml"), "-o", out)
 	res := bootImage(t, out+".cpio.gz", `^libs-agent: done$`)
-	for _, line := range []string{"proc", "sys", "libs-agent: myapp exit 0", "libs-agent: curl exit 0"} {
+	for _, line := range []string{"proc", "sys", "libs-agent: myapp exit 0", "libs-agent: curl exit 0", "hello from musl"} {
 		if !hasLine(res.Output, line) {
 			t.Errorf("console lacks %q", line)
 		}
@@ -129,7 +138,7 @@ func TestBootMappedDynamicPrograms(t *testing.T) {
 	}
 	// The interpreter path written in the programs resolves in the image.
 	names := archiveNames(t, out+".cpio.gz")
-	for _, n := range []string{"lib64/ld-linux-x86-64.so.2", "usr/bin/myapp"} {
+	for _, n := range []string{"lib64/ld-linux-x86-64.so.2", "lib/ld-musl-x86_64.so.1", "usr/bin/myapp"} {
 		if !names[n] {
 			t.Errorf("%s is not in the artifact", n)
 		}

@@ -15,8 +15,9 @@ func newWhyCmd() *cobra.Command {
 		Use:   "why [RECIPE|ARTIFACT] PATH",
 		Short: "Explain which layer provides a path, from which source, and what it hides",
 		Long: `why tells where PATH in the image comes from: the layer that provides it and
-the source in that layer (the host file of a mapping, the URL or cache file of
-a download), what it shadows in the layers below, the symlinked folders it is
+the source in that layer (the host file of a mapping or of a library, the URL
+or cache file of a download), for a library the programs that needed it, what
+it shadows in the layers below, the symlinked folders it is
 reached through (/bin -> usr/bin), what a symlink resolves to, or, for a path
 that is gone, the whiteout that removed it. It exits 1 when PATH is not in the
 image.`,

@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"io"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -15,15 +16,25 @@ const (
 	Musl               // musl's ld-musl-ARCH.so.1
 )
 
-// flavorOf tells the loader from the interpreter's name; a library or a
-// program without one is loaded by whoever loads its needer.
-func flavorOf(interp string) (Flavor, string) {
-	base := path.Base(interp)
-	if arch, ok := strings.CutPrefix(base, "ld-musl-"); ok {
+// flavorOf tells the loader from the interpreter's name, and for a shared
+// object (which names none) from its libc: musl's is "libc.so", glibc's
+// "libc.so.6". The arch is musl's name for the architecture, as in its
+// path file.
+func flavorOf(e *ELF) (Flavor, string) {
+	if arch, ok := strings.CutPrefix(path.Base(e.Interp), "ld-musl-"); ok {
 		arch, _, _ = strings.Cut(arch, ".")
 		return Musl, arch
 	}
+	if e.Interp == "" && slices.Contains(e.Needed, "libc.so") {
+		return Musl, muslArch[e.Machine]
+	}
 	return GNU, ""
+}
+
+// muslArch is musl's name of an architecture.
+var muslArch = map[elf.Machine]string{
+	elf.EM_X86_64: "x86_64", elf.EM_386: "i386", elf.EM_AARCH64: "aarch64",
+	elf.EM_ARM: "arm", elf.EM_RISCV: "riscv64", elf.EM_PPC64: "powerpc64", elf.EM_S390: "s390x",
 }
 
 // multiarch is Debian's library folder name per architecture.

@@ -199,7 +199,7 @@ func Resolve(srcs []*Source, programs []string, cache *Cache) (*Closure, error) 
 		}
 		r := &resolver{srcs: srcs, cache: cache, out: out, objects: objects, names: map[string]bool{}}
 		r.prog = &loaded{path: real, elf: e}
-		r.flavor, r.arch = flavorOf(e.Interp)
+		r.flavor, r.arch = flavorOf(e)
 		if err := r.run(p); err != nil {
 			return nil, err
 		}

@@ -241,6 +241,12 @@ func TestResolve(t *testing.T) {
 			s.lib("/opt/other/liba.so.1", "liba.so.1", nil)
 			s.prog("/app", "/lib/ld-musl-x86_64.so.1", []string{"libc.so", "liba.so.1"})
 		}, []string{"/lib/ld-musl-x86_64.so.1=0:/lib/ld-musl-x86_64.so.1", "liba.so.1=0:/opt/other/liba.so.1"}},
+		{"musl: a shared object alone is known by its libc", func(s *sysroot) {
+			s.lib("/usr/lib/x86_64-linux-musl/libc.so", "libc.so", nil)
+			s.file("/etc/ld-musl-x86_64.path", "/usr/lib/x86_64-linux-musl\n")
+			s.lib("/usr/lib/x86_64-linux-musl/liba.so.1", "liba.so.1", nil)
+			s.lib("/app", "libapp.so", []string{"libc.so", "liba.so.1"})
+		}, []string{"liba.so.1=0:/usr/lib/x86_64-linux-musl/liba.so.1"}},
 		{"static programs and scripts need nothing", func(s *sysroot) {
 			c := filepath.Join(s.src, "static.c")
 			s.write(c, "void _start(void) { for (;;); }\n")

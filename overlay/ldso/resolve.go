@@ -200,9 +200,7 @@ func Resolve(srcs []*Source, programs []string, cache *Cache) (*Closure, error) 
 		r := &resolver{srcs: srcs, cache: cache, out: out, objects: objects, names: map[string]bool{}}
 		r.prog = &loaded{path: real, elf: e}
 		r.flavor, r.arch = flavorOf(e)
-		if err := r.run(p); err != nil {
-			return nil, err
-		}
+		r.run(p)
 	}
 	for _, o := range out.Objects {
 		slices.Sort(o.NeededBy)
@@ -214,14 +212,10 @@ func Resolve(srcs []*Source, programs []string, cache *Cache) (*Closure, error) 
 // run loads the program breadth first, as ld.so does: an object whose
 // name (or soname) is loaded already is not looked for again, which also
 // ends a loop of DT_NEEDED.
-func (r *resolver) run(program string) error {
+func (r *resolver) run(program string) {
 	queue := []*loaded{r.prog}
 	if interp := r.prog.elf.Interp; interp != "" {
-		l, err := r.load(program, r.prog, interp, true)
-		if err != nil {
-			return err
-		}
-		if l != nil {
+		if l := r.load(program, r.prog, interp, true); l != nil {
 			queue = append(queue, l)
 		}
 	}
@@ -233,20 +227,15 @@ func (r *resolver) run(program string) error {
 				continue
 			}
 			r.names[name] = true
-			l, err := r.load(program, o, name, false)
-			if err != nil {
-				return err
-			}
-			if l != nil {
+			if l := r.load(program, o, name, false); l != nil {
 				queue = append(queue, l)
 			}
 		}
 	}
-	return nil
 }
 
 // load finds name for needer and records it, or records it missing.
-func (r *resolver) load(program string, needer *loaded, name string, interp bool) (*loaded, error) {
+func (r *resolver) load(program string, needer *loaded, name string, interp bool) *loaded {
 	var looked []string
 	for si, src := range r.srcs {
 		for _, d := range r.searchPath(needer, name, si) {
@@ -262,23 +251,20 @@ func (r *resolver) load(program string, needer *loaded, name string, interp bool
 				continue
 			}
 			e, err := r.cache.Read(src.FS, real)
-			if err != nil {
-				return nil, err
-			}
-			if !r.compatible(e) {
-				// glibc skips a file of another architecture and
-				// searches on.
+			if err != nil || !r.compatible(e) {
+				// The loader skips a file it cannot open or that is
+				// for another architecture, and searches on.
 				continue
 			}
 			if e.Soname != "" {
 				r.names[e.Soname] = true
 			}
 			r.record(program, name, src, si, real, links, e, d.configured)
-			return &loaded{path: real, src: si, elf: e, loader: needer}, nil
+			return &loaded{path: real, src: si, elf: e, loader: needer}
 		}
 	}
 	r.out.Missing = append(r.out.Missing, Missing{Program: program, Needer: needer.path, Name: name, Interp: interp, Arch: r.prog.elf.Arch(), Looked: looked})
-	return nil, nil
+	return nil
 }
 
 func (r *resolver) record(program, name string, src *Source, si int, real string, links []Link, e *ELF, configured bool) {

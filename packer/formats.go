@@ -191,3 +191,19 @@ func (l *lagReader) settle() {
 	l.raw.Discard(l.pending)
 	l.pending = 0
 }
+
+// IsBinary reports whether the file at path starts with a NUL byte or
+// with the magic of a compression: no recipe does, so such a file is
+// opened as an artifact and, in no format the kernel reads, refused with
+// what was found.
+func IsBinary(path string) bool {
+	f, err := openRegular(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	return sniff(head) != nil || bytes.IndexByte(head, 0) >= 0
+}

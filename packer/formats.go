@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/bzip2"
-	"errors"
 	"fmt"
 	"io"
 
@@ -22,10 +21,9 @@ type format struct {
 	name  string
 	magic []byte
 	// open returns a reader of the decompressed data that consumes raw
-	// exactly to the segment's end, and what to release after; toEnd is
-	// true for decoders that read to the end of the image.
-	open  func(raw *bufio.Reader) (io.Reader, func(), error)
-	toEnd bool
+	// exactly to the segment's end (lz4: to the end of the image, as the
+	// kernel's decoder does), and what to release after.
+	open func(raw *bufio.Reader) (io.Reader, func(), error)
 }
 
 // Names of the compressions read, as `fledge ls --segments` shows them.
@@ -40,9 +38,9 @@ var formats = []format{
 	{name: Gzip, magic: magicGzip, open: openGzip},
 	{name: Bzip2, magic: []byte("BZ"), open: openBzip2},
 	{name: Lzma, magic: []byte{0x5d, 0}, open: openLzma},
-	{name: Xz, magic: magicXz, open: openXz, toEnd: true},
+	{name: Xz, magic: magicXz, open: openXz},
 	{name: Lzo, magic: magicLZO, open: noRelease(newLZOReader)},
-	{name: LZ4, magic: magicLZ4, open: noRelease(newLZ4Reader), toEnd: true},
+	{name: LZ4, magic: magicLZ4, open: noRelease(newLZ4Reader)},
 	{name: Zstd, magic: magicZstd, open: openZstd},
 }
 
@@ -100,14 +98,19 @@ func openZstd(raw *bufio.Reader) (io.Reader, func(), error) {
 	return dec, dec.Close, nil
 }
 
-// openXz reads xz data to the end of the image. The xz reader cannot stop
-// at the end of one stream and hand back what follows, so an xz segment
-// must come last, as the main archive does in the kernel's concatenated
-// form; further xz streams and padding are read with it.
+// openXz reads one xz stream. The reader checks that nothing follows the
+// stream by reading one byte more; lagReader keeps that byte in raw, so
+// padding or another segment after the stream is read on, as the kernel
+// does.
 func openXz(raw *bufio.Reader) (io.Reader, func(), error) {
-	xr, err := xz.ReaderConfig{DictCap: maxDict}.NewReader(raw)
-	return xr, func() {}, err
+	lag := &lagReader{raw: raw, lag: 1}
+	xr, err := xz.ReaderConfig{DictCap: maxDict, SingleStream: true}.NewReader(lag)
+	return &streamEnd{r: xr, lag: lag, next: errXzNext}, func() {}, err
 }
+
+// errXzNext is the message of the error the xz reader reports when data
+// follows a stream; the reader does not export it.
+const errXzNext = "xz: unexpected data after stream"
 
 // maxDict caps the dictionary an lzma or xz header may ask for, which the
 // decoder allocates at once: xz's largest preset uses 64 MiB.
@@ -131,20 +134,23 @@ var errBzip2Next = bzip2.StructuralError("bad magic value in continuation file")
 // raw, so when they turn out to be padding or another archive, they are
 // still there for the next segment.
 func openBzip2(raw *bufio.Reader) (io.Reader, func(), error) {
-	lag := &lagReader{raw: raw}
-	return &bzip2End{r: bzip2.NewReader(lag), lag: lag}, func() {}, nil
+	lag := &lagReader{raw: raw, lag: 2}
+	return &streamEnd{r: bzip2.NewReader(lag), lag: lag, next: errBzip2Next.Error()}, func() {}, nil
 }
 
-type bzip2End struct {
-	r   io.Reader
-	lag *lagReader
+// streamEnd ends a decoder's data where its stream ends: the error with
+// the message next means the bytes it looked at last belong to what
+// follows, and the end of the input means they belonged to the stream.
+type streamEnd struct {
+	r    io.Reader
+	lag  *lagReader
+	next string
 }
 
-func (b *bzip2End) Read(p []byte) (int, error) {
+func (b *streamEnd) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	switch {
-	case errors.Is(err, errBzip2Next):
-		// The two bytes looked at are not part of the stream.
+	case err != nil && err.Error() == b.next:
 		return n, io.EOF
 	case err == io.EOF:
 		b.lag.settle()
@@ -152,38 +158,35 @@ func (b *bzip2End) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// lagReader hands out raw's bytes but discards each only when two more
-// have been handed out, so the last two bytes read stay in raw.
+// lagReader hands out raw's bytes but discards each only when lag more
+// have been handed out, so the last lag bytes read stay in raw.
 type lagReader struct {
-	raw     *bufio.Reader
-	pending int
-}
-
-func (l *lagReader) ReadByte() (byte, error) {
-	if l.pending == 2 {
-		l.raw.Discard(1)
-		l.pending--
-	}
-	b, err := l.raw.Peek(l.pending + 1)
-	if err != nil {
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return 0, err
-		}
-		return 0, io.EOF
-	}
-	l.pending++
-	return b[l.pending-1], nil
+	raw          *bufio.Reader
+	lag, pending int
 }
 
 func (l *lagReader) Read(p []byte) (int, error) {
-	for i := range p {
-		b, err := l.ReadByte()
-		if err != nil {
-			return i, err
-		}
-		p[i] = b
+	if len(p) == 0 {
+		return 0, nil
 	}
-	return len(p), nil
+	// Peek returns what it has when the buffer or the input ends first.
+	b, _ := l.raw.Peek(l.pending + len(p))
+	if len(b) <= l.pending {
+		return 0, io.EOF
+	}
+	n := copy(p, b[l.pending:])
+	l.pending += n
+	if over := l.pending - l.lag; over > 0 {
+		l.raw.Discard(over)
+		l.pending = l.lag
+	}
+	return n, nil
+}
+
+func (l *lagReader) ReadByte() (byte, error) {
+	var b [1]byte
+	_, err := l.Read(b[:])
+	return b[0], err
 }
 
 // settle consumes the bytes held back: they belonged to the stream.

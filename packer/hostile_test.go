@@ -122,6 +122,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add(archiveOf(rawRecord(".", 0o40755, 0, -1, ""), rawRecord("dev/c", 0o20600, 0, -1, "")))
 	f.Add(append(append(plain, 0, 0, 0, 0), gzipOf(f, plain)...))
 	f.Add(pack(f, viewOf(f, richLayer()), Zstd))
+	f.Add(pack(f, viewOf(f, richLayer()), LZ4))
+	for _, tool := range standardTools[1:5] { // bzip2, lzma, xz, lzo
+		requireTool(f, tool.compress[0], tool.pkg)
+		f.Add(append(run(f, plain, tool.compress...), plain...))
+	}
 	f.Add(archiveOf(rawRecord("etc/a..b", 0o100644, 1, -1, "x")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, b := range [][]byte{data, gzipOf(t, data)} {

@@ -69,9 +69,10 @@ func (z *lz4Writer) submit() {
 	ch := make(chan lz4Result, 1)
 	go func() {
 		dst := make([]byte, lz4.CompressBlockBound(len(block)))
-		// HC at Level9 comes within 6% of `lz4 -l -9`; the fast
-		// compressor's blocks are 16% larger and unpack no faster.
-		c := lz4.CompressorHC{Level: lz4.Level9}
+		// On the 66 MB Go tool tree, HC at Level1 writes 30.40 MB
+		// (`lz4 -l -9`: 29.05 MB); Level9 saves 0.2% in twice the
+		// time, and the fast compressor writes 13% more.
+		c := lz4.CompressorHC{Level: lz4.Level1}
 		n, err := c.CompressBlock(block, dst)
 		if err == nil && n == 0 {
 			err = errors.New("lz4 block compression produced nothing")

@@ -78,6 +78,7 @@ func TestHostileArchives(t *testing.T) {
 		{"NUL symlink", archiveOf(rawRecord("l", 0o120777, 1, -1, "\x00")), "symlink with an empty target"},
 		{"junk", []byte("PK\x03\x04 not a cpio"), "not an initramfs: found bytes 50 4b 03 04 20"},
 		{"junk after archive", append(archiveOf(file("a")), "junk"...), "at offset 240: found bytes 6a 75 6e 6b"},
+		{"unaligned after archive", append(append(archiveOf(file("a")), 0, 0, 0), gzipOf(t, archiveOf(file("b")))...), `offset 243: the padding after the archive at offset 0 does not end on a multiple of 4 bytes; the kernel stops there ("broken padding")`},
 		{"junk in gzip", gzipOf(t, append(archiveOf(file("a")), "junk"...)), "gzip data at offset 0: found"},
 		{"truncated gzip", gzipOf(t, archiveOf(file("a")))[:40], "gzip data at offset 0:"},
 		{"empty", nil, "no archive entries found"},

@@ -54,6 +54,11 @@ func decode(r io.Reader, sink io.Writer) ([]member, []Segment, error) {
 			return nil, nil, err
 		}
 		seg := Segment{Offset: in.n - int64(raw.Buffered()), Compression: None}
+		if n := len(segs); n > 0 && segs[n-1].Compression == None && seg.Offset%4 != 0 {
+			// The kernel reads the padding after an uncompressed archive
+			// as part of it, and wants it to end on a multiple of 4.
+			return nil, nil, fmt.Errorf("offset %d: the padding after the archive at offset %d does not end on a multiple of 4 bytes; the kernel stops there (\"broken padding\")", seg.Offset, segs[n-1].Offset)
+		}
 		pos, count := s.pos, len(s.members)
 		head, _ := raw.Peek(len(magicLZO))
 		var err error

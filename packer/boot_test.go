@@ -28,15 +28,7 @@ $bb poweroff -f
 // kernel made of hard links, device numbers, modes, owners, symlinks and
 // the order of the archives.
 func TestKernelUnpacksTheArchive(t *testing.T) {
-	kernel := os.Getenv("FLEDGE_TEST_KERNEL")
-	if kernel == "" {
-		t.Fatal("FLEDGE_TEST_KERNEL is not set: run .ci/setup, then .ci/test (or export FLEDGE_TEST_KERNEL=/var/cache/fledge-ci/vmlinuz)")
-	}
-	requireTool(t, "qemu-system-x86_64", "qemu-system-x86")
-	busybox, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Fatalf("busybox not found: install the Debian package busybox-static")
-	}
+	kernel, busybox := bootInputs(t)
 	early := pack(t, viewOf(t, &overlay.Static{LayerName: "early", List: []overlay.Entry{
 		{Path: "/kernel/x86/microcode/GenuineIntel.bin", Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes("ucode")},
 		{Path: "/etc/motd", Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes("early")},
@@ -47,8 +39,8 @@ func TestKernelUnpacksTheArchive(t *testing.T) {
 		{Path: "/etc/motd", Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes("main")},
 	}}
 	// The main archive in each compression fledge writes: the kernel must
-	// take all three (xz only with a CRC32 check).
-	for _, c := range []string{Gzip, Zstd, Xz} {
+	// take them all (xz only with a CRC32 check, lz4 in the legacy frame).
+	for _, c := range []string{Gzip, Zstd, Xz, LZ4} {
 		t.Run(c, func(t *testing.T) {
 			main := pack(t, viewOf(t, overlay.Skeleton(), richLayer(), boot), c)
 			img := writeArtifact(t, "initrd", append(early, main...))
@@ -69,6 +61,22 @@ func TestKernelUnpacksTheArchive(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bootInputs returns the test kernel and the static BusyBox the boot
+// tests put in their images.
+func bootInputs(t *testing.T) (kernel, busybox string) {
+	t.Helper()
+	kernel = os.Getenv("FLEDGE_TEST_KERNEL")
+	if kernel == "" {
+		t.Fatal("FLEDGE_TEST_KERNEL is not set: run .ci/setup, then .ci/test (or export FLEDGE_TEST_KERNEL=/var/cache/fledge-ci/vmlinuz)")
+	}
+	requireTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatalf("busybox not found: install the Debian package busybox-static")
+	}
+	return kernel, busybox
 }
 
 // stripInode drops the inode number from the links line, which depends on
@@ -111,4 +119,52 @@ func bootQEMU(t *testing.T, kernel, img string) string {
 		}
 	}
 	return console
+}
+
+// TestKernelReadsEveryFormat boots one image made of an early archive and
+// then an archive in each format the standard tools write, separated by
+// runs of zero padding, lz4 last (its frame runs to the end). Each
+// archive adds /seg/NAME; the kernel's listing of /seg must be what
+// fledge reads from the same image.
+func TestKernelReadsEveryFormat(t *testing.T) {
+	kernel, busybox := bootInputs(t)
+	seg := func(name string, more ...overlay.Entry) []byte {
+		return pack(t, viewOf(t, &overlay.Static{LayerName: name, List: append(more,
+			overlay.Entry{Path: "/seg/" + name, Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes(name)})}), None)
+	}
+	img := seg("early")
+	add := func(archive []byte, compress []string) {
+		// After an uncompressed archive the kernel wants what follows on
+		// a multiple of 4 bytes; between compressed ones, any padding.
+		pad := 3
+		if len(img)%4 == 0 {
+			pad = 4
+		}
+		img = append(append(img, make([]byte, pad)...), run(t, archive, compress...)...)
+	}
+	for _, tool := range standardTools {
+		requireTool(t, tool.compress[0], tool.pkg)
+		if tool.name != "lz4" {
+			add(seg(tool.name), tool.compress)
+		}
+	}
+	add(seg("lz4",
+		overlay.Entry{Path: "/bin/busybox", Type: overlay.Regular, Perm: 0o755, Content: overlay.HostFile(busybox)},
+		overlay.Entry{Path: "/init", Type: overlay.Regular, Perm: 0o755, Content: overlay.Bytes("#!/bin/busybox sh\necho segs: $(/bin/busybox ls /seg)\n/bin/busybox poweroff -f\n")},
+	), []string{"lz4", "-l", "-c"})
+	path := writeArtifact(t, "initrd", img)
+	var want []string
+	v := viewOf(t, openArtifactT(t, path, ""))
+	for _, p := range viewPaths(v) {
+		if name, ok := strings.CutPrefix(p, "/seg/"); ok {
+			want = append(want, name)
+		}
+	}
+	line := "segs: " + strings.Join(want, " ")
+	if len(want) != len(standardTools)+1 {
+		t.Errorf("fledge reads %d segment files, want %d: %v", len(want), len(standardTools)+1, want)
+	}
+	if out := bootQEMU(t, kernel, path); !strings.Contains(out, line) {
+		t.Errorf("console lacks %q (fledge's view):\n%s", line, out)
+	}
 }

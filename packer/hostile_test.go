@@ -76,13 +76,14 @@ func TestHostileArchives(t *testing.T) {
 		{"unknown type", archiveOf(rawRecord("odd", 0o070644, 0, -1, "")), `entry "odd" (archive 1): unknown file type`},
 		{"empty symlink", archiveOf(rawRecord("l", 0o120777, 0, -1, "")), "symlink target of 0 bytes"},
 		{"NUL symlink", archiveOf(rawRecord("l", 0o120777, 1, -1, "\x00")), "symlink with an empty target"},
-		{"junk", []byte("PK\x03\x04 not a cpio"), `found "PK\x03\x04 n" at stream offset 0: expected a newc archive`},
-		{"junk after archive", append(archiveOf(file("a")), "junk"...), `found "junk" at stream offset`},
-		{"junk in gzip", gzipOf(t, append(archiveOf(file("a")), "junk"...)), "gzip data: found"},
-		{"truncated gzip", gzipOf(t, archiveOf(file("a")))[:40], "gzip data:"},
+		{"junk", []byte("PK\x03\x04 not a cpio"), "not an initramfs: found bytes 50 4b 03 04 20"},
+		{"junk after archive", append(archiveOf(file("a")), "junk"...), "at offset 240: found bytes 6a 75 6e 6b"},
+		{"unaligned after archive", append(append(archiveOf(file("a")), 0, 0, 0), gzipOf(t, archiveOf(file("b")))...), `offset 243: the padding after the archive at offset 0 does not end on a multiple of 4 bytes; the kernel stops there ("broken padding")`},
+		{"junk in gzip", gzipOf(t, append(archiveOf(file("a")), "junk"...)), "gzip data at offset 0: found"},
+		{"truncated gzip", gzipOf(t, archiveOf(file("a")))[:40], "gzip data at offset 0:"},
 		{"empty", nil, "no archive entries found"},
-		{"truncated xz", []byte("\xfd7zXZ\x00rest"), "xz data:"},
-		{"junk in xz", xzOf(t, append(archiveOf(file("a")), "junk"...)), "xz data: found"},
+		{"truncated xz", []byte("\xfd7zXZ\x00rest"), "xz data at offset 0:"},
+		{"junk in xz", xzOf(t, append(archiveOf(file("a")), "junk"...)), "xz data at offset 0: found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := OpenArtifact(writeArtifact(t, "hostile", tc.data), t.TempDir())
@@ -122,11 +123,16 @@ func FuzzDecode(f *testing.F) {
 	f.Add(archiveOf(rawRecord(".", 0o40755, 0, -1, ""), rawRecord("dev/c", 0o20600, 0, -1, "")))
 	f.Add(append(append(plain, 0, 0, 0, 0), gzipOf(f, plain)...))
 	f.Add(pack(f, viewOf(f, richLayer()), Zstd))
+	f.Add(pack(f, viewOf(f, richLayer()), LZ4))
+	for _, tool := range standardTools[1:5] { // bzip2, lzma, xz, lzo
+		requireTool(f, tool.compress[0], tool.pkg)
+		f.Add(append(run(f, plain, tool.compress...), plain...))
+	}
 	f.Add(archiveOf(rawRecord("etc/a..b", 0o100644, 1, -1, "x")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, b := range [][]byte{data, gzipOf(t, data)} {
 			k := &sink{}
-			ms, err := decode(bytes.NewReader(b), k)
+			ms, _, err := decode(bytes.NewReader(b), k)
 			if err != nil {
 				continue
 			}

@@ -6,14 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/klauspost/compress/gzip"
 	"io"
 	"os"
 	"path/filepath"
 	"syscall"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 	"github.com/volantvm/fledge/overlay"
 )
 
@@ -83,7 +80,7 @@ func openArtifact(path, cacheDir string) (*Artifact, error) {
 		return nil, err
 	}
 	k := &sink{cache: cache, limit: streamLimit(fi.Size())}
-	ms, err := decode(f, k)
+	ms, _, err := decode(f, k)
 	if err != nil {
 		k.abort()
 		return nil, err
@@ -151,44 +148,49 @@ func openRegular(path string) (*os.File, error) {
 	return f, nil
 }
 
-// IsArtifact reports whether path holds a newc archive, plain or gzip,
-// zstd or xz compressed, judged by content so a recipe is never mistaken
-// for one whatever its name.
+// IsArtifact reports whether path holds a newc archive, plain or in any
+// compression the kernel reads, judged by content so a recipe is never
+// mistaken for one whatever its name.
 func IsArtifact(path string) bool {
 	f, err := openRegular(path)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	br := bufio.NewReader(f)
-	head, _ := br.Peek(len(magicXz))
-	var r io.Reader
-	switch {
-	case bytes.HasPrefix(head, magicNewc):
+	br := bufio.NewReaderSize(f, readBuf)
+	head, _ := br.Peek(len(magicLZO))
+	if bytes.HasPrefix(head, magicNewc) {
 		return true
-	case bytes.HasPrefix(head, magicXz):
-		xr, err := xz.NewReader(br)
-		if err != nil {
-			return false
-		}
-		r = xr
-	case bytes.HasPrefix(head, magicGzip):
-		gz, err := gzip.NewReader(br)
-		if err != nil {
-			return false
-		}
-		r = gz
-	case bytes.HasPrefix(head, magicZstd):
-		dec, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return false
-		}
-		defer dec.Close()
-		r = dec
-	default:
+	}
+	format := sniff(head)
+	if format == nil {
 		return false
 	}
+	r, release, err := format.open(br)
+	if err != nil {
+		return false
+	}
+	defer release()
 	inner := make([]byte, len(magicNewc))
 	_, err = io.ReadFull(r, inner)
 	return err == nil && bytes.Equal(inner, magicNewc)
+}
+
+// Segments lists the archives and compressed streams of the artifact at
+// path, in the order the kernel unpacks them.
+func Segments(path string) ([]Segment, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return nil, fmt.Errorf("artifact %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	_, segs, err := decode(f, &sink{limit: streamLimit(fi.Size()), discard: true})
+	if err != nil {
+		return nil, fmt.Errorf("artifact %s: %w", path, err)
+	}
+	return segs, nil
 }

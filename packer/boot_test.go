@@ -47,8 +47,8 @@ func TestKernelUnpacksTheArchive(t *testing.T) {
 		{Path: "/etc/motd", Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes("main")},
 	}}
 	// The main archive in each compression fledge writes: the kernel must
-	// take all three (xz only with a CRC32 check).
-	for _, c := range []string{Gzip, Zstd, Xz} {
+	// take them all (xz only with a CRC32 check, lz4 in the legacy frame).
+	for _, c := range []string{Gzip, Zstd, Xz, LZ4} {
 		t.Run(c, func(t *testing.T) {
 			main := pack(t, viewOf(t, overlay.Skeleton(), richLayer(), boot), c)
 			img := writeArtifact(t, "initrd", append(early, main...))

@@ -11,7 +11,7 @@ import (
 	"github.com/ulikunitz/xz"
 )
 
-// Compression names accepted by Options.Compression.
+// Compression names accepted by Options.Compression (and LZ4).
 const (
 	Gzip = "gzip"
 	Zstd = "zstd"
@@ -62,10 +62,12 @@ func compressor(w io.Writer, name string) (io.WriteCloser, error) {
 		// xz tools default to makes it refuse the initramfs. The encoder
 		// runs on one core and is deterministic.
 		return xz.WriterConfig{CheckSum: xz.CRC32}.NewWriter(w)
+	case LZ4:
+		return newLZ4Writer(w), nil
 	case None:
 		return nopCloser{w}, nil
 	}
-	return nil, fmt.Errorf("compression %q is not supported; use %s, %s, %s or %s", name, Gzip, Zstd, Xz, None)
+	return nil, fmt.Errorf("compression %q is not supported; use %s, %s, %s, %s or %s", name, Gzip, Zstd, Xz, LZ4, None)
 }
 
 type nopCloser struct{ io.Writer }

@@ -34,7 +34,7 @@ func bulkLayer(mib int) overlay.Layer {
 func TestOutputIndependentOfGOMAXPROCS(t *testing.T) {
 	v := viewOf(t, overlay.Skeleton(), richLayer(), bulkLayer(40))
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	for _, c := range []string{Gzip, Zstd, Xz} {
+	for _, c := range []string{Gzip, Zstd, Xz, LZ4} {
 		var first []byte
 		for _, procs := range []int{1, 2, 8} {
 			runtime.GOMAXPROCS(procs)

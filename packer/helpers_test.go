@@ -14,7 +14,7 @@ import (
 
 // requireTool fails (never skips) when a host tool the test reads the
 // output with is missing, naming the Debian package that provides it.
-func requireTool(t *testing.T, tool, pkg string) {
+func requireTool(t testing.TB, tool, pkg string) {
 	t.Helper()
 	if _, err := exec.LookPath(tool); err != nil {
 		t.Fatalf("%s not found: install the Debian package %s", tool, pkg)

@@ -73,13 +73,13 @@ func TestHostileArchives(t *testing.T) {
 		{"truncated header", archiveOf(file("a"))[:50], "the archive ends before a header: it is truncated"},
 		{"no trailer", file("a"), "the archive ends before a header"},
 		{"bad hex", []byte(strings.Replace(string(archiveOf(file("a"))), "00000001", "0000000G", 1)), `header field "0000000G" is not hexadecimal`},
-		{"junk", []byte("PK\x03\x04 not a cpio"), `found "PK\x03\x04 n" at stream offset 0: expected a newc archive`},
-		{"junk after archive", append(archiveOf(file("a")), "junk"...), `found "junk" at stream offset`},
-		{"junk in gzip", gzipOf(t, append(archiveOf(file("a")), "junk"...)), "gzip data: found"},
-		{"truncated gzip", gzipOf(t, archiveOf(file("a")))[:40], "gzip data:"},
+		{"junk", []byte("PK\x03\x04 not a cpio"), "not an initramfs: found bytes 50 4b 03 04 20"},
+		{"junk after archive", append(archiveOf(file("a")), "junk"...), "at offset 240: found bytes 6a 75 6e 6b"},
+		{"junk in gzip", gzipOf(t, append(archiveOf(file("a")), "junk"...)), "gzip data at offset 0: found"},
+		{"truncated gzip", gzipOf(t, archiveOf(file("a")))[:40], "gzip data at offset 0:"},
 		{"empty", nil, "no archive entries found"},
-		{"truncated xz", []byte("\xfd7zXZ\x00rest"), "xz data:"},
-		{"junk in xz", xzOf(t, append(archiveOf(file("a")), "junk"...)), "xz data: found"},
+		{"truncated xz", []byte("\xfd7zXZ\x00rest"), "xz data at offset 0:"},
+		{"junk in xz", xzOf(t, append(archiveOf(file("a")), "junk"...)), "xz data at offset 0: found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := OpenArtifact(writeArtifact(t, "hostile", tc.data), t.TempDir())
@@ -145,7 +145,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, b := range [][]byte{data, gzipOf(t, data)} {
 			k := &sink{}
-			ms, err := decode(bytes.NewReader(b), k)
+			ms, _, err := decode(bytes.NewReader(b), k)
 			if err != nil {
 				continue
 			}

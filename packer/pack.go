@@ -12,7 +12,7 @@ import (
 
 // Options control how an archive is written.
 type Options struct {
-	// Compression is Gzip (the default when empty), Zstd or None.
+	// Compression is Gzip (the default when empty), Zstd, Xz, LZ4 or None.
 	Compression string
 }
 

@@ -82,6 +82,11 @@ func (s *scanner) archives() error {
 		if head, _ := s.src.Peek(len(magicNewc)); !bytes.HasPrefix(head, magicNewc) {
 			return fmt.Errorf("found %q at stream offset %d: expected another newc archive (070701) or the end", head, s.pos)
 		}
+		if s.pos%4 != 0 {
+			// The kernel counts padding from the start of the data it
+			// decompressed and stops here with "broken padding".
+			return fmt.Errorf("archive at stream offset %d does not start on a multiple of 4 bytes", s.pos)
+		}
 		if err := s.readArchive(); err != nil {
 			return err
 		}
@@ -151,6 +156,20 @@ func (s *scanner) skip(n int64) error {
 	c, err := io.CopyN(s.sink, s.src, n)
 	s.pos += c
 	return err
+}
+
+// align pads the stream with zeros to a multiple of 4 bytes. The kernel
+// aligns an archive's fields from where the archive's data starts (the
+// image itself, or the data a segment decompresses to); starting each
+// segment aligned in the stream keeps that true of the stream, so the
+// cached stream can be scanned again from its start.
+func (s *scanner) align() error {
+	n := padLen(s.pos, 4)
+	if _, err := s.sink.Write(make([]byte, n)); err != nil {
+		return fmt.Errorf("writing the stream: %w", err)
+	}
+	s.pos += n
+	return nil
 }
 
 // zeros consumes the zero padding that may separate archives. It returns

@@ -7,10 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 )
 
 // memLimit is the largest decompressed stream kept in memory; larger ones
@@ -28,81 +24,92 @@ var (
 	magicXz   = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
 )
 
+// Segment is one archive of an image, or one compressed stream of
+// archives, as the kernel meets them one after the other.
+type Segment struct {
+	Offset          int64  `json:"offset"`      // in the artifact
+	Compression     string `json:"compression"` // None, Gzip, Bzip2, …
+	CompressedBytes int64  `json:"compressed_bytes"`
+	Bytes           int64  `json:"bytes"`   // uncompressed
+	Entries         int    `json:"entries"` // not counting trailers
+}
+
 // decode reads an artifact the way the kernel unpacks an initramfs:
 // uncompressed archives, zero padding and compressed segments (each
-// holding archives) in any sequence. All archive bytes, decompressed,
-// are copied to sink; the members point into it.
-func decode(r io.Reader, sink io.Writer) ([]member, error) {
-	raw := bufio.NewReaderSize(r, readBuf)
+// holding archives) in any sequence, compressions recognised by their
+// magic. All archive bytes, decompressed, are copied to sink; the members
+// point into it.
+func decode(r io.Reader, sink io.Writer) ([]member, []Segment, error) {
+	in := &countingReader{r: r}
+	raw := bufio.NewReaderSize(in, readBuf)
 	s := &scanner{src: raw, sink: sink}
+	var segs []Segment
 	for {
 		if err := s.zeros(); err == io.EOF {
 			break
 		} else if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		head, _ := raw.Peek(len(magicXz))
+		if err := s.align(); err != nil {
+			return nil, nil, err
+		}
+		seg := Segment{Offset: in.n - int64(raw.Buffered()), Compression: None}
+		pos, count := s.pos, len(s.members)
+		head, _ := raw.Peek(len(magicLZO))
 		var err error
-		switch {
-		case bytes.HasPrefix(head, magicNewc):
+		if bytes.HasPrefix(head, magicNewc) && seg.Offset%4 != 0 {
+			// The kernel takes an archive only at a multiple of 4 bytes
+			// into the image; elsewhere "070701" is an unknown magic.
+			err = fmt.Errorf("a newc archive at offset %d, which is not a multiple of 4: the kernel reports \"invalid magic\" there", seg.Offset)
+		} else if bytes.HasPrefix(head, magicNewc) {
 			err = s.readArchive()
-		case bytes.HasPrefix(head, magicGzip):
-			err = s.gzipSegment(raw)
-		case bytes.HasPrefix(head, magicZstd):
-			err = s.zstdSegment(raw)
-		case bytes.HasPrefix(head, magicXz):
-			err = s.xzSegment(raw)
-		default:
-			err = fmt.Errorf("found %q at stream offset %d: expected a newc archive (070701), gzip or zstd data", head, s.pos)
+		} else if f := sniff(head); f != nil {
+			seg.Compression = f.name
+			err = s.segment(raw, f, seg.Offset)
+		} else {
+			err = unknownFormat(head, seg.Offset)
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		seg.CompressedBytes = in.n - int64(raw.Buffered()) - seg.Offset
+		seg.Bytes, seg.Entries = s.pos-pos, len(s.members)-count
+		segs = append(segs, seg)
 	}
 	if len(s.members) == 0 {
-		return nil, fmt.Errorf("no archive entries found")
+		return nil, nil, fmt.Errorf("no archive entries found")
 	}
-	return s.members, nil
+	return s.members, segs, nil
 }
 
-// gzipSegment reads one gzip member. The gzip reader reads the raw stream
-// byte by byte through its io.ByteReader, so it stops exactly at the end of
-// the member and whatever follows is left in raw.
-func (s *scanner) gzipSegment(raw *bufio.Reader) error {
-	gz, err := gzip.NewReader(raw)
-	if err != nil {
-		return fmt.Errorf("gzip data: %w", err)
+// segment scans the archives of one compressed segment.
+func (s *scanner) segment(raw *bufio.Reader, f *format, off int64) error {
+	r, release, err := f.open(raw)
+	if err == nil {
+		defer release()
+		err = s.within(r)
 	}
-	gz.Multistream(false)
-	return s.within(gz, "gzip")
+	if err != nil {
+		return fmt.Errorf("%s data at offset %d: %w", f.name, off, err)
+	}
+	return nil
 }
 
-// zstdSegment reads one zstd frame, leaving what follows it in raw.
-func (s *scanner) zstdSegment(raw *bufio.Reader) error {
-	dec, err := zstd.NewReader(&zstdFrame{raw: raw}, zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		return fmt.Errorf("zstd data: %w", err)
-	}
-	defer dec.Close()
-	return s.within(dec, "zstd")
+type countingReader struct {
+	r io.Reader
+	n int64
 }
 
-// xzSegment reads xz data to the end of the artifact. The xz reader
-// cannot stop at the end of one stream and hand back what follows, so an
-// xz segment must come last, as the main archive does in the kernel's
-// concatenated form; further xz streams and padding are read with it.
-func (s *scanner) xzSegment(raw *bufio.Reader) error {
-	xr, err := xz.NewReader(raw)
-	if err != nil {
-		return fmt.Errorf("xz data: %w", err)
-	}
-	return s.within(xr, "xz")
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // within scans the archives held in decompressed data. Decompression runs
 // in its own goroutine so that it overlaps with scanning and storing the
 // stream; it has finished reading the raw stream when within returns.
-func (s *scanner) within(r io.Reader, kind string) error {
+func (s *scanner) within(r io.Reader) error {
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {
@@ -116,10 +123,7 @@ func (s *scanner) within(r io.Reader, kind string) error {
 	pr.CloseWithError(fmt.Errorf("archive scan stopped"))
 	<-done
 	s.src = outer
-	if err != nil {
-		return fmt.Errorf("%s data: %w", kind, err)
-	}
-	return nil
+	return err
 }
 
 // A decompressed stream may reach maxRatio times the size of its
@@ -146,6 +150,8 @@ type sink struct {
 	mem  [][]byte
 	size int
 	file *os.File
+	// discard counts the stream against limit but keeps none of it.
+	discard bool
 }
 
 const memChunk = 1 << 20
@@ -153,6 +159,9 @@ const memChunk = 1 << 20
 func (k *sink) Write(p []byte) (int, error) {
 	if k.total += int64(len(p)); k.limit > 0 && k.total > k.limit {
 		return 0, fmt.Errorf("the decompressed archive grows past %d MiB, %d times the artifact's size; refusing what looks like a decompression bomb", k.limit>>20, maxRatio)
+	}
+	if k.discard {
+		return len(p), nil
 	}
 	if k.file == nil && k.size+len(p) > memLimit {
 		if err := k.spill(); err != nil {

@@ -16,7 +16,7 @@ import (
 
 func main() {
 	out := flag.String("o", "fledge.cpio.gz", "artifact to write")
-	compression := flag.String("compression", packer.Gzip, "gzip, zstd, xz or none")
+	compression := flag.String("compression", packer.Gzip, "gzip, zstd, xz, lz4 or none")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: packtree [-o FILE] [-compression C] DIR")

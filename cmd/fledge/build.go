@@ -60,7 +60,7 @@ and NAME defaults to the context folder's name (see docs/dockerfile.md).`,
 	df.register(cmd)
 	cmd.Flags().StringVarP(&f.manifest, "manifest", "m", "", "manifest.toml with runtime defaults (default: manifest.toml beside the recipe, if present)")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "", "output NAME or NAME.cpio.gz; the manifest is NAME.manifest.json (default: plugin in the recipe's folder)")
-	cmd.Flags().StringVar(&f.compression, "compression", "gzip", "archive compression: gzip (default), zstd, xz (smallest, one core) or none")
+	cmd.Flags().StringVar(&f.compression, "compression", "", compressionHelp)
 	return cmd
 }
 
@@ -83,7 +83,8 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 	if out == "" {
 		out = filepath.Join(r.Dir, "plugin")
 	}
-	artifact, manifestPath, err := outputPaths(out, f.compression)
+	compression := compressionOf(f.compression, r)
+	artifact, manifestPath, err := outputPaths(out, compression)
 	if err != nil {
 		return err
 	}
@@ -92,7 +93,7 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 		return err
 	}
 	warnOutputMapped(cmd, r, artifact)
-	res, err := packView(ctx, st, artifact, f.compression)
+	res, err := packView(ctx, st, artifact, compression)
 	if err != nil {
 		return err
 	}
@@ -159,14 +160,28 @@ func packView(ctx context.Context, st *overlay.Stack, dst, compression string) (
 	return packer.WriteFile(ctx, v, dst, packer.Options{Compression: compression})
 }
 
-var extensions = map[string]string{"gzip": ".cpio.gz", "zstd": ".cpio.zst", "xz": ".cpio.xz", "none": ".cpio"}
+var extensions = map[string]string{"gzip": ".cpio.gz", "zstd": ".cpio.zst", "xz": ".cpio.xz", "lz4": ".cpio.lz4", "none": ".cpio"}
+
+const compressionHelp = "archive compression: gzip, zstd, xz (smallest, one core), lz4 (fastest to unpack) or none (default: the recipe's output.compression, else gzip)"
+
+// compressionOf is the compression to write: the flag's, else the
+// recipe's output.compression, else gzip.
+func compressionOf(flag string, r *recipe.Recipe) string {
+	switch {
+	case flag != "":
+		return flag
+	case r.Output.Compression != "":
+		return r.Output.Compression
+	}
+	return packer.Gzip
+}
 
 // outputPaths derives the artifact and manifest paths from -o: NAME gets
 // the compression's extension; NAME.cpio.gz must agree with --compression.
 func outputPaths(out, compression string) (artifact, manifest string, err error) {
 	ext, ok := extensions[compression]
 	if !ok {
-		return "", "", fmt.Errorf("--compression %q: use gzip, zstd, xz or none", compression)
+		return "", "", fmt.Errorf("--compression %q: use gzip, zstd, xz, lz4 or none", compression)
 	}
 	base := out
 	for c, e := range extensions {

@@ -232,7 +232,7 @@ func TestBuildErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"build", "-c", "nope.toml"}, "recipe nope.toml not found"},
-		{[]string{"build", "--compression", "lz4"}, `--compression "lz4": use gzip, zstd, xz or none`},
+		{[]string{"build", "--compression", "lzo"}, `--compression "lzo": use gzip, zstd, xz, lz4 or none`},
 		{[]string{"build", "-o", "x.cpio.zst"}, "names a zstd archive but --compression is gzip"},
 		{[]string{"pack"}, "pack needs -o FILE"},
 		{[]string{"build", "-m", "missing.toml"}, "manifest missing.toml not found"},

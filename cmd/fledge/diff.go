@@ -22,7 +22,7 @@ func newDiffCmd() *cobra.Command {
 		Long: `With no arguments, diff lists the edits made through 'fledge mount' to the
 recipe's image: added, changed, deleted, and mode (permissions or owner only).
 
-With two arguments, each an artifact (.cpio, .cpio.gz, .cpio.zst, .cpio.xz) or a recipe,
+With two arguments, each an artifact (a cpio, plain or in any compression the kernel reads) or a recipe,
 it compares their images: added, removed, changed (type, content hash, link
 target, device numbers, mode, owner), one line per path.
 

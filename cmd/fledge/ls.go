@@ -20,13 +20,15 @@ func newLsCmd() *cobra.Command {
 		asJSON    bool
 		format    string
 		extractTo string
+		segments  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "ls [RECIPE|ARTIFACT] [PATH]",
 		Short: "List the image's tree, with owners, sizes and the layer each entry comes from",
 		Long: `ls prints the merged image below PATH (default /), one entry a line, parents
 first. It reads a recipe (-c, default ./fledge.toml) or an existing artifact
-(.cpio, .cpio.gz, .cpio.zst, .cpio.xz), without extracting anything.
+(a newc archive, plain or compressed with gzip, bzip2, lzma, xz, lzo, lz4 or
+zstd, including the kernel's concatenated form), without extracting anything.
 
   -l          adds the mode, uid:gid, size (or device numbers), link target and
               provenance: the layer, and the source for mappings and downloads.
@@ -38,13 +40,23 @@ first. It reads a recipe (-c, default ./fledge.toml) or an existing artifact
               a custom init) are named where they are; other contents (archive
               members, the compiled init, downloads held in memory) need
               --extract-to DIR, which writes each once, named by its sha256.
-              Names with white space cannot be expressed in that format.`,
+              Names with white space cannot be expressed in that format.
+  --segments  lists the archives of an ARTIFACT as the kernel meets them: an
+              early uncompressed archive, then compressed streams, each with
+              its offset in the file, compression (none, gzip, bzip2, lzma,
+              xz, lzo, lz4, zstd), compressed and uncompressed bytes, and
+              entries. With --json: an array of objects with keys offset,
+              compression, compressed_bytes, bytes, entries.`,
 		Example: `  fledge ls
   fledge ls -l /usr/bin
   fledge ls dist/app.cpio.gz /etc --json
-  fledge ls --format gen_init_cpio --extract-to /tmp/blobs > initramfs.list`,
+  fledge ls --format gen_init_cpio --extract-to /tmp/blobs > initramfs.list
+  fledge ls --segments /boot/initrd.img --json`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if segments {
+				return listSegments(cmd.OutOrStdout(), args, asJSON)
+			}
 			switch {
 			case extractTo != "" && format != "gen_init_cpio":
 				return fmt.Errorf("--extract-to only works with --format gen_init_cpio")
@@ -84,6 +96,7 @@ first. It reads a recipe (-c, default ./fledge.toml) or an existing artifact
 	fl.BoolVarP(&long, "long", "l", false, "show mode, owner, size, link target and provenance")
 	fl.BoolVar(&asJSON, "json", false, "print a JSON array, for scripts")
 	fl.StringVar(&format, "format", "tree", "output format: tree or gen_init_cpio")
+	fl.BoolVar(&segments, "segments", false, "list the archives of an ARTIFACT: offset, compression, sizes, entries")
 	fl.StringVar(&extractTo, "extract-to", "", "with --format gen_init_cpio: write contents that have no host file into DIR")
 	return cmd
 }

@@ -33,7 +33,7 @@ below MOUNTPOINT are kept in .fledge/edits beside the recipe, where pack and
 build pick them up ('fledge diff' lists them, 'fledge reset' discards them).
 Lower layers and host files are never modified.
 
-Mounting an artifact (.cpio, .cpio.gz, .cpio.zst, .cpio.xz) is read-only; files are read
+Mounting an artifact (a cpio, plain or in any compression the kernel reads) is read-only; files are read
 from its decompressed stream, nothing is extracted.
 
 getfattr -n user.fledge.layer FILE tells which layer a file comes from.

@@ -22,7 +22,8 @@ is given. The archive is written to a temporary file and renamed into place, so
 an interrupted pack never leaves a truncated artifact.`,
 		Example: `  fledge pack -o /tmp/initrd.cpio.gz
   fledge pack -c app/fledge.toml -o app.cpio --compression none
-  fledge pack -o out/app.cpio.zst --compression zstd --manifest`,
+  fledge pack -o out/app.cpio.zst --compression zstd --manifest
+  fledge pack -o /tmp/fast.cpio.lz4 --compression lz4`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output == "" {
@@ -32,12 +33,13 @@ an interrupted pack never leaves a truncated artifact.`,
 			if err != nil {
 				return err
 			}
-			artifact, manifestPath, err := outputPaths(output, compression)
+			chosen := compressionOf(compression, r)
+			artifact, manifestPath, err := outputPaths(output, chosen)
 			if err != nil {
 				return err
 			}
 			warnOutputMapped(cmd, r, artifact)
-			res, err := packView(cmd.Context(), st, artifact, compression)
+			res, err := packView(cmd.Context(), st, artifact, chosen)
 			if err != nil {
 				return err
 			}
@@ -53,8 +55,8 @@ an interrupted pack never leaves a truncated artifact.`,
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "", "archive to write; its extension must match --compression (.cpio.gz, .cpio.zst, .cpio.xz, .cpio)")
-	cmd.Flags().StringVar(&compression, "compression", "gzip", "archive compression: gzip (default), zstd, xz (smallest, one core) or none")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "archive to write; its extension must match the compression (.cpio.gz, .cpio.zst, .cpio.xz, .cpio.lz4, .cpio)")
+	cmd.Flags().StringVar(&compression, "compression", "", compressionHelp)
 	cmd.Flags().BoolVar(&manifest, "manifest", false, "also write NAME.manifest.json (from manifest.toml beside the recipe, if any)")
 	return cmd
 }

@@ -116,9 +116,9 @@ func (t *target) Name() string {
 	return t.Artifact
 }
 
-// open returns the target named by arg: an artifact (.cpio, .cpio.gz,
-// .cpio.zst, .cpio.xz, recognised by content) or a recipe; with no arg,
-// the -c recipe.
+// open returns the target named by arg: an artifact (a newc archive, plain
+// or compressed as the kernel reads it, recognised by content) or a recipe;
+// with no arg, the -c recipe.
 func (f *stackFlags) open(ctx context.Context, cmd *cobra.Command, arg string) (*target, error) {
 	if arg != "" && isArtifactArg(arg) {
 		cache, err := f.cache()
@@ -147,13 +147,17 @@ func (f *stackFlags) open(ctx context.Context, cmd *cobra.Command, arg string) (
 }
 
 // isArtifactArg reports whether arg is to be opened as an artifact: its
-// content says so, or its name does. A damaged or missing file named like an
-// artifact then gets the archive reader's message instead of a TOML error.
+// content says so, or its name does, or it is no text at all. A damaged,
+// missing or foreign file named like an artifact then gets the archive
+// reader's message instead of a TOML error.
 func isArtifactArg(arg string) bool {
-	for _, ext := range []string{".cpio", ".cpio.gz", ".cpio.zst", ".cpio.xz"} {
+	for _, ext := range artifactExtensions {
 		if strings.HasSuffix(arg, ext) {
 			return true
 		}
 	}
-	return packer.IsArtifact(arg)
+	return packer.IsArtifact(arg) || (!strings.HasSuffix(arg, ".toml") && packer.IsBinary(arg))
 }
+
+// artifactExtensions are the names initramfs images commonly go by.
+var artifactExtensions = []string{".cpio", ".cpio.gz", ".cpio.zst", ".cpio.xz", ".cpio.lz4", ".cpio.bz2", ".cpio.lzma", ".cpio.lzo"}

@@ -16,8 +16,14 @@ import (
 // in testdata (the interface contract; see testdata/schemas/README.md).
 func manifestSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
+	return schema(t, "plugin-manifest-v1.json")
+}
+
+// schema compiles testdata/schemas/NAME.
+func schema(t *testing.T, name string) *jsonschema.Schema {
+	t.Helper()
 	_, here, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(here), "..", "..", "testdata", "schemas", "plugin-manifest-v1.json")
+	p := filepath.Join(filepath.Dir(here), "..", "..", "testdata", "schemas", name)
 	c := jsonschema.NewCompiler()
 	s, err := c.Compile(p)
 	if err != nil {

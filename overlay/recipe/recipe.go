@@ -44,6 +44,7 @@ type Recipe struct {
 	// it is decoded only so such recipes get the "not supported" message
 	// instead of an unknown-key error.
 	Filesystem map[string]any    `toml:"filesystem"`
+	Output     Output            `toml:"output"`
 	RawMap     map[string]string `toml:"mappings"`
 	// Mappings are RawMap resolved, sorted by guest path.
 	Mappings []overlay.Mapping `toml:"-"`
@@ -81,6 +82,16 @@ type Source struct {
 	// image from a local OCI layout: base = "oci-layout://./base@sha256:…".
 	Contexts map[string]string `toml:"contexts"`
 }
+
+// Output says how the recipe's artifact is written.
+type Output struct {
+	// Compression is one of Compressions; empty means the command's
+	// default (gzip). A --compression flag overrides it.
+	Compression string `toml:"compression"`
+}
+
+// Compressions are the values output.compression accepts.
+var Compressions = []string{"gzip", "zstd", "xz", "lz4", "none"}
 
 // Mode returns the init mode the recipe selects.
 func (r *Recipe) Mode() Mode {

@@ -3,9 +3,12 @@ package recipe
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 )
 
 // recipeDir makes a folder with the files recipes in these tests refer to.
@@ -70,6 +73,8 @@ func TestValidationRules(t *testing.T) {
 		{"unknown top key with hint", head + "mapings = 1", `fledge.toml:3: unknown key "mapings" at the top level; did you mean "mappings"?`},
 		{"unknown agent key with hint", head + "[agent]\nsource_strategy = \"local\"\npath = \"./kestrel\"\nchecksm = \"x\"", `fledge.toml:6: unknown key "checksm" in [agent]; did you mean "checksum"?`},
 		{"unknown source key without hint", head + "[source]\nzzzzzz = 1", `unknown key "zzzzzz" in [source]; known keys: busybox_url`},
+		{"output compression unknown", head + "[output]\ncompression = \"lzo\"", `fledge.toml:4: output.compression "lzo" is unknown; use one of gzip, zstd, xz, lz4, none`},
+		{"output key typo", head + "[output]\ncompresion = \"lz4\"", `unknown key "compresion" in [output]; did you mean "compression"?`},
 		{"syntax error has a line", head + "agent = = 1\n", `fledge.toml:3: `},
 	}
 	for _, tt := range tests {
@@ -263,6 +268,27 @@ func TestHostFilesMustBeRegular(t *testing.T) {
 		_, err := parse(t, dir, text)
 		if err == nil || !strings.Contains(err.Error(), "expected a regular file") {
 			t.Errorf("%q: err = %v; want a refusal saying a regular file is expected", text, err)
+		}
+	}
+}
+
+// TestOutputCompressionInSchemaAndRecipe: [output] compression is read,
+// and the recipe schema kept in testdata takes the same values and no
+// others.
+func TestOutputCompressionInSchemaAndRecipe(t *testing.T) {
+	s := schema(t, "fledge-toml-v1.json")
+	for _, c := range append(slices.Clone(Compressions), "lzo") {
+		text := head + "[agent]\nsource_strategy = \"local\"\npath = \"./kestrel\"\n[source]\nbusybox_url = \"file:///bin/busybox\"\n[output]\ncompression = \"" + c + "\"\n"
+		r, err := parse(t, recipeDir(t), text)
+		var doc map[string]any
+		if _, derr := toml.Decode(text, &doc); derr != nil {
+			t.Fatal(derr)
+		}
+		serr := s.Validate(doc)
+		if known := slices.Contains(Compressions, c); known != (err == nil) || known != (serr == nil) {
+			t.Errorf("compression %q: recipe error %v, schema error %v", c, err, serr)
+		} else if known && r.Output.Compression != c {
+			t.Errorf("compression %q read as %q", c, r.Output.Compression)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,7 +26,8 @@ func (v *validator) add(key []string, format string, args ...any) {
 
 // knownKeys lists the keys each table accepts, for "did you mean" hints.
 var knownKeys = map[string][]string{
-	"":           {"version", "strategy", "agent", "init", "source", "filesystem", "mappings"},
+	"":           {"version", "strategy", "agent", "init", "source", "filesystem", "output", "mappings"},
+	"output":     {"compression"},
 	"agent":      {"source_strategy", "version", "path", "url", "checksum"},
 	"init":       {"path", "none"},
 	"source":     {"busybox_url", "busybox_sha256", "busybox", "dockerfile", "context", "target", "build_args", "image", "contexts"},
@@ -72,6 +74,9 @@ func (v *validator) validate() {
 	v.validateAgent()
 	v.validateSource()
 	v.validateMappings()
+	if c := r.Output.Compression; c != "" && !slices.Contains(Compressions, c) {
+		v.add([]string{"output", "compression"}, "output.compression %q is unknown; use one of %s", c, strings.Join(Compressions, ", "))
+	}
 	if r.Mode() == ModeNone && !r.HasRootfs() && !v.providesInit() {
 		v.add([]string{"init", "none"}, "init.none = true needs a mapping that places your binary at /init (e.g. \"./init\" = \"/init\") or a Dockerfile rootfs that has one")
 	}

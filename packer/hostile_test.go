@@ -121,6 +121,9 @@ func TestKernelDropsWhatItCannotMake(t *testing.T) {
 		{"unknown type", rawRecord("odd", 0o070644, 0, -1, "")},
 		{"missing parent", rawRecord("no/such/dir", 0o100644, 1, -1, "x")},
 		{"folder with data", rawRecord("d", 0o40755, 1, -1, "x")},
+		{"file at the root", rawRecord(".", 0o100644, 1, -1, "x")},
+		{"symlink at the root", rawRecord("/", 0o120777, 1, -1, "x")},
+		{"device at the root", rawRecord("./", 0o20644, 0, -1, "")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := openArtifactT(t, writeArtifact(t, "dropped", archiveOf(rawRecord("keep", 0o100644, 1, -1, "k"), tc.rec)), "")
@@ -129,6 +132,16 @@ func TestKernelDropsWhatItCannotMake(t *testing.T) {
 				t.Fatalf("entries %+v; want only /keep", ents)
 			}
 		})
+	}
+}
+
+// The example: a file a, then a/b. The kernel keeps the file and
+// drops a/b, and so does the view.
+func TestFileThenChildKeepsTheFile(t *testing.T) {
+	a := openArtifactT(t, writeArtifact(t, "child", archiveOf(rawRecord("a", 0o100644, 1, -1, "x"), rawRecord("a/b", 0o100644, 1, -1, "y"))), "")
+	ents, _ := a.Entries()
+	if len(ents) != 1 || ents[0].Path != "/a" || ents[0].Type != overlay.Regular {
+		t.Fatalf("entries %+v; want the file /a alone", ents)
 	}
 }
 

@@ -180,7 +180,7 @@ func (fs *rootfs) regular(m member, p string, e overlay.Entry) {
 	case n.e.Type != overlay.Regular:
 		// A folder clean_path could not remove: EISDIR. (A link member
 		// whose first path now holds a symlink would be written through
-		// it by the kernel; such an archive is dropped here instead.)
+		// it by the kernel; such a member is dropped here instead.)
 		return
 	}
 	n.e.Perm, n.e.UID, n.e.GID, n.e.MTime = e.Perm, e.UID, e.GID, e.MTime
@@ -319,6 +319,10 @@ func (fs *rootfs) lstat(p string) *inode {
 // parent resolves the folder holding p (absolute and clean) and returns
 // it with p's last component.
 func (fs *rootfs) parent(p string) (*inode, string, error) {
+	if p == "/" {
+		// "." names the root, which exists: nothing is made there.
+		return nil, "", errExist
+	}
 	hops := 0
 	dir, err := fs.walk(fs.root, path.Dir(p), &hops)
 	if err != nil {
@@ -334,6 +338,7 @@ var (
 	errNotDir = fmt.Errorf("not a directory")
 	errNoEnt  = fmt.Errorf("no such file or directory")
 	errLoop   = fmt.Errorf("too many levels of symbolic links")
+	errExist  = fmt.Errorf("file exists")
 )
 
 // walk resolves p from dir as path lookup does, following every symlink

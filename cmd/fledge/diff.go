@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/volantvm/fledge/cmd/fledge/internal/inspect"
 	"github.com/volantvm/fledge/overlay"
 )
 
@@ -104,9 +105,11 @@ func printChanges(cmd *cobra.Command, changes []overlay.Change, asJSON bool) err
 		return enc.Encode(changes)
 	}
 	for _, c := range changes {
-		line := fmt.Sprintf("%-8s %s", c.Kind, c.Path)
+		// Names are escaped for the terminal, one change a line; JSON
+		// keeps them exact.
+		line := fmt.Sprintf("%-8s %s", c.Kind, inspect.Escape(c.Path))
 		if c.Detail != "" {
-			line += "  (" + c.Detail + ")"
+			line += "  (" + inspect.Escape(c.Detail) + ")"
 		}
 		fmt.Fprintln(out, line)
 	}

@@ -94,10 +94,11 @@ func Errors(fs []Finding) int {
 	return n
 }
 
-// WriteFindings prints findings for people: one line each, then its fix.
+// WriteFindings prints findings for people: one line each, then its fix;
+// paths, and the names messages quote, are escaped (see Escape).
 func WriteFindings(w io.Writer, fs []Finding) error {
 	for _, f := range fs {
-		if _, err := fmt.Fprintf(w, "%s %s: %s: %s\n  fix: %s\n", f.Severity, f.Rule, f.Path, f.Message, f.Fix); err != nil {
+		if _, err := fmt.Fprintf(w, "%s %s: %s: %s\n  fix: %s\n", f.Severity, f.Rule, Escape(f.Path), Escape(f.Message), Escape(f.Fix)); err != nil {
 			return err
 		}
 	}

@@ -6,10 +6,11 @@ import (
 	"io"
 )
 
-// WritePaths prints one path per line, symlinks with their target.
+// WritePaths prints one path per line, symlinks with their target, names
+// escaped (see Escape) so each entry is one line.
 func WritePaths(w io.Writer, rows []Row) error {
 	for _, r := range rows {
-		if _, err := fmt.Fprintln(w, r.Path+arrow(r)); err != nil {
+		if _, err := fmt.Fprintln(w, Escape(r.Path)+arrow(r)); err != nil {
 			return err
 		}
 	}
@@ -33,9 +34,9 @@ func WriteLong(w io.Writer, rows []Row) error {
 	for i, r := range rows {
 		prov := r.Layer
 		if r.Source != "" {
-			prov += " (" + r.Source + ")"
+			prov += " (" + Escape(r.Source) + ")"
 		}
-		if _, err := fmt.Fprintf(w, "%s %-*s %*s %s%s  [%s]\n", r.Mode, ow, owners[i], sw, sizes[i], r.Path, arrow(r), prov); err != nil {
+		if _, err := fmt.Fprintf(w, "%s %-*s %*s %s%s  [%s]\n", r.Mode, ow, owners[i], sw, sizes[i], Escape(r.Path), arrow(r), prov); err != nil {
 			return err
 		}
 	}
@@ -51,7 +52,7 @@ func WriteJSON(w io.Writer, v any) error {
 
 func arrow(r Row) string {
 	if r.Type == "symlink" {
-		return " -> " + r.Link
+		return " -> " + Escape(r.Link)
 	}
 	return ""
 }

@@ -6,15 +6,16 @@ import (
 	"strings"
 )
 
-// WriteExplanation prints x for people, one fact a line.
+// WriteExplanation prints x for people, one fact a line, names escaped
+// (see Escape).
 func WriteExplanation(w io.Writer, x Explanation) error {
 	var b strings.Builder
-	fmt.Fprintln(&b, x.Path)
+	fmt.Fprintln(&b, Escape(x.Path))
 	for _, h := range x.Via {
-		fmt.Fprintf(&b, "  reached through %s -> %s (symlink from layer %s)\n", h.Link, h.Target, h.Layer)
+		fmt.Fprintf(&b, "  reached through %s -> %s (symlink from layer %s)\n", Escape(h.Link), Escape(h.Target), h.Layer)
 	}
 	if x.Resolved != "" {
-		fmt.Fprintf(&b, "  stored at %s\n", x.Resolved)
+		fmt.Fprintf(&b, "  stored at %s\n", Escape(x.Resolved))
 	}
 	switch {
 	case x.Found:
@@ -23,7 +24,7 @@ func WriteExplanation(w io.Writer, x Explanation) error {
 			fmt.Fprintf(&b, "  needed by %s\n", strings.Join(x.Provider.NeededBy, ", "))
 		}
 		if x.Target != nil {
-			fmt.Fprintf(&b, "  resolves to %s: %s from layer %s\n", x.Target.Path, x.Target.Type, x.Target.Layer)
+			fmt.Fprintf(&b, "  resolves to %s: %s from layer %s\n", Escape(x.Target.Path), x.Target.Type, x.Target.Layer)
 		} else if x.Provider.Type == "symlink" {
 			fmt.Fprintln(&b, "  dangles: its target is not in the image")
 		}
@@ -34,9 +35,9 @@ func WriteExplanation(w io.Writer, x Explanation) error {
 			fmt.Fprintf(&b, "  shadows layer %s: %s\n", s.Layer, describe(s))
 		}
 	case x.RemovedBy != nil:
-		fmt.Fprintf(&b, "  not in the image: removed by a whiteout at %s in layer %s", x.RemovedBy.Path, x.RemovedBy.Layer)
+		fmt.Fprintf(&b, "  not in the image: removed by a whiteout at %s in layer %s", Escape(x.RemovedBy.Path), x.RemovedBy.Layer)
 		if x.RemovedBy.Source != "" {
-			fmt.Fprintf(&b, " (%s)", x.RemovedBy.Source)
+			fmt.Fprintf(&b, " (%s)", Escape(x.RemovedBy.Source))
 		}
 		fmt.Fprintln(&b)
 	default:
@@ -49,10 +50,10 @@ func WriteExplanation(w io.Writer, x Explanation) error {
 func describe(p Provider) string {
 	s := p.Type + " " + p.Mode
 	if p.Link != "" {
-		s += " -> " + p.Link
+		s += " -> " + Escape(p.Link)
 	}
 	if p.Source != "" {
-		s += " from " + p.Source
+		s += " from " + Escape(p.Source)
 	}
 	return s
 }

@@ -38,6 +38,20 @@ func TestBootSuccess(t *testing.T) {
 	if !bytes.Equal(live.Bytes(), res.Output) || !bytes.Contains(res.Output, []byte("Run /init as init process")) {
 		t.Errorf("live console (%d bytes) differs from the kept output (%d bytes), or the kernel log is missing", live.Len(), len(res.Output))
 	}
+	p := res.Phases
+	var sum time.Duration
+	for _, ph := range []Phase{p.Kernel, p.Unpack, p.Init, p.Userspace} {
+		if !ph.OK || ph.Took < 0 {
+			t.Fatalf("phases %+v; want all four measured from the kernel's timestamps", p)
+		}
+		sum += ph.Took
+	}
+	// Guest time starts after QEMU does, so the phases fit in the boot.
+	// (The unpack of this small archive may take less than the clock's
+	// resolution early in the boot.)
+	if p.Kernel.Took == 0 || sum > res.Elapsed {
+		t.Errorf("phases %+v add up to %s of a %s boot; want a nonzero kernel span, all within it", p, sum, res.Elapsed)
+	}
 }
 
 func TestBootPanic(t *testing.T) {

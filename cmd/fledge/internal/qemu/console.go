@@ -24,6 +24,7 @@ type console struct {
 	matched     bool
 	matchedAt   time.Duration
 	matchedLine string
+	timeline    timeline
 	// failureAt is the offset in out of the first line holding a failure
 	// marker, or -1; the line is read out whole when the boot is over, as
 	// a prompt may have been caught before its line was finished.
@@ -74,9 +75,12 @@ func (c *console) finish() {
 
 func (c *console) judge(line string) {
 	line = strings.TrimRight(line, "\r")
-	if !c.matched && c.expect.MatchString(line) {
-		c.matched, c.matchedAt, c.matchedLine = true, time.Since(c.start), line
+	arrived := time.Since(c.start)
+	first := !c.matched && c.expect.MatchString(line)
+	if first {
+		c.matched, c.matchedAt, c.matchedLine = true, arrived, line
 	}
+	c.timeline.see(line, arrived, first)
 	c.scanFailure(line)
 }
 
@@ -100,6 +104,7 @@ func (c *console) fill(r *Result) {
 	defer c.mu.Unlock()
 	r.Output = bytes.Clone(c.out.Bytes())
 	r.Matched, r.MatchedAt, r.MatchedLine = c.matched, c.matchedAt, c.matchedLine
+	r.Phases = c.timeline.phases()
 	if c.failureAt >= 0 {
 		line, _, _ := bytes.Cut(c.out.Bytes()[c.failureAt:], []byte("\n"))
 		r.Failure = string(bytes.TrimSpace(line))

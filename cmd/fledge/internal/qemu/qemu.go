@@ -20,8 +20,10 @@ const (
 	// BaseAppend is always on the kernel command line: the serial console we
 	// read, reboot on panic (which -no-reboot turns into QEMU exiting), and
 	// an explicit init so a missing /init fails loudly instead of falling
-	// back to a root disk an initramfs plugin does not have.
-	BaseAppend = "console=ttyS0 panic=-1 init=/init"
+	// back to a root disk an initramfs plugin does not have, and printk
+	// timestamps, which Phases are measured with (a kernel built without
+	// CONFIG_PRINTK_TIME would print none).
+	BaseAppend = "console=ttyS0 panic=-1 init=/init printk.time=1"
 )
 
 // failureMarkers are console texts that mean the boot failed whatever else
@@ -66,6 +68,8 @@ type Result struct {
 	Matched     bool
 	MatchedAt   time.Duration
 	MatchedLine string
+	// Phases is where the time went, from the kernel's timestamps.
+	Phases Phases
 	// Failure is the first console line holding a failure marker.
 	Failure string
 	// TimedOut means QEMU was still running at the timeout and was killed.

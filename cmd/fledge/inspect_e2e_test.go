@@ -152,7 +152,7 @@ func TestBootVerdicts(t *testing.T) {
 	}{
 		{"good", "echo boot-test-ok\npoweroff -f\n", "^boot-test-ok$", "2m", 0, "fledge: boot ok: expected line appeared"},
 		{"panics", "echo about to exit\nexit 1\n", "^never$", "2m", exitBootFailed, "Kernel panic"},
-		{"hangs", "echo hanging\nwhile :; do sleep 1; done\n", "^never$", "25s", exitBootTimedOut, "QEMU killed"},
+		{"hangs", "echo hanging\nwhile :; do sleep 1; done\n", "^never$", "45s", exitBootTimedOut, "QEMU killed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

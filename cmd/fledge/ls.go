@@ -137,7 +137,7 @@ func isTargetFile(p string) bool {
 	if !fileExists(p) {
 		return false
 	}
-	return strings.HasSuffix(p, ".toml") || isArtifactArg(p)
+	return strings.HasSuffix(p, ".toml") || isArtifact(p)
 }
 
 // openAt opens the target of ls or why and returns the path asked about.

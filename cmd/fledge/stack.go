@@ -151,12 +151,20 @@ func (f *stackFlags) open(ctx context.Context, cmd *cobra.Command, arg string) (
 // missing or foreign file named like an artifact then gets the archive
 // reader's message instead of a TOML error.
 func isArtifactArg(arg string) bool {
+	return isArtifact(arg) || (!strings.HasSuffix(arg, ".toml") && packer.IsBinary(arg))
+}
+
+// isArtifact reports whether arg is an artifact by its name or its content.
+// Unlike isArtifactArg it does not take any binary file for one, so a lone
+// absolute argument such as /lib/x86_64-linux-gnu/libc.so.6 stays a path
+// in the image even where the host has that file.
+func isArtifact(arg string) bool {
 	for _, ext := range artifactExtensions {
 		if strings.HasSuffix(arg, ext) {
 			return true
 		}
 	}
-	return packer.IsArtifact(arg) || (!strings.HasSuffix(arg, ".toml") && packer.IsBinary(arg))
+	return packer.IsArtifact(arg)
 }
 
 // artifactExtensions are the names initramfs images commonly go by.

@@ -1,0 +1,204 @@
+package packer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/volantvm/fledge/overlay"
+)
+
+// gzipHeader is RFC 1952's fixed header with no name, no time (0 means
+// none) and OS "unknown", so nothing of the packing host shows.
+var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
+
+// finalBlock is an empty final deflate block (fixed Huffman, only the end
+// code): the pieces end with non-final blocks, so the stream needs one.
+var finalBlock = []byte{0x03, 0x00}
+
+// writePieces writes the records as one gzip member made of pieces (see
+// pieces.go), taking from the cache what it holds and compressing the rest
+// on all cores.
+func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Writer, opts Options) error {
+	start := time.Now()
+	cache, err := openPieceCache(opts.CacheDir, opts.CacheLimit)
+	if err != nil {
+		return err
+	}
+	pieces, srcs, err := layout(ctx, v, recs, cache.index())
+	if err != nil {
+		return err
+	}
+	if err := compressPieces(ctx, pieces, cache, w); err != nil {
+		return err
+	}
+	cache.finish(srcs, start)
+	return nil
+}
+
+// pieceOut is a compressed piece and the CRC-32 of its uncompressed bytes.
+type pieceOut struct {
+	comp []byte
+	crc  uint32
+	err  error
+}
+
+// compressPieces runs one worker per core over the pieces and writes their
+// results in archive order; at most a few pieces per worker wait to be
+// written, which bounds the memory used whatever the size of the image.
+func compressPieces(ctx context.Context, pieces []*piece, cache *pieceCache, w io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	procs := runtime.GOMAXPROCS(0)
+	outs := make([]chan pieceOut, len(pieces))
+	for i := range outs {
+		outs[i] = make(chan pieceOut, 1)
+	}
+	ahead := make(chan struct{}, 4*procs)
+	todo := make(chan int)
+	go func() {
+		defer close(todo)
+		for i := range pieces {
+			select {
+			case ahead <- struct{}{}:
+				todo <- i
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &pieceCompressor{cache: cache}
+			for i := range todo {
+				outs[i] <- c.compress(ctx, pieces[i])
+			}
+		}()
+	}
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	if _, err := w.Write(gzipHeader); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
+	}
+	var crc uint32
+	var size int64
+	for i, p := range pieces {
+		var o pieceOut
+		select {
+		case o = <-outs[i]:
+		case <-ctx.Done():
+			return stopped(p.where(), ctx.Err())
+		}
+		<-ahead
+		if o.err != nil {
+			return o.err
+		}
+		if _, err := w.Write(o.comp); err != nil {
+			return fmt.Errorf("writing archive: %w", err)
+		}
+		crc = crc32Combine(crc, o.crc, p.n)
+		size += p.n
+	}
+	tail := binary.LittleEndian.AppendUint32(append([]byte(nil), finalBlock...), crc)
+	tail = binary.LittleEndian.AppendUint32(tail, uint32(size)) // ISIZE is the length modulo 2^32
+	if _, err := w.Write(tail); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
+	}
+	return nil
+}
+
+// pieceCompressor is one worker's deflate state, reused piece after piece.
+type pieceCompressor struct {
+	cache *pieceCache
+	fw    *flate.Writer
+	buf   bytes.Buffer
+}
+
+func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
+	// Data the index has no sums for is read first: the key needs them.
+	read := make([][]byte, len(p.spans))
+	for i, s := range p.spans {
+		if err := ctx.Err(); err != nil && s.record != "" {
+			return pieceOut{err: stopped(s.record, err)}
+		}
+		if s.src != nil && !s.src.known[s.chunk] {
+			b, err := s.src.read(s.chunk)
+			if err != nil {
+				return pieceOut{err: err}
+			}
+			read[i] = b
+			s.src.sums[s.chunk], s.src.known[s.chunk] = sha256.Sum256(b), true
+		}
+	}
+	key := p.key(gzipLevel)
+	if comp, crc, ok := c.cache.get(key, p.n); ok {
+		return pieceOut{comp: comp, crc: crc}
+	}
+	raw := make([]byte, 0, p.n)
+	rekey := false
+	for i, s := range p.spans {
+		switch {
+		case s.src == nil:
+			raw = append(raw, s.lit...)
+		case read[i] != nil:
+			raw = append(raw, read[i]...)
+		default:
+			b, err := s.src.read(s.chunk)
+			if err != nil {
+				return pieceOut{err: err}
+			}
+			// The index vouched for bytes the file no longer has: take
+			// what is there, and do not record it against that stat.
+			if sum := sha256.Sum256(b); sum != s.src.sums[s.chunk] {
+				s.src.sums[s.chunk] = sum
+				s.src.changed.Store(true)
+				rekey = true
+			}
+			raw = append(raw, b...)
+		}
+	}
+	if rekey {
+		key = p.key(gzipLevel)
+	}
+	comp, err := c.deflate(raw)
+	if err != nil {
+		return pieceOut{err: err}
+	}
+	crc := crc32.ChecksumIEEE(raw)
+	c.cache.put(key, comp, crc, p.n)
+	return pieceOut{comp: comp, crc: crc}
+}
+
+// deflate compresses raw from an empty window and ends with a sync flush:
+// byte-aligned, not final, so pieces concatenate into one stream.
+func (c *pieceCompressor) deflate(raw []byte) ([]byte, error) {
+	c.buf.Reset()
+	if c.fw == nil {
+		fw, err := flate.NewWriter(&c.buf, gzipLevel)
+		if err != nil {
+			return nil, err
+		}
+		c.fw = fw
+	} else {
+		c.fw.Reset(&c.buf)
+	}
+	if _, err := c.fw.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := c.fw.Flush(); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(c.buf.Bytes()), nil
+}

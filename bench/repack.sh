@@ -31,15 +31,7 @@ git -C "$repo" archive "$base" | tar -x -C "$work/base"
 cp -a "$src" "$work/tree"
 tree=$work/tree
 
-# timed CMD... prints the seconds CMD took, wall clock.
-timed() {
-	local start end
-	start=$(date +%s.%N)
-	"$@"
-	end=$(date +%s.%N)
-	awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f\n", e - s }'
-}
-best() { echo "${1:-$2} $2" | awk '{print ($2 < $1) ? $2 : $1}'; }
+. "$here/timed.sh"
 
 basecold() { "$work/packtree-base" -o "$work/base.gz" "$tree"; }
 cold() { rm -rf "$work/cold-cache"; "$work/packtree" -cache "$work/cold-cache" -o "$work/cold.gz" "$tree"; }

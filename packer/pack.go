@@ -21,6 +21,8 @@ type Options struct {
 	// CacheLimit is the size CacheDir is pruned to; 0 means the value of
 	// FLEDGE_PACK_CACHE_SIZE, or DefaultCacheLimit.
 	CacheLimit int64
+
+	stats *packStats // when set, counts what the pack did (tests)
 }
 
 // Write packs the view as a compressed newc archive into w.

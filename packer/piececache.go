@@ -46,9 +46,6 @@ const (
 	// staleTemp is the age after which a temporary file is taken for the
 	// leftover of a killed pack; no pack writes one file for that long.
 	staleTemp = time.Hour
-	// touchAfter limits how often a used piece's time is refreshed: the
-	// LRU order needs hours, not a write per piece per pack.
-	touchAfter = time.Hour
 )
 
 var (
@@ -136,9 +133,9 @@ func (c *pieceCache) get(key [32]byte, n int64) ([]byte, uint32, bool) {
 		os.Remove(p)
 		return nil, 0, false
 	}
-	if now := time.Now(); now.Sub(fi.ModTime()) > touchAfter {
-		os.Chtimes(p, now, now)
-	}
+	// The mtime is the time of last use that pruning orders by.
+	now := time.Now()
+	os.Chtimes(p, now, now)
 	return comp, crc, true
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/flate"
@@ -37,7 +38,11 @@ func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Write
 	if err != nil {
 		return err
 	}
-	if err := compressPieces(ctx, pieces, cache, w); err != nil {
+	stats := opts.stats
+	if stats == nil {
+		stats = &packStats{}
+	}
+	if err := compressPieces(ctx, pieces, cache, stats, w); err != nil {
 		return err
 	}
 	cache.finish(srcs, start)
@@ -54,7 +59,7 @@ type pieceOut struct {
 // compressPieces runs one worker per core over the pieces and writes their
 // results in archive order; at most a few pieces per worker wait to be
 // written, which bounds the memory used whatever the size of the image.
-func compressPieces(ctx context.Context, pieces []*piece, cache *pieceCache, w io.Writer) error {
+func compressPieces(ctx context.Context, pieces []*piece, cache *pieceCache, stats *packStats, w io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	procs := runtime.GOMAXPROCS(0)
 	outs := make([]chan pieceOut, len(pieces))
@@ -79,7 +84,7 @@ func compressPieces(ctx context.Context, pieces []*piece, cache *pieceCache, w i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &pieceCompressor{cache: cache}
+			c := &pieceCompressor{cache: cache, stats: stats}
 			for i := range todo {
 				outs[i] <- c.compress(ctx, pieces[i])
 			}
@@ -119,9 +124,16 @@ func compressPieces(ctx context.Context, pieces []*piece, cache *pieceCache, w i
 	return nil
 }
 
+// packStats counts what a pack did: chunks of file data read, pieces
+// taken from the cache and pieces compressed.
+type packStats struct {
+	read, reused, deflated atomic.Int64
+}
+
 // pieceCompressor is one worker's deflate state, reused piece after piece.
 type pieceCompressor struct {
 	cache *pieceCache
+	stats *packStats
 	fw    *flate.Writer
 	buf   bytes.Buffer
 }
@@ -138,12 +150,14 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 			if err != nil {
 				return pieceOut{err: err}
 			}
+			c.stats.read.Add(1)
 			read[i] = b
 			s.src.sums[s.chunk], s.src.known[s.chunk] = sha256.Sum256(b), true
 		}
 	}
 	key := p.key(gzipLevel)
 	if comp, crc, ok := c.cache.get(key, p.n); ok {
+		c.stats.reused.Add(1)
 		return pieceOut{comp: comp, crc: crc}
 	}
 	raw := make([]byte, 0, p.n)
@@ -159,6 +173,7 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 			if err != nil {
 				return pieceOut{err: err}
 			}
+			c.stats.read.Add(1)
 			// The index vouched for bytes the file no longer has: take
 			// what is there, and do not record it against that stat.
 			if sum := sha256.Sum256(b); sum != s.src.sums[s.chunk] {
@@ -176,6 +191,7 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 	if err != nil {
 		return pieceOut{err: err}
 	}
+	c.stats.deflated.Add(1)
 	crc := crc32.ChecksumIEEE(raw)
 	c.cache.put(key, comp, crc, p.n)
 	return pieceOut{comp: comp, crc: crc}

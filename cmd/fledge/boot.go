@@ -86,7 +86,7 @@ func runBoot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg string) 
 		}
 		defer os.RemoveAll(tmp)
 		cfg.Initrd = filepath.Join(tmp, "initramfs.cpio.gz")
-		if _, err := packView(ctx, t.Stack, cfg.Initrd, "gzip"); err != nil {
+		if _, err := packView(ctx, &f.stackFlags, t.Stack, cfg.Initrd, "gzip"); err != nil {
 			return fmt.Errorf("packing %s for the boot: %w", t.Name(), err)
 		}
 	}

@@ -35,7 +35,8 @@ another; missing required fields get documented defaults (see docs/recipe.md).
 
 The same inputs give the same bytes on any machine: entries are sorted, owners
 are root unless a layer carries real ones, and times come from
-SOURCE_DATE_EPOCH (or 1970-01-01).
+SOURCE_DATE_EPOCH (or 1970-01-01). A gzip rebuild compresses only what changed
+and takes the rest from the cache, with the same bytes as a cold build.
 
 With a DOCKERFILE argument (the direct form) no recipe is read: the flags
 marked "with DOCKERFILE" describe the build, --output-initramfs is required,
@@ -92,7 +93,7 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 		return err
 	}
 	warnOutputMapped(cmd, r, artifact)
-	res, err := packView(ctx, st, artifact, f.compression)
+	res, err := packView(ctx, &f.stackFlags, st, artifact, f.compression)
 	if err != nil {
 		return err
 	}
@@ -147,8 +148,10 @@ func writeManifest(cmd *cobra.Command, m *recipe.Manifest, r *recipe.Recipe, res
 }
 
 // packView merges the stack and writes the archive atomically, creating
-// its folder as the documented "-o dist/app" expects.
-func packView(ctx context.Context, st *overlay.Stack, dst, compression string) (packer.Result, error) {
+// its folder as the documented "-o dist/app" expects. Compressed pieces
+// are kept in the pieces folder of the cache, so the next pack of a
+// slightly different stack compresses only what changed.
+func packView(ctx context.Context, f *stackFlags, st *overlay.Stack, dst, compression string) (packer.Result, error) {
 	v, err := st.View()
 	if err != nil {
 		return packer.Result{}, err
@@ -156,7 +159,11 @@ func packView(ctx context.Context, st *overlay.Stack, dst, compression string) (
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return packer.Result{}, fmt.Errorf("output folder for %s: %w", dst, err)
 	}
-	return packer.WriteFile(ctx, v, dst, packer.Options{Compression: compression})
+	cache, err := f.cache()
+	if err != nil {
+		return packer.Result{}, err
+	}
+	return packer.WriteFile(ctx, v, dst, packer.Options{Compression: compression, CacheDir: filepath.Join(cache, "pieces")})
 }
 
 var extensions = map[string]string{"gzip": ".cpio.gz", "zstd": ".cpio.zst", "xz": ".cpio.xz", "none": ".cpio"}

@@ -71,7 +71,9 @@ func openPieceCache(dir string, limit int64) (*pieceCache, error) {
 		}
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		return nil, fmt.Errorf("piece cache: %w", err)
+		// A cache that cannot be created only costs speed, like one
+		// that cannot be written.
+		return nil, nil
 	}
 	c := &pieceCache{dir: dir, limit: limit}
 	c.sweepTemps()

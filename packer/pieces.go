@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/volantvm/fledge/overlay"
 )
@@ -45,8 +47,28 @@ const (
 )
 
 // pieceFormat names the layout and the compressor in every cache key:
-// change it whenever either would give other bytes for the same input.
-const pieceFormat = "fledge gzip pieces 1, klauspost/compress flate"
+// change it whenever the layout would give other bytes for the same input.
+// The compressor's module version is part of it, so a cache filled by a
+// fledge built with another deflate cannot make a warm pack differ from a
+// cold one.
+var pieceFormat = "fledge gzip pieces 1, " + flateVersion()
+
+func flateVersion() string {
+	const mod = "github.com/klauspost/compress"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == mod {
+				if d.Replace != nil {
+					d = d.Replace
+				}
+				return mod + "@" + d.Version + " " + d.Sum
+			}
+		}
+	}
+	// Without build information no version can be trusted: a key of the
+	// process's own start keeps the cache from serving another build.
+	return fmt.Sprintf("%s@unknown %d", mod, time.Now().UnixNano())
+}
 
 // piece is a run of archive bytes compressed as one unit.
 type piece struct {

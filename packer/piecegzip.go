@@ -139,54 +139,22 @@ type pieceCompressor struct {
 }
 
 func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
-	// Data the index has no sums for is read first: the key needs them.
-	read := make([][]byte, len(p.spans))
-	for i, s := range p.spans {
-		if err := ctx.Err(); err != nil && s.record != "" {
-			return pieceOut{err: stopped(s.record, err)}
-		}
-		if s.src != nil && !s.src.known[s.chunk] {
-			b, err := s.src.read(s.chunk)
-			if err != nil {
-				return pieceOut{err: err}
-			}
-			c.stats.read.Add(1)
-			read[i] = b
-			s.src.sums[s.chunk], s.src.known[s.chunk] = sha256.Sum256(b), true
-		}
+	// The key needs the sums of all the data: read what the index has no
+	// sums for, and the rest only if the cache lacks the piece.
+	raw, done := make([]byte, p.n), make([]bool, len(p.spans))
+	unknown := func(s span) bool { return !s.src.known[s.chunk] }
+	if err := c.fill(ctx, p, raw, done, unknown); err != nil {
+		return pieceOut{err: err}
 	}
 	key := p.key(gzipLevel)
 	if comp, crc, ok := c.cache.get(key, p.n); ok {
 		c.stats.reused.Add(1)
 		return pieceOut{comp: comp, crc: crc}
 	}
-	raw := make([]byte, 0, p.n)
-	rekey := false
-	for i, s := range p.spans {
-		switch {
-		case s.src == nil:
-			raw = append(raw, s.lit...)
-		case read[i] != nil:
-			raw = append(raw, read[i]...)
-		default:
-			b, err := s.src.read(s.chunk)
-			if err != nil {
-				return pieceOut{err: err}
-			}
-			c.stats.read.Add(1)
-			// The index vouched for bytes the file no longer has: take
-			// what is there, and do not record it against that stat.
-			if sum := sha256.Sum256(b); sum != s.src.sums[s.chunk] {
-				s.src.sums[s.chunk] = sum
-				s.src.changed.Store(true)
-				rekey = true
-			}
-			raw = append(raw, b...)
-		}
+	if err := c.fill(ctx, p, raw, done, func(span) bool { return true }); err != nil {
+		return pieceOut{err: err}
 	}
-	if rekey {
-		key = p.key(gzipLevel)
-	}
+	key = p.key(gzipLevel) // a sum may have been corrected
 	comp, err := c.deflate(raw)
 	if err != nil {
 		return pieceOut{err: err}
@@ -195,6 +163,41 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 	crc := crc32.ChecksumIEEE(raw)
 	c.cache.put(key, comp, crc, p.n)
 	return pieceOut{comp: comp, crc: crc}
+}
+
+// fill puts into raw, laid out as the piece, its literals and the data of
+// the spans that want selects and done does not mark, and sets the sums of
+// that data. Where the index vouched for a sum the file no longer matches,
+// the bytes that are there win, and the file is not recorded against its
+// stat.
+func (c *pieceCompressor) fill(ctx context.Context, p *piece, raw []byte, done []bool, want func(span) bool) error {
+	var off int64
+	for i, s := range p.spans {
+		at := off
+		off += s.len()
+		if done[i] || s.src != nil && !want(s) {
+			continue
+		}
+		if err := ctx.Err(); err != nil && s.record != "" {
+			return stopped(s.record, err)
+		}
+		done[i] = true
+		if s.src == nil {
+			copy(raw[at:], s.lit)
+			continue
+		}
+		b := raw[at:off]
+		if err := s.src.read(b, s.chunk); err != nil {
+			return err
+		}
+		c.stats.read.Add(1)
+		sum := sha256.Sum256(b)
+		if s.src.known[s.chunk] && sum != s.src.sums[s.chunk] {
+			s.src.changed.Store(true)
+		}
+		s.src.sums[s.chunk], s.src.known[s.chunk] = sum, true
+	}
+	return nil
 }
 
 // deflate compresses raw from an empty window and ends with a sync flush:

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"sync/atomic"
@@ -183,6 +184,13 @@ func layout(ctx context.Context, v *overlay.View, recs []record, idx *statIndex)
 	return pieces, srcs, nil
 }
 
+func (s span) len() int64 {
+	if s.src == nil {
+		return int64(len(s.lit))
+	}
+	return s.src.chunkLen(s.chunk)
+}
+
 func (p *piece) lit(b []byte) {
 	if len(b) > 0 {
 		p.spans = append(p.spans, span{lit: b})
@@ -249,44 +257,56 @@ func openSource(n *overlay.Node, c overlay.Content, idx *statIndex) (*source, er
 	return s, nil
 }
 
-// read returns chunk i of the data. A host file must still have the size
+// read fills b with chunk i of the data. A host file must still have the size
 // its header announces; one that changed in any other way is read as it is
 // now, and its sums are not recorded.
-func (s *source) read(i int) ([]byte, error) {
-	b := make([]byte, s.chunkLen(i))
+func (s *source) read(b []byte, i int) error {
 	if s.host != "" {
 		f, err := os.OpenFile(s.host, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 		if err != nil {
-			return nil, fmt.Errorf("%s: host file of layer %s: %w", s.path, s.layer, err)
+			return fmt.Errorf("%s: host file of layer %s: %w", s.path, s.layer, err)
 		}
 		defer f.Close()
 		fi, err := f.Stat()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.host, err)
+			return fmt.Errorf("%s: %w", s.host, err)
 		}
 		if fi.Size() != s.size || !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("%s: %s changed while it was packed (%d bytes, now %d); pack again", s.path, s.host, s.size, fi.Size())
+			return fmt.Errorf("%s: %s changed while it was packed (%d bytes, now %d); pack again", s.path, s.host, s.size, fi.Size())
 		}
 		if statOf(fi.Sys().(*syscall.Stat_t)) != s.stat {
 			s.changed.Store(true)
 		}
-		if _, err := f.ReadAt(b, int64(i)*chunkSize); err != nil {
-			return nil, fmt.Errorf("%s: reading %s: %w", s.path, s.host, err)
+		if err := readFull(f, b, int64(i)*chunkSize); err != nil {
+			return fmt.Errorf("%s: reading %s: %w", s.path, s.host, err)
 		}
-		return b, nil
+		return nil
 	}
 	rd, err := s.content.Open()
 	if err != nil {
-		return nil, fmt.Errorf("%s: opening content from layer %s: %w", s.path, s.layer, err)
+		return fmt.Errorf("%s: opening content from layer %s: %w", s.path, s.layer, err)
 	}
 	defer rd.Close()
 	if rd.Size() != s.size {
-		return nil, fmt.Errorf("%s: content of layer %s changed while it was packed (%d bytes, now %d); pack again", s.path, s.layer, s.size, rd.Size())
+		return fmt.Errorf("%s: content of layer %s changed while it was packed (%d bytes, now %d); pack again", s.path, s.layer, s.size, rd.Size())
 	}
-	if _, err := rd.ReadAt(b, int64(i)*chunkSize); err != nil {
-		return nil, fmt.Errorf("%s: reading content from layer %s: %w", s.path, s.layer, err)
+	if err := readFull(rd, b, int64(i)*chunkSize); err != nil {
+		return fmt.Errorf("%s: reading content from layer %s: %w", s.path, s.layer, err)
 	}
-	return b, nil
+	return nil
+}
+
+// readFull is ReaderAt.ReadAt taking the io.EOF some readers return with
+// the last byte as success.
+func readFull(r io.ReaderAt, b []byte, off int64) error {
+	n, err := r.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // key names the compressed form of p: everything its bytes depend on.

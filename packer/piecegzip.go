@@ -141,15 +141,22 @@ type pieceCompressor struct {
 func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 	// The key needs the sums of all the data: read what the index has no
 	// sums for, and the rest only if the cache lacks the piece.
-	raw, done := make([]byte, p.n), make([]bool, len(p.spans))
-	unknown := func(s span) bool { return !s.src.known[s.chunk] }
-	if err := c.fill(ctx, p, raw, done, unknown); err != nil {
-		return pieceOut{err: err}
+	// Nothing is allocated for a piece that is all known and cached.
+	var raw []byte
+	done := make([]bool, len(p.spans))
+	if !p.known() {
+		raw = make([]byte, p.n)
+		if err := c.fill(ctx, p, raw, done, func(s span) bool { return !s.src.known[s.chunk] }); err != nil {
+			return pieceOut{err: err}
+		}
 	}
 	key := p.key(gzipLevel)
 	if comp, crc, ok := c.cache.get(key, p.n); ok {
 		c.stats.reused.Add(1)
 		return pieceOut{comp: comp, crc: crc}
+	}
+	if raw == nil {
+		raw = make([]byte, p.n)
 	}
 	if err := c.fill(ctx, p, raw, done, func(span) bool { return true }); err != nil {
 		return pieceOut{err: err}

@@ -191,6 +191,16 @@ func (s span) len() int64 {
 	return s.src.chunkLen(s.chunk)
 }
 
+// known says whether the sums of all the piece's data are known.
+func (p *piece) known() bool {
+	for _, s := range p.spans {
+		if s.src != nil && !s.src.known[s.chunk] {
+			return false
+		}
+	}
+	return true
+}
+
 func (p *piece) lit(b []byte) {
 	if len(b) > 0 {
 		p.spans = append(p.spans, span{lit: b})

@@ -158,29 +158,33 @@ func (c *pieceCache) put(key [32]byte, comp []byte, crc uint32, n int64) {
 	if c == nil {
 		return
 	}
-	b := make([]byte, 0, pieceHeaderLen+len(comp)+4)
-	b = append(append(b, pieceMagic...), key[:]...)
-	b = binary.LittleEndian.AppendUint64(b, uint64(n))
-	b = binary.LittleEndian.AppendUint32(b, crc)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(comp)))
-	b = append(b, comp...)
-	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	head := make([]byte, 0, pieceHeaderLen)
+	head = append(append(head, pieceMagic...), key[:]...)
+	head = binary.LittleEndian.AppendUint64(head, uint64(n))
+	head = binary.LittleEndian.AppendUint32(head, crc)
+	head = binary.LittleEndian.AppendUint32(head, uint32(len(comp)))
+	sum := crc32.Update(crc32.Checksum(head, castagnoli), castagnoli, comp)
 	p := c.path(key)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return
 	}
-	if c.writeFile(p, b) == nil {
-		c.added.Add(int64(len(b)))
+	if c.writeFile(p, head, comp, binary.LittleEndian.AppendUint32(nil, sum)) == nil {
+		c.added.Add(int64(len(head) + len(comp) + 4))
 	}
 }
 
-// writeFile puts b at p by way of a temporary file and a rename.
-func (c *pieceCache) writeFile(p string, b []byte) error {
+// writeFile puts the parts, one after the other, at p by way of a
+// temporary file and a rename.
+func (c *pieceCache) writeFile(p string, parts ...[]byte) error {
 	f, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), filepath.Base(p)+".*")
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(b)
+	for _, b := range parts {
+		if err == nil {
+			_, err = f.Write(b)
+		}
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

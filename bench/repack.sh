@@ -36,7 +36,7 @@ tree=$work/tree
 basecold() { "$work/packtree-base" -o "$work/base.gz" "$tree"; }
 cold() { rm -rf "$work/cold-cache"; "$work/packtree" -cache "$work/cold-cache" -o "$work/cold.gz" "$tree"; }
 warm() { "$work/packtree" -cache "$work/cache" -o "$work/warm.gz" "$tree"; }
-newfile() { head -c 786432 /dev/urandom | base64 -w 76 | head -c 1048576 >"$tree/new-$1.txt"; }
+newfile() { head -c 786432 /dev/urandom | base64 -w 0 >"$tree/new-$1.txt"; } # 1 MiB of text
 
 basecold # a warm page cache for everyone
 warm     # fills the cache

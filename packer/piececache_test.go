@@ -355,3 +355,28 @@ func TestTwoPacksAtOnce(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestAddedFileLeavesTheOtherPieces adds a small file among the others and
+// a large one: only the pieces around them and the trailer are new, which
+// needs records whose bytes do not depend on their position (inode numbers
+// from names, groups cut on names).
+func TestAddedFileLeavesTheOtherPieces(t *testing.T) {
+	t.Parallel()
+	dir, cache := hostTree(t), t.TempDir()
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, add := range []struct {
+		name string
+		size int
+	}{{"small/10a", 3000}, {"large", 2*chunkSize + 5}} {
+		_, before := packCached(t, hostView(t, dir), cache, 0)
+		writeOld(t, filepath.Join(dir, add.name), prose(rng, add.size))
+		got, st := packCached(t, hostView(t, dir), cache, 0)
+		if !bytes.Equal(got, pack(t, hostView(t, dir), Gzip)) {
+			t.Fatalf("after adding %s: the re-pack differs from a cold pack", add.name)
+		}
+		pieces := before.reused.Load() + before.deflated.Load()
+		if n := st.deflated.Load(); n > 2+int64(add.size/chunkSize+1) || st.reused.Load() < pieces-3 {
+			t.Errorf("after adding %s: %d pieces compressed, %d reused of %d before", add.name, n, st.reused.Load(), pieces)
+		}
+	}
+}

@@ -159,11 +159,11 @@ func packView(ctx context.Context, f *stackFlags, st *overlay.Stack, dst, compre
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return packer.Result{}, fmt.Errorf("output folder for %s: %w", dst, err)
 	}
-	cache, err := f.cache()
-	if err != nil {
-		return packer.Result{}, err
+	opts := packer.Options{Compression: compression}
+	if cache, err := f.cache(); err == nil { // without a cache folder, packs are cold
+		opts.CacheDir = filepath.Join(cache, "pieces")
 	}
-	return packer.WriteFile(ctx, v, dst, packer.Options{Compression: compression, CacheDir: filepath.Join(cache, "pieces")})
+	return packer.WriteFile(ctx, v, dst, opts)
 }
 
 var extensions = map[string]string{"gzip": ".cpio.gz", "zstd": ".cpio.zst", "xz": ".cpio.xz", "none": ".cpio"}

@@ -48,6 +48,8 @@ const (
 	usedRefresh = 24 * time.Hour
 )
 
+// indexMagic starts the index file. The sums it holds are of chunkSize
+// chunks: change the magic whenever chunkSize changes.
 var indexMagic = []byte("FLIDX1\n\x00")
 
 func statOf(st *syscall.Stat_t) fileStat {

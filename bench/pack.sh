@@ -22,14 +22,7 @@ done
 fledge() { "$work/packtree" -o "$work/fledge.cpio.gz" "$tree"; }
 gnu() { (cd "$tree" && find . | cpio -o -H newc --quiet | gzip -9 >"$work/gnu.cpio.gz"); }
 
-# timed CMD prints the seconds CMD took, wall clock.
-timed() {
-	local start end
-	start=$(date +%s.%N)
-	"$@"
-	end=$(date +%s.%N)
-	awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f\n", e - s }'
-}
+. "$here/timed.sh"
 
 fledge
 gnu
@@ -37,8 +30,8 @@ best_f= best_g=
 for ((i = 0; i < runs; i++)); do
 	f=$(timed fledge)
 	g=$(timed gnu)
-	best_f=$(echo "${best_f:-$f} $f" | awk '{print ($2 < $1) ? $2 : $1}')
-	best_g=$(echo "${best_g:-$g} $g" | awk '{print ($2 < $1) ? $2 : $1}')
+	best_f=$(best "$best_f" "$f")
+	best_g=$(best "$best_g" "$g")
 done
 
 size_f=$(stat -c %s "$work/fledge.cpio.gz")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,27 +41,41 @@ func TestKernelUnpacksTheArchive(t *testing.T) {
 	}}
 	// The main archive in each compression fledge writes: the kernel must
 	// take them all (xz only with a CRC32 check, lz4 in the legacy frame).
+	check := func(t *testing.T, main []byte) {
+		img := writeArtifact(t, "initrd", append(early, main...))
+		out := bootQEMU(t, kernel, img)
+		for _, want := range []string{
+			"links: 3 linked data", // one "INODE 3" for the three names
+			"devices: f0:fffff 8:0",
+			"modes: 4755 0:0 1777 0:0 2775 0:50 640 1000:100 755 0:0",
+			"early: ucode main",
+			"symlink: busybox",
+		} {
+			if !strings.Contains(stripInode(out), want) {
+				t.Errorf("console lacks %q", want)
+			}
+		}
+		if t.Failed() {
+			t.Logf("console:\n%s", out)
+		}
+	}
 	for _, c := range []string{Gzip, Zstd, Xz, LZ4} {
 		t.Run(c, func(t *testing.T) {
-			main := pack(t, viewOf(t, overlay.Skeleton(), richLayer(), boot), c)
-			img := writeArtifact(t, "initrd", append(early, main...))
-			out := bootQEMU(t, kernel, img)
-			for _, want := range []string{
-				"links: 3 linked data", // one "INODE 3" for the three names
-				"devices: f0:fffff 8:0",
-				"modes: 4755 0:0 1777 0:0 2775 0:50 640 1000:100 755 0:0",
-				"early: ucode main",
-				"symlink: busybox",
-			} {
-				if !strings.Contains(stripInode(out), want) {
-					t.Errorf("console lacks %q", want)
-				}
-			}
-			if t.Failed() {
-				t.Logf("console:\n%s", out)
-			}
+			check(t, pack(t, viewOf(t, overlay.Skeleton(), richLayer(), boot), c))
 		})
 	}
+	// A gzip re-pack spliced from cached pieces around a changed /init.
+	t.Run("gzip-spliced", func(t *testing.T) {
+		cache := t.TempDir()
+		draft := &overlay.Static{LayerName: "boot", List: slices.Clone(boot.List)}
+		draft.List[1].Content = overlay.Bytes(strings.Replace(bootProbe, "echo symlink", "echo draft", 1))
+		packCached(t, viewOf(t, overlay.Skeleton(), richLayer(), draft), cache, 0)
+		main, st := packCached(t, viewOf(t, overlay.Skeleton(), richLayer(), boot), cache, 0)
+		if st.reused.Load() == 0 || st.deflated.Load() == 0 {
+			t.Fatalf("%d pieces reused, %d compressed: not a spliced pack", st.reused.Load(), st.deflated.Load())
+		}
+		check(t, main)
+	})
 }
 
 // bootInputs returns the test kernel and the static BusyBox the boot

@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 	"github.com/ulikunitz/xz"
 )
 
@@ -19,35 +17,17 @@ const (
 	None = "none"
 )
 
-const (
-	// gzipLevel 8 is the fastest of klauspost's deflate levels whose
-	// output on a source tree stays within 1% of `gzip -9` (level 7 is
-	// 2.5% larger); level 9 takes three times as long for 0.7% less.
-	// bench/pack.sh measures it.
-	gzipLevel = 8
-	// gzipBlock is the unit pgzip compresses independently (each block
-	// primed with the last 32 KiB of the one before). The output depends
-	// on the block size only, never on how many blocks run at once, which
-	// is what makes the artifact independent of GOMAXPROCS.
-	gzipBlock = 1 << 20
-)
+// gzipLevel 8 is the fastest of klauspost's deflate levels whose output
+// on a source tree stays within 1.5% of `gzip -9` when compressed in
+// pieces (pieces.go): 1.2% there, where level 9 takes nearly twice the time for
+// 0.8% less. bench/repack.sh measures it.
+const gzipLevel = 8
 
-// compressor wraps w in the named compression. Closing the result flushes
-// the compressed stream but leaves w open.
+// compressor wraps w in the named compression other than gzip, which
+// writePieces writes. Closing the result flushes the compressed stream but
+// leaves w open.
 func compressor(w io.Writer, name string) (io.WriteCloser, error) {
 	switch name {
-	case "", Gzip:
-		z, err := pgzip.NewWriterLevel(w, gzipLevel)
-		if err != nil {
-			return nil, err
-		}
-		// A zero ModTime would be written as the low bits of year 1; the
-		// Unix epoch writes the 0 that means "no time".
-		z.ModTime = time.Unix(0, 0)
-		if err := z.SetConcurrency(gzipBlock, 2*runtime.GOMAXPROCS(0)); err != nil {
-			return nil, err
-		}
-		return z, nil
 	case Zstd:
 		// Job-based encoding splits the input at fixed sizes derived from
 		// the window, so the frame is the same whatever the concurrency;

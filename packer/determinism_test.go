@@ -15,18 +15,23 @@ import (
 // many gzip blocks and two zstd jobs (32 MiB each with an 8 MiB window), so parallel compression matters.
 func bulkLayer(mib int) overlay.Layer {
 	rng := rand.New(rand.NewPCG(1, 2))
-	words := []string{"func", "return", "err", "nil", "package", "import", "struct", "if", "for", "range"}
 	l := &overlay.Static{LayerName: "bulk"}
 	for i := 0; i < mib; i++ {
-		var b bytes.Buffer
-		for b.Len() < 1<<20 {
-			fmt.Fprintf(&b, "%s %d %s\n", words[rng.IntN(len(words))], rng.IntN(1000), words[rng.IntN(len(words))])
-		}
 		l.List = append(l.List, overlay.Entry{
-			Path: fmt.Sprintf("/data/%03d", i), Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes(b.Bytes()),
+			Path: fmt.Sprintf("/data/%03d", i), Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes(prose(rng, 1<<20)),
 		})
 	}
 	return l
+}
+
+// prose is n bytes of source-like text: compressible, never repeating.
+func prose(rng *rand.Rand, n int) []byte {
+	words := []string{"func", "return", "err", "nil", "package", "import", "struct", "if", "for", "range"}
+	var b bytes.Buffer
+	for b.Len() < n {
+		fmt.Fprintf(&b, "%s %d %s\n", words[rng.IntN(len(words))], rng.IntN(1000), words[rng.IntN(len(words))])
+	}
+	return b.Bytes()[:n]
 }
 
 // TestOutputIndependentOfGOMAXPROCS packs the same view with one, two and

@@ -25,8 +25,53 @@ func TestGNUCpioExtractsTheView(t *testing.T) {
 		t.Fatalf("extracting device nodes and owners needs root; run the tests as root")
 	}
 	v := viewOf(t, overlay.Skeleton(), richLayer())
+	checkGNUCpio(t, v, pack(t, v, Gzip))
+}
+
+// TestGNUCpioExtractsASplicedPack does the same on a re-pack that took
+// most of its pieces from the cache and compressed the changed file anew.
+func TestGNUCpioExtractsASplicedPack(t *testing.T) {
+	tree, cache := hostTree(t), t.TempDir()
+	view := func() *overlay.View {
+		return viewOf(t, overlay.Skeleton(), richLayer(),
+			overlay.Mappings("", []overlay.Mapping{{Host: tree, Guest: "/src"}}))
+	}
+	packCached(t, view(), cache, 0)
+	writeOld(t, filepath.Join(tree, "small/05"), []byte("changed, and shorter\n"))
+	v := view()
+	spliced, st := packCached(t, v, cache, 0)
+	if st.reused.Load() == 0 || st.deflated.Load() == 0 {
+		t.Fatalf("%d pieces reused, %d compressed: not a spliced pack", st.reused.Load(), st.deflated.Load())
+	}
+	checkGNUCpio(t, v, spliced)
+}
+
+// checkGNUCpio has gzip test and unpack the artifact, then GNU cpio list
+// and extract it, and compares what landed on disk with the view.
+func checkGNUCpio(t *testing.T, v *overlay.View, artifact []byte) {
+	t.Helper()
+	raw := checkGzip(t, artifact, nil)
+	checkListing(t, v, gnuCpio(t, raw, "", "-itv"))
+	dir := t.TempDir()
+	gnuCpio(t, raw, dir, "-idm", "--no-absolute-filenames")
+	err := v.Walk(func(n *overlay.Node) error {
+		checkExtracted(t, v, n, filepath.Join(dir, n.Path))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNothingExtra(t, v, dir)
+	checkHardLinks(t, dir, "lib/a", "lib/b", "usr/c")
+}
+
+// checkGzip runs `gzip -t` on gz and returns what `gzip -dc` makes of it,
+// which must be want unless want is nil.
+func checkGzip(t *testing.T, gz, want []byte) []byte {
+	t.Helper()
+	requireTool(t, "gzip", "gzip")
 	art := filepath.Join(t.TempDir(), "a.cpio.gz")
-	if err := os.WriteFile(art, pack(t, v, Gzip), 0o644); err != nil {
+	if err := os.WriteFile(art, gz, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("gzip", "-t", art).CombinedOutput(); err != nil {
@@ -36,18 +81,10 @@ func TestGNUCpioExtractsTheView(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gzip -dc: %v", err)
 	}
-	checkListing(t, v, gnuCpio(t, raw, "", "-itv"))
-	dir := t.TempDir()
-	gnuCpio(t, raw, dir, "-idm", "--no-absolute-filenames")
-	err = v.Walk(func(n *overlay.Node) error {
-		checkExtracted(t, v, n, filepath.Join(dir, n.Path))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	if want != nil && !bytes.Equal(raw, want) {
+		t.Fatalf("gzip -dc gives %d bytes, not the %d of the archive", len(raw), len(want))
 	}
-	checkNothingExtra(t, v, dir)
-	checkHardLinks(t, dir, "lib/a", "lib/b", "usr/c")
+	return raw
 }
 
 func gnuCpio(t *testing.T, archive []byte, dir string, args ...string) string {

@@ -81,31 +81,60 @@ func (w *Writer) WriteRecord(h Header, data io.Reader) error {
 // Close writes the TRAILER!!! record and pads the archive to a multiple of
 // 512 bytes. It does not close the underlying writer.
 func (w *Writer) Close() error {
-	if err := w.writeHeader(&Header{Name: trailerName, NLink: 1}); err != nil {
+	n, err := w.w.Write(trailerAt(w.off))
+	w.off += int64(n)
+	if err != nil {
 		return fmt.Errorf("archive trailer: %w", err)
 	}
-	return w.pad(blockSize)
+	return nil
+}
+
+// trailerAt is the TRAILER!!! record and the padding to 512 bytes that end
+// an archive whose records end at off.
+func trailerAt(off int64) []byte {
+	b := appendHeader(nil, &Header{Name: trailerName, NLink: 1}, off)
+	return append(b, zeros[:padLen(off+int64(len(b)), blockSize)]...)
 }
 
 func (w *Writer) writeHeader(h *Header) error {
-	b := append(w.buf[:0], newcMagic...)
-	for _, v := range [...]uint64{
-		h.Ino, uint64(h.Mode), uint64(h.UID), uint64(h.GID), uint64(h.NLink),
-		uint64(h.MTime), uint64(h.Size), 0, 0, // the packing host's device stays out
-		uint64(h.RDevMajor), uint64(h.RDevMinor), uint64(len(h.Name) + 1), 0,
-	} {
-		b = fmt.Appendf(b, "%08X", v)
-	}
-	b = append(b, h.Name...)
-	b = append(b, 0)
-	b = append(b, make([]byte, padLen(w.off+int64(len(b)), 4))...)
+	b := appendHeader(w.buf[:0], h, w.off)
 	n, err := w.w.Write(b)
 	w.off += int64(n)
 	return err
 }
 
+// appendHeader appends h's header and name, padded as a record starting at
+// off must be. Records start on 4-byte boundaries, so the bytes of a record
+// never depend on where in the archive it lands.
+func appendHeader(b []byte, h *Header, off int64) []byte {
+	start := len(b)
+	b = append(b, newcMagic...)
+	for _, v := range [...]uint64{
+		h.Ino, uint64(h.Mode), uint64(h.UID), uint64(h.GID), uint64(h.NLink),
+		uint64(h.MTime), uint64(h.Size), 0, 0, // the packing host's device stays out
+		uint64(h.RDevMajor), uint64(h.RDevMinor), uint64(len(h.Name) + 1), 0,
+	} {
+		b = appendHex8(b, uint32(v))
+	}
+	b = append(b, h.Name...)
+	b = append(b, 0)
+	return append(b, zeros[:padLen(off+int64(len(b)-start), 4)]...)
+}
+
+// appendHex8 is fmt's %08X without fmt's cost per call: every header of
+// the tree is formatted on every pack, warm or cold.
+func appendHex8(b []byte, v uint32) []byte {
+	const digits = "0123456789ABCDEF"
+	for shift := 28; shift >= 0; shift -= 4 {
+		b = append(b, digits[v>>uint(shift)&0xf])
+	}
+	return b
+}
+
+var zeros [blockSize]byte
+
 func (w *Writer) pad(unit int64) error {
-	n, err := w.w.Write(make([]byte, padLen(w.off, unit)))
+	n, err := w.w.Write(zeros[:padLen(w.off, unit)])
 	w.off += int64(n)
 	return err
 }

@@ -14,17 +14,29 @@ import (
 type Options struct {
 	// Compression is Gzip (the default when empty), Zstd, Xz, LZ4 or None.
 	Compression string
+	// CacheDir keeps the compressed pieces of gzip archives, so that a
+	// re-pack compresses only what changed (piececache.go); empty means no
+	// cache. The bytes written are the same with or without it.
+	CacheDir string
+	// CacheLimit is the size CacheDir is pruned to; 0 means the value of
+	// FLEDGE_PACK_CACHE_SIZE, or DefaultCacheLimit.
+	CacheLimit int64
+
+	stats *packStats // when set, counts what the pack did (tests)
 }
 
 // Write packs the view as a compressed newc archive into w.
 //
 // The archive depends on nothing but the view: entries in v.Walk order,
-// inode numbers counted from 1 in that order (host inode numbers would
-// differ on every checkout), times from the view, no host device numbers.
+// inode numbers from the names (host inode numbers would differ on every
+// checkout), times from the view, no host device numbers.
 func Write(ctx context.Context, v *overlay.View, w io.Writer, opts Options) error {
 	recs, err := plan(v)
 	if err != nil {
 		return err
+	}
+	if opts.Compression == "" || opts.Compression == Gzip {
+		return writePieces(ctx, v, recs, w, opts)
 	}
 	cw, err := compressor(w, opts.Compression)
 	if err != nil {
@@ -73,7 +85,7 @@ type record struct {
 // layer replaced carry that layer's name and fall out of the group.
 func plan(v *overlay.View) ([]record, error) {
 	var recs []record
-	var inodes uint64
+	inos := inodes{}
 	groups := map[[2]string][]int{}
 	err := v.Walk(func(n *overlay.Node) error {
 		r := record{node: n, nlink: 1, data: true}
@@ -88,8 +100,7 @@ func plan(v *overlay.View) ([]record, error) {
 			groups[key] = append(groups[key], len(recs))
 		}
 		if r.ino == 0 {
-			inodes++
-			r.ino = inodes
+			r.ino = inos.assign(n.Path)
 		}
 		recs = append(recs, r)
 		return nil
@@ -107,6 +118,19 @@ func plan(v *overlay.View) ([]record, error) {
 }
 
 func writeNode(aw *Writer, v *overlay.View, r record) error {
+	h, c, err := recordOf(v, r)
+	if err != nil || c == nil {
+		if err == nil {
+			err = aw.WriteRecord(h, nil)
+		}
+		return err
+	}
+	return writeContent(aw, h, r.node, c)
+}
+
+// recordOf is r's header, its Size still to be filled in, and the content
+// its data comes from: nil when the record has no data.
+func recordOf(v *overlay.View, r record) (Header, overlay.Content, error) {
 	n := r.node
 	h := Header{
 		Name:  archiveName(n.Path),
@@ -119,29 +143,25 @@ func writeNode(aw *Writer, v *overlay.View, r record) error {
 	}
 	switch n.Type {
 	case overlay.Symlink:
-		h.Size = int64(len(n.Linkname))
-		return aw.WriteRecord(h, strings.NewReader(n.Linkname))
+		return h, overlay.Bytes(n.Linkname), nil
 	case overlay.CharDev, overlay.BlockDev:
 		h.RDevMajor, h.RDevMinor = n.Major, n.Minor
 	case overlay.Regular:
+		if n.Content == nil && n.Size != 0 {
+			return h, nil, fmt.Errorf("%s: entry of %d bytes has no content (layer %s)", n.Path, n.Size, n.Layer)
+		}
 		if r.data {
-			return writeContent(aw, h, n)
+			return h, n.Content, nil
 		}
 	}
-	return aw.WriteRecord(h, nil)
+	return h, nil, nil
 }
 
 // writeContent opens the content once and announces the size of that
 // snapshot, not Entry.Size: a mapped host file may have changed since the
 // view was built.
-func writeContent(aw *Writer, h Header, n *overlay.Node) error {
-	if n.Content == nil {
-		if n.Size != 0 {
-			return fmt.Errorf("%s: entry of %d bytes has no content (layer %s)", n.Path, n.Size, n.Layer)
-		}
-		return aw.WriteRecord(h, nil)
-	}
-	rd, err := n.Content.Open()
+func writeContent(aw *Writer, h Header, n *overlay.Node, c overlay.Content) error {
+	rd, err := c.Open()
 	if err != nil {
 		return fmt.Errorf("%s: opening content from layer %s: %w", n.Path, n.Layer, err)
 	}

@@ -17,18 +17,19 @@ import (
 func main() {
 	out := flag.String("o", "fledge.cpio.gz", "artifact to write")
 	compression := flag.String("compression", packer.Gzip, "gzip, zstd, xz, lz4 or none")
+	cache := flag.String("cache", "", "piece cache directory (none when empty)")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: packtree [-o FILE] [-compression C] DIR")
+		fmt.Fprintln(os.Stderr, "usage: packtree [-o FILE] [-compression C] [-cache DIR] DIR")
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), *out, *compression); err != nil {
+	if err := run(flag.Arg(0), *out, *compression, *cache); err != nil {
 		fmt.Fprintln(os.Stderr, "packtree:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, out, compression string) error {
+func run(dir, out, compression, cache string) error {
 	tree, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -41,6 +42,6 @@ func run(dir, out, compression string) error {
 	if err != nil {
 		return err
 	}
-	_, err = packer.WriteFile(context.Background(), v, out, packer.Options{Compression: compression})
+	_, err = packer.WriteFile(context.Background(), v, out, packer.Options{Compression: compression, CacheDir: cache})
 	return err
 }

@@ -35,7 +35,8 @@ another; missing required fields get documented defaults (see docs/recipe.md).
 
 The same inputs give the same bytes on any machine: entries are sorted, owners
 are root unless a layer carries real ones, and times come from
-SOURCE_DATE_EPOCH (or 1970-01-01).
+SOURCE_DATE_EPOCH (or 1970-01-01). A gzip rebuild compresses only what changed
+and takes the rest from the cache, with the same bytes as a cold build.
 
 With a DOCKERFILE argument (the direct form) no recipe is read: the flags
 marked "with DOCKERFILE" describe the build, --output-initramfs is required,
@@ -93,7 +94,7 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 		return err
 	}
 	warnOutputMapped(cmd, r, artifact)
-	res, err := packView(ctx, st, artifact, compression)
+	res, err := packView(ctx, &f.stackFlags, st, artifact, compression)
 	if err != nil {
 		return err
 	}
@@ -148,8 +149,10 @@ func writeManifest(cmd *cobra.Command, m *recipe.Manifest, r *recipe.Recipe, res
 }
 
 // packView merges the stack and writes the archive atomically, creating
-// its folder as the documented "-o dist/app" expects.
-func packView(ctx context.Context, st *overlay.Stack, dst, compression string) (packer.Result, error) {
+// its folder as the documented "-o dist/app" expects. Compressed pieces
+// are kept in the pieces folder of the cache, so the next pack of a
+// slightly different stack compresses only what changed.
+func packView(ctx context.Context, f *stackFlags, st *overlay.Stack, dst, compression string) (packer.Result, error) {
 	v, err := st.View()
 	if err != nil {
 		return packer.Result{}, err
@@ -157,7 +160,11 @@ func packView(ctx context.Context, st *overlay.Stack, dst, compression string) (
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return packer.Result{}, fmt.Errorf("output folder for %s: %w", dst, err)
 	}
-	return packer.WriteFile(ctx, v, dst, packer.Options{Compression: compression})
+	opts := packer.Options{Compression: compression}
+	if cache, err := f.cache(); err == nil { // without a cache folder, packs are cold
+		opts.CacheDir = filepath.Join(cache, "pieces")
+	}
+	return packer.WriteFile(ctx, v, dst, opts)
 }
 
 var extensions = map[string]string{"gzip": ".cpio.gz", "zstd": ".cpio.zst", "xz": ".cpio.xz", "lz4": ".cpio.lz4", "none": ".cpio"}

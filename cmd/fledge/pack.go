@@ -19,7 +19,9 @@ func newPackCmd() *cobra.Command {
 		Long: `pack writes the same merged view that build and mount use, including edits made
 through 'fledge mount', to one archive. It writes no manifest unless --manifest
 is given. The archive is written to a temporary file and renamed into place, so
-an interrupted pack never leaves a truncated artifact.`,
+an interrupted pack never leaves a truncated artifact. A gzip pack keeps its
+compressed pieces in the cache (pieces/ below --cache-dir), so the next pack
+compresses only what changed, with the same bytes as a cold pack.`,
 		Example: `  fledge pack -o /tmp/initrd.cpio.gz
   fledge pack -c app/fledge.toml -o app.cpio --compression none
   fledge pack -o out/app.cpio.zst --compression zstd --manifest
@@ -39,7 +41,7 @@ an interrupted pack never leaves a truncated artifact.`,
 				return err
 			}
 			warnOutputMapped(cmd, r, artifact)
-			res, err := packView(cmd.Context(), st, artifact, chosen)
+			res, err := packView(cmd.Context(), &f, st, artifact, chosen)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,13 @@
+# Sourced by the bench scripts.
+
+# timed CMD... prints the seconds CMD took, wall clock.
+timed() {
+	local start end
+	start=$(date +%s.%N)
+	"$@"
+	end=$(date +%s.%N)
+	awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f\n", e - s }'
+}
+
+# best A B prints the smaller of two times; an empty A is no time yet.
+best() { echo "${1:-$2} $2" | awk '{print ($2 < $1) ? $2 : $1}'; }

@@ -1,0 +1,382 @@
+package packer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"hash/crc32"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/volantvm/fledge/overlay"
+)
+
+func TestCRC32Combine(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	for _, cut := range []int{0, 1, 3, 4096, 65537, len(data) - 1, len(data)} {
+		a, b := data[:cut], data[cut:]
+		got := crc32Combine(crc32.ChecksumIEEE(a), crc32.ChecksumIEEE(b), int64(len(b)))
+		if want := crc32.ChecksumIEEE(data); got != want {
+			t.Errorf("cut at %d: combined %08x, want %08x", cut, got, want)
+		}
+	}
+}
+
+// hostTree writes files of every piece kind into a new folder: small ones
+// that share group pieces, one with a piece of its own and one spanning
+// several chunks. Their mtimes are an hour old.
+func hostTree(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 6))
+	sizes := map[string]int{"big": 3*chunkSize + 12345, "mid": smallRecord + 1, "empty": 0}
+	for i := range 40 {
+		sizes[fmt.Sprintf("small/%02d", i)] = 1 + rng.IntN(40<<10)
+	}
+	for name, n := range sizes {
+		writeOld(t, filepath.Join(dir, name), prose(rng, n))
+	}
+	settle()
+	return dir
+}
+
+// settle waits until files written so far are no longer racy: their ctime
+// (which Chtimes cannot set back) is then older than the next pack by more
+// than racyWindow, so the stat index may vouch for them.
+func settle() {
+	time.Sleep(racyWindow + 10*time.Millisecond)
+}
+
+var anHourAgo = time.Now().Add(-time.Hour).Truncate(time.Second)
+
+func writeOld(t *testing.T, p string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, anHourAgo, anHourAgo); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hostView is the tree mapped at /src, read from the host now.
+func hostView(t *testing.T, dir string) *overlay.View {
+	return viewOf(t, overlay.Skeleton(), overlay.Mappings("", []overlay.Mapping{{Host: dir, Guest: "/src"}}))
+}
+
+// packCached packs v with the cache in dir and returns what it did.
+func packCached(t *testing.T, v *overlay.View, dir string, limit int64) ([]byte, *packStats) {
+	t.Helper()
+	var b bytes.Buffer
+	st := &packStats{}
+	if err := Write(context.Background(), v, &b, Options{CacheDir: dir, CacheLimit: limit, stats: st}); err != nil {
+		t.Fatalf("Write with cache %s: %v", dir, err)
+	}
+	return b.Bytes(), st
+}
+
+func wantStats(t *testing.T, what string, st *packStats, read, deflated int64) {
+	t.Helper()
+	if st.read.Load() != read || st.deflated.Load() != deflated {
+		t.Errorf("%s: %d chunks read, %d pieces compressed (%d reused); want %d read, %d compressed",
+			what, st.read.Load(), st.deflated.Load(), st.reused.Load(), read, deflated)
+	}
+}
+
+// TestWarmPackIsTheColdPack packs the same inputs without a cache, into an
+// empty cache and from the warm cache on one and on eight cores: the bytes
+// must be the same, and the warm packs must neither read nor compress.
+func TestWarmPackIsTheColdPack(t *testing.T) {
+	dir, cache := hostTree(t), t.TempDir()
+	cold := pack(t, hostView(t, dir), Gzip)
+	first, st := packCached(t, hostView(t, dir), cache, 0)
+	if !bytes.Equal(first, cold) {
+		t.Fatalf("a pack into an empty cache differs from a pack without one")
+	}
+	wantStats(t, "first pack", st, 45, st.reused.Load()+st.deflated.Load())
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 8} {
+		runtime.GOMAXPROCS(procs)
+		warm, st := packCached(t, hostView(t, dir), cache, 0)
+		if !bytes.Equal(warm, cold) {
+			t.Fatalf("warm pack with GOMAXPROCS=%d differs from the cold pack", procs)
+		}
+		wantStats(t, fmt.Sprintf("warm pack with GOMAXPROCS=%d", procs), st, 0, 0)
+	}
+	checkGzip(t, cold, pack(t, hostView(t, dir), None))
+}
+
+// TestTouchedFileIsReadNotCompressed: new times on the same content make
+// the file be read again (its stat changed) but its piece is reused.
+func TestTouchedFileIsReadNotCompressed(t *testing.T) {
+	t.Parallel()
+	dir, cache := hostTree(t), t.TempDir()
+	before, _ := packCached(t, hostView(t, dir), cache, 0)
+	touched := anHourAgo.Add(-time.Minute)
+	if err := os.Chtimes(filepath.Join(dir, "small/07"), touched, touched); err != nil {
+		t.Fatal(err)
+	}
+	after, st := packCached(t, hostView(t, dir), cache, 0)
+	if !bytes.Equal(after, before) {
+		t.Fatalf("touching a mapped file changed the artifact")
+	}
+	wantStats(t, "pack after touch", st, 1, 0)
+}
+
+// TestChangeWithinTheSameSecond rewrites a file just after it was packed,
+// keeping its size and mtime: only ctime and the racy rule can tell.
+func TestChangeWithinTheSameSecond(t *testing.T) {
+	t.Parallel()
+	dir, cache := hostTree(t), t.TempDir()
+	p := filepath.Join(dir, "small/03")
+	old, _ := os.ReadFile(p)
+	now := time.Now()
+	if err := os.Chtimes(p, now, now); err != nil {
+		t.Fatal(err)
+	}
+	packCached(t, hostView(t, dir), cache, 0)
+	if err := os.WriteFile(p, bytes.ToUpper(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, now, now); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := packCached(t, hostView(t, dir), cache, 0)
+	if !bytes.Equal(got, pack(t, hostView(t, dir), Gzip)) {
+		t.Fatalf("the re-pack differs from a cold pack of the changed tree: stale bytes")
+	}
+}
+
+// TestRacyEntryIsNotTrusted checks the rule itself on a stat that did not
+// change at all, as on a file system with coarse timestamps.
+func TestRacyEntryIsNotTrusted(t *testing.T) {
+	start := time.Now()
+	for _, tc := range []struct {
+		mtime   time.Time
+		trusted bool
+	}{
+		{start.Add(-time.Hour), true},
+		{start.Add(-racyWindow - time.Millisecond), true},
+		{start.Add(-racyWindow / 2), false},
+		{start.Add(time.Second), false},
+	} {
+		x := &statIndex{entries: map[string]indexEntry{}}
+		st := fileStat{dev: 1, ino: 2, size: 3, mtime: tc.mtime.UnixNano(), ctime: tc.mtime.UnixNano()}
+		x.record("/f", st, [][32]byte{{1}}, false, start)
+		if _, ok := x.lookup("/f", st); ok != tc.trusted {
+			t.Errorf("mtime %v before the pack: trusted %v, want %v", start.Sub(tc.mtime), ok, tc.trusted)
+		}
+	}
+}
+
+// TestFileReplacedByRename puts new content of the same size and mtime in
+// place with rename(2), as editors and compilers do.
+func TestFileReplacedByRename(t *testing.T) {
+	t.Parallel()
+	dir, cache := hostTree(t), t.TempDir()
+	before, _ := packCached(t, hostView(t, dir), cache, 0)
+	p := filepath.Join(dir, "mid")
+	old, _ := os.ReadFile(p)
+	writeOld(t, p+".new", bytes.ToUpper(old))
+	if err := os.Rename(p+".new", p); err != nil {
+		t.Fatal(err)
+	}
+	after, st := packCached(t, hostView(t, dir), cache, 0)
+	if bytes.Equal(after, before) {
+		t.Fatalf("the renamed-over file was not seen")
+	}
+	if !bytes.Equal(after, pack(t, hostView(t, dir), Gzip)) {
+		t.Fatalf("the re-pack differs from a cold pack of the changed tree")
+	}
+	wantStats(t, "pack after rename", st, 1, 1)
+}
+
+// pieceFiles lists the cached pieces.
+func pieceFiles(t *testing.T, cache string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(cache, "??", "*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no pieces in %s (%v)", cache, err)
+	}
+	return files
+}
+
+// TestCorruptPieceIsRebuilt damages every cached piece, by a flipped byte
+// or a cut, and wants the re-pack to read and compress everything again
+// and be right.
+func TestCorruptPieceIsRebuilt(t *testing.T) {
+	t.Parallel()
+	dir, cache := hostTree(t), t.TempDir()
+	good, _ := packCached(t, hostView(t, dir), cache, 0)
+	files := pieceFiles(t, cache)
+	for i, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch i % 3 {
+		case 0:
+			b[len(b)/2] ^= 0x40
+		case 1:
+			b = b[:len(b)-1]
+		case 2:
+			b = b[:3]
+		}
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, st := packCached(t, hostView(t, dir), cache, 0)
+	if !bytes.Equal(got, good) {
+		t.Fatalf("a pack over corrupt pieces differs from the good artifact")
+	}
+	wantStats(t, "pack over corrupt pieces", st, 45, int64(len(files)))
+	_, st = packCached(t, hostView(t, dir), cache, 0)
+	wantStats(t, "pack after the rebuild", st, 0, 0)
+}
+
+func cacheBytes(t *testing.T, cache string) int64 {
+	t.Helper()
+	var n int64
+	for _, f := range pieceFiles(t, cache) {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
+}
+
+// TestCacheStaysWithinItsLimit packs two trees of about the same size with
+// room for one and a half: the older tree's pieces go, the newer's stay.
+func TestCacheStaysWithinItsLimit(t *testing.T) {
+	t.Parallel()
+	a, b, probe := hostTree(t), t.TempDir(), t.TempDir()
+	writeOld(t, filepath.Join(b, "other"), prose(rand.New(rand.NewPCG(7, 8)), 3*chunkSize))
+	settle()
+	packCached(t, hostView(t, b), probe, 0)
+	one := cacheBytes(t, probe)
+	limit := one * 3 / 2
+	cache := t.TempDir()
+	packCached(t, hostView(t, a), cache, limit)
+	packCached(t, hostView(t, b), cache, limit)
+	if n := cacheBytes(t, cache); n > limit {
+		t.Fatalf("the cache holds %d bytes, over its limit of %d", n, limit)
+	}
+	_, st := packCached(t, hostView(t, b), cache, limit)
+	wantStats(t, "re-pack of the newest tree", st, 0, 0)
+	_, st = packCached(t, hostView(t, a), cache, limit)
+	if st.deflated.Load() == 0 {
+		t.Errorf("the oldest tree's pieces all survived the pruning")
+	}
+}
+
+func TestCacheLimitFromEnv(t *testing.T) {
+	for in, want := range map[string]int64{"": DefaultCacheLimit, "4096": 4096, "512M": 512 << 20, "2g": 2 << 30} {
+		t.Setenv(CacheLimitEnv, in)
+		if got, err := cacheLimitFromEnv(); err != nil || got != want {
+			t.Errorf("%s=%q: %d, %v; want %d", CacheLimitEnv, in, got, err, want)
+		}
+	}
+	for _, in := range []string{"-1", "0", "lots", "5T", "M"} {
+		t.Setenv(CacheLimitEnv, in)
+		if _, err := cacheLimitFromEnv(); err == nil {
+			t.Errorf("%s=%q was accepted", CacheLimitEnv, in)
+		}
+	}
+}
+
+// TestStaleTempFilesAreSwept: a killed pack leaves a temporary file; the
+// next pack removes it once it is old, and leaves a running pack's alone.
+func TestStaleTempFilesAreSwept(t *testing.T) {
+	cache := t.TempDir()
+	tmp := filepath.Join(cache, "tmp")
+	writeOld(t, filepath.Join(tmp, "killed"), []byte("half a piece"))
+	old := time.Now().Add(-2 * staleTemp)
+	os.Chtimes(filepath.Join(tmp, "killed"), old, old)
+	if err := os.WriteFile(filepath.Join(tmp, "running"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	packCached(t, viewOf(t, richLayer()), cache, 0)
+	if _, err := os.Stat(filepath.Join(tmp, "killed")); !os.IsNotExist(err) {
+		t.Errorf("the stale temporary file is still there (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "running")); err != nil {
+		t.Errorf("a fresh temporary file was removed: %v", err)
+	}
+}
+
+// TestTwoPacksAtOnce runs packs of two trees side by side on one cache,
+// with a limit that makes them prune each other's pieces: every artifact
+// must still be the cold pack of its tree.
+func TestTwoPacksAtOnce(t *testing.T) {
+	t.Parallel()
+	trees := []string{hostTree(t), t.TempDir()}
+	writeOld(t, filepath.Join(trees[1], "other"), prose(rand.New(rand.NewPCG(9, 10)), 2*chunkSize+7))
+	settle()
+	var cold [2][]byte
+	for i, d := range trees {
+		cold[i] = pack(t, hostView(t, d), Gzip)
+	}
+	cache := t.TempDir()
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 6 {
+				tree := (w + i) % 2
+				var b bytes.Buffer
+				v, err := (&overlay.Stack{Layers: []overlay.Layer{overlay.Skeleton(),
+					overlay.Mappings("", []overlay.Mapping{{Host: trees[tree], Guest: "/src"}})}, Epoch: testEpoch}).View()
+				if err == nil {
+					err = Write(context.Background(), v, &b, Options{CacheDir: cache, CacheLimit: 1 << 20})
+				}
+				if err != nil {
+					t.Errorf("pack %d of worker %d: %v", i, w, err)
+				} else if !bytes.Equal(b.Bytes(), cold[tree]) {
+					t.Errorf("pack %d of worker %d: tree %d differs from its cold pack", i, w, tree)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestAddedFileLeavesTheOtherPieces adds a small file among the others and
+// a large one: only the pieces around them and the trailer are new, which
+// needs records whose bytes do not depend on their position (inode numbers
+// from names, groups cut on names).
+func TestAddedFileLeavesTheOtherPieces(t *testing.T) {
+	t.Parallel()
+	dir, cache := hostTree(t), t.TempDir()
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, add := range []struct {
+		name string
+		size int
+	}{{"small/10a", 3000}, {"large", 2*chunkSize + 5}} {
+		_, before := packCached(t, hostView(t, dir), cache, 0)
+		writeOld(t, filepath.Join(dir, add.name), prose(rng, add.size))
+		got, st := packCached(t, hostView(t, dir), cache, 0)
+		if !bytes.Equal(got, pack(t, hostView(t, dir), Gzip)) {
+			t.Fatalf("after adding %s: the re-pack differs from a cold pack", add.name)
+		}
+		pieces := before.reused.Load() + before.deflated.Load()
+		if n := st.deflated.Load(); n > 2+int64(add.size/chunkSize+1) || st.reused.Load() < pieces-3 {
+			t.Errorf("after adding %s: %d pieces compressed, %d reused of %d before", add.name, n, st.reused.Load(), pieces)
+		}
+	}
+}

@@ -1,0 +1,241 @@
+package packer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/volantvm/fledge/overlay"
+)
+
+// gzipHeader is RFC 1952's fixed header with no name, no time (0 means
+// none) and OS "unknown", so nothing of the packing host shows.
+var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
+
+// finalBlock is an empty final deflate block (fixed Huffman, only the end
+// code): the pieces end with non-final blocks, so the stream needs one.
+var finalBlock = []byte{0x03, 0x00}
+
+// writePieces writes the records as one gzip member made of pieces (see
+// pieces.go), taking from the cache what it holds and compressing the rest
+// on all cores.
+func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Writer, opts Options) error {
+	start := time.Now()
+	cache, err := openPieceCache(opts.CacheDir, opts.CacheLimit)
+	if err != nil {
+		return err
+	}
+	pieces, srcs, err := layout(ctx, v, recs, cache.index())
+	if err != nil {
+		return err
+	}
+	stats := opts.stats
+	if stats == nil {
+		stats = &packStats{}
+	}
+	if err := compressPieces(ctx, pieces, cache, stats, w); err != nil {
+		return err
+	}
+	cache.finish(srcs, start)
+	return nil
+}
+
+// pieceOut is a compressed piece and the CRC-32 of its uncompressed bytes.
+type pieceOut struct {
+	comp []byte
+	crc  uint32
+	err  error
+}
+
+// compressPieces runs one worker per core over the pieces and writes their
+// results in archive order; at most a few pieces per worker wait to be
+// written, which bounds the memory used whatever the size of the image.
+func compressPieces(ctx context.Context, pieces []*piece, cache *pieceCache, stats *packStats, w io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	procs := runtime.GOMAXPROCS(0)
+	outs := make([]chan pieceOut, len(pieces))
+	for i := range outs {
+		outs[i] = make(chan pieceOut, 1)
+	}
+	ahead := make(chan struct{}, 4*procs)
+	todo := make(chan int)
+	go func() {
+		defer close(todo)
+		for i := range pieces {
+			select {
+			case ahead <- struct{}{}:
+				todo <- i
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &pieceCompressor{cache: cache, stats: stats}
+			for i := range todo {
+				outs[i] <- c.compress(ctx, pieces[i])
+			}
+		}()
+	}
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	if _, err := w.Write(gzipHeader); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
+	}
+	var crc uint32
+	var size int64
+	for i, p := range pieces {
+		var o pieceOut
+		select {
+		case o = <-outs[i]:
+		case <-ctx.Done():
+			return stopped(p.where(), ctx.Err())
+		}
+		<-ahead
+		if o.err != nil {
+			return o.err
+		}
+		if _, err := w.Write(o.comp); err != nil {
+			return fmt.Errorf("writing archive: %w", err)
+		}
+		crc = crc32Combine(crc, o.crc, p.n)
+		size += p.n
+	}
+	tail := binary.LittleEndian.AppendUint32(append([]byte(nil), finalBlock...), crc)
+	tail = binary.LittleEndian.AppendUint32(tail, uint32(size)) // ISIZE is the length modulo 2^32
+	if _, err := w.Write(tail); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
+	}
+	return nil
+}
+
+// packStats counts what a pack did: chunks of file data read, pieces
+// taken from the cache and pieces compressed.
+type packStats struct {
+	read, reused, deflated atomic.Int64
+}
+
+// pieceCompressor is one worker's deflate state, reused piece after piece.
+type pieceCompressor struct {
+	cache *pieceCache
+	stats *packStats
+	fw    *flate.Writer
+	buf   bytes.Buffer
+	raw   []byte
+}
+
+// buffer returns the worker's buffer for n uncompressed bytes: reused from
+// piece to piece, since fresh memory for every piece of a large image costs
+// more in page faults than the copy of a cached piece does.
+func (c *pieceCompressor) buffer(n int64) []byte {
+	if int64(cap(c.raw)) < n {
+		c.raw = make([]byte, n)
+	}
+	return c.raw[:n]
+}
+
+func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
+	// The key needs the sums of all the data: read what the index has no
+	// sums for, and the rest only if the cache lacks the piece.
+	// Nothing is read for a piece that is all known and cached.
+	var raw []byte
+	done := make([]bool, len(p.spans))
+	if !p.known() {
+		raw = c.buffer(p.n)
+		if err := c.fill(ctx, p, raw, done, func(s span) bool { return !s.src.known[s.chunk] }); err != nil {
+			return pieceOut{err: err}
+		}
+	}
+	key := p.key(gzipLevel)
+	if comp, crc, ok := c.cache.get(key, p.n); ok {
+		c.stats.reused.Add(1)
+		return pieceOut{comp: comp, crc: crc}
+	}
+	if raw == nil {
+		raw = c.buffer(p.n)
+	}
+	if err := c.fill(ctx, p, raw, done, func(span) bool { return true }); err != nil {
+		return pieceOut{err: err}
+	}
+	key = p.key(gzipLevel) // a sum may have been corrected
+	comp, err := c.deflate(raw)
+	if err != nil {
+		return pieceOut{err: err}
+	}
+	c.stats.deflated.Add(1)
+	crc := crc32.ChecksumIEEE(raw)
+	c.cache.put(key, comp, crc, p.n)
+	return pieceOut{comp: comp, crc: crc}
+}
+
+// fill puts into raw, laid out as the piece, its literals and the data of
+// the spans that want selects and done does not mark, and sets the sums of
+// that data. Where the index vouched for a sum the file no longer matches,
+// the bytes that are there win, and the file is not recorded against its
+// stat.
+func (c *pieceCompressor) fill(ctx context.Context, p *piece, raw []byte, done []bool, want func(span) bool) error {
+	var off int64
+	for i, s := range p.spans {
+		at := off
+		off += s.len()
+		if done[i] || s.src != nil && !want(s) {
+			continue
+		}
+		if err := ctx.Err(); err != nil && s.record != "" {
+			return stopped(s.record, err)
+		}
+		done[i] = true
+		if s.src == nil {
+			copy(raw[at:], s.lit)
+			continue
+		}
+		b := raw[at:off]
+		if err := s.src.read(b, s.chunk); err != nil {
+			return err
+		}
+		c.stats.read.Add(1)
+		sum := sha256.Sum256(b)
+		if s.src.known[s.chunk] && sum != s.src.sums[s.chunk] {
+			s.src.changed.Store(true)
+		}
+		s.src.sums[s.chunk], s.src.known[s.chunk] = sum, true
+	}
+	return nil
+}
+
+// deflate compresses raw from an empty window and ends with a sync flush:
+// byte-aligned, not final, so pieces concatenate into one stream.
+func (c *pieceCompressor) deflate(raw []byte) ([]byte, error) {
+	c.buf.Reset()
+	if c.fw == nil {
+		fw, err := flate.NewWriter(&c.buf, gzipLevel)
+		if err != nil {
+			return nil, err
+		}
+		c.fw = fw
+	} else {
+		c.fw.Reset(&c.buf)
+	}
+	if _, err := c.fw.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := c.fw.Flush(); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(c.buf.Bytes()), nil
+}

@@ -22,10 +22,12 @@ import (
 //
 // On disk the layer mirrors the guest tree. New and changed objects are real
 // files, directories, symlinks, hard links and device nodes with their real
-// owners and modes. A deletion is an empty file ".wh.NAME" next to the
+// owners and modes. A deletion is a character device 0/0 in place of the
 // deleted NAME, and a directory that hides everything below it from lower
-// layers holds ".wh..wh..opq": the OCI and overlayfs convention, so the
-// folder reads the same in any tool that knows it.
+// layers holds ".wh..wh..opq": the kernel overlayfs convention, so the
+// folder reads the same in any tool that knows it, and a whiteout needs no
+// longer name than the name it deletes. Empty files ".wh.NAME", the
+// whiteouts earlier versions wrote, still read as deletions.
 type Edits struct {
 	dir string
 
@@ -46,9 +48,15 @@ type Edits struct {
 	// changes, so a read that raced with one is not kept.
 	cmu             sync.Mutex
 	objs, whiteouts map[string]Entry
-	gen             uint64
+	// problems are the entries left out because they could not be read.
+	problems map[string]error
+	gen      uint64
 	// sorted is list's result until the next change.
 	sorted []Entry
+
+	// links are the symlink targets read (see linkTarget).
+	linksMu sync.Mutex
+	links   map[linkKey]string
 }
 
 const (
@@ -126,13 +134,13 @@ func (e *Edits) Entries() ([]Entry, error) {
 		e.cmu.Unlock()
 		// Read without cmu: the read waits for changes in progress, and
 		// those finish by updating the entries (touched).
-		objs, whiteouts, err := e.read()
+		objs, whiteouts, problems, err := e.read()
 		if err != nil {
 			return nil, err
 		}
 		e.cmu.Lock()
 		if e.gen == gen {
-			e.objs, e.whiteouts, e.sorted = objs, whiteouts, nil
+			e.objs, e.whiteouts, e.problems, e.sorted = objs, whiteouts, problems, nil
 		}
 		e.cmu.Unlock()
 	}
@@ -141,7 +149,7 @@ func (e *Edits) Entries() ([]Entry, error) {
 // Reload forgets the entries read, so the next Entries reads the folder.
 func (e *Edits) Reload() {
 	e.cmu.Lock()
-	e.objs, e.whiteouts, e.sorted = nil, nil, nil
+	e.objs, e.whiteouts, e.problems, e.sorted = nil, nil, nil, nil
 	e.gen++
 	e.cmu.Unlock()
 }
@@ -173,65 +181,15 @@ func (e *Edits) list() []Entry {
 }
 
 // read walks the whole folder, while no change is in progress.
-func (e *Edits) read() (objs, whiteouts map[string]Entry, err error) {
+func (e *Edits) read() (objs, whiteouts map[string]Entry, problems map[string]error, err error) {
 	unlock, err := e.lockExclusive()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer unlock()
-	objs, whiteouts = map[string]Entry{}, map[string]Entry{}
-	return objs, whiteouts, e.scan(e.dir, objs, whiteouts)
-}
-
-// scan adds what the folder holds at and below host to objs and whiteouts.
-func (e *Edits) scan(host string, objs, whiteouts map[string]Entry) error {
-	if _, err := os.Lstat(host); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	err := filepath.WalkDir(host, func(host string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		guest, err := e.guest(host)
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		switch {
-		case guest == "/":
-		case name == opaqueMarker:
-			if dir, ok := objs[path.Dir(guest)]; ok {
-				dir.Opaque = true
-				objs[dir.Path] = dir
-			}
-			return nil
-		case strings.HasPrefix(name, metaPrefix):
-			return nil
-		case strings.HasPrefix(name, whiteoutPrefix):
-			p := path.Join(path.Dir(guest), strings.TrimPrefix(name, whiteoutPrefix))
-			whiteouts[p] = Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: host}
-			return nil
-		}
-		ent, err := hostStatEntry(host, guest)
-		if err != nil {
-			return err
-		}
-		objs[guest] = ent
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("reading the edits in %s: %w", e.dir, err)
-	}
-	return nil
-}
-
-// guest returns the guest path of a host path in the folder.
-func (e *Edits) guest(host string) (string, error) {
-	rel, err := filepath.Rel(e.dir, host)
-	if err != nil {
-		return "", err
-	}
-	return path.Clean("/" + filepath.ToSlash(rel)), nil
+	sc := scanned{e: e, objs: map[string]Entry{}, whiteouts: map[string]Entry{}, problems: map[string]error{}}
+	err = sc.scan("/")
+	return sc.objs, sc.whiteouts, sc.problems, err
 }
 
 // touched brings the entries up to date after a change at the guest paths
@@ -253,7 +211,7 @@ func (e *Edits) touched(ps ...string) {
 			continue
 		}
 		if err := e.reread(p); err != nil {
-			e.objs, e.whiteouts = nil, nil
+			e.objs, e.whiteouts, e.problems = nil, nil, nil
 			return
 		}
 	}
@@ -274,17 +232,14 @@ func (e *Edits) reread(p string) error {
 			delete(e.whiteouts, k)
 		}
 	}
-	host := filepath.Join(e.dir, filepath.FromSlash(p))
-	if err := e.scan(host, e.objs, e.whiteouts); err != nil {
-		return err
-	}
-	if p != "/" {
-		wh := filepath.Join(filepath.Dir(host), whiteoutPrefix+path.Base(p))
-		if _, err := os.Lstat(wh); err == nil {
-			e.whiteouts[p] = Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: wh}
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
+	for k := range e.problems {
+		if within(k, p) {
+			delete(e.problems, k)
 		}
+	}
+	sc := scanned{e: e, objs: e.objs, whiteouts: e.whiteouts, problems: e.problems}
+	if err := sc.scan(p); err != nil {
+		return err
 	}
 	for k, ent := range e.objs {
 		if within(k, p) && ent.LinkID != "" {
@@ -309,62 +264,9 @@ func (e *Edits) reread(p string) error {
 	return nil
 }
 
-// restat re-reads the single object at guest path p (not what is below it).
-func (e *Edits) restat(p string) error {
-	host := filepath.Join(e.dir, filepath.FromSlash(p))
-	ent, err := hostStatEntry(host, p)
-	if errors.Is(err, fs.ErrNotExist) {
-		delete(e.objs, p)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if ent.Type == Dir {
-		if _, err := os.Lstat(filepath.Join(host, opaqueMarker)); err == nil {
-			ent.Opaque = true
-		}
-	}
-	e.objs[p] = ent
-	return nil
-}
-
 // within reports whether guest path k is p or below it.
 func within(k, p string) bool {
 	return k == p || p == "/" || strings.HasPrefix(k, p+"/")
-}
-
-// hostStatEntry describes the object at host, never following a symlink.
-func hostStatEntry(host, guest string) (Entry, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(host, &st); err != nil {
-		return Entry{}, &os.PathError{Op: "lstat", Path: host, Err: err}
-	}
-	t, perm, err := FromUnixMode(st.Mode)
-	if err != nil {
-		return Entry{}, fmt.Errorf("%s: %w", host, err)
-	}
-	ent := Entry{
-		Path: guest, Type: t, Perm: perm,
-		UID: int(st.Uid), GID: int(st.Gid),
-		MTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UTC(),
-		Layer: EditsLayer, Source: host,
-	}
-	switch t {
-	case Regular:
-		ent.Size = st.Size
-		ent.Content = HostFile(host)
-	case Symlink:
-		if ent.Linkname, err = os.Readlink(host); err != nil {
-			return Entry{}, err
-		}
-	case CharDev, BlockDev:
-		ent.Major, ent.Minor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
-	}
-	if t != Dir && st.Nlink > 1 {
-		ent.LinkID = fmt.Sprintf("%d:%d", st.Dev, st.Ino)
-	}
-	return ent, nil
 }
 
 // lockExclusive waits until no mutation is in progress and keeps new ones

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/volantvm/fledge/overlay"
 )
@@ -62,7 +63,15 @@ func (n *node) lookup() (*overlay.View, *overlay.Node, syscall.Errno) {
 	return v, vn, 0
 }
 
+// nameMax is the longest name the mount stores, as on the host file
+// systems the edits live on; the kernel leaves the check to the file
+// system.
+const nameMax = 255
+
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if len(name) > nameMax {
+		return nil, syscall.ENAMETOOLONG
+	}
 	v, err := n.fsys.View()
 	if err != nil {
 		return nil, toErrno(err)
@@ -88,15 +97,22 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 	v, vn, errno := n.lookup()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if errno == syscall.ENOENT {
+	switch errno {
+	case syscall.ENOENT:
 		out.Attr = n.last
-		return 0
-	}
-	if errno != 0 {
+	case 0:
+		n.fsys.fill(v, vn, &out.Attr)
+		out.SetTimeout(n.fsys.timeout(vn))
+	default:
 		return errno
 	}
-	n.fsys.fill(v, vn, &out.Attr)
-	out.SetTimeout(n.fsys.timeout(vn))
+	// An open file of the edits knows best, unlinked (nlink 0) too.
+	if ef, ok := fh.(*editFile); ok {
+		var st unix.Stat_t
+		if unix.Fstat(int(ef.f.Fd()), &st) == nil {
+			fillStat(&st, &out.Attr)
+		}
+	}
 	n.last = out.Attr
 	return 0
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,14 +40,17 @@ type Edits struct {
 
 	// cmu guards the entries read from the folder, which the changes made
 	// through this Edits keep up to date (see touched), so a change costs
-	// what it touched, not a walk of every edit. objs are the objects and
-	// whiteouts the deletions, by guest path; nil until read. gen counts
-	// changes, so a read that raced with one is not kept.
-	cmu             sync.Mutex
-	objs, whiteouts map[string]Entry
-	gen             uint64
+	// what it touched, not a walk of every edit. gen counts changes, so a
+	// read that raced with one is not kept.
+	cmu sync.Mutex
+	tr  *tree
+	gen uint64
 	// sorted is list's result until the next change.
 	sorted []Entry
+	// delta holds the changes since the last Delta call; lost is set when
+	// the entries were dropped since (Reload), so they are unknown.
+	delta []Delta
+	lost  bool
 }
 
 const (
@@ -118,7 +120,7 @@ func (e *Edits) stamp() error {
 func (e *Edits) Entries() ([]Entry, error) {
 	for {
 		e.cmu.Lock()
-		if e.objs != nil {
+		if e.tr != nil {
 			defer e.cmu.Unlock()
 			return e.list(), nil
 		}
@@ -126,13 +128,13 @@ func (e *Edits) Entries() ([]Entry, error) {
 		e.cmu.Unlock()
 		// Read without cmu: the read waits for changes in progress, and
 		// those finish by updating the entries (touched).
-		objs, whiteouts, err := e.read()
+		tr, err := e.read()
 		if err != nil {
 			return nil, err
 		}
 		e.cmu.Lock()
 		if e.gen == gen {
-			e.objs, e.whiteouts, e.sorted = objs, whiteouts, nil
+			e.tr, e.sorted = tr, nil
 		}
 		e.cmu.Unlock()
 	}
@@ -141,9 +143,15 @@ func (e *Edits) Entries() ([]Entry, error) {
 // Reload forgets the entries read, so the next Entries reads the folder.
 func (e *Edits) Reload() {
 	e.cmu.Lock()
-	e.objs, e.whiteouts, e.sorted = nil, nil, nil
-	e.gen++
+	e.forget()
 	e.cmu.Unlock()
+}
+
+// forget drops the entries read; cmu is held.
+func (e *Edits) forget() {
+	e.tr, e.sorted = nil, nil
+	e.gen++
+	e.lost = true
 }
 
 // list returns the entries sorted by path, the way a view applies them,
@@ -155,36 +163,23 @@ func (e *Edits) list() []Entry {
 	if e.sorted != nil {
 		return e.sorted
 	}
-	out := make([]Entry, 0, len(e.whiteouts)+len(e.objs))
-	for _, w := range e.whiteouts {
-		out = append(out, w)
-	}
-	for _, o := range e.objs {
-		out = append(out, o)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Path != out[j].Path {
-			return out[i].Path < out[j].Path
-		}
-		return out[i].Type == Whiteout && out[j].Type != Whiteout
-	})
-	e.sorted = out
-	return out
+	e.sorted = e.tr.below("/")
+	return e.sorted
 }
 
 // read walks the whole folder, while no change is in progress.
-func (e *Edits) read() (objs, whiteouts map[string]Entry, err error) {
+func (e *Edits) read() (*tree, error) {
 	unlock, err := e.lockExclusive()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer unlock()
-	objs, whiteouts = map[string]Entry{}, map[string]Entry{}
-	return objs, whiteouts, e.scan(e.dir, objs, whiteouts)
+	tr := newTree()
+	return tr, e.scan(e.dir, tr)
 }
 
-// scan adds what the folder holds at and below host to objs and whiteouts.
-func (e *Edits) scan(host string, objs, whiteouts map[string]Entry) error {
+// scan adds what the folder holds at and below host to tr.
+func (e *Edits) scan(host string, tr *tree) error {
 	if _, err := os.Lstat(host); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -200,23 +195,20 @@ func (e *Edits) scan(host string, objs, whiteouts map[string]Entry) error {
 		switch {
 		case guest == "/":
 		case name == opaqueMarker:
-			if dir, ok := objs[path.Dir(guest)]; ok {
-				dir.Opaque = true
-				objs[dir.Path] = dir
-			}
+			tr.markOpaque(path.Dir(guest))
 			return nil
 		case strings.HasPrefix(name, metaPrefix):
 			return nil
 		case strings.HasPrefix(name, whiteoutPrefix):
 			p := path.Join(path.Dir(guest), strings.TrimPrefix(name, whiteoutPrefix))
-			whiteouts[p] = Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: host}
+			tr.put(Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: host})
 			return nil
 		}
 		ent, err := hostStatEntry(host, guest)
 		if err != nil {
 			return err
 		}
-		objs[guest] = ent
+		tr.put(ent)
 		return nil
 	})
 	if err != nil {
@@ -237,14 +229,14 @@ func (e *Edits) guest(host string) (string, error) {
 // touched brings the entries up to date after a change at the guest paths
 // ps: each path's subtree and whiteout, its parents (a change copies them
 // up, and changes their times), and the other names of hard links it held
-// or holds. Anything that cannot be read drops the entries, for a full read
-// next time.
+// or holds. Each is recorded for Delta. Anything that cannot be read drops
+// the entries, for a full read next time.
 func (e *Edits) touched(ps ...string) {
 	e.cmu.Lock()
 	defer e.cmu.Unlock()
 	e.gen++
 	e.sorted = nil
-	if e.objs == nil {
+	if e.tr == nil {
 		return
 	}
 	for _, p := range ps {
@@ -253,7 +245,7 @@ func (e *Edits) touched(ps ...string) {
 			continue
 		}
 		if err := e.reread(p); err != nil {
-			e.objs, e.whiteouts = nil, nil
+			e.forget()
 			return
 		}
 	}
@@ -261,49 +253,42 @@ func (e *Edits) touched(ps ...string) {
 
 func (e *Edits) reread(p string) error {
 	links := map[string]bool{}
-	for k, ent := range e.objs {
-		if within(k, p) {
-			if ent.LinkID != "" {
-				links[ent.LinkID] = true
-			}
-			delete(e.objs, k)
+	e.tr.dropBelow(p, false, func(ent Entry) {
+		if ent.LinkID != "" {
+			links[ent.LinkID] = true
 		}
-	}
-	for k := range e.whiteouts {
-		if within(k, p) {
-			delete(e.whiteouts, k)
-		}
-	}
+	})
 	host := filepath.Join(e.dir, filepath.FromSlash(p))
-	if err := e.scan(host, e.objs, e.whiteouts); err != nil {
+	if err := e.scan(host, e.tr); err != nil {
 		return err
 	}
 	if p != "/" {
 		wh := filepath.Join(filepath.Dir(host), whiteoutPrefix+path.Base(p))
 		if _, err := os.Lstat(wh); err == nil {
-			e.whiteouts[p] = Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: wh}
+			e.tr.put(Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: wh})
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
-	for k, ent := range e.objs {
-		if within(k, p) && ent.LinkID != "" {
-			links[ent.LinkID] = true
+	e.tr.walk(p, func(n *treeNode) {
+		if n.hasObj && n.obj.LinkID != "" {
+			links[n.obj.LinkID] = true
 		}
-	}
-	var again []string
+	})
+	e.delta = append(e.delta, Delta{Path: p, Tree: true})
 	for a := p; a != "/"; {
 		a = path.Dir(a)
-		again = append(again, a)
-	}
-	for k, ent := range e.objs {
-		if links[ent.LinkID] && !within(k, p) {
-			again = append(again, k)
+		if err := e.restat(a); err != nil {
+			return err
 		}
 	}
-	for _, k := range again {
-		if err := e.restat(k); err != nil {
-			return err
+	for id := range links {
+		for _, k := range e.tr.linked(id) {
+			if !within(k, p) {
+				if err := e.restat(k); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
@@ -314,7 +299,9 @@ func (e *Edits) restat(p string) error {
 	host := filepath.Join(e.dir, filepath.FromSlash(p))
 	ent, err := hostStatEntry(host, p)
 	if errors.Is(err, fs.ErrNotExist) {
-		delete(e.objs, p)
+		// Gone with what was below it, if anything.
+		e.tr.dropBelow(p, true, func(Entry) {})
+		e.delta = append(e.delta, Delta{Path: p, Tree: true})
 		return nil
 	}
 	if err != nil {
@@ -325,7 +312,8 @@ func (e *Edits) restat(p string) error {
 			ent.Opaque = true
 		}
 	}
-	e.objs[p] = ent
+	e.tr.put(ent)
+	e.delta = append(e.delta, Delta{Path: p})
 	return nil
 }
 

@@ -159,3 +159,38 @@ func BenchmarkCreateBesideMappedTree20000(b *testing.B) {
 		})
 	}
 }
+
+// Creating one small file through the mount after 0, 2,000 and 20,000
+// earlier edits (made through the mount, in 100 folders), and on the host.
+// A change costs what it changes, so the 20,000 case must stay within 1.5x
+// of the 0 case.
+func BenchmarkCreateAfterEdits(b *testing.B) {
+	b.Run("host", func(b *testing.B) { createFiles(b, b.TempDir()) })
+	for _, n := range []int{0, 2000, 20000} {
+		b.Run(fmt.Sprintf("edits=%d", n), func(b *testing.B) {
+			mnt := benchMount(b, mappedTree(b), "/data", Options{})
+			start := time.Now()
+			for i := range n {
+				dir := filepath.Join(mnt, "earlier", fmt.Sprintf("d%03d", i%100))
+				if i < 100 {
+					must(b, os.MkdirAll(dir, 0o755))
+				}
+				must(b, os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%05d", i)), []byte("edit"), 0o644))
+			}
+			if n > 0 {
+				b.Logf("%d earlier edits made in %v", n, time.Since(start).Round(time.Millisecond))
+			}
+			dir := filepath.Join(mnt, "new")
+			must(b, os.Mkdir(dir, 0o755))
+			createFiles(b, dir)
+		})
+	}
+}
+
+func createFiles(b *testing.B, dir string) {
+	i := 0
+	for b.Loop() {
+		i++
+		must(b, os.WriteFile(filepath.Join(dir, fmt.Sprintf("new%d", i)), []byte("edit"), 0o644))
+	}
+}

@@ -234,6 +234,10 @@ func (e *Edits) guest(host string) (string, error) {
 func (e *Edits) touched(ps ...string) {
 	e.cmu.Lock()
 	defer e.cmu.Unlock()
+	e.touchedLocked(ps...)
+}
+
+func (e *Edits) touchedLocked(ps ...string) {
 	e.gen++
 	e.sorted = nil
 	if e.tr == nil {
@@ -251,6 +255,33 @@ func (e *Edits) touched(ps ...string) {
 	}
 }
 
+// touchedAttr is touched after a change of p's own metadata: a folder
+// the layer held already is read again alone, not with all below it.
+func (e *Edits) touchedAttr(p string) {
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
+	var n *treeNode
+	if e.tr != nil {
+		n = e.tr.node(p, false)
+	}
+	if n == nil || !n.hasObj || n.obj.Type != Dir {
+		e.touchedLocked(p)
+		return
+	}
+	e.gen++
+	e.sorted = nil
+	for a := p; ; a = path.Dir(a) {
+		changed, err := e.restat(a)
+		if err != nil {
+			e.forget()
+			return
+		}
+		if !changed || a == "/" {
+			return
+		}
+	}
+}
+
 func (e *Edits) reread(p string) error {
 	links := map[string]bool{}
 	e.tr.dropBelow(p, false, func(ent Entry) {
@@ -259,8 +290,17 @@ func (e *Edits) reread(p string) error {
 		}
 	})
 	host := filepath.Join(e.dir, filepath.FromSlash(p))
-	if err := e.scan(host, e.tr); err != nil {
+	ent, err := hostStatEntry(host, p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
 		return err
+	case ent.Type == Dir:
+		if err := e.scan(host, e.tr); err != nil {
+			return err
+		}
+	default:
+		e.tr.put(ent)
 	}
 	if p != "/" {
 		wh := filepath.Join(filepath.Dir(host), whiteoutPrefix+path.Base(p))
@@ -276,16 +316,23 @@ func (e *Edits) reread(p string) error {
 		}
 	})
 	e.delta = append(e.delta, Delta{Path: p, Tree: true})
+	// Parents change from the bottom up: one changes only by something
+	// made or removed in it, which a copy-up of the one below it is. So
+	// the first parent that did not change ends the climb.
 	for a := p; a != "/"; {
 		a = path.Dir(a)
-		if err := e.restat(a); err != nil {
+		changed, err := e.restat(a)
+		if err != nil {
 			return err
+		}
+		if !changed {
+			break
 		}
 	}
 	for id := range links {
 		for _, k := range e.tr.linked(id) {
 			if !within(k, p) {
-				if err := e.restat(k); err != nil {
+				if _, err := e.restat(k); err != nil {
 					return err
 				}
 			}
@@ -294,27 +341,38 @@ func (e *Edits) reread(p string) error {
 	return nil
 }
 
-// restat re-reads the single object at guest path p (not what is below it).
-func (e *Edits) restat(p string) error {
+// restat re-reads the single object at guest path p (not what is below
+// it) and reports whether it changed.
+func (e *Edits) restat(p string) (bool, error) {
 	host := filepath.Join(e.dir, filepath.FromSlash(p))
 	ent, err := hostStatEntry(host, p)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Gone with what was below it, if anything.
 		e.tr.dropBelow(p, true, func(Entry) {})
 		e.delta = append(e.delta, Delta{Path: p, Tree: true})
-		return nil
+		return true, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if ent.Type == Dir {
 		if _, err := os.Lstat(filepath.Join(host, opaqueMarker)); err == nil {
 			ent.Opaque = true
 		}
 	}
+	if n := e.tr.node(p, false); n != nil && n.hasObj && sameEntry(&n.obj, &ent) {
+		return false, nil
+	}
 	e.tr.put(ent)
 	e.delta = append(e.delta, Delta{Path: p})
-	return nil
+	return true, nil
+}
+
+// sameEntry reports whether two reads of one object found it unchanged.
+func sameEntry(a, b *Entry) bool {
+	return a.Type == b.Type && a.Perm == b.Perm && a.UID == b.UID && a.GID == b.GID &&
+		a.Size == b.Size && a.MTime.Equal(b.MTime) && a.Linkname == b.Linkname &&
+		a.Major == b.Major && a.Minor == b.Minor && a.LinkID == b.LinkID && a.Opaque == b.Opaque
 }
 
 // within reports whether guest path k is p or below it.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -192,5 +193,30 @@ func createFiles(b *testing.B, dir string) {
 	for b.Loop() {
 		i++
 		must(b, os.WriteFile(filepath.Join(dir, fmt.Sprintf("new%d", i)), []byte("edit"), 0o644))
+	}
+}
+
+// tar x of the Go source tree into the mount and on the host: the same
+// work as bench/mount-tar.sh, in-process, so -cpuprofile sees the server.
+func BenchmarkUntarGoTree(b *testing.B) {
+	src := filepath.Join(runtime.GOROOT(), "src")
+	tarball := filepath.Join(b.TempDir(), "src.tar")
+	if out, err := exec.Command("tar", "-C", filepath.Dir(src), "-cf", tarball, "src").CombinedOutput(); err != nil {
+		b.Fatalf("tar c: %v: %s", err, out)
+	}
+	host := b.TempDir()
+	mnt := benchMount(b, mappedTree(b), "/data", Options{})
+	for _, where := range []struct{ name, dir string }{{"host", host}, {"mount", mnt}} {
+		b.Run(where.name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				i++
+				dir := filepath.Join(where.dir, fmt.Sprintf("x%d", i))
+				must(b, os.Mkdir(dir, 0o755))
+				if out, err := exec.Command("tar", "-C", dir, "-xf", tarball).CombinedOutput(); err != nil {
+					b.Fatalf("tar x: %v: %s", err, out)
+				}
+			}
+		})
 	}
 }

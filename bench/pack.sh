@@ -22,14 +22,8 @@ done
 fledge() { "$work/packtree" -o "$work/fledge.cpio.gz" "$tree"; }
 gnu() { (cd "$tree" && find . | cpio -o -H newc --quiet | gzip -9 >"$work/gnu.cpio.gz"); }
 
-# timed CMD prints the seconds CMD took, wall clock.
-timed() {
-	local start end
-	start=$(date +%s.%N)
-	"$@"
-	end=$(date +%s.%N)
-	awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f\n", e - s }'
-}
+# shellcheck source=timed.sh
+. "$here/timed.sh"
 
 fledge
 gnu

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -155,6 +156,66 @@ func BenchmarkCreateBesideMappedTree20000(b *testing.B) {
 			for b.Loop() {
 				i++
 				must(b, os.WriteFile(filepath.Join(where.dir, fmt.Sprintf("new%d", i)), []byte("edit"), 0o644))
+			}
+		})
+	}
+}
+
+// Creating one small file through the mount after 0, 2,000 and 20,000
+// earlier edits (made through the mount, in 100 folders), and on the host.
+// A change costs what it changes, so the 20,000 case must stay within 1.5x
+// of the 0 case.
+func BenchmarkCreateAfterEdits(b *testing.B) {
+	b.Run("host", func(b *testing.B) { createFiles(b, b.TempDir()) })
+	for _, n := range []int{0, 2000, 20000} {
+		b.Run(fmt.Sprintf("edits=%d", n), func(b *testing.B) {
+			mnt := benchMount(b, mappedTree(b), "/data", Options{})
+			start := time.Now()
+			for i := range n {
+				dir := filepath.Join(mnt, "earlier", fmt.Sprintf("d%03d", i%100))
+				if i < 100 {
+					must(b, os.MkdirAll(dir, 0o755))
+				}
+				must(b, os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%05d", i)), []byte("edit"), 0o644))
+			}
+			if n > 0 {
+				b.Logf("%d earlier edits made in %v", n, time.Since(start).Round(time.Millisecond))
+			}
+			dir := filepath.Join(mnt, "new")
+			must(b, os.Mkdir(dir, 0o755))
+			createFiles(b, dir)
+		})
+	}
+}
+
+func createFiles(b *testing.B, dir string) {
+	i := 0
+	for b.Loop() {
+		i++
+		must(b, os.WriteFile(filepath.Join(dir, fmt.Sprintf("new%d", i)), []byte("edit"), 0o644))
+	}
+}
+
+// tar x of the Go source tree into the mount and on the host: the same
+// work as bench/mount-tar.sh, in-process, so -cpuprofile sees the server.
+func BenchmarkUntarGoTree(b *testing.B) {
+	src := filepath.Join(runtime.GOROOT(), "src")
+	tarball := filepath.Join(b.TempDir(), "src.tar")
+	if out, err := exec.Command("tar", "-C", filepath.Dir(src), "-cf", tarball, "src").CombinedOutput(); err != nil {
+		b.Fatalf("tar c: %v: %s", err, out)
+	}
+	host := b.TempDir()
+	mnt := benchMount(b, mappedTree(b), "/data", Options{})
+	for _, where := range []struct{ name, dir string }{{"host", host}, {"mount", mnt}} {
+		b.Run(where.name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				i++
+				dir := filepath.Join(where.dir, fmt.Sprintf("x%d", i))
+				must(b, os.Mkdir(dir, 0o755))
+				if out, err := exec.Command("tar", "-C", dir, "-xf", tarball).CombinedOutput(); err != nil {
+					b.Fatalf("tar x: %v: %s", err, out)
+				}
 			}
 		})
 	}

@@ -196,7 +196,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if err := n.fsys.edits.Rename(v, oldp, newp); err != nil {
 		return toErrno(err)
 	}
-	n.fsys.moved(oldp, newp)
+	n.fsys.moved(oldp, newp, src.Type == overlay.Dir)
 	return 0
 }
 

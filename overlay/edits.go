@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,16 +42,19 @@ type Edits struct {
 
 	// cmu guards the entries read from the folder, which the changes made
 	// through this Edits keep up to date (see touched), so a change costs
-	// what it touched, not a walk of every edit. objs are the objects and
-	// whiteouts the deletions, by guest path; nil until read. gen counts
-	// changes, so a read that raced with one is not kept.
-	cmu             sync.Mutex
-	objs, whiteouts map[string]Entry
-	// problems are the entries left out because they could not be read.
-	problems map[string]error
-	gen      uint64
+	// what it touched, not a walk of every edit. gen counts changes, so a
+	// read that raced with one is not kept.
+	cmu sync.Mutex
+	tr  *tree
+	gen uint64
 	// sorted is list's result until the next change.
 	sorted []Entry
+	// delta holds the changes since the last Delta call; lost is set when
+	// the entries were dropped since (Reload), so they are unknown.
+	delta []Delta
+	lost  bool
+	// problems are the entries left out because they could not be read.
+	problems map[string]error
 
 	// links are the symlink targets read (see linkTarget).
 	linksMu sync.Mutex
@@ -126,7 +128,7 @@ func (e *Edits) stamp() error {
 func (e *Edits) Entries() ([]Entry, error) {
 	for {
 		e.cmu.Lock()
-		if e.objs != nil {
+		if e.tr != nil {
 			defer e.cmu.Unlock()
 			return e.list(), nil
 		}
@@ -134,13 +136,13 @@ func (e *Edits) Entries() ([]Entry, error) {
 		e.cmu.Unlock()
 		// Read without cmu: the read waits for changes in progress, and
 		// those finish by updating the entries (touched).
-		objs, whiteouts, problems, err := e.read()
+		tr, problems, err := e.read()
 		if err != nil {
 			return nil, err
 		}
 		e.cmu.Lock()
 		if e.gen == gen {
-			e.objs, e.whiteouts, e.problems, e.sorted = objs, whiteouts, problems, nil
+			e.tr, e.problems, e.sorted = tr, problems, nil
 		}
 		e.cmu.Unlock()
 	}
@@ -149,9 +151,15 @@ func (e *Edits) Entries() ([]Entry, error) {
 // Reload forgets the entries read, so the next Entries reads the folder.
 func (e *Edits) Reload() {
 	e.cmu.Lock()
-	e.objs, e.whiteouts, e.problems, e.sorted = nil, nil, nil, nil
-	e.gen++
+	e.forget()
 	e.cmu.Unlock()
+}
+
+// forget drops the entries read; cmu is held.
+func (e *Edits) forget() {
+	e.tr, e.problems, e.sorted = nil, nil, nil
+	e.gen++
+	e.lost = true
 }
 
 // list returns the entries sorted by path, the way a view applies them,
@@ -163,46 +171,37 @@ func (e *Edits) list() []Entry {
 	if e.sorted != nil {
 		return e.sorted
 	}
-	out := make([]Entry, 0, len(e.whiteouts)+len(e.objs))
-	for _, w := range e.whiteouts {
-		out = append(out, w)
-	}
-	for _, o := range e.objs {
-		out = append(out, o)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Path != out[j].Path {
-			return out[i].Path < out[j].Path
-		}
-		return out[i].Type == Whiteout && out[j].Type != Whiteout
-	})
-	e.sorted = out
-	return out
+	e.sorted = e.tr.below("/")
+	return e.sorted
 }
 
 // read walks the whole folder, while no change is in progress.
-func (e *Edits) read() (objs, whiteouts map[string]Entry, problems map[string]error, err error) {
+func (e *Edits) read() (*tree, map[string]error, error) {
 	unlock, err := e.lockExclusive()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	defer unlock()
-	sc := scanned{e: e, objs: map[string]Entry{}, whiteouts: map[string]Entry{}, problems: map[string]error{}}
+	sc := scanned{e: e, tr: newTree(), problems: map[string]error{}}
 	err = sc.scan("/")
-	return sc.objs, sc.whiteouts, sc.problems, err
+	return sc.tr, sc.problems, err
 }
 
 // touched brings the entries up to date after a change at the guest paths
 // ps: each path's subtree and whiteout, its parents (a change copies them
 // up, and changes their times), and the other names of hard links it held
-// or holds. Anything that cannot be read drops the entries, for a full read
-// next time.
+// or holds. Each is recorded for Delta. Anything that cannot be read drops
+// the entries, for a full read next time.
 func (e *Edits) touched(ps ...string) {
 	e.cmu.Lock()
 	defer e.cmu.Unlock()
+	e.touchedLocked(ps...)
+}
+
+func (e *Edits) touchedLocked(ps ...string) {
 	e.gen++
 	e.sorted = nil
-	if e.objs == nil {
+	if e.tr == nil {
 		return
 	}
 	for _, p := range ps {
@@ -211,7 +210,34 @@ func (e *Edits) touched(ps ...string) {
 			continue
 		}
 		if err := e.reread(p); err != nil {
-			e.objs, e.whiteouts, e.problems = nil, nil, nil
+			e.forget()
+			return
+		}
+	}
+}
+
+// touchedAttr is touched after a change of p's own metadata: a folder
+// the layer held already is read again alone, not with all below it.
+func (e *Edits) touchedAttr(p string) {
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
+	var n *treeNode
+	if e.tr != nil {
+		n = e.tr.node(p, false)
+	}
+	if n == nil || !n.hasObj || n.obj.Type != Dir {
+		e.touchedLocked(p)
+		return
+	}
+	e.gen++
+	e.sorted = nil
+	for a := p; ; a = path.Dir(a) {
+		changed, err := e.restat(a)
+		if err != nil {
+			e.forget()
+			return
+		}
+		if !changed || a == "/" {
 			return
 		}
 	}
@@ -219,49 +245,56 @@ func (e *Edits) touched(ps ...string) {
 
 func (e *Edits) reread(p string) error {
 	links := map[string]bool{}
-	for k, ent := range e.objs {
-		if within(k, p) {
-			if ent.LinkID != "" {
-				links[ent.LinkID] = true
-			}
-			delete(e.objs, k)
+	e.tr.dropBelow(p, false, func(ent Entry) {
+		if ent.LinkID != "" {
+			links[ent.LinkID] = true
 		}
-	}
-	for k := range e.whiteouts {
-		if within(k, p) {
-			delete(e.whiteouts, k)
-		}
-	}
+	})
 	for k := range e.problems {
 		if within(k, p) {
 			delete(e.problems, k)
 		}
 	}
-	sc := scanned{e: e, objs: e.objs, whiteouts: e.whiteouts, problems: e.problems}
+	sc := scanned{e: e, tr: e.tr, problems: e.problems}
 	if err := sc.scan(p); err != nil {
 		return err
 	}
-	for k, ent := range e.objs {
-		if within(k, p) && ent.LinkID != "" {
-			links[ent.LinkID] = true
+	e.tr.walk(p, func(n *treeNode) {
+		if n.hasObj && n.obj.LinkID != "" {
+			links[n.obj.LinkID] = true
 		}
-	}
-	var again []string
+	})
+	e.delta = append(e.delta, Delta{Path: p, Tree: true})
+	// Parents change from the bottom up: one changes only by something
+	// made or removed in it, which a copy-up of the one below it is. So
+	// the first parent that did not change ends the climb.
 	for a := p; a != "/"; {
 		a = path.Dir(a)
-		again = append(again, a)
-	}
-	for k, ent := range e.objs {
-		if links[ent.LinkID] && !within(k, p) {
-			again = append(again, k)
+		changed, err := e.restat(a)
+		if err != nil {
+			return err
+		}
+		if !changed {
+			break
 		}
 	}
-	for _, k := range again {
-		if err := e.restat(k); err != nil {
-			return err
+	for id := range links {
+		for _, k := range e.tr.linked(id) {
+			if !within(k, p) {
+				if _, err := e.restat(k); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
+}
+
+// sameEntry reports whether two reads of one object found it unchanged.
+func sameEntry(a, b *Entry) bool {
+	return a.Type == b.Type && a.Perm == b.Perm && a.UID == b.UID && a.GID == b.GID &&
+		a.Size == b.Size && a.MTime.Equal(b.MTime) && a.Linkname == b.Linkname &&
+		a.Major == b.Major && a.Minor == b.Minor && a.LinkID == b.LinkID && a.Opaque == b.Opaque
 }
 
 // within reports whether guest path k is p or below it.

@@ -224,7 +224,7 @@ func (e *Edits) SetAttr(v *View, p string, a Attr) error {
 		return err
 	}
 	defer release()
-	defer e.touched(p)
+	defer e.touchedAttr(p)
 	if err := e.copyUp(v, p); err != nil {
 		return err
 	}

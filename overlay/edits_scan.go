@@ -59,9 +59,9 @@ func (e *Edits) Problems() []Problem {
 
 // scanned is what a read of (part of) the folder found.
 type scanned struct {
-	e               *Edits
-	objs, whiteouts map[string]Entry
-	problems        map[string]error
+	e        *Edits
+	tr       *tree
+	problems map[string]error
 }
 
 // scan adds what the folder holds at and below guest path p, and the
@@ -86,7 +86,7 @@ func (s *scanned) scan(p string) error {
 			return fmt.Errorf("reading the edits in %s: %w", s.e.dir, err)
 		}
 		if s.children(d, "/", &root) {
-			s.objs["/"] = root
+			s.tr.put(root)
 		}
 		return nil
 	}
@@ -103,7 +103,7 @@ func (s *scanned) scan(p string) error {
 	s.visit(d, name, p)
 	if legacyFits(name) {
 		if _, ok, _ := d.stat(whiteoutPrefix + name); ok {
-			s.whiteouts[p] = s.whiteout(p)
+			s.tr.put(s.whiteout(p))
 		}
 	}
 	return nil
@@ -126,7 +126,7 @@ func (s *scanned) visit(d dirFD, name, p string) {
 		return
 	}
 	if isWhiteout(&st) {
-		s.whiteouts[p] = s.whiteout(p)
+		s.tr.put(s.whiteout(p))
 		return
 	}
 	ent, err := s.e.entry(d, name, p, &st)
@@ -145,7 +145,7 @@ func (s *scanned) visit(d dirFD, name, p string) {
 			return
 		}
 	}
-	s.objs[p] = ent
+	s.tr.put(ent)
 }
 
 // children reads the entries of directory d, guest path p, and marks dir
@@ -166,7 +166,7 @@ func (s *scanned) children(d dirFD, p string, dir *Entry) bool {
 			// A copy-up a crash interrupted: never an edit.
 		case strings.HasPrefix(n, whiteoutPrefix):
 			w := path.Join(p, strings.TrimPrefix(n, whiteoutPrefix))
-			s.whiteouts[w] = s.whiteout(w)
+			s.tr.put(s.whiteout(w))
 		default:
 			s.visit(d, n, path.Join(p, n))
 		}
@@ -234,33 +234,40 @@ func (e *Edits) entry(d dirFD, name, p string, st *unix.Stat_t) (Entry, error) {
 	return ent, nil
 }
 
-// restat re-reads the single object at guest path p (not what is below it).
-func (e *Edits) restat(p string) error {
+// restat re-reads the single object at guest path p (not what is below
+// it) and reports whether it changed.
+func (e *Edits) restat(p string) (bool, error) {
 	d, name, err := e.holder(p)
-	if gone(err) {
-		delete(e.objs, p)
-		return nil
+	var st unix.Stat_t
+	ok := false
+	if err == nil {
+		defer d.close()
+		st, ok, err = d.stat(name)
+	}
+	if gone(err) || (err == nil && (!ok || isWhiteout(&st))) {
+		// Gone with what was below it, if anything.
+		e.tr.dropBelow(p, true, func(Entry) {})
+		e.delta = append(e.delta, Delta{Path: p, Tree: true})
+		return true, nil
 	}
 	if err != nil {
-		return err
-	}
-	defer d.close()
-	st, ok, err := d.stat(name)
-	if err != nil || !ok || isWhiteout(&st) {
-		delete(e.objs, p)
-		return err
+		return false, err
 	}
 	ent, err := e.entry(d, name, p, &st)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if ent.Type == Dir {
 		if _, ok, _ := d.stat(name + "/" + opaqueMarker); ok {
 			ent.Opaque = true
 		}
 	}
-	e.objs[p] = ent
-	return nil
+	if n := e.tr.node(p, false); n != nil && n.hasObj && sameEntry(&n.obj, &ent) {
+		return false, nil
+	}
+	e.tr.put(ent)
+	e.delta = append(e.delta, Delta{Path: p})
+	return true, nil
 }
 
 // Stat returns the lstat of the layer's object at guest path p, however

@@ -28,6 +28,19 @@ func editsStack(t *testing.T) (*Stack, *Edits, *Static) {
 	return &Stack{Layers: []Layer{Skeleton(), lower, e}}, e, lower
 }
 
+// splitStack is editsStack with the view of the layers below the edits
+// and the view of all, built on it as a mount does.
+func splitStack(t *testing.T) (st *Stack, e *Edits, lower, v *View) {
+	t.Helper()
+	st, e, _ = editsStack(t)
+	lower = view(t, &Stack{Layers: st.Layers[:len(st.Layers)-1]})
+	v, err := lower.With(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, e, lower, v
+}
+
 func view(t *testing.T, s *Stack) *View {
 	t.Helper()
 	v, err := s.View()
@@ -314,12 +327,12 @@ func TestEditsResetWaitsForMutations(t *testing.T) {
 // The entries an Edits keeps up to date change by change are exactly what
 // a full read of the folder finds, after every kind of change: random
 // creates, removes, renames (of folders too), hard links, chmods, copy-ups
-// and writes, checked against a fresh read after each one.
+// and writes, checked against a fresh read after each one. A view kept
+// up to date by the changes alone (View.Update) is what a full merge
+// gives, and the view it was updated from stays as it was.
 func TestEditsFollowTheirChanges(t *testing.T) {
-	st, e, _ := editsStack(t)
-	if _, err := e.Entries(); err != nil {
-		t.Fatal(err)
-	}
+	st, e, lower, kept := splitStack(t)
+	updates := 0
 	rng := rand.New(rand.NewPCG(1, 2))
 	names := []string{"/etc/motd", "/bin/sh", "/bin/busybox", "/usr/share/doc", "/usr/share/doc/a", "/etc", "/usr/share"}
 	pick := func() string { return names[rng.IntN(len(names))] }
@@ -382,6 +395,24 @@ func TestEditsFollowTheirChanges(t *testing.T) {
 		if g, w := entryList(got), entryList(want); g != w {
 			t.Fatalf("after change %d (%s), kept entries differ from a fresh read:\nkept:\n%s\nfresh:\n%s", i, op, g, w)
 		}
+		before := fullListing(t, kept)
+		next, _, err := kept.Update(lower, e)
+		if err != nil {
+			t.Fatalf("%d %s: update: %v", i, op, err)
+		}
+		if g, w := fullListing(t, next), fullListing(t, view(t, st)); g != w {
+			t.Fatalf("after change %d (%s), the updated view differs from a full merge:\nupdated:\n%s\nfull:\n%s", i, op, g, w)
+		}
+		if after := fullListing(t, kept); after != before {
+			t.Fatalf("after change %d (%s), Update changed the view it started from", i, op)
+		}
+		if !next.moved && next != kept {
+			updates++
+		}
+		kept = next
+	}
+	if updates < 100 {
+		t.Errorf("only %d of 400 changes were taken as a delta; the rest merged everything again", updates)
 	}
 }
 
@@ -489,4 +520,37 @@ func mustGet(t *testing.T, v *View, p string) *Node {
 		t.Fatalf("%s not in the view", p)
 	}
 	return n
+}
+
+// A path is merged again from what the layers beneath have there only
+// where no parent in the edits hides it: a file created and removed again
+// in a folder that replaced a deleted lower folder leaves that folder
+// empty, not showing the lower file of the same name.
+func TestUpdateKeepsWhatOpaqueFoldersHide(t *testing.T) {
+	st, e, lower, v := splitStack(t)
+	var err error
+	step := func(what string, change func(v *View) error) {
+		t.Helper()
+		if err := change(v); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if v, _, err = v.Update(lower, e); err != nil {
+			t.Fatalf("%s: update: %v", what, err)
+		}
+		if g, w := fullListing(t, v), fullListing(t, view(t, st)); g != w {
+			t.Fatalf("after %s, the updated view differs from a full merge:\nupdated:\n%s\nfull:\n%s", what, g, w)
+		}
+	}
+	step("rm /usr/share/doc/a", func(v *View) error { return e.Remove(v, "/usr/share/doc/a") })
+	step("rmdir /usr/share/doc", func(v *View) error { return e.Remove(v, "/usr/share/doc") })
+	step("mkdir /usr/share/doc", func(v *View) error {
+		return e.Create(v, Entry{Path: "/usr/share/doc", Type: Dir, Perm: 0o755})
+	})
+	step("create /usr/share/doc/a", func(v *View) error {
+		return e.Create(v, Entry{Path: "/usr/share/doc/a", Type: Regular, Perm: 0o644})
+	})
+	step("rm /usr/share/doc/a again", func(v *View) error { return e.Remove(v, "/usr/share/doc/a") })
+	if n, ok := v.Get("/usr/share/doc"); !ok || len(v.Children(n)) != 0 {
+		t.Fatalf("/usr/share/doc = %v, %v; want an empty folder", n, ok)
+	}
 }

@@ -48,7 +48,19 @@ func (f *FS) Root() fs.InodeEmbedder { return f.root }
 
 // guestPath is the node's path in the image; the kernel never looks up
 // below a symlink, so it names directories only on the way.
-func (n *node) guestPath() string { return "/" + n.Path(nil) }
+//
+// An inode whose last name is gone (unlinked while open, or a removed
+// folder a process is still in) has no path: go-fuse's Path would give ""
+// and so the root. It gets a path no view holds and no change accepts.
+func (n *node) guestPath() string {
+	if _, parent := n.Parent(); parent == nil && !n.IsRoot() {
+		return orphanPath
+	}
+	return "/" + n.Path(nil)
+}
+
+// orphanPath names no path: a NUL is in no name.
+const orphanPath = "/\x00unlinked"
 
 // lookup returns the view and the node at the inode's path.
 func (n *node) lookup() (*overlay.View, *overlay.Node, syscall.Errno) {

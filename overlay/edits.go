@@ -21,10 +21,12 @@ import (
 //
 // On disk the layer mirrors the guest tree. New and changed objects are real
 // files, directories, symlinks, hard links and device nodes with their real
-// owners and modes. A deletion is an empty file ".wh.NAME" next to the
+// owners and modes. A deletion is a character device 0/0 in place of the
 // deleted NAME, and a directory that hides everything below it from lower
-// layers holds ".wh..wh..opq": the OCI and overlayfs convention, so the
-// folder reads the same in any tool that knows it.
+// layers holds ".wh..wh..opq": the kernel overlayfs convention, so the
+// folder reads the same in any tool that knows it, and a whiteout needs no
+// longer name than the name it deletes. Empty files ".wh.NAME", the
+// whiteouts earlier versions wrote, still read as deletions.
 type Edits struct {
 	dir string
 
@@ -44,13 +46,19 @@ type Edits struct {
 	// read that raced with one is not kept.
 	cmu sync.Mutex
 	tr  *tree
-	gen uint64
+	// problems are the entries left out because they could not be read.
+	problems map[string]error
+	gen      uint64
 	// sorted is list's result until the next change.
 	sorted []Entry
 	// delta holds the changes since the last Delta call; lost is set when
 	// the entries were dropped since (Reload), so they are unknown.
 	delta []Delta
 	lost  bool
+
+	// links are the symlink targets read (see linkTarget).
+	linksMu sync.Mutex
+	links   map[linkKey]string
 }
 
 const (
@@ -128,13 +136,13 @@ func (e *Edits) Entries() ([]Entry, error) {
 		e.cmu.Unlock()
 		// Read without cmu: the read waits for changes in progress, and
 		// those finish by updating the entries (touched).
-		tr, err := e.read()
+		tr, problems, err := e.read()
 		if err != nil {
 			return nil, err
 		}
 		e.cmu.Lock()
 		if e.gen == gen {
-			e.tr, e.sorted = tr, nil
+			e.tr, e.problems, e.sorted = tr, problems, nil
 		}
 		e.cmu.Unlock()
 	}
@@ -149,7 +157,7 @@ func (e *Edits) Reload() {
 
 // forget drops the entries read; cmu is held.
 func (e *Edits) forget() {
-	e.tr, e.sorted = nil, nil
+	e.tr, e.problems, e.sorted = nil, nil, nil
 	e.gen++
 	e.lost = true
 }
@@ -168,62 +176,15 @@ func (e *Edits) list() []Entry {
 }
 
 // read walks the whole folder, while no change is in progress.
-func (e *Edits) read() (*tree, error) {
+func (e *Edits) read() (*tree, map[string]error, error) {
 	unlock, err := e.lockExclusive()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer unlock()
-	tr := newTree()
-	return tr, e.scan(e.dir, tr)
-}
-
-// scan adds what the folder holds at and below host to tr.
-func (e *Edits) scan(host string, tr *tree) error {
-	if _, err := os.Lstat(host); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	err := filepath.WalkDir(host, func(host string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		guest, err := e.guest(host)
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		switch {
-		case guest == "/":
-		case name == opaqueMarker:
-			tr.markOpaque(path.Dir(guest))
-			return nil
-		case strings.HasPrefix(name, metaPrefix):
-			return nil
-		case strings.HasPrefix(name, whiteoutPrefix):
-			p := path.Join(path.Dir(guest), strings.TrimPrefix(name, whiteoutPrefix))
-			tr.put(Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: host})
-			return nil
-		}
-		ent, err := hostStatEntry(host, guest)
-		if err != nil {
-			return err
-		}
-		tr.put(ent)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("reading the edits in %s: %w", e.dir, err)
-	}
-	return nil
-}
-
-// guest returns the guest path of a host path in the folder.
-func (e *Edits) guest(host string) (string, error) {
-	rel, err := filepath.Rel(e.dir, host)
-	if err != nil {
-		return "", err
-	}
-	return path.Clean("/" + filepath.ToSlash(rel)), nil
+	sc := scanned{e: e, tr: newTree(), problems: map[string]error{}}
+	err = sc.scan("/")
+	return sc.tr, sc.problems, err
 }
 
 // touched brings the entries up to date after a change at the guest paths
@@ -276,7 +237,7 @@ func (e *Edits) touchedAttr(p string) {
 			e.forget()
 			return
 		}
-		if !changed || a == "/" {
+		if !changed && e.tr.holds(a) || a == "/" {
 			return
 		}
 	}
@@ -289,26 +250,14 @@ func (e *Edits) reread(p string) error {
 			links[ent.LinkID] = true
 		}
 	})
-	host := filepath.Join(e.dir, filepath.FromSlash(p))
-	ent, err := hostStatEntry(host, p)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return err
-	case ent.Type == Dir:
-		if err := e.scan(host, e.tr); err != nil {
-			return err
+	for k := range e.problems {
+		if within(k, p) {
+			delete(e.problems, k)
 		}
-	default:
-		e.tr.put(ent)
 	}
-	if p != "/" {
-		wh := filepath.Join(filepath.Dir(host), whiteoutPrefix+path.Base(p))
-		if _, err := os.Lstat(wh); err == nil {
-			e.tr.put(Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: wh})
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
+	sc := scanned{e: e, tr: e.tr, problems: e.problems}
+	if err := sc.scan(p); err != nil {
+		return err
 	}
 	e.tr.walk(p, func(n *treeNode) {
 		if n.hasObj && n.obj.LinkID != "" {
@@ -318,14 +267,14 @@ func (e *Edits) reread(p string) error {
 	e.delta = append(e.delta, Delta{Path: p, Tree: true})
 	// Parents change from the bottom up: one changes only by something
 	// made or removed in it, which a copy-up of the one below it is. So
-	// the first parent that did not change ends the climb.
+	// the first parent the layer holds unchanged ends the climb.
 	for a := p; a != "/"; {
 		a = path.Dir(a)
 		changed, err := e.restat(a)
 		if err != nil {
 			return err
 		}
-		if !changed {
+		if !changed && e.tr.holds(a) {
 			break
 		}
 	}
@@ -341,33 +290,6 @@ func (e *Edits) reread(p string) error {
 	return nil
 }
 
-// restat re-reads the single object at guest path p (not what is below
-// it) and reports whether it changed.
-func (e *Edits) restat(p string) (bool, error) {
-	host := filepath.Join(e.dir, filepath.FromSlash(p))
-	ent, err := hostStatEntry(host, p)
-	if errors.Is(err, fs.ErrNotExist) {
-		// Gone with what was below it, if anything.
-		e.tr.dropBelow(p, true, func(Entry) {})
-		e.delta = append(e.delta, Delta{Path: p, Tree: true})
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if ent.Type == Dir {
-		if _, err := os.Lstat(filepath.Join(host, opaqueMarker)); err == nil {
-			ent.Opaque = true
-		}
-	}
-	if n := e.tr.node(p, false); n != nil && n.hasObj && sameEntry(&n.obj, &ent) {
-		return false, nil
-	}
-	e.tr.put(ent)
-	e.delta = append(e.delta, Delta{Path: p})
-	return true, nil
-}
-
 // sameEntry reports whether two reads of one object found it unchanged.
 func sameEntry(a, b *Entry) bool {
 	return a.Type == b.Type && a.Perm == b.Perm && a.UID == b.UID && a.GID == b.GID &&
@@ -378,39 +300,6 @@ func sameEntry(a, b *Entry) bool {
 // within reports whether guest path k is p or below it.
 func within(k, p string) bool {
 	return k == p || p == "/" || strings.HasPrefix(k, p+"/")
-}
-
-// hostStatEntry describes the object at host, never following a symlink.
-func hostStatEntry(host, guest string) (Entry, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(host, &st); err != nil {
-		return Entry{}, &os.PathError{Op: "lstat", Path: host, Err: err}
-	}
-	t, perm, err := FromUnixMode(st.Mode)
-	if err != nil {
-		return Entry{}, fmt.Errorf("%s: %w", host, err)
-	}
-	ent := Entry{
-		Path: guest, Type: t, Perm: perm,
-		UID: int(st.Uid), GID: int(st.Gid),
-		MTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UTC(),
-		Layer: EditsLayer, Source: host,
-	}
-	switch t {
-	case Regular:
-		ent.Size = st.Size
-		ent.Content = HostFile(host)
-	case Symlink:
-		if ent.Linkname, err = os.Readlink(host); err != nil {
-			return Entry{}, err
-		}
-	case CharDev, BlockDev:
-		ent.Major, ent.Minor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
-	}
-	if t != Dir && st.Nlink > 1 {
-		ent.LinkID = fmt.Sprintf("%d:%d", st.Dev, st.Ino)
-	}
-	return ent, nil
 }
 
 // lockExclusive waits until no mutation is in progress and keeps new ones

@@ -48,15 +48,42 @@ func splitGuest(p string) ([]string, error) {
 // dirFD is an open directory of the edits folder.
 type dirFD int
 
-func (d dirFD) close() { unix.Close(int(d)) }
+// close closes d; AT_FDCWD (a path relative to the working directory)
+// has nothing to close.
+func (d dirFD) close() {
+	if d >= 0 {
+		unix.Close(int(d))
+	}
+}
+
+// names lists the entries of d.
+func (d dirFD) names() ([]string, error) {
+	fd, err := unix.Dup(int(d))
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "")
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// readlink returns the target of symlink name in d.
+func (d dirFD) readlink(name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(int(d), name, buf)
+		if err != nil {
+			return "", &os.PathError{Op: "readlink", Path: name, Err: err}
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
 
 // openRoot opens the edits folder itself.
 func (e *Edits) openRoot() (dirFD, error) {
-	fd, err := unix.Open(e.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, &os.PathError{Op: "open", Path: e.dir, Err: err}
-	}
-	return dirFD(fd), nil
+	return dirFD(unix.AT_FDCWD).sub(e.dir)
 }
 
 // openDir opens the folder holding guest directory p, which must exist in
@@ -81,8 +108,28 @@ func (e *Edits) openDir(p string) (dirFD, error) {
 	return d, nil
 }
 
+// holder opens the folder holding guest path p in the layer, which must
+// exist there, and returns it with p's name in it. The layer's folder
+// stands for the root (see ensureRoot), so the root's holder is the
+// folder's parent on the host.
+func (e *Edits) holder(p string) (dirFD, string, error) {
+	if p == "/" {
+		d, err := openHostDir(path.Dir(e.dir))
+		return d, path.Base(e.dir), err
+	}
+	d, err := e.openDir(path.Dir(p))
+	return d, path.Base(p), err
+}
+
+// sub opens the directory name in d. Reading the layer must not change
+// the access times the mount shows, so it asks for O_NOATIME, which only
+// the owner and root may.
 func (d dirFD) sub(name string) (dirFD, error) {
-	fd, err := unix.Openat(int(d), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(int(d), name, flags|unix.O_NOATIME, 0)
+	if errors.Is(err, unix.EPERM) {
+		fd, err = unix.Openat(int(d), name, flags, 0)
+	}
 	if err != nil {
 		return -1, fmt.Errorf("open %s: %w", name, err)
 	}

@@ -169,7 +169,7 @@ func (e *Edits) reset(p string) error {
 	if err := d.remove(name); err != nil {
 		return fmt.Errorf("reset %s: %w", p, err)
 	}
-	if err := d.remove(whiteoutPrefix + name); err != nil {
+	if err := d.clearLegacy(name); err != nil {
 		return fmt.Errorf("reset %s: %w", p, err)
 	}
 	return nil

@@ -70,8 +70,9 @@ func TestEditsWhiteoutsOpaqueAndChanges(t *testing.T) {
 	must(e.SetAttr(view(t, st), "/etc/motd", Attr{Mode: &mode}))
 	must(e.Link(view(t, st), "/bin/busybox", "/bin/init"))
 
-	if _, err := os.Lstat(filepath.Join(e.Dir(), "bin", ".wh.sh")); err != nil {
-		t.Errorf("no whiteout file for /bin/sh: %v", err)
+	var wh syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(e.Dir(), "bin", "sh"), &wh); err != nil || wh.Mode&syscall.S_IFMT != syscall.S_IFCHR || wh.Rdev != 0 {
+		t.Errorf("no whiteout (character device 0/0) for /bin/sh: %v, mode %o rdev %d", err, wh.Mode, wh.Rdev)
 	}
 	if _, err := os.Lstat(filepath.Join(e.Dir(), "usr", "share", "doc", ".wh..wh..opq")); err != nil {
 		t.Errorf("a directory made over a deleted one is not opaque: %v", err)
@@ -181,6 +182,13 @@ func TestEditsReadableWithoutRoot(t *testing.T) {
 	if err := e.Create(view(t, st), Entry{Path: "/etc/owned", Type: Regular, Perm: 0o644, UID: 1234}); err != nil {
 		t.Fatal(err)
 	}
+	// A folder only root may list costs nobody that folder, not the layer.
+	if err := e.Create(view(t, st), Entry{Path: "/private", Type: Dir, Perm: 0o700}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Create(view(t, st), Entry{Path: "/private/secret", Type: Regular, Perm: 0o600}); err != nil {
+		t.Fatal(err)
+	}
 	root := filepath.Dir(filepath.Dir(e.Dir()))
 	for p := root; p != "/"; p = filepath.Dir(p) {
 		os.Chmod(p, 0o755)
@@ -190,9 +198,11 @@ func TestEditsReadableWithoutRoot(t *testing.T) {
 	prog := `package main
 import ("fmt";"os";"github.com/volantvm/fledge/overlay")
 func main() {
-	ents, err := overlay.OpenEdits(os.Args[1]).Entries()
+	ed := overlay.OpenEdits(os.Args[1])
+	ents, err := ed.Entries()
 	if err != nil { fmt.Println("error:", err); os.Exit(1) }
 	for _, e := range ents { fmt.Println(e.Path, e.Type, e.Major, e.Minor, e.UID) }
+	for _, p := range ed.Problems() { fmt.Println(p) }
 }`
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "main.go"), []byte(prog), 0o644)
@@ -206,7 +216,7 @@ func main() {
 	if err != nil {
 		t.Fatalf("listing the edits as nobody: %v\n%s", err, out)
 	}
-	for _, want := range []string{"/dev/ttyS0 chardev 4 64 0", "/etc/owned file 0 0 1234"} {
+	for _, want := range []string{"/dev/ttyS0 chardev 4 64 0", "/etc/owned file 0 0 1234", "edits of /private left out: open private: permission denied; `fledge reset /private` drops them"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("listing as nobody lacks %q:\n%s", want, out)
 		}
@@ -447,4 +457,100 @@ func TestUpdateKeepsWhatOpaqueFoldersHide(t *testing.T) {
 	if n, ok := v.Get("/usr/share/doc"); !ok || len(v.Children(n)) != 0 {
 		t.Fatalf("/usr/share/doc = %v, %v; want an empty folder", n, ok)
 	}
+}
+
+// Any name and path the kernel takes can be stored: a name of NAME_MAX
+// bytes is deleted (its whiteout needs no longer name), and a path deeper
+// than PATH_MAX below the folder's own place on the host is created, read
+// back, its content opened, and reset.
+func TestEditsLongNamesAndDeepPaths(t *testing.T) {
+	long := strings.Repeat("n", 255)
+	lower := &Static{LayerName: "rootfs", List: []Entry{
+		{Path: "/etc/" + long, Type: Regular, Perm: 0o644, Content: Bytes("x"), Size: 1},
+	}}
+	e := OpenEdits(filepath.Join(t.TempDir(), ".fledge", "edits"))
+	st := &Stack{Layers: []Layer{Skeleton(), lower, e}}
+	if err := e.Remove(view(t, st), "/etc/"+long); err != nil {
+		t.Fatalf("deleting a lower file named with 255 bytes: %v", err)
+	}
+	if _, ok := view(t, st).Get("/etc/" + long); ok {
+		t.Error("the 255-byte name is still shown after its delete")
+	}
+	if err := e.Create(view(t, st), Entry{Path: "/etc/" + long, Type: Dir, Perm: 0o755}); err != nil {
+		t.Fatalf("a folder in place of the deleted file: %v", err)
+	}
+
+	deep := "/tmp"
+	for len(e.Dir())+len(deep) < 4300 {
+		deep += "/" + strings.Repeat("d", 200)
+		if err := e.Create(view(t, st), Entry{Path: deep, Type: Dir, Perm: 0o755}); err != nil {
+			t.Fatalf("mkdir at depth %d: %v", len(deep), err)
+		}
+	}
+	file := deep + "/f"
+	if err := e.Create(view(t, st), Entry{Path: file, Type: Regular, Perm: 0o644, Content: Bytes("deep\n")}); err != nil {
+		t.Fatal(err)
+	}
+	e.Reload()
+	n, ok := view(t, st).Get(file)
+	if !ok {
+		t.Fatalf("the %d-byte deep path is not read back", len(e.Dir())+len(file))
+	}
+	r, err := n.Content.Open()
+	if err != nil {
+		t.Fatalf("opening the deep file: %v", err)
+	}
+	b := make([]byte, 16)
+	k, _ := r.ReadAt(b, 0)
+	r.Close()
+	if string(b[:k]) != "deep\n" {
+		t.Errorf("deep file reads %q", b[:k])
+	}
+	if p := e.Problems(); len(p) != 0 {
+		t.Errorf("problems reading the folder: %v", p)
+	}
+	if err := e.Reset("/tmp"); err != nil {
+		t.Fatalf("reset of the deep tree: %v", err)
+	}
+	e.Reload()
+	if _, ok := view(t, st).Get(file); ok {
+		t.Error("the deep file survived its reset")
+	}
+}
+
+// Leftovers of a crash (a copy-up's temporary file) are never edits, and
+// old-style whiteout files of earlier versions still delete.
+func TestEditsLeftoversAndOldWhiteouts(t *testing.T) {
+	st, e, _ := editsStack(t)
+	if err := e.Create(view(t, st), Entry{Path: "/etc/new", Type: Regular, Perm: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	etc := filepath.Join(e.Dir(), "etc")
+	os.WriteFile(filepath.Join(etc, ".wh..wh.tmp.99.1"), []byte("half"), 0o600)
+	os.WriteFile(filepath.Join(etc, ".wh.motd"), nil, 0o600)
+	e.Reload()
+	v := view(t, st)
+	if _, ok := v.Get("/etc/motd"); ok {
+		t.Error("an old-style whiteout no longer deletes")
+	}
+	for _, k := range v.Children(mustGet(t, v, "/etc")) {
+		if strings.HasPrefix(path.Base(k.Path), ".wh.") {
+			t.Errorf("%s shown", k.Path)
+		}
+	}
+	if err := e.Create(v, Entry{Path: "/etc/motd", Type: Regular, Perm: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(etc, ".wh.motd")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the old-style whiteout stays beside the new object: %v", err)
+	}
+}
+
+func mustGet(t *testing.T, v *View, p string) *Node {
+	t.Helper()
+	n, ok := v.Get(p)
+	if !ok {
+		t.Fatalf("%s not in the view", p)
+	}
+	return n
 }

@@ -56,6 +56,9 @@ type Edits struct {
 	delta []Delta
 	lost  bool
 
+	// dirs are the layer's folders kept open.
+	dirs dirCache
+
 	// links are the symlink targets read (see linkTarget).
 	linksMu sync.Mutex
 	links   map[linkKey]string
@@ -157,6 +160,7 @@ func (e *Edits) Reload() {
 
 // forget drops the entries read; cmu is held.
 func (e *Edits) forget() {
+	e.dirs.clear()
 	e.tr, e.problems, e.sorted = nil, nil, nil
 	e.gen++
 	e.lost = true
@@ -199,6 +203,10 @@ func (e *Edits) touched(ps ...string) {
 }
 
 func (e *Edits) touchedLocked(ps ...string) {
+	for _, p := range ps {
+		// A folder there may be gone or moved, or another made in its place.
+		e.dirs.drop(p)
+	}
 	e.gen++
 	e.sorted = nil
 	if e.tr == nil {

@@ -27,9 +27,12 @@ type node struct {
 	// last is the attributes last replied, for an open file whose path
 	// is gone (unlinked while open).
 	last fuse.Attr
-	// passthrough counts open handles whose reads the kernel serves from
-	// a lower layer's host file directly (see Open).
-	passthrough int
+	// passthrough counts open handles the kernel serves from a host file
+	// directly, and backing is the file the first one was of (see Open);
+	// cached counts the handles it serves through the server while
+	// passthrough is on.
+	passthrough, cached int
+	backing             fileID
 }
 
 var (

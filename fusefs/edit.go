@@ -85,7 +85,18 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	if err != nil {
 		return nil, nil, 0, toErrno(err)
 	}
-	return ino, &editFile{f: f, fsys: n.fsys}, 0, 0
+	kid, ok := ino.Operations().(*node)
+	if !ok {
+		f.Close()
+		return nil, nil, 0, syscall.EIO
+	}
+	kid.openMu.Lock()
+	defer kid.openMu.Unlock()
+	h, errno := kid.editHandle(f, true)
+	if errno != 0 {
+		f.Close()
+	}
+	return ino, h, 0, errno
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -245,7 +256,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	}
 	if _, ok := v.Get(n.guestPath()); !ok {
 		// Unlinked while open: only the open file is left to change.
-		ef, ok := fh.(*editFile)
+		ef, ok := editOf(fh)
 		if !ok {
 			return syscall.ENOENT
 		}

@@ -28,9 +28,12 @@ type node struct {
 	// last is the attributes last replied, for an open file whose path
 	// is gone (unlinked while open).
 	last fuse.Attr
-	// passthrough counts open handles whose reads the kernel serves from
-	// a lower layer's host file directly (see Open).
-	passthrough int
+	// passthrough counts open handles the kernel serves from a host file
+	// directly, and backing is the file the first one was of (see Open);
+	// cached counts the handles it serves through the server while
+	// passthrough is on.
+	passthrough, cached int
+	backing             fileID
 }
 
 var (
@@ -119,7 +122,7 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 		return errno
 	}
 	// An open file of the edits knows best, unlinked (nlink 0) too.
-	if ef, ok := fh.(*editFile); ok {
+	if ef, ok := editOf(fh); ok {
 		var st unix.Stat_t
 		if unix.Fstat(int(ef.f.Fd()), &st) == nil {
 			fillStat(&st, &out.Attr)

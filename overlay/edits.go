@@ -46,15 +46,18 @@ type Edits struct {
 	// read that raced with one is not kept.
 	cmu sync.Mutex
 	tr  *tree
-	gen uint64
+	// problems are the entries left out because they could not be read.
+	problems map[string]error
+	gen      uint64
 	// sorted is list's result until the next change.
 	sorted []Entry
 	// delta holds the changes since the last Delta call; lost is set when
 	// the entries were dropped since (Reload), so they are unknown.
 	delta []Delta
 	lost  bool
-	// problems are the entries left out because they could not be read.
-	problems map[string]error
+
+	// dirs are the layer's folders kept open.
+	dirs dirCache
 
 	// links are the symlink targets read (see linkTarget).
 	linksMu sync.Mutex
@@ -157,6 +160,7 @@ func (e *Edits) Reload() {
 
 // forget drops the entries read; cmu is held.
 func (e *Edits) forget() {
+	e.dirs.clear()
 	e.tr, e.problems, e.sorted = nil, nil, nil
 	e.gen++
 	e.lost = true
@@ -199,6 +203,10 @@ func (e *Edits) touched(ps ...string) {
 }
 
 func (e *Edits) touchedLocked(ps ...string) {
+	for _, p := range ps {
+		// A folder there may be gone or moved, or another made in its place.
+		e.dirs.drop(p)
+	}
 	e.gen++
 	e.sorted = nil
 	if e.tr == nil {
@@ -237,7 +245,7 @@ func (e *Edits) touchedAttr(p string) {
 			e.forget()
 			return
 		}
-		if !changed || a == "/" {
+		if !changed && e.tr.holds(a) || a == "/" {
 			return
 		}
 	}
@@ -267,14 +275,14 @@ func (e *Edits) reread(p string) error {
 	e.delta = append(e.delta, Delta{Path: p, Tree: true})
 	// Parents change from the bottom up: one changes only by something
 	// made or removed in it, which a copy-up of the one below it is. So
-	// the first parent that did not change ends the climb.
+	// the first parent the layer holds unchanged ends the climb.
 	for a := p; a != "/"; {
 		a = path.Dir(a)
 		changed, err := e.restat(a)
 		if err != nil {
 			return err
 		}
-		if !changed {
+		if !changed && e.tr.holds(a) {
 			break
 		}
 	}

@@ -93,6 +93,9 @@ func (e *Edits) openDir(p string) (dirFD, error) {
 	if err != nil {
 		return -1, err
 	}
+	if d, ok := e.dirs.get(p); ok {
+		return d, nil
+	}
 	d, err := e.openRoot()
 	if err != nil {
 		return -1, err
@@ -105,6 +108,7 @@ func (e *Edits) openDir(p string) (dirFD, error) {
 		}
 		d = next
 	}
+	e.dirs.put(p, d)
 	return d, nil
 }
 

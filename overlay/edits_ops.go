@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -335,11 +336,15 @@ func (e *Edits) ensureDir(v *View, parts []string) (dirFD, error) {
 	if err := e.ensureRoot(v); err != nil {
 		return -1, err
 	}
+	cur := "/" + strings.Join(parts, "/")
+	if d, ok := e.dirs.get(cur); ok {
+		return d, nil
+	}
 	d, err := e.openRoot()
 	if err != nil {
 		return -1, err
 	}
-	cur := "/"
+	cur = "/"
 	for _, c := range parts {
 		cur = path.Join(cur, c)
 		_, ok, err := d.stat(c)
@@ -361,6 +366,7 @@ func (e *Edits) ensureDir(v *View, parts []string) (dirFD, error) {
 		}
 		d = next
 	}
+	e.dirs.put(cur, d)
 	return d, nil
 }
 

@@ -165,8 +165,7 @@ func (s *scanned) children(d dirFD, p string, dir *Entry) bool {
 		case strings.HasPrefix(n, metaPrefix):
 			// A copy-up a crash interrupted: never an edit.
 		case strings.HasPrefix(n, whiteoutPrefix):
-			w := path.Join(p, strings.TrimPrefix(n, whiteoutPrefix))
-			s.tr.put(s.whiteout(w))
+			s.tr.put(s.whiteout(path.Join(p, strings.TrimPrefix(n, whiteoutPrefix))))
 		default:
 			s.visit(d, n, path.Join(p, n))
 		}
@@ -235,23 +234,22 @@ func (e *Edits) entry(d dirFD, name, p string, st *unix.Stat_t) (Entry, error) {
 }
 
 // restat re-reads the single object at guest path p (not what is below
-// it) and reports whether it changed.
+// it) and reports whether it changed; a change is recorded for Delta.
 func (e *Edits) restat(p string) (bool, error) {
 	d, name, err := e.holder(p)
-	var st unix.Stat_t
-	ok := false
-	if err == nil {
-		defer d.close()
-		st, ok, err = d.stat(name)
-	}
-	if gone(err) || (err == nil && (!ok || isWhiteout(&st))) {
-		// Gone with what was below it, if anything.
-		e.tr.dropBelow(p, true, func(Entry) {})
-		e.delta = append(e.delta, Delta{Path: p, Tree: true})
-		return true, nil
+	if gone(err) {
+		return e.restatGone(p, false), nil
 	}
 	if err != nil {
 		return false, err
+	}
+	defer d.close()
+	st, ok, err := d.stat(name)
+	if err != nil {
+		return false, err
+	}
+	if !ok || isWhiteout(&st) {
+		return e.restatGone(p, ok), nil
 	}
 	ent, err := e.entry(d, name, p, &st)
 	if err != nil {
@@ -268,6 +266,21 @@ func (e *Edits) restat(p string) (bool, error) {
 	e.tr.put(ent)
 	e.delta = append(e.delta, Delta{Path: p})
 	return true, nil
+}
+
+// restatGone forgets the object at p, and what was below it; whiteout
+// says a whiteout is there now.
+func (e *Edits) restatGone(p string, whiteout bool) bool {
+	n := e.tr.node(p, false)
+	if n == nil || !n.hasObj && (n.hasWh || !whiteout) {
+		return false
+	}
+	e.tr.dropBelow(p, true, func(Entry) {})
+	if whiteout {
+		e.tr.put(Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: e.host(p)})
+	}
+	e.delta = append(e.delta, Delta{Path: p, Tree: true})
+	return true
 }
 
 // Stat returns the lstat of the layer's object at guest path p, however

@@ -426,6 +426,39 @@ func entryList(es []Entry) string {
 	return strings.Join(lines, "\n")
 }
 
+// A path is merged again from what the layers beneath have there only
+// where no parent in the edits hides it: a file created and removed again
+// in a folder that replaced a deleted lower folder leaves that folder
+// empty, not showing the lower file of the same name.
+func TestUpdateKeepsWhatOpaqueFoldersHide(t *testing.T) {
+	st, e, lower, v := splitStack(t)
+	var err error
+	step := func(what string, change func(v *View) error) {
+		t.Helper()
+		if err := change(v); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if v, _, err = v.Update(lower, e); err != nil {
+			t.Fatalf("%s: update: %v", what, err)
+		}
+		if g, w := fullListing(t, v), fullListing(t, view(t, st)); g != w {
+			t.Fatalf("after %s, the updated view differs from a full merge:\nupdated:\n%s\nfull:\n%s", what, g, w)
+		}
+	}
+	step("rm /usr/share/doc/a", func(v *View) error { return e.Remove(v, "/usr/share/doc/a") })
+	step("rmdir /usr/share/doc", func(v *View) error { return e.Remove(v, "/usr/share/doc") })
+	step("mkdir /usr/share/doc", func(v *View) error {
+		return e.Create(v, Entry{Path: "/usr/share/doc", Type: Dir, Perm: 0o755})
+	})
+	step("create /usr/share/doc/a", func(v *View) error {
+		return e.Create(v, Entry{Path: "/usr/share/doc/a", Type: Regular, Perm: 0o644})
+	})
+	step("rm /usr/share/doc/a again", func(v *View) error { return e.Remove(v, "/usr/share/doc/a") })
+	if n, ok := v.Get("/usr/share/doc"); !ok || len(v.Children(n)) != 0 {
+		t.Fatalf("/usr/share/doc = %v, %v; want an empty folder", n, ok)
+	}
+}
+
 // Any name and path the kernel takes can be stored: a name of NAME_MAX
 // bytes is deleted (its whiteout needs no longer name), and a path deeper
 // than PATH_MAX below the folder's own place on the host is created, read
@@ -520,37 +553,4 @@ func mustGet(t *testing.T, v *View, p string) *Node {
 		t.Fatalf("%s not in the view", p)
 	}
 	return n
-}
-
-// A path is merged again from what the layers beneath have there only
-// where no parent in the edits hides it: a file created and removed again
-// in a folder that replaced a deleted lower folder leaves that folder
-// empty, not showing the lower file of the same name.
-func TestUpdateKeepsWhatOpaqueFoldersHide(t *testing.T) {
-	st, e, lower, v := splitStack(t)
-	var err error
-	step := func(what string, change func(v *View) error) {
-		t.Helper()
-		if err := change(v); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if v, _, err = v.Update(lower, e); err != nil {
-			t.Fatalf("%s: update: %v", what, err)
-		}
-		if g, w := fullListing(t, v), fullListing(t, view(t, st)); g != w {
-			t.Fatalf("after %s, the updated view differs from a full merge:\nupdated:\n%s\nfull:\n%s", what, g, w)
-		}
-	}
-	step("rm /usr/share/doc/a", func(v *View) error { return e.Remove(v, "/usr/share/doc/a") })
-	step("rmdir /usr/share/doc", func(v *View) error { return e.Remove(v, "/usr/share/doc") })
-	step("mkdir /usr/share/doc", func(v *View) error {
-		return e.Create(v, Entry{Path: "/usr/share/doc", Type: Dir, Perm: 0o755})
-	})
-	step("create /usr/share/doc/a", func(v *View) error {
-		return e.Create(v, Entry{Path: "/usr/share/doc/a", Type: Regular, Perm: 0o644})
-	})
-	step("rm /usr/share/doc/a again", func(v *View) error { return e.Remove(v, "/usr/share/doc/a") })
-	if n, ok := v.Get("/usr/share/doc"); !ok || len(v.Children(n)) != 0 {
-		t.Fatalf("/usr/share/doc = %v, %v; want an empty folder", n, ok)
-	}
 }

@@ -47,6 +47,12 @@ func (t *tree) node(p string, make bool) *treeNode {
 	return n
 }
 
+// holds reports whether the tree has an object at p.
+func (t *tree) holds(p string) bool {
+	n := t.node(p, false)
+	return n != nil && n.hasObj
+}
+
 func (t *tree) put(ent Entry) {
 	n := t.node(ent.Path, true)
 	if ent.Type == Whiteout {

@@ -105,10 +105,10 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 		if f.watcher != nil {
 			f.watcher.close()
 		}
-		// The kernel may have mounted before the server failed to start.
-		if mounted, _ := isMountpoint(mountpoint); mounted {
-			_ = unix.Unmount(mountpoint, unix.MNT_DETACH)
-		}
+		// The kernel may have mounted before the server failed to start;
+		// nothing else can be mounted there (see recoverStale), and a dead
+		// mount cannot even be looked at, so it is detached unasked.
+		_ = unix.Unmount(mountpoint, unix.MNT_DETACH)
 		return nil, fmt.Errorf("mount %s: %w (fledge mounts as root: /dev/fuse is only open to root here)", mountpoint, err)
 	}
 	f.passthrough.Store(!o.NoPassthrough && Passthrough(srv))

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -162,4 +164,35 @@ func diffAsNobody(t *testing.T, dir string) (string, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}}
 	b, err := cmd.CombinedOutput()
 	return string(b), err
+}
+
+// A mount whose view cannot be built (here the edits "folder" is a file)
+// fails before it mounts: it says why and leaves no dead mountpoint.
+func TestFailedMountLeavesNoMountpoint(t *testing.T) {
+	needRoot(t)
+	dir := copyExample(t, "default")
+	if err := os.MkdirAll(filepath.Join(dir, ".fledge"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".fledge", "edits"), []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mnt := newMountpoint(t)
+	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, fledgeBin, "mount", mnt)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheDir)
+	out, err := cmd.CombinedOutput()
+	if err == nil || ctx.Err() != nil || !strings.Contains(string(out), "edits") {
+		t.Errorf("fledge mount of a broken workspace: %v (%v)\n%s", err, ctx.Err(), out)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(mnt, &st); err != nil {
+		t.Errorf("the mountpoint after a failed mount: %v", err)
+	}
+	if mounted, err := os.ReadFile("/proc/self/mountinfo"); err != nil || strings.Contains(string(mounted), " "+mnt+" ") {
+		t.Errorf("%s is still a mountpoint after the failed mount (%v)", mnt, err)
+	}
 }

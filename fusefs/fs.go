@@ -82,6 +82,9 @@ type FS struct {
 	watcher  *watcher
 	watching atomic.Bool
 	warn     func(string)
+	// share and writer are Options.Share and Options.Writer.
+	share  Share
+	writer int
 }
 
 type inoRec struct {

@@ -82,9 +82,13 @@ func (q *invalidator) run() {
 
 func (q *invalidator) send(s step) {
 	if s.changes != nil {
+		// The kernel made these changes itself: it knows every name they
+		// added, removed or moved, and only attributes may be new to it.
+		// Dropping such a name would unhash a folder a process may have
+		// entered already (mkdir d && cd d), whose getcwd then fails.
 		for _, c := range s.changes {
 			if c.Tree {
-				changedBelow(s.from, s.to, c.Path, q.entry)
+				changedBelow(s.from, s.to, c.Path, q.attrs)
 			} else {
 				changedAttrs(s.from, s.to, c.Path, q.attrs)
 			}

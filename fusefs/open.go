@@ -52,6 +52,8 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	switch {
 	case writing && n.fsys.edits == nil:
 		return nil, 0, syscall.EROFS
+	case writing && n.fsys.mayWrite(ctx) != 0:
+		return nil, 0, syscall.EACCES
 	case writing && vn.Layer != overlay.EditsLayer && n.passthroughOpen() && n.waitPassthroughClosed():
 		return nil, 0, syscall.ETXTBSY
 	case writing || vn.Layer == overlay.EditsLayer:

@@ -535,14 +535,7 @@ func (d dirFD) setAttr(name string, a Attr) error {
 	if err != nil {
 		return err
 	}
-	if a.UID != nil || a.GID != nil {
-		uid, gid := -1, -1
-		if a.UID != nil {
-			uid = *a.UID
-		}
-		if a.GID != nil {
-			gid = *a.GID
-		}
+	if uid, gid, ok := a.owner(); ok {
 		if err := unix.Fchownat(int(d), name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}
@@ -564,17 +557,59 @@ func (d dirFD) setAttr(name string, a Attr) error {
 			return err
 		}
 	}
-	if a.ATime != nil || a.MTime != nil {
-		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
-		if a.ATime != nil {
-			ts[0] = timespec(*a.ATime)
-		}
-		if a.MTime != nil {
-			ts[1] = timespec(*a.MTime)
-		}
+	if ts, ok := a.times(); ok {
 		return unix.UtimesNanoAt(int(d), name, ts, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	return nil
+}
+
+// ApplyToFile changes the metadata of an open file of the layer, which may
+// have no name left (unlinked while open).
+func (a Attr) ApplyToFile(f *os.File) error {
+	fd := int(f.Fd())
+	if uid, gid, ok := a.owner(); ok {
+		if err := unix.Fchown(fd, uid, gid); err != nil {
+			return err
+		}
+	}
+	if a.Mode != nil {
+		if err := unix.Fchmod(fd, *a.Mode&0o7777); err != nil {
+			return err
+		}
+	}
+	if a.Size != nil {
+		if err := unix.Ftruncate(fd, *a.Size); err != nil {
+			return err
+		}
+	}
+	if ts, ok := a.times(); ok {
+		return unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH)
+	}
+	return nil
+}
+
+// owner returns the chown arguments of a, -1 for what stays.
+func (a Attr) owner() (uid, gid int, ok bool) {
+	uid, gid = -1, -1
+	if a.UID != nil {
+		uid = *a.UID
+	}
+	if a.GID != nil {
+		gid = *a.GID
+	}
+	return uid, gid, a.UID != nil || a.GID != nil
+}
+
+// times returns the utimensat times of a, UTIME_OMIT for what stays.
+func (a Attr) times() ([]unix.Timespec, bool) {
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+	if a.ATime != nil {
+		ts[0] = timespec(*a.ATime)
+	}
+	if a.MTime != nil {
+		ts[1] = timespec(*a.MTime)
+	}
+	return ts, a.ATime != nil || a.MTime != nil
 }
 
 func timespec(t time.Time) unix.Timespec {

@@ -73,17 +73,19 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	ino, errno := n.make(ctx, ent, out)
+	v, errno := n.writable(ctx)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	v, err := n.fsys.View()
+	f, err := n.fsys.edits.CreateFile(v, ent)
 	if err != nil {
 		return nil, nil, 0, toErrno(err)
 	}
-	f, err := n.fsys.edits.OpenFile(v, ent.Path, syscall.O_RDWR)
-	if err != nil {
-		return nil, nil, 0, toErrno(err)
+	n.fsys.changed()
+	ino, errno := n.Lookup(ctx, name, out)
+	if errno != 0 {
+		f.Close()
+		return nil, nil, 0, errno
 	}
 	kid, ok := ino.Operations().(*node)
 	if !ok {

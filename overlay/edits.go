@@ -224,8 +224,10 @@ func (e *Edits) touchedLocked(ps ...string) {
 	}
 }
 
-// touchedAttr is touched after a change of p's own metadata: a folder
-// the layer held already is read again alone, not with all below it.
+// touchedAttr is touched after a change of p's own metadata. An object
+// the layer held already is read again alone: nothing was made or removed
+// in its folders, so they did not change, and a folder's metadata is not
+// what is below it. A hard link is read with its other names.
 func (e *Edits) touchedAttr(p string) {
 	e.cmu.Lock()
 	defer e.cmu.Unlock()
@@ -233,21 +235,14 @@ func (e *Edits) touchedAttr(p string) {
 	if e.tr != nil {
 		n = e.tr.node(p, false)
 	}
-	if n == nil || !n.hasObj || n.obj.Type != Dir {
+	if n == nil || !n.hasObj || n.obj.LinkID != "" {
 		e.touchedLocked(p)
 		return
 	}
 	e.gen++
 	e.sorted = nil
-	for a := p; ; a = path.Dir(a) {
-		changed, err := e.restat(a)
-		if err != nil {
-			e.forget()
-			return
-		}
-		if !changed && e.tr.holds(a) || a == "/" {
-			return
-		}
+	if _, err := e.restat(p); err != nil {
+		e.forget()
 	}
 }
 

@@ -41,6 +41,11 @@ func (e *Edits) Create(v *View, ent Entry) error {
 	}
 	defer release()
 	defer e.touched(ent.Path)
+	return e.create(v, ent)
+}
+
+// create is Create while the change is begun.
+func (e *Edits) create(v *View, ent Entry) error {
 	if _, ok := v.Get(ent.Path); ok {
 		return fmt.Errorf("create %s: %w", ent.Path, syscall.EEXIST)
 	}

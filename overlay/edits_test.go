@@ -348,7 +348,7 @@ func TestEditsFollowTheirChanges(t *testing.T) {
 		v := view(t, st)
 		var op string
 		var err error
-		switch rng.IntN(8) {
+		switch rng.IntN(9) {
 		case 0:
 			p := fresh("")
 			typ := []Type{Regular, Dir, Symlink}[rng.IntN(3)]
@@ -382,6 +382,16 @@ func TestEditsFollowTheirChanges(t *testing.T) {
 		case 7:
 			p := pick()
 			op, err = "reset "+p, e.Reset(p)
+		case 8:
+			p := fresh("")
+			if rng.IntN(2) == 0 {
+				p = pick()
+			}
+			op = "create and open " + p
+			var f *os.File
+			if f, err = e.CreateFile(v, Entry{Path: p, Type: Regular, Perm: 0o4750, UID: 7, GID: 8}); err == nil {
+				f.Close()
+			}
 		}
 		_ = err // many random changes are refused (ENOENT, EEXIST, ENOTDIR): that is a case too
 		got, err := e.Entries()
@@ -553,4 +563,36 @@ func mustGet(t *testing.T, v *View, p string) *Node {
 		t.Fatalf("%s not in the view", p)
 	}
 	return n
+}
+
+// CreateFile makes a new file in place where the name is free and over a
+// whiteout like Create does, and returns it open: owner, mode (setuid
+// kept) and time are the entry's either way.
+func TestEditsCreateFile(t *testing.T) {
+	st, e, _ := editsStack(t)
+	mtime := time.Unix(1700000000, 0).UTC()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(e.Remove(view(t, st), "/etc/motd"))
+	for _, p := range []string{"/etc/new", "/etc/motd"} {
+		f, err := e.CreateFile(view(t, st), Entry{Path: p, Type: Regular, Perm: 0o4750 | fs.ModeSetuid, UID: 7, GID: 8, MTime: mtime})
+		must(err)
+		_, err = f.WriteString("data")
+		must(err)
+		must(f.Close())
+		n, ok := view(t, st).Get(p)
+		if !ok || n.Layer != EditsLayer || n.UnixMode() != 0o104750 || n.UID != 7 || n.GID != 8 || !n.MTime.Equal(mtime) {
+			t.Fatalf("%s = %+v, want an edit 0104750 7:8 at %v", p, n, mtime)
+		}
+		if got, _ := os.ReadFile(filepath.Join(e.Dir(), p)); string(got) != "data" {
+			t.Errorf("%s holds %q", p, got)
+		}
+	}
+	if _, err := e.CreateFile(view(t, st), Entry{Path: "/etc/new", Type: Regular, Perm: 0o644}); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("CreateFile of an existing name: %v, want EEXIST", err)
+	}
 }

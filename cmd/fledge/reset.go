@@ -18,7 +18,9 @@ func newResetCmd() *cobra.Command {
 		Short: "Discard the edits made through 'fledge mount' (all, or one path's)",
 		Long: `reset discards the workspace's edits (.fledge/edits beside the recipe): all of
 them, or those at and below the guest PATH, which then shows again what the
-recipe's layers have there. A live mount shows the result within a few seconds.`,
+recipe's layers have there. A live mount shows the result within a few seconds.
+An edit fledge cannot read (commands that read the workspace name it in a
+warning) is dropped the same way.`,
 		Example: `  fledge reset
   fledge reset /etc/motd
   fledge reset -c app/fledge.toml /usr/share`,

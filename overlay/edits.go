@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,7 +27,8 @@ import (
 // layers holds ".wh..wh..opq": the kernel overlayfs convention, so the
 // folder reads the same in any tool that knows it, and a whiteout needs no
 // longer name than the name it deletes. Empty files ".wh.NAME", the
-// whiteouts earlier versions wrote, still read as deletions.
+// whiteouts earlier versions wrote, still read as deletions in a folder
+// without the format marker (see legacy).
 type Edits struct {
 	dir string
 
@@ -58,6 +60,10 @@ type Edits struct {
 
 	// dirs are the layer's folders kept open.
 	dirs dirCache
+
+	// format2 is set once the folder is known to be of the second format
+	// (see legacy).
+	format2 atomic.Bool
 
 	// links are the symlink targets read (see linkTarget).
 	linksMu sync.Mutex
@@ -213,7 +219,7 @@ func (e *Edits) touchedLocked(ps ...string) {
 		return
 	}
 	for _, p := range ps {
-		if _, err := splitGuest(p); err != nil {
+		if _, err := e.splitGuest(p); err != nil {
 			// The change refused it, so it changed nothing there.
 			continue
 		}

@@ -17,32 +17,67 @@ import (
 // redirect a write to a host file outside it.
 
 // checkName refuses names that could climb out of a directory or be
-// mistaken for the layer's own whiteout bookkeeping.
-func checkName(name string) error {
+// mistaken for the layer's own bookkeeping: its temporary names, and in a
+// folder of the first format its whiteouts.
+func checkName(name string, legacy bool) error {
+	reserved := metaPrefix
+	if legacy {
+		reserved = whiteoutPrefix
+	}
 	switch {
 	case name == "" || name == "." || name == "..":
 		return fmt.Errorf("name %q: %w", name, syscall.EINVAL)
 	case strings.ContainsAny(name, "/\x00"):
 		return fmt.Errorf("name %q contains '/' or NUL: %w", name, syscall.EINVAL)
-	case strings.HasPrefix(name, whiteoutPrefix):
-		return fmt.Errorf("name %q: names starting with %q are reserved for whiteouts: %w",
-			name, whiteoutPrefix, syscall.EPERM)
+	case strings.HasPrefix(name, reserved):
+		return fmt.Errorf("name %q: names starting with %q are reserved for the edits' bookkeeping: %w",
+			name, reserved, syscall.EPERM)
 	}
 	return nil
 }
 
 // splitGuest checks a guest path and splits it into its components.
-func splitGuest(p string) ([]string, error) {
+func (e *Edits) splitGuest(p string) ([]string, error) {
 	if !strings.HasPrefix(p, "/") || path.Clean(p) != p {
 		return nil, fmt.Errorf("guest path %q is not clean and absolute: %w", p, syscall.EINVAL)
 	}
 	parts := components(p)
+	legacy := e.legacy()
 	for _, c := range parts {
-		if err := checkName(c); err != nil {
+		if err := checkName(c, legacy); err != nil {
 			return nil, err
 		}
 	}
 	return parts, nil
+}
+
+// formatMarker, in the folder's root, says its whiteouts are devices 0/0
+// only, so a file ".wh.NAME" is the user's. Folders made by earlier
+// versions lack it: there ".wh.NAME" deletes NAME, and such names stay
+// reserved.
+const formatMarker = metaPrefix + "format2"
+
+// legacy reports whether the folder is of the first format. A folder not
+// made yet will be made in the second.
+func (e *Edits) legacy() bool {
+	if e.format2.Load() {
+		return false
+	}
+	var st unix.Stat_t
+	if unix.Lstat(e.dir, &st) != nil {
+		return false
+	}
+	if unix.Lstat(e.dir+"/"+formatMarker, &st) == nil {
+		e.format2.Store(true)
+		return false
+	}
+	return true
+}
+
+// oldWhiteout reports whether name in this folder may have an old-style
+// whiteout ".wh.NAME" beside it.
+func (e *Edits) oldWhiteout(name string) bool {
+	return len(whiteoutPrefix)+len(name) <= unix.NAME_MAX && e.legacy()
 }
 
 // dirFD is an open directory of the edits folder.
@@ -89,7 +124,7 @@ func (e *Edits) openRoot() (dirFD, error) {
 // openDir opens the folder holding guest directory p, which must exist in
 // the layer already (see copyUpDir).
 func (e *Edits) openDir(p string) (dirFD, error) {
-	parts, err := splitGuest(p)
+	parts, err := e.splitGuest(p)
 	if err != nil {
 		return -1, err
 	}

@@ -36,7 +36,7 @@ func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !taken && legacyFits(name) {
+	if !taken && e.oldWhiteout(name) {
 		_, taken, err = d.stat(whiteoutPrefix + name)
 		if err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -57,7 +58,7 @@ func (e *Edits) create(v *View, ent Entry) error {
 		return err
 	}
 	defer d.close()
-	hadWhiteout, err := d.isWhiteout(name)
+	hadWhiteout, err := e.isWhiteout(d, name)
 	if err != nil {
 		return err
 	}
@@ -76,7 +77,7 @@ func (e *Edits) create(v *View, ent Entry) error {
 	if err := d.materialize(name, &ent, timespec(mtime), ent.Type == Dir && hadWhiteout); err != nil {
 		return fmt.Errorf("create %s: %w", ent.Path, err)
 	}
-	return d.clearLegacy(name)
+	return e.clearLegacy(d, name)
 }
 
 // Remove deletes p from the merged view: the layer's copy goes, and a
@@ -101,7 +102,7 @@ func (e *Edits) Remove(v *View, p string) error {
 		return fmt.Errorf("remove %s: %w", p, err)
 	}
 	if inLower(n) {
-		return d.whiteout(name)
+		return e.whiteout(d, name)
 	}
 	return nil
 }
@@ -164,7 +165,7 @@ func (e *Edits) Rename(v *View, oldp, newp string) error {
 			return od.remove(oldName)
 		}
 		if inLower(n) {
-			return od.whiteout(oldName)
+			return e.whiteout(od, oldName)
 		}
 		return nil
 	})
@@ -212,7 +213,7 @@ func (e *Edits) twoPlaces(v *View, oldp, newp string, fn func(od, nd dirFD, oldN
 	if err := fn(od, nd, oldName, newName); err != nil {
 		return err
 	}
-	return nd.clearLegacy(newName)
+	return e.clearLegacy(nd, newName)
 }
 
 // Attr is a change of metadata; nil fields stay as they are.
@@ -327,7 +328,7 @@ func (e *Edits) parentOf(v *View, p string) (dirFD, string, error) {
 	if p == "/" {
 		return -1, "", fmt.Errorf("the root has no parent: %w", syscall.EINVAL)
 	}
-	parts, err := splitGuest(p)
+	parts, err := e.splitGuest(p)
 	if err != nil {
 		return -1, "", err
 	}
@@ -387,6 +388,11 @@ func (e *Edits) ensureRoot(v *View) error {
 	if err := os.Mkdir(e.dir, 0o700); err != nil && !os.IsExist(err) {
 		return fmt.Errorf("edits: %w", err)
 	}
+	// Made now, the folder is of the second format.
+	if err := os.WriteFile(filepath.Join(e.dir, formatMarker), nil, 0o644); err != nil {
+		return fmt.Errorf("edits: %w", err)
+	}
+	e.format2.Store(true)
 	root := v.Root()
 	pd, err := openHostDir(path.Dir(e.dir))
 	if err != nil {
@@ -455,7 +461,7 @@ func (d dirFD) place(tmp, name string) error {
 	if !errors.Is(err, unix.EEXIST) {
 		return err
 	}
-	if wh, err := d.isWhiteout(name); err != nil || !wh {
+	if st, ok, err := d.stat(name); err != nil || !ok || !isWhiteout(&st) {
 		if err == nil {
 			err = unix.EEXIST
 		}
@@ -469,12 +475,12 @@ func (d dirFD) place(tmp, name string) error {
 
 // isWhiteout reports whether name in d is deleted: a whiteout device, or
 // an old-style ".wh.NAME" file.
-func (d dirFD) isWhiteout(name string) (bool, error) {
+func (e *Edits) isWhiteout(d dirFD, name string) (bool, error) {
 	st, ok, err := d.stat(name)
 	if err != nil || ok {
 		return ok && isWhiteout(&st), err
 	}
-	if !legacyFits(name) {
+	if !e.oldWhiteout(name) {
 		return false, nil
 	}
 	_, ok, err = d.stat(whiteoutPrefix + name)
@@ -483,8 +489,8 @@ func (d dirFD) isWhiteout(name string) (bool, error) {
 
 // clearLegacy removes an old-style whiteout of name, now that name holds
 // an object.
-func (d dirFD) clearLegacy(name string) error {
-	if !legacyFits(name) {
+func (e *Edits) clearLegacy(d dirFD, name string) error {
+	if !e.oldWhiteout(name) {
 		return nil
 	}
 	return d.remove(whiteoutPrefix + name)
@@ -510,11 +516,11 @@ func (d dirFD) writeContent(name string, c Content) error {
 
 // whiteout records the deletion of name, which must be free: a character
 // device 0/0, the overlayfs whiteout.
-func (d dirFD) whiteout(name string) error {
+func (e *Edits) whiteout(d dirFD, name string) error {
 	if err := unix.Mknodat(int(d), name, unix.S_IFCHR|0o600, 0); err != nil {
 		return fmt.Errorf("whiteout %s: %w", name, err)
 	}
-	return d.clearLegacy(name)
+	return e.clearLegacy(d, name)
 }
 
 func (d dirFD) markOpaque(dir string) error {

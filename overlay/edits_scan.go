@@ -59,7 +59,9 @@ func (e *Edits) Problems() []Problem {
 
 // scanned is what a read of (part of) the folder found.
 type scanned struct {
-	e        *Edits
+	e *Edits
+	// legacy is the folder's format (see Edits.legacy).
+	legacy   bool
 	tr       *tree
 	problems map[string]error
 }
@@ -68,6 +70,7 @@ type scanned struct {
 // whiteout of p, to s. Only a folder that cannot be opened at all is an
 // error; an entry that cannot be read is a problem.
 func (s *scanned) scan(p string) error {
+	s.legacy = s.e.legacy()
 	if p == "/" {
 		d, err := s.e.openRoot()
 		if errors.Is(err, os.ErrNotExist) {
@@ -101,7 +104,7 @@ func (s *scanned) scan(p string) error {
 	defer d.close()
 	name := path.Base(p)
 	s.visit(d, name, p)
-	if legacyFits(name) {
+	if s.e.oldWhiteout(name) {
 		if _, ok, _ := d.stat(whiteoutPrefix + name); ok {
 			s.tr.put(s.whiteout(p))
 		}
@@ -164,7 +167,7 @@ func (s *scanned) children(d dirFD, p string, dir *Entry) bool {
 			}
 		case strings.HasPrefix(n, metaPrefix):
 			// A copy-up a crash interrupted: never an edit.
-		case strings.HasPrefix(n, whiteoutPrefix):
+		case s.legacy && strings.HasPrefix(n, whiteoutPrefix):
 			s.tr.put(s.whiteout(path.Join(p, strings.TrimPrefix(n, whiteoutPrefix))))
 		default:
 			s.visit(d, n, path.Join(p, n))
@@ -182,12 +185,6 @@ func (s *scanned) whiteout(p string) Entry {
 // NAME_MAX bytes).
 func isWhiteout(st *unix.Stat_t) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
-}
-
-// legacyFits reports whether the old-style whiteout of name (".wh.NAME",
-// what workspaces of earlier fledge versions hold) can exist at all.
-func legacyFits(name string) bool {
-	return len(whiteoutPrefix)+len(name) <= unix.NAME_MAX
 }
 
 // host is the host path of guest path p in the folder, for messages and

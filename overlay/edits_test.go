@@ -139,7 +139,7 @@ func TestEditsRefuseEscapes(t *testing.T) {
 	if err := os.Mkdir(outside, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"/etc/../../x", "/etc/a\x00b", "/etc/.wh.motd", "/etc/.wh..wh..opq", "etc/rel", "/etc/"} {
+	for _, p := range []string{"/etc/../../x", "/etc/a\x00b", "/etc/.wh..wh.motd", "/etc/.wh..wh..opq", "etc/rel", "/etc/"} {
 		err := e.Create(view(t, st), Entry{Path: p, Type: Regular, Perm: 0o644})
 		if err == nil {
 			t.Errorf("create %q succeeded", p)
@@ -163,10 +163,45 @@ func TestEditsRefuseEscapes(t *testing.T) {
 		t.Errorf("something was written outside the layer: %v", ents)
 	}
 	var errno syscall.Errno
-	err := e.Create(view(t, st), Entry{Path: "/etc/.wh.x", Type: Regular})
+	err := e.Create(view(t, st), Entry{Path: "/etc/.wh..wh.x", Type: Regular})
 	if !errors.As(err, &errno) || errno != syscall.EPERM {
 		t.Errorf("reserved name: %v, want EPERM", err)
 	}
+}
+
+// A folder of the second format takes names starting with ".wh." as any
+// other (its whiteouts are devices); one of the first keeps them reserved,
+// since there ".wh.NAME" deletes NAME.
+func TestEditsWhiteoutNamesByFormat(t *testing.T) {
+	st, e, _ := editsStack(t)
+	if err := e.Create(view(t, st), Entry{Path: "/etc/.wh.motd", Type: Regular, Perm: 0o644}); err != nil {
+		t.Fatalf("a name starting with .wh.: %v", err)
+	}
+	e.Reload()
+	v := view(t, st)
+	if _, ok := v.Get("/etc/.wh.motd"); !ok {
+		t.Error("/etc/.wh.motd is not shown")
+	}
+	if _, ok := v.Get("/etc/motd"); !ok {
+		t.Error("the file /etc/.wh.motd deleted /etc/motd")
+	}
+	oldFormat(t, e)
+	var errno syscall.Errno
+	err := e.Create(view(t, st), Entry{Path: "/etc/.wh.x", Type: Regular})
+	if !errors.As(err, &errno) || errno != syscall.EPERM {
+		t.Errorf("a .wh. name in a folder of the first format: %v, want EPERM", err)
+	}
+}
+
+// oldFormat makes e's folder one of the first format, as earlier versions
+// left it.
+func oldFormat(t *testing.T, e *Edits) {
+	t.Helper()
+	if err := os.Remove(filepath.Join(e.Dir(), formatMarker)); err != nil {
+		t.Fatal(err)
+	}
+	e.format2.Store(false)
+	e.Reload()
 }
 
 // Packing reads the layer; it must not need root, even with root-owned
@@ -251,6 +286,7 @@ func TestEditsObjectWinsOverItsLeftoverWhiteout(t *testing.T) {
 	if err := e.Create(view(t, st), Entry{Path: "/etc/y", Type: Regular, Perm: 0o644}); err != nil {
 		t.Fatal(err)
 	}
+	oldFormat(t, e)
 	for _, name := range []string{".wh.-x", ".wh.y", ".wh.motd"} {
 		if err := os.WriteFile(filepath.Join(e.Dir(), "etc", name), nil, 0o600); err != nil {
 			t.Fatal(err)
@@ -535,6 +571,7 @@ func TestEditsLeftoversAndOldWhiteouts(t *testing.T) {
 	if err := e.Create(view(t, st), Entry{Path: "/etc/new", Type: Regular, Perm: 0o644}); err != nil {
 		t.Fatal(err)
 	}
+	oldFormat(t, e)
 	etc := filepath.Join(e.Dir(), "etc")
 	os.WriteFile(filepath.Join(etc, ".wh..wh.tmp.99.1"), []byte("half"), 0o600)
 	os.WriteFile(filepath.Join(etc, ".wh.motd"), nil, 0o600)

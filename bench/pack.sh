@@ -22,6 +22,7 @@ done
 fledge() { "$work/packtree" -o "$work/fledge.cpio.gz" "$tree"; }
 gnu() { (cd "$tree" && find . | cpio -o -H newc --quiet | gzip -9 >"$work/gnu.cpio.gz"); }
 
+# shellcheck source=timed.sh
 . "$here/timed.sh"
 
 fledge

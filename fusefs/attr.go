@@ -47,33 +47,44 @@ func (f *FS) fill(v *overlay.View, vn *overlay.Node, a *fuse.Attr) {
 	a.SetTimes(&mt, &mt, &mt)
 	switch vn.Type {
 	case overlay.Dir:
-		a.Nlink = 2
+		a.Nlink = 2 + uint32(v.Subdirs(vn))
 	case overlay.Symlink:
 		a.Size = uint64(len(vn.Linkname))
 	case overlay.CharDev, overlay.BlockDev:
 		a.Rdev = uint32(unix.Mkdev(vn.Major, vn.Minor))
 	case overlay.Regular:
 		a.Size = uint64(contentSize(vn))
-		if host, ok := vn.Content.(overlay.HostFile); ok && vn.Layer == overlay.EditsLayer {
-			f.fillEdit(string(host), a)
-		}
+	}
+	if vn.Layer == overlay.EditsLayer && f.edits != nil {
+		f.fillEdit(vn, a)
 	}
 	a.Blksize = 4096
 	a.Blocks = (a.Size + 511) / 512
 }
 
-// fillEdit refreshes what writes through open files change without a new
-// view: size, mtime and the link count. Mapped files need no such care:
-// the view re-reads them every refresh interval.
-func (f *FS) fillEdit(host string, a *fuse.Attr) {
-	var st unix.Stat_t
-	if unix.Lstat(host, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+// fillEdit takes from the host what changes without a new view: the size
+// and mtime writes through open files change, the ctime every change of
+// metadata moves, the atime (which the mount keeps, though an archive
+// cannot), and the link count of every type.
+func (f *FS) fillEdit(vn *overlay.Node, a *fuse.Attr) {
+	st, err := f.edits.Stat(vn.Path)
+	if err != nil || st.Mode&unix.S_IFMT != uint32(vn.UnixMode()&unix.S_IFMT) {
 		return
 	}
-	a.Size = uint64(st.Size)
-	mt := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
-	a.SetTimes(&mt, &mt, &mt)
-	a.Nlink = uint32(st.Nlink)
+	fillStat(&st, a)
+}
+
+// fillStat copies what the host knows better than the view from st.
+func fillStat(st *unix.Stat_t, a *fuse.Attr) {
+	if st.Mode&unix.S_IFMT == unix.S_IFREG {
+		a.Size = uint64(st.Size)
+		a.Mtime, a.Mtimensec = uint64(st.Mtim.Sec), uint32(st.Mtim.Nsec)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		a.Nlink = uint32(st.Nlink)
+	}
+	a.Atime, a.Atimensec = uint64(st.Atim.Sec), uint32(st.Atim.Nsec)
+	a.Ctime, a.Ctimensec = uint64(st.Ctim.Sec), uint32(st.Ctim.Nsec)
 }
 
 // cached reports whether the kernel may keep what it was told until told

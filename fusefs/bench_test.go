@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -155,6 +156,74 @@ func BenchmarkCreateBesideMappedTree20000(b *testing.B) {
 			for b.Loop() {
 				i++
 				must(b, os.WriteFile(filepath.Join(where.dir, fmt.Sprintf("new%d", i)), []byte("edit"), 0o644))
+			}
+		})
+	}
+}
+
+// Creating one small file through the mount after 0, 2,000 and 20,000
+// earlier edits (made through the mount, in 100 folders), and on the host.
+// A change costs what it changes, so the 20,000 case must stay within 1.5x
+// of the 0 case. Each iteration creates one file in each place in turn, so
+// the load of a shared machine falls on all cases alike; the metrics are
+// the mean time per file in each place, and the ratios that matter.
+func BenchmarkCreateAfterEdits(b *testing.B) {
+	counts := []int{0, 2000, 20000}
+	dirs := []string{b.TempDir()}
+	for _, n := range counts {
+		mnt := benchMount(b, mappedTree(b), "/data", Options{})
+		start := time.Now()
+		for i := range n {
+			dir := filepath.Join(mnt, "earlier", fmt.Sprintf("d%03d", i%100))
+			if i < 100 {
+				must(b, os.MkdirAll(dir, 0o755))
+			}
+			must(b, os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%05d", i)), []byte("edit"), 0o644))
+		}
+		b.Logf("%d earlier edits made in %v", n, time.Since(start).Round(time.Millisecond))
+		dir := filepath.Join(mnt, "new")
+		must(b, os.Mkdir(dir, 0o755))
+		dirs = append(dirs, dir)
+	}
+	spent := make([]time.Duration, len(dirs))
+	i := 0
+	for b.Loop() {
+		i++
+		for k, dir := range dirs {
+			start := time.Now()
+			must(b, os.WriteFile(filepath.Join(dir, fmt.Sprintf("new%d", i)), []byte("edit"), 0o644))
+			spent[k] += time.Since(start)
+		}
+	}
+	per := func(k int) float64 { return float64(spent[k].Microseconds()) / float64(i) }
+	b.ReportMetric(per(0), "us/host")
+	for k, n := range counts {
+		b.ReportMetric(per(k+1), fmt.Sprintf("us/edits=%d", n))
+	}
+	b.ReportMetric(per(3)/per(1), "x-20000/0")
+	b.ReportMetric(per(1)/per(0), "x-0/host")
+}
+
+// tar x of the Go source tree into the mount and on the host: the same
+// work as bench/mount-tar.sh, in-process, so -cpuprofile sees the server.
+func BenchmarkUntarGoTree(b *testing.B) {
+	src := filepath.Join(runtime.GOROOT(), "src")
+	tarball := filepath.Join(b.TempDir(), "src.tar")
+	if out, err := exec.Command("tar", "-C", filepath.Dir(src), "-cf", tarball, "src").CombinedOutput(); err != nil {
+		b.Fatalf("tar c: %v: %s", err, out)
+	}
+	host := b.TempDir()
+	mnt := benchMount(b, mappedTree(b), "/data", Options{})
+	for _, where := range []struct{ name, dir string }{{"host", host}, {"mount", mnt}} {
+		b.Run(where.name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				i++
+				dir := filepath.Join(where.dir, fmt.Sprintf("x%d", i))
+				must(b, os.Mkdir(dir, 0o755))
+				if out, err := exec.Command("tar", "-C", dir, "-xf", tarball).CombinedOutput(); err != nil {
+					b.Fatalf("tar x: %v: %s", err, out)
+				}
 			}
 		})
 	}

@@ -25,10 +25,14 @@ var (
 	_ = (fs.NodeSetattrer)((*node)(nil))
 )
 
-// writable returns the current view, or EROFS for a read-only mount.
-func (n *node) writable() (*overlay.View, syscall.Errno) {
+// writable returns the current view, or EROFS for a read-only mount, or
+// EACCES for a caller the share mode keeps from writing.
+func (n *node) writable(ctx context.Context) (*overlay.View, syscall.Errno) {
 	if n.fsys.edits == nil {
 		return nil, syscall.EROFS
+	}
+	if errno := n.fsys.mayWrite(ctx); errno != 0 {
+		return nil, errno
 	}
 	v, err := n.fsys.View()
 	return v, toErrno(err)
@@ -37,6 +41,9 @@ func (n *node) writable() (*overlay.View, syscall.Errno) {
 // newEntry describes an object created by the caller: owned by them, with
 // the mode the kernel passed (the umask already applied).
 func newEntry(ctx context.Context, p string, mode uint32) (overlay.Entry, syscall.Errno) {
+	if len(path.Base(p)) > nameMax {
+		return overlay.Entry{}, syscall.ENAMETOOLONG
+	}
 	t, perm, err := overlay.FromUnixMode(mode)
 	if err != nil {
 		return overlay.Entry{}, syscall.EINVAL
@@ -50,7 +57,7 @@ func newEntry(ctx context.Context, p string, mode uint32) (overlay.Entry, syscal
 
 // make creates ent and returns the inode of what the view now shows.
 func (n *node) make(ctx context.Context, ent overlay.Entry, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	v, errno := n.writable()
+	v, errno := n.writable(ctx)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -66,19 +73,32 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	ino, errno := n.make(ctx, ent, out)
+	v, errno := n.writable(ctx)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	v, err := n.fsys.View()
+	f, err := n.fsys.edits.CreateFile(v, ent)
 	if err != nil {
 		return nil, nil, 0, toErrno(err)
 	}
-	f, err := n.fsys.edits.OpenFile(v, ent.Path, syscall.O_RDWR)
-	if err != nil {
-		return nil, nil, 0, toErrno(err)
+	n.fsys.changed()
+	ino, errno := n.Lookup(ctx, name, out)
+	if errno != 0 {
+		f.Close()
+		return nil, nil, 0, errno
 	}
-	return ino, &editFile{f: f, fsys: n.fsys}, 0, 0
+	kid, ok := ino.Operations().(*node)
+	if !ok {
+		f.Close()
+		return nil, nil, 0, syscall.EIO
+	}
+	kid.openMu.Lock()
+	defer kid.openMu.Unlock()
+	h, errno := kid.editHandle(f, true)
+	if errno != 0 {
+		f.Close()
+	}
+	return ino, h, 0, errno
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -108,7 +128,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 }
 
 func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	v, errno := n.writable()
+	v, errno := n.writable(ctx)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -133,15 +153,15 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
-	return n.remove(name, false)
+	return n.remove(ctx, name, false)
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
-	return n.remove(name, true)
+	return n.remove(ctx, name, true)
 }
 
-func (n *node) remove(name string, dir bool) syscall.Errno {
-	v, errno := n.writable()
+func (n *node) remove(ctx context.Context, name string, dir bool) syscall.Errno {
+	v, errno := n.writable(ctx)
 	if errno != 0 {
 		return errno
 	}
@@ -165,7 +185,7 @@ func (n *node) remove(name string, dir bool) syscall.Errno {
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	v, errno := n.writable()
+	v, errno := n.writable(ctx)
 	if errno != 0 {
 		return errno
 	}
@@ -189,7 +209,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if err := n.fsys.edits.Rename(v, oldp, newp); err != nil {
 		return toErrno(err)
 	}
-	n.fsys.moved(oldp, newp)
+	n.fsys.moved(oldp, newp, src.Type == overlay.Dir)
 	return 0
 }
 
@@ -209,7 +229,7 @@ func replaceable(v *overlay.View, src, dst *overlay.Node, flags uint32) syscall.
 }
 
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	v, errno := n.writable()
+	v, errno := n.writable(ctx)
 	if errno != 0 {
 		return errno
 	}
@@ -235,6 +255,17 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	}
 	if t, ok := in.GetATime(); ok {
 		a.ATime = &t
+	}
+	if _, ok := v.Get(n.guestPath()); !ok {
+		// Unlinked while open: only the open file is left to change.
+		ef, ok := editOf(fh)
+		if !ok {
+			return syscall.ENOENT
+		}
+		if err := a.ApplyToFile(ef.f); err != nil {
+			return toErrno(err)
+		}
+		return n.Getattr(ctx, fh, out)
 	}
 	if err := n.fsys.edits.SetAttr(v, n.guestPath(), a); err != nil {
 		return toErrno(err)

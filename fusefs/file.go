@@ -110,3 +110,15 @@ func (e *editFile) Flush(ctx context.Context) syscall.Errno {
 func (e *editFile) Release(ctx context.Context) syscall.Errno {
 	return toErrno(e.f.Close())
 }
+
+// edit returns e; the handles that wrap an editFile (see Open) have it too.
+func (e *editFile) edit() *editFile { return e }
+
+// editOf returns the open edit behind a handle, if it is one.
+func editOf(fh fs.FileHandle) (*editFile, bool) {
+	h, ok := fh.(interface{ edit() *editFile })
+	if !ok {
+		return nil, false
+	}
+	return h.edit(), true
+}

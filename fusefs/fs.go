@@ -82,6 +82,9 @@ type FS struct {
 	watcher  *watcher
 	watching atomic.Bool
 	warn     func(string)
+	// share and writer are Options.Share and Options.Writer.
+	share  Share
+	writer int
 }
 
 type inoRec struct {
@@ -120,7 +123,16 @@ func (f *FS) View() (*overlay.View, error) {
 		}
 		return f.view, nil
 	}
-	v, lower, err := f.merge(f.lower)
+	var v, lower *overlay.View
+	var changes []overlay.Delta
+	var err error
+	if f.view != nil && f.edits != nil && f.lower == f.viewLower {
+		// Only the edits changed: the view takes what they report.
+		lower = f.lower
+		v, changes, err = f.view.Update(lower, f.edits)
+	} else {
+		v, lower, err = f.merge(f.lower)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("merging the layers: %w", err)
 	}
@@ -128,7 +140,7 @@ func (f *FS) View() (*overlay.View, error) {
 		f.built = time.Now()
 	}
 	// On the same lower view, only changes through the mount are new.
-	f.inval.push(f.view, v, lower != f.viewLower)
+	f.inval.push(step{from: f.view, to: v, host: lower != f.viewLower, changes: changes})
 	f.view, f.lower, f.viewLower, f.dirty = v, lower, lower, false
 	f.gen++
 	return v, nil
@@ -157,6 +169,10 @@ func (f *FS) merge(lower *overlay.View) (v, below *overlay.View, err error) {
 			return nil, nil, err
 		}
 	}
+	// What the edits report changed until now is in what they list now; a
+	// change reported after this is applied again by the next Update,
+	// which is harmless.
+	f.edits.Delta()
 	v, err = lower.With(f.edits)
 	return v, lower, err
 }
@@ -197,7 +213,7 @@ func (f *FS) refresh(gen uint64) {
 			// retries.
 		case gen == f.gen && !f.dirty:
 			f.lower, f.built = lower, time.Now()
-			f.inval.push(f.view, v, true)
+			f.inval.push(step{from: f.view, to: v, host: true})
 			f.view, f.viewLower = v, lower
 			f.gen++
 		default:
@@ -316,12 +332,20 @@ func (f *FS) alias(vn *overlay.Node, ino uint64) {
 	f.mu.Unlock()
 }
 
-// moved carries the inode numbers of oldp and everything below it to
-// newp, so a renamed file keeps its identity.
-func (f *FS) moved(oldp, newp string) {
+// moved carries the inode numbers of oldp, and of everything below it if
+// it is a directory, to newp, so a renamed file keeps its identity. Only
+// a directory costs a look at every number.
+func (f *FS) moved(oldp, newp string, dir bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.dirty = true
+	if r, ok := f.inos[oldp]; ok {
+		delete(f.inos, oldp)
+		f.inos[newp] = r
+	}
+	if !dir {
+		return
+	}
 	for k, r := range f.inos {
 		if rest, ok := below(k, oldp); ok {
 			delete(f.inos, k)
@@ -330,16 +354,13 @@ func (f *FS) moved(oldp, newp string) {
 	}
 }
 
-// removed forgets the inode numbers of p and everything below it.
+// removed forgets the inode number of p, which has nothing below it: a
+// directory is removed only when empty.
 func (f *FS) removed(p string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.dirty = true
-	for k := range f.inos {
-		if _, ok := below(k, p); ok {
-			delete(f.inos, k)
-		}
-	}
+	delete(f.inos, p)
 }
 
 // below reports whether k is p or inside it, and the rest of k after p.

@@ -36,21 +36,23 @@ func newInvalidator(root *fs.Inode, mnt string) *invalidator {
 
 // step is one change of view. host is set when the host changed: a change
 // made through the mount changed the listings it touched in the kernel
-// already.
+// already. changes, when set, are what the edits reported (see
+// overlay.View.Update), and only those paths are compared; otherwise the
+// views are.
 type step struct {
 	from, to *overlay.View
 	host     bool
+	changes  []overlay.Delta
 }
 
-// push queues the change from view a to view b. Every step is sent, in
-// order: an entry that changed and changed back may have been cached in
-// between.
-func (q *invalidator) push(a, b *overlay.View, host bool) {
-	if q == nil || a == nil || a == b {
+// push queues a change of view. Every step is sent, in order: an entry
+// that changed and changed back may have been cached in between.
+func (q *invalidator) push(s step) {
+	if q == nil || s.from == nil || s.from == s.to {
 		return
 	}
 	q.mu.Lock()
-	q.queue = append(q.queue, step{a, b, host})
+	q.queue = append(q.queue, s)
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -73,18 +75,44 @@ func (q *invalidator) run() {
 		q.queue = nil
 		q.mu.Unlock()
 		for _, s := range steps {
-			dirs := map[string]bool{}
-			changedPaths(s.from, s.to, func(p string) {
-				q.entry(p)
-				dirs[path.Dir(p)] = true
-			})
-			if !s.host {
-				continue
-			}
-			for d := range dirs {
-				q.listing(d)
+			q.send(s)
+		}
+	}
+}
+
+func (q *invalidator) send(s step) {
+	if s.changes != nil {
+		// The kernel made these changes itself: it knows every name they
+		// added, removed or moved, and only attributes may be new to it.
+		// Dropping such a name would unhash a folder a process may have
+		// entered already (mkdir d && cd d), whose getcwd then fails.
+		for _, c := range s.changes {
+			if c.Tree {
+				changedBelow(s.from, s.to, c.Path, q.attrs)
+			} else {
+				changedAttrs(s.from, s.to, c.Path, q.attrs)
 			}
 		}
+		return
+	}
+	dirs := map[string]bool{}
+	changedPaths(s.from, s.to, func(p string) {
+		q.entry(p)
+		dirs[path.Dir(p)] = true
+	})
+	if !s.host {
+		return
+	}
+	for d := range dirs {
+		q.listing(d)
+	}
+}
+
+// attrs drops the attributes the kernel holds for guest path p (a folder
+// whose times a change inside it moved), keeping its name and children.
+func (q *invalidator) attrs(p string) {
+	if in := q.inode(p); in != nil {
+		in.NotifyContent(0, 0)
 	}
 }
 
@@ -170,6 +198,31 @@ func (q *invalidator) inode(p string) *fs.Inode {
 // mount copies only the paths it touches) are skipped without a look. A
 // path that changed type is reported once; what was below it goes with it.
 func changedPaths(a, b *overlay.View, fn func(p string)) {
+	walkChanged(a, b, a.Root(), b.Root(), fn)
+}
+
+// changedBelow is changedPaths for path p and what is below it.
+func changedBelow(a, b *overlay.View, p string, fn func(p string)) {
+	x, okx := a.Get(p)
+	y, oky := b.Get(p)
+	switch {
+	case okx && oky:
+		walkChanged(a, b, x, y, fn)
+	case okx || oky:
+		fn(p)
+	}
+}
+
+// changedAttrs calls fn with p if the two views show its node differently.
+func changedAttrs(a, b *overlay.View, p string, fn func(p string)) {
+	x, okx := a.Get(p)
+	y, oky := b.Get(p)
+	if okx && oky && shownAs(a, x) != shownAs(b, y) {
+		fn(p)
+	}
+}
+
+func walkChanged(a, b *overlay.View, x, y *overlay.Node, fn func(p string)) {
 	var walk func(x, y *overlay.Node)
 	walk = func(x, y *overlay.Node) {
 		if x == y {
@@ -196,7 +249,7 @@ func changedPaths(a, b *overlay.View, fn func(p string)) {
 			}
 		}
 	}
-	walk(a.Root(), b.Root())
+	walk(x, y)
 }
 
 // shown is what the kernel may cache of an entry: its attributes and its

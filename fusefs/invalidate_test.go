@@ -43,4 +43,16 @@ func TestChangedPaths(t *testing.T) {
 	if len(got) != 0 {
 		t.Errorf("a rebuilt, equal view reports %q", got)
 	}
+	// A delta is compared at its own paths only: a folder's tree, or one
+	// entry's attributes.
+	got = nil
+	report := func(p string) { got = append(got, p) }
+	changedBelow(before, after, "/a", report)
+	changedBelow(before, after, "/d", report)
+	changedBelow(before, after, "/nowhere", report)
+	changedAttrs(before, after, "/m", report)
+	changedAttrs(before, after, "/keep", report)
+	if want := []string{"/a/w", "/a/x", "/a/y", "/d", "/m"}; !slices.Equal(got, want) {
+		t.Errorf("changed below /a, /d, /nowhere and at /m, /keep: %q, want %q", got, want)
+	}
 }

@@ -30,6 +30,11 @@ type Options struct {
 	// Warn, if set, is told when the mount falls back from watching the
 	// host to polling it.
 	Warn func(string)
+	// Share says who besides root may use the mount (see Share).
+	Share Share
+	// Writer is the user, besides root, whose changes ShareRead takes
+	// (the one who ran fledge through sudo); 0 leaves only root.
+	Writer int
 }
 
 // Mount serves f at mountpoint until it is unmounted. A mountpoint left
@@ -56,6 +61,12 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 			f.watching.Store(true)
 		}
 	}
+	// A view that cannot be built fails the mount before there is one:
+	// after, every request would fail, and the mountpoint stay dead.
+	if _, err := f.View(); err != nil {
+		return nil, err
+	}
+	f.share, f.writer = o.Share, o.Writer
 	opts := []string{"default_permissions"}
 	if f.ReadOnly() {
 		opts = append(opts, "ro")
@@ -69,6 +80,7 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 			FsName:      "fledge",
 			Name:        "fledge",
 			Options:     opts,
+			AllowOther:  o.Share != ShareNone,
 			DirectMount: true,
 			Debug:       o.Debug || os.Getenv("FLEDGE_FUSE_DEBUG") != "",
 			// Mapped files may live on an overlayfs (a container's root),
@@ -93,6 +105,10 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 		if f.watcher != nil {
 			f.watcher.close()
 		}
+		// The kernel may have mounted before the server failed to start;
+		// nothing else can be mounted there (see recoverStale), and a dead
+		// mount cannot even be looked at, so it is detached unasked.
+		_ = unix.Unmount(mountpoint, unix.MNT_DETACH)
 		return nil, fmt.Errorf("mount %s: %w (fledge mounts as root: /dev/fuse is only open to root here)", mountpoint, err)
 	}
 	f.passthrough.Store(!o.NoPassthrough && Passthrough(srv))

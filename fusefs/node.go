@@ -9,6 +9,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/volantvm/fledge/overlay"
 )
@@ -27,9 +28,12 @@ type node struct {
 	// last is the attributes last replied, for an open file whose path
 	// is gone (unlinked while open).
 	last fuse.Attr
-	// passthrough counts open handles whose reads the kernel serves from
-	// a lower layer's host file directly (see Open).
-	passthrough int
+	// passthrough counts open handles the kernel serves from a host file
+	// directly, and backing is the file the first one was of (see Open);
+	// cached counts the handles it serves through the server while
+	// passthrough is on.
+	passthrough, cached int
+	backing             fileID
 }
 
 var (
@@ -47,7 +51,19 @@ func (f *FS) Root() fs.InodeEmbedder { return f.root }
 
 // guestPath is the node's path in the image; the kernel never looks up
 // below a symlink, so it names directories only on the way.
-func (n *node) guestPath() string { return "/" + n.Path(nil) }
+//
+// An inode whose last name is gone (unlinked while open, or a removed
+// folder a process is still in) has no path: go-fuse's Path would give ""
+// and so the root. It gets a path no view holds and no change accepts.
+func (n *node) guestPath() string {
+	if _, parent := n.Parent(); parent == nil && !n.IsRoot() {
+		return orphanPath
+	}
+	return "/" + n.Path(nil)
+}
+
+// orphanPath names no path: a NUL is in no name.
+const orphanPath = "/\x00unlinked"
 
 // lookup returns the view and the node at the inode's path.
 func (n *node) lookup() (*overlay.View, *overlay.Node, syscall.Errno) {
@@ -62,7 +78,15 @@ func (n *node) lookup() (*overlay.View, *overlay.Node, syscall.Errno) {
 	return v, vn, 0
 }
 
+// nameMax is the longest name the mount stores, as on the host file
+// systems the edits live on; the kernel leaves the check to the file
+// system.
+const nameMax = 255
+
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if len(name) > nameMax {
+		return nil, syscall.ENAMETOOLONG
+	}
 	v, err := n.fsys.View()
 	if err != nil {
 		return nil, toErrno(err)
@@ -88,15 +112,22 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 	v, vn, errno := n.lookup()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if errno == syscall.ENOENT {
+	switch errno {
+	case syscall.ENOENT:
 		out.Attr = n.last
-		return 0
-	}
-	if errno != 0 {
+	case 0:
+		n.fsys.fill(v, vn, &out.Attr)
+		out.SetTimeout(n.fsys.timeout(vn))
+	default:
 		return errno
 	}
-	n.fsys.fill(v, vn, &out.Attr)
-	out.SetTimeout(n.fsys.timeout(vn))
+	// An open file of the edits knows best, unlinked (nlink 0) too.
+	if ef, ok := editOf(fh); ok {
+		var st unix.Stat_t
+		if unix.Fstat(int(ef.f.Fd()), &st) == nil {
+			fillStat(&st, &out.Attr)
+		}
+	}
 	n.last = out.Attr
 	return 0
 }

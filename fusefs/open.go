@@ -7,27 +7,36 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sys/unix"
 
 	"github.com/volantvm/fledge/overlay"
 )
 
-// Open serves three kinds of file. Opens that may write copy the file up
-// and get an editFile; so do read-only opens of an edit. Read-only opens of
-// a lower layer's host file get a hostFile, which the kernel reads by
-// passthrough; other lower content is read by the server.
+// Open serves three kinds of file. Opens that may write copy the file up,
+// and opens of an edit, reach the edits layer's host file: by passthrough
+// where the kernel offers it, so reads and writes never pass through the
+// server. Read-only opens of a lower layer's host file get a hostFile,
+// also read by passthrough; other lower content is read by the server.
 //
-// The passthrough trap: the kernel keeps one backing file per inode and
-// hands it to every later passthrough open of that inode, so a writable
+// The passthrough trap: a node keeps one backing file while it has
+// passthrough handles open (go-fuse registers the first handle's file and
+// hands it to every later passthrough open of the node), so a writable
 // passthrough open after a lower file was opened would write to the host.
-// Writable handles therefore never offer passthrough, and the kernel
-// refuses a non-passthrough open of an inode that still has a backing file
-// rather than serving it from that file. A write open while a lower file is
-// open by passthrough waits up to a second for the readers to close it
-// (the kernel sends RELEASE only after close(2) has returned, so `cat f;
-// echo x >> f` meets this), then fails with ETXTBSY ("text file busy", as
-// writing a running binary does) before anything is copied up. A read-only
-// open of an edit in that window gets the shared backing and reads the
-// content from before the copy-up.
+// It cannot happen to a node whose every passthrough handle was of one
+// edit: that file is the backing, and it is the edit itself. So an edit is
+// opened by passthrough only on a node that never had a passthrough handle
+// of another file (files made through the mount, as tar x and cp make
+// them, and edits not opened before their copy-up); on any other node it
+// is served through the server, as it was before the copy-up's readers
+// were gone. A write open while a lower file is open by passthrough
+// waits up to a second for the readers to close it (the kernel sends
+// RELEASE only after close(2) has returned, so `cat f; echo x >> f` meets
+// this), then fails with ETXTBSY ("text file busy", as writing a running
+// binary does) before anything is copied up. A read-only open of an edit
+// in that window shares the old backing and reads the content from before
+// the copy-up. The kernel refuses passthrough on a node it serves through
+// the server (and the reverse), so while such handles are open an edit is
+// served through the server too.
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	n.openMu.Lock()
 	defer n.openMu.Unlock()
@@ -40,24 +49,30 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	}
 	acc := int(flags) & (syscall.O_ACCMODE | syscall.O_TRUNC)
 	writing := acc&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0
-	busy := n.passthroughOpen()
-	if writing && busy {
-		busy = n.waitPassthroughClosed()
-	}
 	switch {
 	case writing && n.fsys.edits == nil:
 		return nil, 0, syscall.EROFS
-	case writing && busy:
+	case writing && n.fsys.mayWrite(ctx) != 0:
+		return nil, 0, syscall.EACCES
+	case writing && vn.Layer != overlay.EditsLayer && n.passthroughOpen() && n.waitPassthroughClosed():
 		return nil, 0, syscall.ETXTBSY
 	case writing || vn.Layer == overlay.EditsLayer:
-		return n.openEdit(v, vn, acc, busy)
+		return n.openEdit(v, vn, acc, writing)
 	}
 	if host, ok := vn.Content.(overlay.HostFile); ok && n.fsys.passthrough.Load() {
 		f, err := os.OpenFile(string(host), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 		if err != nil {
 			return nil, 0, toErrno(err)
 		}
-		return n.newHostFile(f), 0, 0
+		id, err := idOf(f)
+		if err != nil {
+			f.Close()
+			return nil, 0, toErrno(err)
+		}
+		n.mu.Lock()
+		n.addPassthrough(id)
+		n.mu.Unlock()
+		return &hostFile{f: f, node: n}, 0, 0
 	}
 	c := vn.Content
 	if c == nil {
@@ -67,29 +82,146 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if err != nil {
 		return nil, 0, toErrno(err)
 	}
-	return &contentFile{r: r}, 0, 0
+	if !n.fsys.passthrough.Load() {
+		return &contentFile{r: r}, 0, 0
+	}
+	n.mu.Lock()
+	n.cached++
+	n.mu.Unlock()
+	return &cachedContent{contentFile: &contentFile{r: r}, node: n}, 0, 0
 }
 
-func (n *node) openEdit(v *overlay.View, vn *overlay.Node, acc int, busy bool) (fs.FileHandle, uint32, syscall.Errno) {
+func (n *node) openEdit(v *overlay.View, vn *overlay.Node, acc int, writing bool) (fs.FileHandle, uint32, syscall.Errno) {
 	f, err := n.fsys.edits.OpenFile(v, vn.Path, acc)
 	if err != nil {
 		return nil, 0, toErrno(err)
 	}
-	if acc&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
+	if writing {
 		n.fsys.changed()
-	} else if busy {
-		// The inode is in passthrough mode: only a passthrough open is
-		// accepted, and it reads through the existing backing file.
-		return n.newHostFile(f), 0, 0
 	}
-	return &editFile{f: f, fsys: n.fsys}, 0, 0
+	h, errno := n.editHandle(f, writing)
+	if errno != 0 {
+		f.Close()
+	}
+	return h, 0, errno
 }
 
-func (n *node) newHostFile(f *os.File) *hostFile {
-	n.mu.Lock()
+// editHandle is the handle of f, an open edit of the node (see Open).
+func (n *node) editHandle(f *os.File, writing bool) (fs.FileHandle, syscall.Errno) {
+	ef := &editFile{f: f, fsys: n.fsys}
+	if !n.fsys.passthrough.Load() {
+		return ef, 0
+	}
+	id, err := idOf(f)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	deadline := time.Now().Add(releaseWait)
+	for {
+		n.mu.Lock()
+		switch {
+		case n.cached > 0:
+			n.cached++
+			n.mu.Unlock()
+			return &cachedEdit{editFile: ef, node: n}, 0
+		case n.backing == fileID{} || n.backing == id && !id.weak || n.passthrough > 0 && !writing:
+			// A reader of another backing reads what that file holds.
+			n.addPassthrough(id)
+			n.mu.Unlock()
+			return &passEdit{editFile: ef, node: n}, 0
+		case n.passthrough == 0:
+			n.cached++
+			n.mu.Unlock()
+			return &cachedEdit{editFile: ef, node: n}, 0
+		}
+		n.mu.Unlock()
+		if time.Now().After(deadline) {
+			return nil, syscall.ETXTBSY
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// addPassthrough counts a passthrough handle of the file id; n.mu is held.
+// The first names the node's backing for good: go-fuse registers it and
+// drops it only after RELEASE has been answered, so whether another file
+// may back the node later cannot be known, and it never does.
+func (n *node) addPassthrough(id fileID) {
+	if n.backing == (fileID{}) {
+		n.backing = id
+	}
 	n.passthrough++
+}
+
+// fileID names a host file: the one a node's passthrough handles share.
+// An inode number is reused once its file is deleted and closed (a reset
+// edit, copied up again, may get the number of the one before), so the
+// birth time is part of the name; where the file system keeps none, the
+// id is weak and never taken for the node's backing (see editHandle).
+type fileID struct {
+	dev, ino uint64
+	born     unix.StatxTimestamp
+	weak     bool
+}
+
+func idOf(f *os.File) (fileID, error) {
+	var sx unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_BTIME, &sx); err != nil {
+		return fileID{}, err
+	}
+	return fileID{
+		dev:  unix.Mkdev(sx.Dev_major, sx.Dev_minor),
+		ino:  sx.Ino,
+		born: sx.Btime,
+		weak: sx.Mask&unix.STATX_BTIME == 0,
+	}, nil
+}
+
+// passEdit is an edit the kernel reads and writes by passthrough; the
+// editFile methods serve it if the kernel does not take the descriptor.
+type passEdit struct {
+	*editFile
+	node *node
+}
+
+var _ = (fs.FilePassthroughFder)((*passEdit)(nil))
+
+func (p *passEdit) PassthroughFd() (int, bool) { return int(p.f.Fd()), true }
+
+func (p *passEdit) Release(ctx context.Context) syscall.Errno {
+	p.node.released(&p.node.passthrough)
+	return p.editFile.Release(ctx)
+}
+
+// cachedEdit is an edit served through the server while passthrough is
+// on, counted so no passthrough open is offered beside it.
+type cachedEdit struct {
+	*editFile
+	node *node
+}
+
+func (c *cachedEdit) Release(ctx context.Context) syscall.Errno {
+	c.node.released(&c.node.cached)
+	return c.editFile.Release(ctx)
+}
+
+// cachedContent is lower content served through the server while
+// passthrough is on, counted like cachedEdit.
+type cachedContent struct {
+	*contentFile
+	node *node
+}
+
+func (c *cachedContent) Release(ctx context.Context) syscall.Errno {
+	c.node.released(&c.node.cached)
+	return c.contentFile.Release(ctx)
+}
+
+// released counts down one of the node's open handles.
+func (n *node) released(count *int) {
+	n.mu.Lock()
+	*count--
 	n.mu.Unlock()
-	return &hostFile{f: f, node: n}
 }
 
 // waitPassthroughClosed waits up to releaseWait for the node's passthrough

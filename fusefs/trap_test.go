@@ -8,16 +8,16 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The passthrough trap (DESIGN §4): the kernel keeps one backing file per
 // inode, so a write open after a lower host file was opened by passthrough
 // could land in the host file. It must not, ever.
 func TestPassthroughTrapIsClosed(t *testing.T) {
-	w := newWorkspace(t)
-	if !w.fsys.passthrough.Load() {
-		t.Fatal("this kernel did not take FUSE passthrough (needs Linux >= 6.9 and root); the trap cannot be exercised")
-	}
+	w := passthroughWorkspace(t)
 	app := w.path("usr/bin/app")
 	ro, err := os.Open(app)
 	must(t, err)
@@ -100,4 +100,80 @@ func TestPassthroughTrapUnderRace(t *testing.T) {
 			t.Logf("round %d: every write open was refused", i)
 		}
 	}
+}
+
+// The trap cannot occur for a file that lives in the edits layer: its
+// every open, reading or writing, is of that one host file, so the backing
+// a node keeps is the edit itself. Writes to an edit therefore go by
+// passthrough: they reach the edit while the server's write path is held
+// up (a pack in another process holds the edits' lock), which a write
+// through the server could not. A reader and a second writer share the
+// backing, and a writer of a file a reader holds through the server
+// (lower content without a host file) is served through the server too,
+// not refused.
+func TestEditsAreWrittenByPassthrough(t *testing.T) {
+	w := passthroughWorkspace(t)
+	p := w.path("etc/new")
+	f, err := os.Create(p)
+	must(t, err)
+	defer f.Close()
+	reader, err := os.Open(p)
+	must(t, err)
+	defer reader.Close()
+	second, err := os.OpenFile(p, os.O_WRONLY, 0)
+	must(t, err)
+	defer second.Close()
+
+	lock, err := os.Open(w.edits.Dir() + ".lock")
+	must(t, err)
+	defer lock.Close()
+	must(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX))
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := f.WriteAt([]byte("first "), 0)
+		if err == nil {
+			_, err = second.WriteAt([]byte("second"), 6)
+		}
+		wrote <- err
+	}()
+	select {
+	case err := <-wrote:
+		must(t, err)
+	case <-time.After(5 * time.Second):
+		unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+		t.Fatal("writes to an edit waited for the edits' lock: they went through the server")
+	}
+	if got, _ := os.ReadFile(filepath.Join(w.edits.Dir(), "etc", "new")); string(got) != "first second" {
+		t.Errorf("the edit holds %q while the lock is held, want both writes", got)
+	}
+	must(t, unix.Flock(int(lock.Fd()), unix.LOCK_UN))
+	buf := make([]byte, 12)
+	if _, err := reader.ReadAt(buf, 0); err != nil || string(buf) != "first second" {
+		t.Errorf("a reader of the edit reads %q, %v", buf, err)
+	}
+
+	motd := w.path("etc/motd")
+	r, err := os.Open(motd)
+	must(t, err)
+	defer r.Close()
+	wr, err := os.OpenFile(motd, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatalf("write open of a file a reader holds through the server: %v", err)
+	}
+	_, err = wr.WriteString("edited\n")
+	must(t, err)
+	must(t, wr.Close())
+	if got, _ := os.ReadFile(motd); string(got) != "edited\n" {
+		t.Errorf("/etc/motd reads %q after the write", got)
+	}
+}
+
+// passthroughWorkspace is a mounted workspace whose kernel took FUSE
+// passthrough, without which the trap cannot be exercised.
+func passthroughWorkspace(t *testing.T) *workspace {
+	w := newWorkspace(t)
+	if !w.fsys.passthrough.Load() {
+		t.Fatal("this kernel did not take FUSE passthrough (needs Linux >= 6.9 and root); the trap cannot be exercised")
+	}
+	return w
 }

@@ -7,9 +7,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,10 +22,13 @@ import (
 //
 // On disk the layer mirrors the guest tree. New and changed objects are real
 // files, directories, symlinks, hard links and device nodes with their real
-// owners and modes. A deletion is an empty file ".wh.NAME" next to the
+// owners and modes. A deletion is a character device 0/0 in place of the
 // deleted NAME, and a directory that hides everything below it from lower
-// layers holds ".wh..wh..opq": the OCI and overlayfs convention, so the
-// folder reads the same in any tool that knows it.
+// layers holds ".wh..wh..opq": the kernel overlayfs convention, so the
+// folder reads the same in any tool that knows it, and a whiteout needs no
+// longer name than the name it deletes. Empty files ".wh.NAME", the
+// whiteouts earlier versions wrote, still read as deletions in a folder
+// without the format marker (see legacy).
 type Edits struct {
 	dir string
 
@@ -41,14 +44,30 @@ type Edits struct {
 
 	// cmu guards the entries read from the folder, which the changes made
 	// through this Edits keep up to date (see touched), so a change costs
-	// what it touched, not a walk of every edit. objs are the objects and
-	// whiteouts the deletions, by guest path; nil until read. gen counts
-	// changes, so a read that raced with one is not kept.
-	cmu             sync.Mutex
-	objs, whiteouts map[string]Entry
-	gen             uint64
+	// what it touched, not a walk of every edit. gen counts changes, so a
+	// read that raced with one is not kept.
+	cmu sync.Mutex
+	tr  *tree
+	// problems are the entries left out because they could not be read.
+	problems map[string]error
+	gen      uint64
 	// sorted is list's result until the next change.
 	sorted []Entry
+	// delta holds the changes since the last Delta call; lost is set when
+	// the entries were dropped since (Reload), so they are unknown.
+	delta []Delta
+	lost  bool
+
+	// dirs are the layer's folders kept open.
+	dirs dirCache
+
+	// format2 is set once the folder is known to be of the second format
+	// (see legacy).
+	format2 atomic.Bool
+
+	// links are the symlink targets read (see linkTarget).
+	linksMu sync.Mutex
+	links   map[linkKey]string
 }
 
 const (
@@ -118,7 +137,7 @@ func (e *Edits) stamp() error {
 func (e *Edits) Entries() ([]Entry, error) {
 	for {
 		e.cmu.Lock()
-		if e.objs != nil {
+		if e.tr != nil {
 			defer e.cmu.Unlock()
 			return e.list(), nil
 		}
@@ -126,13 +145,13 @@ func (e *Edits) Entries() ([]Entry, error) {
 		e.cmu.Unlock()
 		// Read without cmu: the read waits for changes in progress, and
 		// those finish by updating the entries (touched).
-		objs, whiteouts, err := e.read()
+		tr, problems, err := e.read()
 		if err != nil {
 			return nil, err
 		}
 		e.cmu.Lock()
 		if e.gen == gen {
-			e.objs, e.whiteouts, e.sorted = objs, whiteouts, nil
+			e.tr, e.problems, e.sorted = tr, problems, nil
 		}
 		e.cmu.Unlock()
 	}
@@ -141,9 +160,16 @@ func (e *Edits) Entries() ([]Entry, error) {
 // Reload forgets the entries read, so the next Entries reads the folder.
 func (e *Edits) Reload() {
 	e.cmu.Lock()
-	e.objs, e.whiteouts, e.sorted = nil, nil, nil
-	e.gen++
+	e.forget()
 	e.cmu.Unlock()
+}
+
+// forget drops the entries read; cmu is held.
+func (e *Edits) forget() {
+	e.dirs.clear()
+	e.tr, e.problems, e.sorted = nil, nil, nil
+	e.gen++
+	e.lost = true
 }
 
 // list returns the entries sorted by path, the way a view applies them,
@@ -155,216 +181,134 @@ func (e *Edits) list() []Entry {
 	if e.sorted != nil {
 		return e.sorted
 	}
-	out := make([]Entry, 0, len(e.whiteouts)+len(e.objs))
-	for _, w := range e.whiteouts {
-		out = append(out, w)
-	}
-	for _, o := range e.objs {
-		out = append(out, o)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Path != out[j].Path {
-			return out[i].Path < out[j].Path
-		}
-		return out[i].Type == Whiteout && out[j].Type != Whiteout
-	})
-	e.sorted = out
-	return out
+	e.sorted = e.tr.below("/")
+	return e.sorted
 }
 
 // read walks the whole folder, while no change is in progress.
-func (e *Edits) read() (objs, whiteouts map[string]Entry, err error) {
+func (e *Edits) read() (*tree, map[string]error, error) {
 	unlock, err := e.lockExclusive()
 	if err != nil {
 		return nil, nil, err
 	}
 	defer unlock()
-	objs, whiteouts = map[string]Entry{}, map[string]Entry{}
-	return objs, whiteouts, e.scan(e.dir, objs, whiteouts)
-}
-
-// scan adds what the folder holds at and below host to objs and whiteouts.
-func (e *Edits) scan(host string, objs, whiteouts map[string]Entry) error {
-	if _, err := os.Lstat(host); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	err := filepath.WalkDir(host, func(host string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		guest, err := e.guest(host)
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		switch {
-		case guest == "/":
-		case name == opaqueMarker:
-			if dir, ok := objs[path.Dir(guest)]; ok {
-				dir.Opaque = true
-				objs[dir.Path] = dir
-			}
-			return nil
-		case strings.HasPrefix(name, metaPrefix):
-			return nil
-		case strings.HasPrefix(name, whiteoutPrefix):
-			p := path.Join(path.Dir(guest), strings.TrimPrefix(name, whiteoutPrefix))
-			whiteouts[p] = Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: host}
-			return nil
-		}
-		ent, err := hostStatEntry(host, guest)
-		if err != nil {
-			return err
-		}
-		objs[guest] = ent
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("reading the edits in %s: %w", e.dir, err)
-	}
-	return nil
-}
-
-// guest returns the guest path of a host path in the folder.
-func (e *Edits) guest(host string) (string, error) {
-	rel, err := filepath.Rel(e.dir, host)
-	if err != nil {
-		return "", err
-	}
-	return path.Clean("/" + filepath.ToSlash(rel)), nil
+	sc := scanned{e: e, tr: newTree(), problems: map[string]error{}}
+	err = sc.scan("/")
+	return sc.tr, sc.problems, err
 }
 
 // touched brings the entries up to date after a change at the guest paths
 // ps: each path's subtree and whiteout, its parents (a change copies them
 // up, and changes their times), and the other names of hard links it held
-// or holds. Anything that cannot be read drops the entries, for a full read
-// next time.
+// or holds. Each is recorded for Delta. Anything that cannot be read drops
+// the entries, for a full read next time.
 func (e *Edits) touched(ps ...string) {
 	e.cmu.Lock()
 	defer e.cmu.Unlock()
+	e.touchedLocked(ps...)
+}
+
+func (e *Edits) touchedLocked(ps ...string) {
+	for _, p := range ps {
+		// A folder there may be gone or moved, or another made in its place.
+		e.dirs.drop(p)
+	}
 	e.gen++
 	e.sorted = nil
-	if e.objs == nil {
+	if e.tr == nil {
 		return
 	}
 	for _, p := range ps {
-		if _, err := splitGuest(p); err != nil {
+		if _, err := e.splitGuest(p); err != nil {
 			// The change refused it, so it changed nothing there.
 			continue
 		}
 		if err := e.reread(p); err != nil {
-			e.objs, e.whiteouts = nil, nil
+			e.forget()
 			return
 		}
 	}
 }
 
+// touchedAttr is touched after a change of p's own metadata. An object
+// the layer held already is read again alone: nothing was made or removed
+// in its folders, so they did not change, and a folder's metadata is not
+// what is below it. A hard link is read with its other names.
+func (e *Edits) touchedAttr(p string) {
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
+	var n *treeNode
+	if e.tr != nil {
+		n = e.tr.node(p, false)
+	}
+	if n == nil || !n.hasObj || n.obj.LinkID != "" {
+		e.touchedLocked(p)
+		return
+	}
+	e.gen++
+	e.sorted = nil
+	if _, err := e.restat(p); err != nil {
+		e.forget()
+	}
+}
+
 func (e *Edits) reread(p string) error {
 	links := map[string]bool{}
-	for k, ent := range e.objs {
-		if within(k, p) {
-			if ent.LinkID != "" {
-				links[ent.LinkID] = true
-			}
-			delete(e.objs, k)
-		}
-	}
-	for k := range e.whiteouts {
-		if within(k, p) {
-			delete(e.whiteouts, k)
-		}
-	}
-	host := filepath.Join(e.dir, filepath.FromSlash(p))
-	if err := e.scan(host, e.objs, e.whiteouts); err != nil {
-		return err
-	}
-	if p != "/" {
-		wh := filepath.Join(filepath.Dir(host), whiteoutPrefix+path.Base(p))
-		if _, err := os.Lstat(wh); err == nil {
-			e.whiteouts[p] = Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: wh}
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	for k, ent := range e.objs {
-		if within(k, p) && ent.LinkID != "" {
+	e.tr.dropBelow(p, false, func(ent Entry) {
+		if ent.LinkID != "" {
 			links[ent.LinkID] = true
 		}
-	}
-	var again []string
-	for a := p; a != "/"; {
-		a = path.Dir(a)
-		again = append(again, a)
-	}
-	for k, ent := range e.objs {
-		if links[ent.LinkID] && !within(k, p) {
-			again = append(again, k)
+	})
+	for k := range e.problems {
+		if within(k, p) {
+			delete(e.problems, k)
 		}
 	}
-	for _, k := range again {
-		if err := e.restat(k); err != nil {
+	sc := scanned{e: e, tr: e.tr, problems: e.problems}
+	if err := sc.scan(p); err != nil {
+		return err
+	}
+	e.tr.walk(p, func(n *treeNode) {
+		if n.hasObj && n.obj.LinkID != "" {
+			links[n.obj.LinkID] = true
+		}
+	})
+	e.delta = append(e.delta, Delta{Path: p, Tree: true})
+	// Parents change from the bottom up: one changes only by something
+	// made or removed in it, which a copy-up of the one below it is. So
+	// the first parent the layer holds unchanged ends the climb.
+	for a := p; a != "/"; {
+		a = path.Dir(a)
+		changed, err := e.restat(a)
+		if err != nil {
 			return err
+		}
+		if !changed && e.tr.holds(a) {
+			break
+		}
+	}
+	for id := range links {
+		for _, k := range e.tr.linked(id) {
+			if !within(k, p) {
+				if _, err := e.restat(k); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
 }
 
-// restat re-reads the single object at guest path p (not what is below it).
-func (e *Edits) restat(p string) error {
-	host := filepath.Join(e.dir, filepath.FromSlash(p))
-	ent, err := hostStatEntry(host, p)
-	if errors.Is(err, fs.ErrNotExist) {
-		delete(e.objs, p)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if ent.Type == Dir {
-		if _, err := os.Lstat(filepath.Join(host, opaqueMarker)); err == nil {
-			ent.Opaque = true
-		}
-	}
-	e.objs[p] = ent
-	return nil
+// sameEntry reports whether two reads of one object found it unchanged.
+func sameEntry(a, b *Entry) bool {
+	return a.Type == b.Type && a.Perm == b.Perm && a.UID == b.UID && a.GID == b.GID &&
+		a.Size == b.Size && a.MTime.Equal(b.MTime) && a.Linkname == b.Linkname &&
+		a.Major == b.Major && a.Minor == b.Minor && a.LinkID == b.LinkID && a.Opaque == b.Opaque
 }
 
 // within reports whether guest path k is p or below it.
 func within(k, p string) bool {
 	return k == p || p == "/" || strings.HasPrefix(k, p+"/")
-}
-
-// hostStatEntry describes the object at host, never following a symlink.
-func hostStatEntry(host, guest string) (Entry, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(host, &st); err != nil {
-		return Entry{}, &os.PathError{Op: "lstat", Path: host, Err: err}
-	}
-	t, perm, err := FromUnixMode(st.Mode)
-	if err != nil {
-		return Entry{}, fmt.Errorf("%s: %w", host, err)
-	}
-	ent := Entry{
-		Path: guest, Type: t, Perm: perm,
-		UID: int(st.Uid), GID: int(st.Gid),
-		MTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UTC(),
-		Layer: EditsLayer, Source: host,
-	}
-	switch t {
-	case Regular:
-		ent.Size = st.Size
-		ent.Content = HostFile(host)
-	case Symlink:
-		if ent.Linkname, err = os.Readlink(host); err != nil {
-			return Entry{}, err
-		}
-	case CharDev, BlockDev:
-		ent.Major, ent.Minor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
-	}
-	if t != Dir && st.Nlink > 1 {
-		ent.LinkID = fmt.Sprintf("%d:%d", st.Dev, st.Ino)
-	}
-	return ent, nil
 }
 
 // lockExclusive waits until no mutation is in progress and keeps new ones

@@ -152,7 +152,7 @@ func (e *Edits) reset(p string) error {
 		}
 		return nil
 	}
-	parts, err := splitGuest(p)
+	parts, err := e.splitGuest(p)
 	if err != nil {
 		return err
 	}
@@ -169,7 +169,7 @@ func (e *Edits) reset(p string) error {
 	if err := d.remove(name); err != nil {
 		return fmt.Errorf("reset %s: %w", p, err)
 	}
-	if err := d.remove(whiteoutPrefix + name); err != nil {
+	if err := e.clearLegacy(d, name); err != nil {
 		return fmt.Errorf("reset %s: %w", p, err)
 	}
 	return nil

@@ -1,10 +1,13 @@
 package overlay
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -39,36 +42,42 @@ func (e *Edits) Create(v *View, ent Entry) error {
 	}
 	defer release()
 	defer e.touched(ent.Path)
+	return e.create(v, ent)
+}
+
+// create is Create while the change is begun.
+func (e *Edits) create(v *View, ent Entry) error {
 	if _, ok := v.Get(ent.Path); ok {
 		return fmt.Errorf("create %s: %w", ent.Path, syscall.EEXIST)
+	}
+	if ent.Type == CharDev && ent.Major == 0 && ent.Minor == 0 {
+		return fmt.Errorf("create %s: a character device 0,0 is how the edits record a deletion: %w", ent.Path, syscall.EPERM)
 	}
 	d, name, err := e.parentOf(v, ent.Path)
 	if err != nil {
 		return err
 	}
 	defer d.close()
-	_, hadWhiteout, err := d.stat(whiteoutPrefix + name)
+	hadWhiteout, err := e.isWhiteout(d, name)
 	if err != nil {
 		return err
 	}
-	if err := d.remove(name); err != nil {
-		return err
+	if !hadWhiteout {
+		if err := d.remove(name); err != nil {
+			return err
+		}
 	}
 	mtime := ent.MTime
 	if mtime.IsZero() {
 		mtime = time.Now()
 	}
-	if err := d.materialize(name, &ent, timespec(mtime)); err != nil {
+	// The new object replaces the whiteout in one rename: a create that
+	// fails leaves the deleted lower object deleted instead of bringing it
+	// back, and a directory is opaque from its first moment.
+	if err := d.materialize(name, &ent, timespec(mtime), ent.Type == Dir && hadWhiteout); err != nil {
 		return fmt.Errorf("create %s: %w", ent.Path, err)
 	}
-	if ent.Type == Dir && hadWhiteout {
-		if err := d.markOpaque(name); err != nil {
-			return err
-		}
-	}
-	// The whiteout goes last: a create that failed above leaves the
-	// deleted lower object deleted instead of bringing it back.
-	return d.remove(whiteoutPrefix + name)
+	return e.clearLegacy(d, name)
 }
 
 // Remove deletes p from the merged view: the layer's copy goes, and a
@@ -93,7 +102,7 @@ func (e *Edits) Remove(v *View, p string) error {
 		return fmt.Errorf("remove %s: %w", p, err)
 	}
 	if inLower(n) {
-		return d.whiteout(name)
+		return e.whiteout(d, name)
 	}
 	return nil
 }
@@ -121,19 +130,42 @@ func (e *Edits) Rename(v *View, oldp, newp string) error {
 		return err
 	}
 	return e.twoPlaces(v, oldp, newp, func(od, nd dirFD, oldName, newName string) error {
-		if err := nd.remove(newName); err != nil {
-			return err
-		}
-		if err := unix.Renameat(int(od), oldName, int(nd), newName); err != nil {
-			return fmt.Errorf("rename %s to %s: %w", oldp, newp, err)
-		}
 		if n.Type == Dir {
-			if err := nd.markOpaque(newName); err != nil {
+			// Opaque before it moves: at its new place it never shows
+			// what a lower layer has there.
+			if err := od.markOpaque(oldName); err != nil {
 				return err
 			}
 		}
+		// A whiteout at newp is replaced in the rename itself, so a failed
+		// rename leaves what it hid deleted. A directory cannot replace a
+		// device node: it swaps places with the whiteout, which then
+		// stands at oldp.
+		st, ok, err := nd.stat(newName)
+		if err != nil {
+			return err
+		}
+		wh := ok && isWhiteout(&st)
+		flags := uint(0)
+		switch {
+		case wh && n.Type == Dir:
+			flags = unix.RENAME_EXCHANGE
+		case !wh:
+			if err := nd.remove(newName); err != nil {
+				return err
+			}
+		}
+		if err := unix.Renameat2(int(od), oldName, int(nd), newName, flags); err != nil {
+			return fmt.Errorf("rename %s to %s: %w", oldp, newp, err)
+		}
+		if flags == unix.RENAME_EXCHANGE {
+			if inLower(n) {
+				return nil
+			}
+			return od.remove(oldName)
+		}
 		if inLower(n) {
-			return od.whiteout(oldName)
+			return e.whiteout(od, oldName)
 		}
 		return nil
 	})
@@ -154,10 +186,13 @@ func (e *Edits) Link(v *View, oldp, newp string) error {
 		return err
 	}
 	return e.twoPlaces(v, oldp, newp, func(od, nd dirFD, oldName, newName string) error {
-		if err := unix.Linkat(int(od), oldName, int(nd), newName, 0); err != nil {
+		// Linked under a temporary name and renamed over a whiteout
+		// there, if any.
+		tmp := tempName()
+		if err := unix.Linkat(int(od), oldName, int(nd), tmp, 0); err != nil {
 			return fmt.Errorf("link %s to %s: %w", newp, oldp, err)
 		}
-		return nil
+		return nd.place(tmp, newName)
 	})
 }
 
@@ -178,7 +213,7 @@ func (e *Edits) twoPlaces(v *View, oldp, newp string, fn func(od, nd dirFD, oldN
 	if err := fn(od, nd, oldName, newName); err != nil {
 		return err
 	}
-	return nd.remove(whiteoutPrefix + newName)
+	return e.clearLegacy(nd, newName)
 }
 
 // Attr is a change of metadata; nil fields stay as they are.
@@ -196,19 +231,11 @@ func (e *Edits) SetAttr(v *View, p string, a Attr) error {
 		return err
 	}
 	defer release()
-	defer e.touched(p)
+	defer e.touchedAttr(p)
 	if err := e.copyUp(v, p); err != nil {
 		return err
 	}
-	var d dirFD
-	var name string
-	if p == "/" {
-		// The layer's folder stands for the root (see ensureRoot).
-		d, err = openHostDir(path.Dir(e.dir))
-		name = path.Base(e.dir)
-	} else {
-		d, name, err = e.parentOf(v, p)
-	}
+	d, name, err := e.holder(p)
 	if err != nil {
 		return err
 	}
@@ -274,7 +301,7 @@ func (e *Edits) copyUp(v *View, p string) error {
 	if !ok {
 		return fmt.Errorf("copy-up %s: %w", p, syscall.ENOENT)
 	}
-	if err := d.materialize(name, &n.Entry, timespec(v.MTime(n))); err != nil {
+	if err := d.materialize(name, &n.Entry, timespec(v.MTime(n)), false); err != nil {
 		return fmt.Errorf("copy-up %s: %w", p, err)
 	}
 	return nil
@@ -301,7 +328,7 @@ func (e *Edits) parentOf(v *View, p string) (dirFD, string, error) {
 	if p == "/" {
 		return -1, "", fmt.Errorf("the root has no parent: %w", syscall.EINVAL)
 	}
-	parts, err := splitGuest(p)
+	parts, err := e.splitGuest(p)
 	if err != nil {
 		return -1, "", err
 	}
@@ -315,11 +342,15 @@ func (e *Edits) ensureDir(v *View, parts []string) (dirFD, error) {
 	if err := e.ensureRoot(v); err != nil {
 		return -1, err
 	}
+	cur := "/" + strings.Join(parts, "/")
+	if d, ok := e.dirs.get(cur); ok {
+		return d, nil
+	}
 	d, err := e.openRoot()
 	if err != nil {
 		return -1, err
 	}
-	cur := "/"
+	cur = "/"
 	for _, c := range parts {
 		cur = path.Join(cur, c)
 		_, ok, err := d.stat(c)
@@ -329,7 +360,7 @@ func (e *Edits) ensureDir(v *View, parts []string) (dirFD, error) {
 				d.close()
 				return -1, fmt.Errorf("copy-up %s: not a directory in the view: %w", cur, syscall.ENOTDIR)
 			}
-			err = d.materialize(c, &n.Entry, timespec(v.MTime(n)))
+			err = d.materialize(c, &n.Entry, timespec(v.MTime(n)), false)
 		}
 		var next dirFD
 		if err == nil {
@@ -341,6 +372,7 @@ func (e *Edits) ensureDir(v *View, parts []string) (dirFD, error) {
 		}
 		d = next
 	}
+	e.dirs.put(cur, d)
 	return d, nil
 }
 
@@ -356,6 +388,11 @@ func (e *Edits) ensureRoot(v *View) error {
 	if err := os.Mkdir(e.dir, 0o700); err != nil && !os.IsExist(err) {
 		return fmt.Errorf("edits: %w", err)
 	}
+	// Made now, the folder is of the second format.
+	if err := os.WriteFile(filepath.Join(e.dir, formatMarker), nil, 0o644); err != nil {
+		return fmt.Errorf("edits: %w", err)
+	}
+	e.format2.Store(true)
 	root := v.Root()
 	pd, err := openHostDir(path.Dir(e.dir))
 	if err != nil {
@@ -375,35 +412,88 @@ func openHostDir(dir string) (dirFD, error) {
 
 var tmpSeq atomic.Uint64
 
-// materialize creates name as described by ent. Regular files are written
-// under a temporary name and renamed into place, so a crash never leaves a
-// half-copied file that looks like an edit.
-func (d dirFD) materialize(name string, ent *Entry, mtime unix.Timespec) error {
+// tempName is a name for an object being made, which a read of the layer
+// skips (a crash may leave it behind). It is short whatever name it
+// becomes, so a name of NAME_MAX bytes needs no longer one.
+func tempName() string {
+	return fmt.Sprintf("%stmp.%d.%d", metaPrefix, os.Getpid(), tmpSeq.Add(1))
+}
+
+// materialize creates name as described by ent, opaque if asked. It is
+// made under a temporary name and renamed into place, replacing a whiteout
+// at name, so a crash never leaves a half-made object that looks like an
+// edit, nor an instant where what name hid shows again.
+func (d dirFD) materialize(name string, ent *Entry, mtime unix.Timespec, opaque bool) error {
+	tmp := tempName()
 	var err error
-	target := name
 	switch ent.Type {
 	case Dir:
-		err = unix.Mkdirat(int(d), name, 0o700)
+		err = unix.Mkdirat(int(d), tmp, 0o700)
 	case Regular:
-		target = fmt.Sprintf("%stmp.%d.%d", metaPrefix, os.Getpid(), tmpSeq.Add(1))
-		err = d.writeContent(target, ent.Content)
+		err = d.writeContent(tmp, ent.Content)
 	case Symlink:
-		err = unix.Symlinkat(ent.Linkname, int(d), name)
+		err = unix.Symlinkat(ent.Linkname, int(d), tmp)
 	case CharDev, BlockDev, FIFO, Socket:
-		err = unix.Mknodat(int(d), name, ent.UnixMode(), int(unix.Mkdev(ent.Major, ent.Minor)))
+		err = unix.Mknodat(int(d), tmp, ent.UnixMode(), int(unix.Mkdev(ent.Major, ent.Minor)))
 	default:
-		err = fmt.Errorf("cannot store a %s: %w", ent.Type, syscall.EINVAL)
+		return fmt.Errorf("cannot store a %s: %w", ent.Type, syscall.EINVAL)
+	}
+	if err == nil && opaque {
+		err = d.markOpaque(tmp)
 	}
 	if err == nil {
-		err = d.setMeta(target, ent, mtime)
+		err = d.setMeta(tmp, ent, mtime)
 	}
-	if err == nil && target != name {
-		err = unix.Renameat(int(d), target, int(d), name)
+	if err == nil {
+		err = d.place(tmp, name)
 	}
-	if err != nil && target != name {
-		_ = unix.Unlinkat(int(d), target, 0)
+	if err != nil {
+		_ = d.remove(tmp)
 	}
 	return err
+}
+
+// place renames tmp to name, which must be free or a whiteout. A directory
+// cannot be renamed over a device node, so it is exchanged with the
+// whiteout, which then goes under the temporary name.
+func (d dirFD) place(tmp, name string) error {
+	err := unix.Renameat2(int(d), tmp, int(d), name, unix.RENAME_NOREPLACE)
+	if !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	if st, ok, err := d.stat(name); err != nil || !ok || !isWhiteout(&st) {
+		if err == nil {
+			err = unix.EEXIST
+		}
+		return err
+	}
+	if err := unix.Renameat2(int(d), tmp, int(d), name, unix.RENAME_EXCHANGE); err != nil {
+		return err
+	}
+	return unix.Unlinkat(int(d), tmp, 0)
+}
+
+// isWhiteout reports whether name in d is deleted: a whiteout device, or
+// an old-style ".wh.NAME" file.
+func (e *Edits) isWhiteout(d dirFD, name string) (bool, error) {
+	st, ok, err := d.stat(name)
+	if err != nil || ok {
+		return ok && isWhiteout(&st), err
+	}
+	if !e.oldWhiteout(name) {
+		return false, nil
+	}
+	_, ok, err = d.stat(whiteoutPrefix + name)
+	return ok, err
+}
+
+// clearLegacy removes an old-style whiteout of name, now that name holds
+// an object.
+func (e *Edits) clearLegacy(d dirFD, name string) error {
+	if !e.oldWhiteout(name) {
+		return nil
+	}
+	return d.remove(whiteoutPrefix + name)
 }
 
 func (d dirFD) writeContent(name string, c Content) error {
@@ -424,12 +514,13 @@ func (d dirFD) writeContent(name string, c Content) error {
 	return err
 }
 
-func (d dirFD) whiteout(name string) error {
-	f, err := d.openFile(whiteoutPrefix+name, os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
+// whiteout records the deletion of name, which must be free: a character
+// device 0/0, the overlayfs whiteout.
+func (e *Edits) whiteout(d dirFD, name string) error {
+	if err := unix.Mknodat(int(d), name, unix.S_IFCHR|0o600, 0); err != nil {
 		return fmt.Errorf("whiteout %s: %w", name, err)
 	}
-	return f.Close()
+	return e.clearLegacy(d, name)
 }
 
 func (d dirFD) markOpaque(dir string) error {
@@ -450,14 +541,7 @@ func (d dirFD) setAttr(name string, a Attr) error {
 	if err != nil {
 		return err
 	}
-	if a.UID != nil || a.GID != nil {
-		uid, gid := -1, -1
-		if a.UID != nil {
-			uid = *a.UID
-		}
-		if a.GID != nil {
-			gid = *a.GID
-		}
+	if uid, gid, ok := a.owner(); ok {
 		if err := unix.Fchownat(int(d), name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}
@@ -479,17 +563,59 @@ func (d dirFD) setAttr(name string, a Attr) error {
 			return err
 		}
 	}
-	if a.ATime != nil || a.MTime != nil {
-		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
-		if a.ATime != nil {
-			ts[0] = timespec(*a.ATime)
-		}
-		if a.MTime != nil {
-			ts[1] = timespec(*a.MTime)
-		}
+	if ts, ok := a.times(); ok {
 		return unix.UtimesNanoAt(int(d), name, ts, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	return nil
+}
+
+// ApplyToFile changes the metadata of an open file of the layer, which may
+// have no name left (unlinked while open).
+func (a Attr) ApplyToFile(f *os.File) error {
+	fd := int(f.Fd())
+	if uid, gid, ok := a.owner(); ok {
+		if err := unix.Fchown(fd, uid, gid); err != nil {
+			return err
+		}
+	}
+	if a.Mode != nil {
+		if err := unix.Fchmod(fd, *a.Mode&0o7777); err != nil {
+			return err
+		}
+	}
+	if a.Size != nil {
+		if err := unix.Ftruncate(fd, *a.Size); err != nil {
+			return err
+		}
+	}
+	if ts, ok := a.times(); ok {
+		return unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH)
+	}
+	return nil
+}
+
+// owner returns the chown arguments of a, -1 for what stays.
+func (a Attr) owner() (uid, gid int, ok bool) {
+	uid, gid = -1, -1
+	if a.UID != nil {
+		uid = *a.UID
+	}
+	if a.GID != nil {
+		gid = *a.GID
+	}
+	return uid, gid, a.UID != nil || a.GID != nil
+}
+
+// times returns the utimensat times of a, UTIME_OMIT for what stays.
+func (a Attr) times() ([]unix.Timespec, bool) {
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+	if a.ATime != nil {
+		ts[0] = timespec(*a.ATime)
+	}
+	if a.MTime != nil {
+		ts[1] = timespec(*a.MTime)
+	}
+	return ts, a.ATime != nil || a.MTime != nil
 }
 
 func timespec(t time.Time) unix.Timespec {

@@ -28,6 +28,19 @@ func editsStack(t *testing.T) (*Stack, *Edits, *Static) {
 	return &Stack{Layers: []Layer{Skeleton(), lower, e}}, e, lower
 }
 
+// splitStack is editsStack with the view of the layers below the edits
+// and the view of all, built on it as a mount does.
+func splitStack(t *testing.T) (st *Stack, e *Edits, lower, v *View) {
+	t.Helper()
+	st, e, _ = editsStack(t)
+	lower = view(t, &Stack{Layers: st.Layers[:len(st.Layers)-1]})
+	v, err := lower.With(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, e, lower, v
+}
+
 func view(t *testing.T, s *Stack) *View {
 	t.Helper()
 	v, err := s.View()
@@ -57,8 +70,9 @@ func TestEditsWhiteoutsOpaqueAndChanges(t *testing.T) {
 	must(e.SetAttr(view(t, st), "/etc/motd", Attr{Mode: &mode}))
 	must(e.Link(view(t, st), "/bin/busybox", "/bin/init"))
 
-	if _, err := os.Lstat(filepath.Join(e.Dir(), "bin", ".wh.sh")); err != nil {
-		t.Errorf("no whiteout file for /bin/sh: %v", err)
+	var wh syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(e.Dir(), "bin", "sh"), &wh); err != nil || wh.Mode&syscall.S_IFMT != syscall.S_IFCHR || wh.Rdev != 0 {
+		t.Errorf("no whiteout (character device 0/0) for /bin/sh: %v, mode %o rdev %d", err, wh.Mode, wh.Rdev)
 	}
 	if _, err := os.Lstat(filepath.Join(e.Dir(), "usr", "share", "doc", ".wh..wh..opq")); err != nil {
 		t.Errorf("a directory made over a deleted one is not opaque: %v", err)
@@ -125,7 +139,7 @@ func TestEditsRefuseEscapes(t *testing.T) {
 	if err := os.Mkdir(outside, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"/etc/../../x", "/etc/a\x00b", "/etc/.wh.motd", "/etc/.wh..wh..opq", "etc/rel", "/etc/"} {
+	for _, p := range []string{"/etc/../../x", "/etc/a\x00b", "/etc/.wh..wh.motd", "/etc/.wh..wh..opq", "etc/rel", "/etc/"} {
 		err := e.Create(view(t, st), Entry{Path: p, Type: Regular, Perm: 0o644})
 		if err == nil {
 			t.Errorf("create %q succeeded", p)
@@ -149,10 +163,45 @@ func TestEditsRefuseEscapes(t *testing.T) {
 		t.Errorf("something was written outside the layer: %v", ents)
 	}
 	var errno syscall.Errno
-	err := e.Create(view(t, st), Entry{Path: "/etc/.wh.x", Type: Regular})
+	err := e.Create(view(t, st), Entry{Path: "/etc/.wh..wh.x", Type: Regular})
 	if !errors.As(err, &errno) || errno != syscall.EPERM {
 		t.Errorf("reserved name: %v, want EPERM", err)
 	}
+}
+
+// A folder of the second format takes names starting with ".wh." as any
+// other (its whiteouts are devices); one of the first keeps them reserved,
+// since there ".wh.NAME" deletes NAME.
+func TestEditsWhiteoutNamesByFormat(t *testing.T) {
+	st, e, _ := editsStack(t)
+	if err := e.Create(view(t, st), Entry{Path: "/etc/.wh.motd", Type: Regular, Perm: 0o644}); err != nil {
+		t.Fatalf("a name starting with .wh.: %v", err)
+	}
+	e.Reload()
+	v := view(t, st)
+	if _, ok := v.Get("/etc/.wh.motd"); !ok {
+		t.Error("/etc/.wh.motd is not shown")
+	}
+	if _, ok := v.Get("/etc/motd"); !ok {
+		t.Error("the file /etc/.wh.motd deleted /etc/motd")
+	}
+	oldFormat(t, e)
+	var errno syscall.Errno
+	err := e.Create(view(t, st), Entry{Path: "/etc/.wh.x", Type: Regular})
+	if !errors.As(err, &errno) || errno != syscall.EPERM {
+		t.Errorf("a .wh. name in a folder of the first format: %v, want EPERM", err)
+	}
+}
+
+// oldFormat makes e's folder one of the first format, as earlier versions
+// left it.
+func oldFormat(t *testing.T, e *Edits) {
+	t.Helper()
+	if err := os.Remove(filepath.Join(e.Dir(), formatMarker)); err != nil {
+		t.Fatal(err)
+	}
+	e.format2.Store(false)
+	e.Reload()
 }
 
 // Packing reads the layer; it must not need root, even with root-owned
@@ -168,6 +217,13 @@ func TestEditsReadableWithoutRoot(t *testing.T) {
 	if err := e.Create(view(t, st), Entry{Path: "/etc/owned", Type: Regular, Perm: 0o644, UID: 1234}); err != nil {
 		t.Fatal(err)
 	}
+	// A folder only root may list costs nobody that folder, not the layer.
+	if err := e.Create(view(t, st), Entry{Path: "/private", Type: Dir, Perm: 0o700}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Create(view(t, st), Entry{Path: "/private/secret", Type: Regular, Perm: 0o600}); err != nil {
+		t.Fatal(err)
+	}
 	root := filepath.Dir(filepath.Dir(e.Dir()))
 	for p := root; p != "/"; p = filepath.Dir(p) {
 		os.Chmod(p, 0o755)
@@ -177,9 +233,11 @@ func TestEditsReadableWithoutRoot(t *testing.T) {
 	prog := `package main
 import ("fmt";"os";"github.com/volantvm/fledge/overlay")
 func main() {
-	ents, err := overlay.OpenEdits(os.Args[1]).Entries()
+	ed := overlay.OpenEdits(os.Args[1])
+	ents, err := ed.Entries()
 	if err != nil { fmt.Println("error:", err); os.Exit(1) }
 	for _, e := range ents { fmt.Println(e.Path, e.Type, e.Major, e.Minor, e.UID) }
+	for _, p := range ed.Problems() { fmt.Println(p) }
 }`
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "main.go"), []byte(prog), 0o644)
@@ -193,7 +251,7 @@ func main() {
 	if err != nil {
 		t.Fatalf("listing the edits as nobody: %v\n%s", err, out)
 	}
-	for _, want := range []string{"/dev/ttyS0 chardev 4 64 0", "/etc/owned file 0 0 1234"} {
+	for _, want := range []string{"/dev/ttyS0 chardev 4 64 0", "/etc/owned file 0 0 1234", "edits of /private left out: open private: permission denied; `fledge reset /private` drops them"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("listing as nobody lacks %q:\n%s", want, out)
 		}
@@ -228,6 +286,7 @@ func TestEditsObjectWinsOverItsLeftoverWhiteout(t *testing.T) {
 	if err := e.Create(view(t, st), Entry{Path: "/etc/y", Type: Regular, Perm: 0o644}); err != nil {
 		t.Fatal(err)
 	}
+	oldFormat(t, e)
 	for _, name := range []string{".wh.-x", ".wh.y", ".wh.motd"} {
 		if err := os.WriteFile(filepath.Join(e.Dir(), "etc", name), nil, 0o600); err != nil {
 			t.Fatal(err)
@@ -304,12 +363,12 @@ func TestEditsResetWaitsForMutations(t *testing.T) {
 // The entries an Edits keeps up to date change by change are exactly what
 // a full read of the folder finds, after every kind of change: random
 // creates, removes, renames (of folders too), hard links, chmods, copy-ups
-// and writes, checked against a fresh read after each one.
+// and writes, checked against a fresh read after each one. A view kept
+// up to date by the changes alone (View.Update) is what a full merge
+// gives, and the view it was updated from stays as it was.
 func TestEditsFollowTheirChanges(t *testing.T) {
-	st, e, _ := editsStack(t)
-	if _, err := e.Entries(); err != nil {
-		t.Fatal(err)
-	}
+	st, e, lower, kept := splitStack(t)
+	updates := 0
 	rng := rand.New(rand.NewPCG(1, 2))
 	names := []string{"/etc/motd", "/bin/sh", "/bin/busybox", "/usr/share/doc", "/usr/share/doc/a", "/etc", "/usr/share"}
 	pick := func() string { return names[rng.IntN(len(names))] }
@@ -325,7 +384,7 @@ func TestEditsFollowTheirChanges(t *testing.T) {
 		v := view(t, st)
 		var op string
 		var err error
-		switch rng.IntN(8) {
+		switch rng.IntN(9) {
 		case 0:
 			p := fresh("")
 			typ := []Type{Regular, Dir, Symlink}[rng.IntN(3)]
@@ -359,6 +418,16 @@ func TestEditsFollowTheirChanges(t *testing.T) {
 		case 7:
 			p := pick()
 			op, err = "reset "+p, e.Reset(p)
+		case 8:
+			p := fresh("")
+			if rng.IntN(2) == 0 {
+				p = pick()
+			}
+			op = "create and open " + p
+			var f *os.File
+			if f, err = e.CreateFile(v, Entry{Path: p, Type: Regular, Perm: 0o4750, UID: 7, GID: 8}); err == nil {
+				f.Close()
+			}
 		}
 		_ = err // many random changes are refused (ENOENT, EEXIST, ENOTDIR): that is a case too
 		got, err := e.Entries()
@@ -372,6 +441,24 @@ func TestEditsFollowTheirChanges(t *testing.T) {
 		if g, w := entryList(got), entryList(want); g != w {
 			t.Fatalf("after change %d (%s), kept entries differ from a fresh read:\nkept:\n%s\nfresh:\n%s", i, op, g, w)
 		}
+		before := fullListing(t, kept)
+		next, _, err := kept.Update(lower, e)
+		if err != nil {
+			t.Fatalf("%d %s: update: %v", i, op, err)
+		}
+		if g, w := fullListing(t, next), fullListing(t, view(t, st)); g != w {
+			t.Fatalf("after change %d (%s), the updated view differs from a full merge:\nupdated:\n%s\nfull:\n%s", i, op, g, w)
+		}
+		if after := fullListing(t, kept); after != before {
+			t.Fatalf("after change %d (%s), Update changed the view it started from", i, op)
+		}
+		if !next.moved && next != kept {
+			updates++
+		}
+		kept = next
+	}
+	if updates < 100 {
+		t.Errorf("only %d of 400 changes were taken as a delta; the rest merged everything again", updates)
 	}
 }
 
@@ -383,4 +470,166 @@ func entryList(es []Entry) string {
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+// A path is merged again from what the layers beneath have there only
+// where no parent in the edits hides it: a file created and removed again
+// in a folder that replaced a deleted lower folder leaves that folder
+// empty, not showing the lower file of the same name.
+func TestUpdateKeepsWhatOpaqueFoldersHide(t *testing.T) {
+	st, e, lower, v := splitStack(t)
+	var err error
+	step := func(what string, change func(v *View) error) {
+		t.Helper()
+		if err := change(v); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if v, _, err = v.Update(lower, e); err != nil {
+			t.Fatalf("%s: update: %v", what, err)
+		}
+		if g, w := fullListing(t, v), fullListing(t, view(t, st)); g != w {
+			t.Fatalf("after %s, the updated view differs from a full merge:\nupdated:\n%s\nfull:\n%s", what, g, w)
+		}
+	}
+	step("rm /usr/share/doc/a", func(v *View) error { return e.Remove(v, "/usr/share/doc/a") })
+	step("rmdir /usr/share/doc", func(v *View) error { return e.Remove(v, "/usr/share/doc") })
+	step("mkdir /usr/share/doc", func(v *View) error {
+		return e.Create(v, Entry{Path: "/usr/share/doc", Type: Dir, Perm: 0o755})
+	})
+	step("create /usr/share/doc/a", func(v *View) error {
+		return e.Create(v, Entry{Path: "/usr/share/doc/a", Type: Regular, Perm: 0o644})
+	})
+	step("rm /usr/share/doc/a again", func(v *View) error { return e.Remove(v, "/usr/share/doc/a") })
+	if n, ok := v.Get("/usr/share/doc"); !ok || len(v.Children(n)) != 0 {
+		t.Fatalf("/usr/share/doc = %v, %v; want an empty folder", n, ok)
+	}
+}
+
+// Any name and path the kernel takes can be stored: a name of NAME_MAX
+// bytes is deleted (its whiteout needs no longer name), and a path deeper
+// than PATH_MAX below the folder's own place on the host is created, read
+// back, its content opened, and reset.
+func TestEditsLongNamesAndDeepPaths(t *testing.T) {
+	long := strings.Repeat("n", 255)
+	lower := &Static{LayerName: "rootfs", List: []Entry{
+		{Path: "/etc/" + long, Type: Regular, Perm: 0o644, Content: Bytes("x"), Size: 1},
+	}}
+	e := OpenEdits(filepath.Join(t.TempDir(), ".fledge", "edits"))
+	st := &Stack{Layers: []Layer{Skeleton(), lower, e}}
+	if err := e.Remove(view(t, st), "/etc/"+long); err != nil {
+		t.Fatalf("deleting a lower file named with 255 bytes: %v", err)
+	}
+	if _, ok := view(t, st).Get("/etc/" + long); ok {
+		t.Error("the 255-byte name is still shown after its delete")
+	}
+	if err := e.Create(view(t, st), Entry{Path: "/etc/" + long, Type: Dir, Perm: 0o755}); err != nil {
+		t.Fatalf("a folder in place of the deleted file: %v", err)
+	}
+
+	deep := "/tmp"
+	for len(e.Dir())+len(deep) < 4300 {
+		deep += "/" + strings.Repeat("d", 200)
+		if err := e.Create(view(t, st), Entry{Path: deep, Type: Dir, Perm: 0o755}); err != nil {
+			t.Fatalf("mkdir at depth %d: %v", len(deep), err)
+		}
+	}
+	file := deep + "/f"
+	if err := e.Create(view(t, st), Entry{Path: file, Type: Regular, Perm: 0o644, Content: Bytes("deep\n")}); err != nil {
+		t.Fatal(err)
+	}
+	e.Reload()
+	n, ok := view(t, st).Get(file)
+	if !ok {
+		t.Fatalf("the %d-byte deep path is not read back", len(e.Dir())+len(file))
+	}
+	r, err := n.Content.Open()
+	if err != nil {
+		t.Fatalf("opening the deep file: %v", err)
+	}
+	b := make([]byte, 16)
+	k, _ := r.ReadAt(b, 0)
+	r.Close()
+	if string(b[:k]) != "deep\n" {
+		t.Errorf("deep file reads %q", b[:k])
+	}
+	if p := e.Problems(); len(p) != 0 {
+		t.Errorf("problems reading the folder: %v", p)
+	}
+	if err := e.Reset("/tmp"); err != nil {
+		t.Fatalf("reset of the deep tree: %v", err)
+	}
+	e.Reload()
+	if _, ok := view(t, st).Get(file); ok {
+		t.Error("the deep file survived its reset")
+	}
+}
+
+// Leftovers of a crash (a copy-up's temporary file) are never edits, and
+// old-style whiteout files of earlier versions still delete.
+func TestEditsLeftoversAndOldWhiteouts(t *testing.T) {
+	st, e, _ := editsStack(t)
+	if err := e.Create(view(t, st), Entry{Path: "/etc/new", Type: Regular, Perm: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	oldFormat(t, e)
+	etc := filepath.Join(e.Dir(), "etc")
+	os.WriteFile(filepath.Join(etc, ".wh..wh.tmp.99.1"), []byte("half"), 0o600)
+	os.WriteFile(filepath.Join(etc, ".wh.motd"), nil, 0o600)
+	e.Reload()
+	v := view(t, st)
+	if _, ok := v.Get("/etc/motd"); ok {
+		t.Error("an old-style whiteout no longer deletes")
+	}
+	for _, k := range v.Children(mustGet(t, v, "/etc")) {
+		if strings.HasPrefix(path.Base(k.Path), ".wh.") {
+			t.Errorf("%s shown", k.Path)
+		}
+	}
+	if err := e.Create(v, Entry{Path: "/etc/motd", Type: Regular, Perm: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(etc, ".wh.motd")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the old-style whiteout stays beside the new object: %v", err)
+	}
+}
+
+func mustGet(t *testing.T, v *View, p string) *Node {
+	t.Helper()
+	n, ok := v.Get(p)
+	if !ok {
+		t.Fatalf("%s not in the view", p)
+	}
+	return n
+}
+
+// CreateFile makes a new file in place where the name is free and over a
+// whiteout like Create does, and returns it open: owner, mode (setuid
+// kept) and time are the entry's either way.
+func TestEditsCreateFile(t *testing.T) {
+	st, e, _ := editsStack(t)
+	mtime := time.Unix(1700000000, 0).UTC()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(e.Remove(view(t, st), "/etc/motd"))
+	for _, p := range []string{"/etc/new", "/etc/motd"} {
+		f, err := e.CreateFile(view(t, st), Entry{Path: p, Type: Regular, Perm: 0o4750 | fs.ModeSetuid, UID: 7, GID: 8, MTime: mtime})
+		must(err)
+		_, err = f.WriteString("data")
+		must(err)
+		must(f.Close())
+		n, ok := view(t, st).Get(p)
+		if !ok || n.Layer != EditsLayer || n.UnixMode() != 0o104750 || n.UID != 7 || n.GID != 8 || !n.MTime.Equal(mtime) {
+			t.Fatalf("%s = %+v, want an edit 0104750 7:8 at %v", p, n, mtime)
+		}
+		if got, _ := os.ReadFile(filepath.Join(e.Dir(), p)); string(got) != "data" {
+			t.Errorf("%s holds %q", p, got)
+		}
+	}
+	if _, err := e.CreateFile(view(t, st), Entry{Path: "/etc/new", Type: Regular, Perm: 0o644}); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("CreateFile of an existing name: %v, want EEXIST", err)
+	}
 }

@@ -31,6 +31,30 @@ type Live interface {
 	Watch() (dirs, names []string)
 }
 
+// Tracked is a layer that knows what changed in it, so a view built with
+// it on top can take the changes instead of merging every entry again
+// (see View.Update).
+type Tracked interface {
+	Layer
+	// Delta returns the changes since the last call. ok is false when the
+	// layer cannot say (it read its entries afresh): anything may have
+	// changed.
+	Delta() (changes []Delta, ok bool)
+	// At returns the layer's entries at p, and when deep is set also
+	// below p, in the order a view applies them, and whether an entry at
+	// one of p's parents hides what the layers beneath have at p. ok is
+	// false when the layer does not know its entries right now.
+	At(p string, deep bool) (ents []Entry, hidden, ok bool)
+}
+
+// Delta is a change of a layer at one path: of what the layer has at Path
+// and below it when Tree is set, otherwise of the entry at Path alone (its
+// metadata: a directory's times after a change inside it).
+type Delta struct {
+	Path string
+	Tree bool
+}
+
 // Static is a layer whose entries are fixed in memory.
 type Static struct {
 	LayerName string
@@ -68,8 +92,16 @@ type View struct {
 	root  *Node
 	epoch time.Time
 	// Removed records, per path, the whiteout that deleted it, so "why"
-	// can explain a path that is gone.
+	// can explain a path that is gone. It may be shared with the view this
+	// one was updated from (see Update); never change it.
 	Removed map[string]Entry
+	// removedShared is set while Removed is the base view's map.
+	removedShared bool
+	// moved is set when an entry of a layer put on with With or Update
+	// landed at another path than its own (through a symlinked parent):
+	// then a change at one path can change another, and Update merges
+	// again instead.
+	moved bool
 
 	// owned, while With builds a view on top of another, holds the nodes
 	// this view may change; all others are shared with the base view and
@@ -108,12 +140,160 @@ func (s *Stack) View() (*View, error) {
 // small layer (the mount's edits) on a large merged base costs what the
 // small layer changes, not a merge of everything below it again.
 func (v *View) With(layers ...Layer) (*View, error) {
-	nv := &View{root: v.root, epoch: v.epoch, Removed: maps.Clone(v.Removed), owned: map[*Node]bool{}}
+	nv := v.derive()
 	if err := nv.applyLayers(layers); err != nil {
 		return nil, err
 	}
 	nv.owned = nil
 	return nv, nil
+}
+
+// derive starts a view that shares everything with v until changed.
+func (v *View) derive() *View {
+	return &View{root: v.root, epoch: v.epoch, Removed: v.Removed, removedShared: true, moved: v.moved, owned: map[*Node]bool{}}
+}
+
+// Update returns v with the changes of its top layer l applied, leaving v
+// as it was: v must have been built as lower.With(l), or updated from such
+// a view. Each changed path is merged again from what lower has there and
+// what l has there now; nothing else is looked at, and only the nodes on
+// the way to a change are copied. It falls back to lower.With(l) where a
+// path cannot be updated on its own: the root changed, l does not know its
+// changes, or a symlinked parent makes one path's entries land at another.
+// It returns the changes it applied, sorted by path, or nil when it merged
+// l again whole.
+func (v *View) Update(lower *View, l Tracked) (*View, []Delta, error) {
+	changes, ok := l.Delta()
+	if ok && !v.moved {
+		changes = coalesce(changes)
+		if nv, err := v.update(lower, l, changes); nv != nil || err != nil {
+			return nv, changes, err
+		}
+	}
+	nv, err := lower.With(l)
+	return nv, nil, err
+}
+
+// update applies changes to a copy of v, or returns nil if one cannot be
+// applied on its own.
+func (v *View) update(lower *View, l Tracked, changes []Delta) (*View, error) {
+	if len(changes) == 0 {
+		return v, nil
+	}
+	nv := v.derive()
+	for i := range changes {
+		c := &changes[i]
+		done, err := nv.updatePath(lower, l, c)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %s: %w", l.Name(), c.Path, err)
+		}
+		if !done || nv.moved {
+			return nil, nil
+		}
+	}
+	nv.owned = nil
+	return nv, nil
+}
+
+// coalesce sorts changes by path, parents first, and leaves out those a
+// change of a whole tree above (or at) them covers.
+func coalesce(changes []Delta) []Delta {
+	trees := map[string]bool{}
+	for _, c := range changes {
+		if c.Tree {
+			trees[c.Path] = true
+		}
+	}
+	seen := map[string]bool{}
+	var out []Delta
+	for _, c := range changes {
+		covered := seen[c.Path]
+		for a := c.Path; !covered && a != "/"; {
+			a = path.Dir(a)
+			covered = trees[a]
+		}
+		if c.Tree != trees[c.Path] || covered {
+			continue
+		}
+		seen[c.Path] = true
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// updatePath merges path c.Path again; done is false when it cannot be
+// done on its own (see Update). A change of an entry alone that turns out
+// to need more becomes a change of the tree.
+func (v *View) updatePath(lower *View, l Tracked, c *Delta) (done bool, err error) {
+	if c.Path == "/" {
+		if c.Tree {
+			return false, nil
+		}
+		ents, _, ok := l.At("/", false)
+		return ok && v.updateNode(v.root, lower.root, ents), nil
+	}
+	parent := v.node(path.Dir(c.Path))
+	if parent == nil || parent.Type != Dir {
+		return false, nil
+	}
+	name := path.Base(c.Path)
+	cur := parent.kids[name]
+	if !c.Tree && (cur == nil || cur.Type != Dir) {
+		c.Tree = true
+	}
+	ents, hidden, ok := l.At(c.Path, c.Tree)
+	if !ok {
+		return false, nil
+	}
+	var below *Node
+	if !hidden {
+		// The view has a folder at every parent: where the layers beneath
+		// have no folder (a symlink, say), the edits replaced what they
+		// have, and nothing of theirs shows below.
+		below = lower.node(c.Path)
+	}
+	if !c.Tree {
+		return v.updateNode(cur, below, ents), nil
+	}
+	parent = v.own(parent)
+	delete(parent.kids, name)
+	// Whiteouts at and below the path are merged again below, so recorded
+	// again if they still stand. Below it, only a folder can have had any.
+	v.unremove(c.Path, l.Name(), cur != nil && cur.Type == Dir)
+	if below != nil {
+		// Shared with lower: own copies it before any change.
+		parent.kids[name] = below
+	}
+	for _, e := range ents {
+		if e.Layer == "" {
+			e.Layer = l.Name()
+		}
+		if err := v.apply(e); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// updateNode gives the directory node cur the layer's entry ents (its
+// metadata) over below, what the layers beneath have there, keeping its
+// children. A directory that turned opaque, or lost its entry, is merged
+// again whole instead.
+func (v *View) updateNode(cur, below *Node, ents []Entry) bool {
+	if len(ents) != 1 || ents[0].Type != Dir || ents[0].Opaque != cur.Opaque {
+		return false
+	}
+	n := v.own(cur)
+	n.Entry = ents[0]
+	if n.Entry.Layer == "" {
+		n.Entry.Layer = cur.Layer
+	}
+	n.Shadowed = nil
+	if below != nil {
+		n.Shadowed = append([]Entry{below.Entry}, below.Shadowed...)
+	}
+	return true
 }
 
 func (v *View) applyLayers(layers []Layer) error {
@@ -200,12 +380,15 @@ func (v *View) apply(e Entry) error {
 	dir = v.own(dir)
 	name := path.Base(p)
 	e.Path = path.Join(dir.Path, name)
+	if e.Path != p && v.owned != nil {
+		v.moved = true
+	}
 	old := dir.kids[name]
 	switch {
 	case e.Type == Whiteout:
 		if old != nil {
 			delete(dir.kids, name)
-			v.Removed[e.Path] = e
+			v.removed(e)
 		}
 		return nil
 	case e.Implicit && old != nil && (old.Type == Dir || v.isDirLink(old)):
@@ -223,6 +406,29 @@ func (v *View) apply(e Entry) error {
 	}
 	v.link(dir, name, n)
 	return nil
+}
+
+// removed records the whiteout e in Removed, copying the map first if it
+// is shared.
+func (v *View) removed(e Entry) {
+	if v.removedShared {
+		v.Removed, v.removedShared = maps.Clone(v.Removed), false
+	}
+	v.Removed[e.Path] = e
+}
+
+// unremove forgets the whiteouts of layer that Removed records at p, and
+// when deep is set below p.
+func (v *View) unremove(p, layer string, deep bool) {
+	for k, e := range v.Removed {
+		if e.Layer != layer || k != p && !(deep && strings.HasPrefix(k, p+"/")) {
+			continue
+		}
+		if v.removedShared {
+			v.Removed, v.removedShared = maps.Clone(v.Removed), false
+		}
+		delete(v.Removed, k)
+	}
 }
 
 func (v *View) applyRoot(e Entry) error {
@@ -347,6 +553,20 @@ func components(p string) []string {
 		return nil
 	}
 	return strings.Split(p, "/")
+}
+
+// node returns the node at p, following no symlink on the way.
+func (v *View) node(p string) *Node {
+	n := v.root
+	for _, c := range components(p) {
+		if n.Type != Dir {
+			return nil
+		}
+		if n = n.kids[c]; n == nil {
+			return nil
+		}
+	}
+	return n
 }
 
 // Get returns the node at p without following a symlink in its last

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -16,8 +17,9 @@ import (
 
 func newMountCmd() *cobra.Command {
 	var (
-		f    stackFlags
-		opts fusefs.Options
+		f     stackFlags
+		opts  fusefs.Options
+		share string
 	)
 	cmd := &cobra.Command{
 		Use:   "mount [ARTIFACT] MOUNTPOINT",
@@ -36,11 +38,21 @@ Lower layers and host files are never modified.
 Mounting an artifact (a cpio, plain or in any compression the kernel reads) is read-only; files are read
 from its decompressed stream, nothing is extracted.
 
+Who may use the mount (--share):
+  read   (default) every user browses with the permissions the image shows;
+         changes are taken only from root and from the user who ran fledge
+         through sudo (SUDO_UID): whatever is written lands in the image, so
+         nobody else can plant a file, not even in a world-writable /tmp
+  none   only root sees the mount
+  write  every user reads and writes as the image's permissions allow, like
+         a disk (what a file-system test suite that switches users needs)
+
 getfattr -n user.fledge.layer FILE tells which layer a file comes from.
 Needs root (/dev/fuse).`,
 		Example: `  fledge mount /mnt/img                 # ./fledge.toml, editable
   fledge mount -c app/fledge.toml /mnt/img
   fledge mount dist/app.cpio.gz /mnt/img  # read-only
+  fledge mount --share=write /mnt/img   # other users may write too
   fledge umount /mnt/img`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -56,14 +68,34 @@ Needs root (/dev/fuse).`,
 			if err := outsideSources(t, mnt); err != nil {
 				return err
 			}
+			if opts.Share, err = fusefs.ParseShare(share); err != nil {
+				return err
+			}
+			if opts.Writer, err = sudoUID(); err != nil {
+				return err
+			}
 			return serveMount(cmd, t, mnt, opts)
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&opts.Debug, "debug", false, "log every FUSE request")
 	cmd.Flags().BoolVar(&opts.NoPassthrough, "no-passthrough", false, "read host files through fledge instead of kernel FUSE passthrough")
+	cmd.Flags().StringVar(&share, "share", "read", "who besides root may use the mount: none, read (browse; changes only from root\nand the sudo user) or write (every user, as permissions allow)")
 	cmd.Flags().BoolVar(&opts.Poll, "poll", false, "look for host changes every half second instead of being told by inotify\n(mapped folders on NFS, 9p or another FUSE mount report none)")
 	return cmd
+}
+
+// sudoUID returns the user who ran fledge through sudo, or 0 (root).
+func sudoUID() (int, error) {
+	s := os.Getenv("SUDO_UID")
+	if s == "" {
+		return 0, nil
+	}
+	uid, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("SUDO_UID=%q is not a user id", s)
+	}
+	return int(uid), nil
 }
 
 // outsideSources refuses a mountpoint inside a folder the recipe's view

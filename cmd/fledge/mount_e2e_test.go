@@ -26,12 +26,18 @@ type mountProc struct {
 // startMount runs `fledge mount ARGS MNT` in dir and waits until it serves.
 func startMount(t *testing.T, dir, mnt string, args ...string) *mountProc {
 	t.Helper()
+	return startMountEnv(t, dir, mnt, nil, args...)
+}
+
+// startMountEnv is startMount with env added to the environment.
+func startMountEnv(t *testing.T, dir, mnt string, env []string, args ...string) *mountProc {
+	t.Helper()
 	needRoot(t)
 	needTool(t, "fusermount3", "fuse3")
 	m := &mountProc{mnt: mnt}
 	m.cmd = exec.Command(fledgeBin, append(append([]string{"mount"}, args...), mnt)...)
 	m.cmd.Dir = dir
-	m.cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheDir)
+	m.cmd.Env = append(append(os.Environ(), "XDG_CACHE_HOME="+cacheDir), env...)
 	stderr, err := m.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

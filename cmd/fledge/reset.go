@@ -18,7 +18,9 @@ func newResetCmd() *cobra.Command {
 		Short: "Discard the edits made through 'fledge mount' (all, or one path's)",
 		Long: `reset discards the workspace's edits (.fledge/edits beside the recipe): all of
 them, or those at and below the guest PATH, which then shows again what the
-recipe's layers have there. A live mount shows the result within a few seconds.`,
+recipe's layers have there. A live mount shows the result within a few seconds.
+An edit fledge cannot read (commands that read the workspace name it in a
+warning) is dropped the same way.`,
 		Example: `  fledge reset
   fledge reset /etc/motd
   fledge reset -c app/fledge.toml /usr/share`,
@@ -63,5 +65,26 @@ func mustHoldEdits(e *overlay.Edits, p string) error {
 			return nil
 		}
 	}
+	for _, pr := range e.Problems() {
+		if pr.Path == p || strings.HasPrefix(pr.Path, p+"/") {
+			return nil
+		}
+	}
 	return fmt.Errorf("no edits at %s, nothing discarded: 'fledge diff' lists the edited paths (an edit below a symlinked folder such as /bin -> usr/bin is kept at the link's target)", p)
+}
+
+// warnUnreadableEdits reads the stack's edits layer and names, one line
+// each, the edits it had to leave out, with the command that drops them:
+// whatever the folder holds, the rest of the workspace stays usable.
+func warnUnreadableEdits(cmd *cobra.Command, st *overlay.Stack) {
+	e := editsOf(st)
+	if e == nil {
+		return
+	}
+	if _, err := e.Entries(); err != nil {
+		return
+	}
+	for _, pr := range e.Problems() {
+		fmt.Fprintln(cmd.ErrOrStderr(), "fledge: warning:", pr)
+	}
 }

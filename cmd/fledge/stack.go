@@ -42,6 +42,9 @@ func (f *stackFlags) load(ctx context.Context, cmd *cobra.Command) (*recipe.Reci
 		return nil, nil, err
 	}
 	st, err := f.assemble(ctx, cmd, r)
+	if err == nil {
+		warnUnreadableEdits(cmd, st)
+	}
 	return r, st, err
 }
 

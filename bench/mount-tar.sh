@@ -51,7 +51,6 @@ mkdir "$mnt/bulk"
 # shellcheck source=timed.sh
 . "$here/timed.sh"
 
-
 # Host first, then the mount, for each step; each run works in its own
 # folders, so the mount's later runs also have the earlier runs' edits.
 th= tm= ch= cm= rh= rm_=

@@ -170,6 +170,14 @@ type resolver struct {
 	names   map[string]bool
 	out     *Closure
 	objects map[objectKey]*Object
+	// paths holds each needer's search path in each source, computed
+	// once: a hostile RUNPATH can hold many thousands of folders.
+	paths map[pathKey][]searchDir
+}
+
+type pathKey struct {
+	needer *loaded
+	src    int
 }
 
 type objectKey struct {
@@ -197,7 +205,7 @@ func Resolve(srcs []*Source, programs []string, cache *Cache) (*Closure, error) 
 		if e == nil || e.Damaged || !e.Dynamic() {
 			continue
 		}
-		r := &resolver{srcs: srcs, cache: cache, out: out, objects: objects, names: map[string]bool{}}
+		r := &resolver{srcs: srcs, cache: cache, out: out, objects: objects, names: map[string]bool{}, paths: map[pathKey][]searchDir{}}
 		r.prog = &loaded{path: real, elf: e}
 		r.flavor, r.arch = flavorOf(e)
 		r.run(p)
@@ -237,13 +245,15 @@ func (r *resolver) run(program string) {
 // load finds name for needer and records it, or records it missing.
 func (r *resolver) load(program string, needer *loaded, name string, interp bool) *loaded {
 	var looked []string
+	seen := map[string]bool{}
 	for si, src := range r.srcs {
 		for _, d := range r.searchPath(needer, name, si) {
 			p := name
 			if d.path != "" {
 				p = path.Join(d.path, name)
 			}
-			if d.path != "" && !slices.Contains(looked, d.path) {
+			if d.path != "" && !seen[d.path] {
+				seen[d.path] = true
 				looked = append(looked, d.path)
 			}
 			real, links, ok := follow(src.FS, p)
@@ -327,6 +337,10 @@ func (r *resolver) searchPath(o *loaded, name string, si int) []searchDir {
 		}
 		return []searchDir{{origin: -1}}
 	}
+	k := pathKey{o, si}
+	if dirs, ok := r.paths[k]; ok {
+		return dirs
+	}
 	var dirs []searchDir
 	add := func(ds []string, l *loaded, configured bool) {
 		for _, d := range ds {
@@ -361,14 +375,17 @@ func (r *resolver) searchPath(o *loaded, name string, si int) []searchDir {
 		add(defaults, nil, false)
 	}
 	var out []searchDir
+	seen := map[searchDir]bool{}
 	for _, d := range dirs {
 		if d.configured && slices.Contains(defaults, d.path) {
 			d.configured = false
 		}
-		if !slices.ContainsFunc(out, func(x searchDir) bool { return x.path == d.path && x.origin == d.origin }) {
+		if key := (searchDir{path: d.path, origin: d.origin}); !seen[key] {
+			seen[key] = true
 			out = append(out, d)
 		}
 	}
+	r.paths[k] = out
 	return out
 }
 

@@ -28,7 +28,8 @@ type ELF struct {
 	RPath   []string // DT_RPATH, split at ':'; empty when DT_RUNPATH is set
 	RunPath []string // DT_RUNPATH, split at ':'
 	// Damaged is set for a file that starts with the ELF magic but whose
-	// headers do not parse: it cannot run or be loaded.
+	// headers do not parse, or whose PT_INTERP the kernel refuses: it
+	// cannot run or be loaded.
 	Damaged bool
 }
 
@@ -59,12 +60,18 @@ func ReadELF(r io.ReaderAt) (*ELF, error) {
 		if p.Type != elf.PT_INTERP {
 			continue
 		}
-		// A path longer than PATH_MAX is no interpreter the kernel runs.
-		b, err := io.ReadAll(io.LimitReader(p.Open(), 4096))
+		// The kernel takes the first PT_INTERP as a C string and refuses
+		// to run a program whose segment is longer than PATH_MAX or does
+		// not end in a NUL.
+		b, err := io.ReadAll(io.LimitReader(p.Open(), pathMax+1))
 		if err != nil {
 			return nil, fmt.Errorf("PT_INTERP: %w", err)
 		}
-		e.Interp = string(bytes.TrimRight(b, "\x00"))
+		if len(b) < 2 || len(b) > pathMax || b[len(b)-1] != 0 {
+			return &ELF{Machine: elf.EM_NONE, Damaged: true}, nil
+		}
+		e.Interp, _, _ = strings.Cut(string(b), "\x00")
+		break
 	}
 	// Static programs have no dynamic section; DynString then fails,
 	// which means nothing is needed.
@@ -79,6 +86,9 @@ func ReadELF(r io.ReaderAt) (*ELF, error) {
 	}
 	return e, nil
 }
+
+// pathMax is the kernel's PATH_MAX.
+const pathMax = 4096
 
 func dynPaths(f *elf.File, tag elf.DynTag) []string {
 	vals, _ := f.DynString(tag)

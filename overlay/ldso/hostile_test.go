@@ -1,8 +1,11 @@
 package ldso
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,5 +48,38 @@ func TestHugeRunpathEnds(t *testing.T) {
 		}
 	case <-time.After(2 * time.Minute):
 		t.Fatal("resolving a program with 100000 RUNPATH folders did not end in 2 minutes")
+	}
+}
+
+// TestInterpAsTheKernelReadsIt: the kernel execs the first PT_INTERP up to
+// its first NUL, and refuses a program whose PT_INTERP does not end in one.
+func TestInterpAsTheKernelReadsIt(t *testing.T) {
+	s := newSysroot(t)
+	s.prog("/app", interp+"XXXX", nil)
+	b, err := os.ReadFile(filepath.Join(s.root, "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(b, []byte(interp+"XXXX\x00"))
+	if at < 0 {
+		t.Fatal("the interpreter path is not in the program")
+	}
+	read := func(b []byte) *ELF {
+		t.Helper()
+		e, err := ReadELF(bytes.NewReader(b))
+		if err != nil || e == nil {
+			t.Fatalf("ReadELF: %v, %v", e, err)
+		}
+		return e
+	}
+	cut := slices.Clone(b)
+	cut[at+len(interp)] = 0
+	if e := read(cut); e.Interp != interp || e.Damaged {
+		t.Errorf("PT_INTERP %q: interpreter %q (damaged %v), want %q", interp+"\x00XXX", e.Interp, e.Damaged, interp)
+	}
+	open := slices.Clone(b)
+	open[at+len(interp)+4] = 'X'
+	if e := read(open); !e.Damaged {
+		t.Errorf("PT_INTERP without a NUL: interpreter %q, want the program refused", e.Interp)
 	}
 }

@@ -83,3 +83,34 @@ func TestInterpAsTheKernelReadsIt(t *testing.T) {
 		t.Errorf("PT_INTERP without a NUL: interpreter %q, want the program refused", e.Interp)
 	}
 }
+
+// countingFS fails the test when more files are opened than a bound.
+type countingFS struct {
+	FS
+	t     *testing.T
+	opens int
+	max   int
+}
+
+func (c *countingFS) Open(p string) (Reader, error) {
+	if c.opens++; c.opens > c.max {
+		c.t.Fatalf("%d files opened reading ld.so.conf, the last %s", c.opens, p)
+	}
+	return c.FS.Open(p)
+}
+
+// TestLdSoConfIncludeTreeEnds: an image's ld.so.conf is the rootfs
+// author's input. Includes through two symlinks to their own folder name
+// the same file by ever longer paths, a tree of 2^40 reads before the
+// symlink limit ends it; reading stops at a bound instead.
+func TestLdSoConfIncludeTreeEnds(t *testing.T) {
+	s := newSysroot(t)
+	s.file("/etc/ld.so.conf", "/opt/lib\ninclude a/ld.so.conf b/ld.so.conf\n")
+	s.link("/etc/a", ".")
+	s.link("/etc/b", ".")
+	fsys := &countingFS{FS: Host{Root: s.root}, t: t, max: 10 * maxConfFiles}
+	dirs := ldSoConf(fsys)
+	if len(dirs) == 0 || dirs[0] != "/opt/lib" {
+		t.Errorf("folders %v, want /opt/lib first", dirs[:min(len(dirs), 3)])
+	}
+}

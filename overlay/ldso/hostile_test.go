@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -113,4 +114,59 @@ func TestLdSoConfIncludeTreeEnds(t *testing.T) {
 	if len(dirs) == 0 || dirs[0] != "/opt/lib" {
 		t.Errorf("folders %v, want /opt/lib first", dirs[:min(len(dirs), 3)])
 	}
+}
+
+// TestNeededWithoutSectionHeaders: the loader finds DT_NEEDED through the
+// program headers (PT_DYNAMIC); section headers are for linkers, and a
+// program stripped of them (sstrip, or a crafted one) runs all the same.
+// Its libraries must be found just as well.
+func TestNeededWithoutSectionHeaders(t *testing.T) {
+	s := newSysroot(t)
+	s.lib("/usr/lib/liba.so.1", "liba.so.1", nil)
+	s.lib("/usr/lib/libb.so.1", "libb.so.1", nil)
+	s.prog("/app", interp, []string{"liba.so.1", "libb.so.1"}, "-Wl,--enable-new-dtags,-rpath,/opt/x:$ORIGIN/lib")
+	b, err := os.ReadFile(filepath.Join(s.root, "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ReadELF(bytes.NewReader(b))
+	if err != nil || want == nil || len(want.Needed) != 2 {
+		t.Fatalf("the program as linked: %+v, %v", want, err)
+	}
+	// ELF64: e_shoff at 0x28, e_shnum at 0x3c, e_shstrndx at 0x3e.
+	clear(b[0x28:0x30])
+	clear(b[0x3c:0x40])
+	got, err := ReadELF(bytes.NewReader(b))
+	if err != nil || got == nil {
+		t.Fatalf("ReadELF: %v, %v", got, err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("without section headers:\n%+v\nwant:\n%+v", *got, *want)
+	}
+}
+
+// FuzzReadELF feeds arbitrary files to the header reader, seeded with a
+// program gcc links, 64- and 32-bit: it may call them damaged or not ELF,
+// but must not panic.
+func FuzzReadELF(f *testing.F) {
+	dir := f.TempDir()
+	c := filepath.Join(dir, "main.c")
+	if err := os.WriteFile(c, []byte("int _start(void) { return 0; }\n"), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	for _, flags := range [][]string{nil, {"-m32"}} {
+		out := filepath.Join(dir, "prog")
+		args := append([]string{"-nostdlib", "-fPIE", "-pie", "-o", out, c, "-Wl,--enable-new-dtags,-rpath,$ORIGIN/lib,-soname,libx.so.1,--dynamic-linker=" + interp}, flags...)
+		if b, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+			f.Fatalf("gcc %v: %v\n%s", args, err, b)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ReadELF(bytes.NewReader(b))
+	})
 }

@@ -170,3 +170,16 @@ func FuzzReadELF(f *testing.F) {
 		ReadELF(bytes.NewReader(b))
 	})
 }
+
+// TestMissingNamesFewFolders: the line naming a missing library stays a
+// line when the program's RUNPATH holds thousands of folders.
+func TestMissingNamesFewFolders(t *testing.T) {
+	m := Missing{Program: "/app", Needer: "/app", Name: "liba.so.1"}
+	for i := range 5000 {
+		m.Looked = append(m.Looked, fmt.Sprintf("/d%d", i))
+	}
+	msg := m.String("not in the image")
+	if want := "(looked in /d0, /d1, /d2, /d3, /d4, /d5, /d6, /d7 and 4992 more)"; !strings.HasSuffix(msg, want) {
+		t.Errorf("message %.200q..., want it to end %q", msg, want)
+	}
+}

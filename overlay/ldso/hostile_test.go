@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/volantvm/fledge/overlay"
 )
 
 // TestHugeRunpathEnds: a hostile program may carry a RUNPATH of a hundred
@@ -181,5 +183,25 @@ func TestMissingNamesFewFolders(t *testing.T) {
 	msg := m.String("not in the image")
 	if want := "(looked in /d0, /d1, /d2, /d3, /d4, /d5, /d6, /d7 and 4992 more)"; !strings.HasSuffix(msg, want) {
 		t.Errorf("message %.200q..., want it to end %q", msg, want)
+	}
+}
+
+// TestUnreadableProgramNamed: a mapped program that cannot be read when
+// the closure is computed (removed on the host meanwhile, as a rebuild
+// does) fails naming the program in the image, not only the host file.
+func TestUnreadableProgramNamed(t *testing.T) {
+	app := newSysroot(t)
+	app.prog("/app", interp, nil)
+	host := filepath.Join(app.root, "app")
+	v, err := (&overlay.Stack{Layers: []overlay.Layer{overlay.Skeleton(), overlay.Mappings(app.root, []overlay.Mapping{{Host: host, Guest: "/usr/bin/app"}})}}).View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(host); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Resolve([]*Source{{Name: "the image", FS: Image{V: v}}}, []string{"/usr/bin/app"}, &Cache{})
+	if err == nil || !strings.HasPrefix(err.Error(), "/usr/bin/app: ") {
+		t.Errorf("err = %v, want it to start with the program's path", err)
 	}
 }

@@ -2,6 +2,7 @@ package ldso
 
 import (
 	"debug/elf"
+	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -200,7 +201,7 @@ func Resolve(srcs []*Source, programs []string, cache *Cache) (*Closure, error) 
 		}
 		e, err := cache.Read(srcs[0].FS, real)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: reading its ELF headers: %w", p, err)
 		}
 		if e == nil || e.Damaged || !e.Dynamic() {
 			continue

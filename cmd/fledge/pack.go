@@ -33,8 +33,8 @@ an interrupted pack never leaves a truncated artifact.`,
 			if err != nil {
 				return err
 			}
-			chosen := compressionOf(compression, r)
-			artifact, manifestPath, err := outputPaths(output, chosen)
+			chosen, chosenBy := compressionOf(compression, r)
+			artifact, manifestPath, err := outputPaths(output, chosen, chosenBy)
 			if err != nil {
 				return err
 			}

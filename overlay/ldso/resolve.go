@@ -397,20 +397,56 @@ func (r *resolver) searchPath(o *loaded, name string, si int) []searchDir {
 func (r *resolver) expand(d string, l *loaded) (searchDir, bool) {
 	sd := searchDir{origin: -1}
 	if strings.Contains(d, "$") {
-		if l != nil && strings.Contains(d, "ORIGIN") {
-			origin := path.Dir(l.path)
-			d = strings.ReplaceAll(strings.ReplaceAll(d, "${ORIGIN}", origin), "$ORIGIN", origin)
-			sd.origin = l.src
+		if l != nil {
+			if e := expandToken(d, "ORIGIN", path.Dir(l.path), r.flavor == GNU); e != d {
+				d, sd.origin = e, l.src
+			}
 		}
 		lib := "lib"
 		if t := multiarch[r.prog.elf.Machine][r.prog.elf.Class]; t != "" {
 			lib = "lib/" + t
 		}
-		d = strings.ReplaceAll(strings.ReplaceAll(d, "${LIB}", lib), "$LIB", lib)
+		d = expandToken(d, "LIB", lib, r.flavor == GNU)
 	}
 	if !strings.HasPrefix(d, "/") || strings.Contains(d, "$") {
 		return sd, false
 	}
 	sd.path = path.Clean(d)
 	return sd, true
+}
+
+// expandToken replaces the loader token name, written $name or ${name},
+// with value. For glibc (whole), as its is_dst decides, $name is the
+// token only where no letter, digit or underscore follows: $ORIGIN_x is
+// no $ORIGIN. musl's loader matches the prefix alone.
+func expandToken(d, name, value string, whole bool) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(d, '$')
+		if i < 0 {
+			b.WriteString(d)
+			return b.String()
+		}
+		b.WriteString(d[:i])
+		rest := d[i+1:]
+		switch {
+		case strings.HasPrefix(rest, "{"+name+"}"):
+			b.WriteString(value)
+			d = rest[len(name)+2:]
+		case strings.HasPrefix(rest, name) && !(whole && startsIdent(rest[len(name):])):
+			b.WriteString(value)
+			d = rest[len(name):]
+		default:
+			b.WriteByte('$')
+			d = rest
+		}
+	}
+}
+
+func startsIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	c := s[0]
+	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }

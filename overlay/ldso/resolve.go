@@ -359,7 +359,9 @@ func (r *resolver) searchPath(o *loaded, name string, si int) []searchDir {
 		// musl walks the RPATH or RUNPATH of the needer and of every
 		// object that led to it, then the path file.
 		for l := o; l != nil; l = l.loader {
-			add(append(l.elf.RunPath, l.elf.RPath...), l, false)
+			if rpath := slices.Concat(l.elf.RunPath, l.elf.RPath); muslRpathUsable(rpath) {
+				add(rpath, l, false)
+			}
 		}
 		add(src.muslPath(r.arch), nil, true)
 	} else {
@@ -449,4 +451,20 @@ func startsIdent(s string) bool {
 	}
 	c := s[0]
 	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// muslRpathUsable reports whether musl's loader uses an object's RPATH or
+// RUNPATH at all: a "$" that does not start $ORIGIN or ${ORIGIN} anywhere
+// in it makes musl drop the whole of it (fixup_rpath).
+func muslRpathUsable(rpath []string) bool {
+	for _, d := range rpath {
+		for i := strings.IndexByte(d, '$'); i >= 0; i = strings.IndexByte(d, '$') {
+			d = d[i:]
+			if !strings.HasPrefix(d, "$ORIGIN") && !strings.HasPrefix(d, "${ORIGIN}") {
+				return false
+			}
+			d = d[1:]
+		}
+	}
+	return true
 }

@@ -179,6 +179,12 @@ func TestResolve(t *testing.T) {
 			s.lib("/usr/lib/liba.so.1", "liba.so.1", nil)
 			s.prog("/opt/app/bin/app", "/lib/ld-musl-x86_64.so.1", []string{"libc.so", "liba.so.1"}, "-Wl,-rpath,$ORIGIN_x")
 		}, []string{"/lib/ld-musl-x86_64.so.1=0:/lib/ld-musl-x86_64.so.1", "liba.so.1=0:/opt/app/bin_x/liba.so.1"}},
+		{"musl drops a whole RUNPATH that holds another token", func(s *sysroot) {
+			s.lib("/lib/ld-musl-x86_64.so.1", "libc.so", nil)
+			s.lib("/opt/a/liba.so.1", "liba.so.1", nil)
+			s.lib("/usr/lib/liba.so.1", "liba.so.1", nil)
+			s.prog("/app", "/lib/ld-musl-x86_64.so.1", []string{"libc.so", "liba.so.1"}, "-Wl,-rpath,/opt/a:$LIB/x")
+		}, []string{"/lib/ld-musl-x86_64.so.1=0:/lib/ld-musl-x86_64.so.1", "liba.so.1=0:/usr/lib/liba.so.1"}},
 		{"ld.so.conf with nested and relative includes", func(s *sysroot) {
 			s.loader()
 			s.file("/etc/ld.so.conf", "# comment\ninclude ld.so.conf.d/*.conf\n")

@@ -101,10 +101,12 @@ func openZstd(raw *bufio.Reader) (io.Reader, func(), error) {
 // openXz reads one xz stream. The reader checks that nothing follows the
 // stream by reading one byte more; lagReader keeps that byte in raw, so
 // padding or another segment after the stream is read on, as the kernel
-// does.
+// does. The xz reader takes DictCap as the least dictionary to allocate,
+// not the most, so none is given: each block gets the size its header
+// asks for.
 func openXz(raw *bufio.Reader) (io.Reader, func(), error) {
 	lag := &lagReader{raw: raw, lag: 1}
-	xr, err := xz.ReaderConfig{DictCap: maxDict, SingleStream: true}.NewReader(lag)
+	xr, err := xz.ReaderConfig{SingleStream: true}.NewReader(lag)
 	return &streamEnd{r: xr, lag: lag, next: errXzNext}, func() {}, err
 }
 
@@ -112,7 +114,7 @@ func openXz(raw *bufio.Reader) (io.Reader, func(), error) {
 // follows a stream; the reader does not export it.
 const errXzNext = "xz: unexpected data after stream"
 
-// maxDict caps the dictionary an lzma or xz header may ask for, which the
+// maxDict caps the dictionary an lzma header may ask for, which the
 // decoder allocates at once: xz's largest preset uses 64 MiB.
 const maxDict = 128 << 20
 

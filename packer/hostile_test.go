@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -223,4 +224,28 @@ func TestDecompressionBombRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Close()
+}
+
+// TestXzDictionaryAsTheStreamAsks: each xz stream gets the dictionary its
+// header asks for (8 MiB for xz's default preset), not a fixed 128 MiB:
+// the xz reader takes DictCap as a minimum, so an artifact of many tiny
+// streams made every open allocate and clear gigabytes.
+func TestXzDictionaryAsTheStreamAsks(t *testing.T) {
+	requireTool(t, "xz", "xz-utils")
+	stream := run(t, pack(t, viewOf(t, richLayer()), None), "xz", "--check=crc32", "-c")
+	var art []byte
+	for range 20 {
+		art = append(art, stream...)
+		art = append(art, make([]byte, padLen(int64(len(art)), 4))...)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, _, err := decode(bytes.NewReader(art), &sink{}); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	// 20 streams of xz -6 need 20 × 8 MiB; the floor was 20 × 128 MiB.
+	if got := (after.TotalAlloc - before.TotalAlloc) >> 20; got > 20*8+100 {
+		t.Errorf("reading 20 xz streams of %d bytes allocated %d MiB", len(stream), got)
+	}
 }

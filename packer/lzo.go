@@ -211,6 +211,9 @@ func (d *lzoDecoder) run() (int, error) {
 			length += 2
 			dist = 16384 + int(inst&8)<<11 + le>>2
 			if dist == 16384 {
+				if length != 3 {
+					return 0, fmt.Errorf("lzo1x end marker of length %d: the kernel ends a block only at 11 00 00", length)
+				}
 				if d.ip != len(d.src) {
 					return 0, fmt.Errorf("lzo1x data goes on %d bytes past its end marker", len(d.src)-d.ip)
 				}

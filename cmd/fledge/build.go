@@ -84,8 +84,8 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 	if out == "" {
 		out = filepath.Join(r.Dir, "plugin")
 	}
-	compression := compressionOf(f.compression, r)
-	artifact, manifestPath, err := outputPaths(out, compression)
+	compression, chosenBy := compressionOf(f.compression, r)
+	artifact, manifestPath, err := outputPaths(out, compression, chosenBy)
 	if err != nil {
 		return err
 	}
@@ -172,29 +172,31 @@ var extensions = map[string]string{"gzip": ".cpio.gz", "zstd": ".cpio.zst", "xz"
 const compressionHelp = "archive compression: gzip, zstd, xz (smallest, one core), lz4 (fastest to unpack) or none (default: the recipe's output.compression, else gzip)"
 
 // compressionOf is the compression to write: the flag's, else the
-// recipe's output.compression, else gzip.
-func compressionOf(flag string, r *recipe.Recipe) string {
+// recipe's output.compression, else gzip; chosenBy says which, so that a
+// message names what the user can change.
+func compressionOf(flag string, r *recipe.Recipe) (compression, chosenBy string) {
 	switch {
 	case flag != "":
-		return flag
+		return flag, "--compression"
 	case r.Output.Compression != "":
-		return r.Output.Compression
+		return r.Output.Compression, "the recipe's output.compression"
 	}
-	return packer.Gzip
+	return packer.Gzip, "the default compression"
 }
 
 // outputPaths derives the artifact and manifest paths from -o: NAME gets
-// the compression's extension; NAME.cpio.gz must agree with --compression.
-func outputPaths(out, compression string) (artifact, manifest string, err error) {
+// the compression's extension; NAME.cpio.gz must agree with the
+// compression, which chosenBy names for messages.
+func outputPaths(out, compression, chosenBy string) (artifact, manifest string, err error) {
 	ext, ok := extensions[compression]
 	if !ok {
-		return "", "", fmt.Errorf("--compression %q: use gzip, zstd, xz, lz4 or none", compression)
+		return "", "", fmt.Errorf("%s %q: use gzip, zstd, xz, lz4 or none", chosenBy, compression)
 	}
 	base := out
 	for c, e := range extensions {
 		if strings.HasSuffix(out, e) {
 			if c != compression {
-				return "", "", fmt.Errorf("-o %s names a %s archive but --compression is %s; change one of them", out, c, compression)
+				return "", "", fmt.Errorf("-o %s names a %s archive but %s is %s; change one of them", out, c, chosenBy, compression)
 			}
 			base = strings.TrimSuffix(out, e)
 		}

@@ -227,13 +227,22 @@ func validateManifest(t *testing.T, s *jsonschema.Schema, p, sum string) {
 
 func TestBuildErrors(t *testing.T) {
 	dir := copyExample(t, "default")
+	text, err := os.ReadFile(filepath.Join(dir, "fledge.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "lz4.toml"), append(text, "\n[output]\ncompression = \"lz4\"\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args []string
 		want string
 	}{
 		{[]string{"build", "-c", "nope.toml"}, "recipe nope.toml not found"},
 		{[]string{"build", "--compression", "lzo"}, `--compression "lzo": use gzip, zstd, xz, lz4 or none`},
-		{[]string{"build", "-o", "x.cpio.zst"}, "names a zstd archive but --compression is gzip"},
+		{[]string{"build", "-o", "x.cpio.zst"}, "names a zstd archive but the default compression is gzip"},
+		{[]string{"build", "-o", "x.cpio.zst", "--compression", "xz"}, "names a zstd archive but --compression is xz"},
+		{[]string{"pack", "-c", "lz4.toml", "-o", "x.cpio.gz"}, "names a gzip archive but the recipe's output.compression is lz4"},
 		{[]string{"pack"}, "pack needs -o FILE"},
 		{[]string{"build", "-m", "missing.toml"}, "manifest missing.toml not found"},
 	}

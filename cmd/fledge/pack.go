@@ -35,8 +35,8 @@ compresses only what changed, with the same bytes as a cold pack.`,
 			if err != nil {
 				return err
 			}
-			chosen := compressionOf(compression, r)
-			artifact, manifestPath, err := outputPaths(output, chosen)
+			chosen, chosenBy := compressionOf(compression, r)
+			artifact, manifestPath, err := outputPaths(output, chosen, chosenBy)
 			if err != nil {
 				return err
 			}

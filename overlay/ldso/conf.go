@@ -73,16 +73,22 @@ var muslDefault = []string{"/lib", "/usr/local/lib", "/usr/lib"}
 // maxConf bounds how much of one configuration file is read.
 const maxConf = 1 << 20
 
+// maxConfFiles bounds how many files ld.so.conf and its includes may
+// name in all: includes through symlinked folders can name one file by
+// ever longer paths, an exponential tree (real systems read a dozen).
+const maxConfFiles = 1024
+
 // ldSoConf returns the folders /etc/ld.so.conf of fsys configures, in
 // order, following "include" lines (glob patterns, relative ones taken
 // from the including file's folder) as ldconfig does. A file included
-// twice is read once, so an include loop ends.
+// twice is read once, so an include loop ends, and at most maxConfFiles
+// are read.
 func ldSoConf(fsys FS) []string {
 	var dirs []string
 	seen := map[string]bool{}
 	var read func(file string)
 	read = func(file string) {
-		if seen[file] {
+		if seen[file] || len(seen) >= maxConfFiles {
 			return
 		}
 		seen[file] = true

@@ -183,6 +183,10 @@ func (m Missing) String(verdict string) string {
 	return m.describe(verdict, false)
 }
 
+// maxNamed is how many of the folders looked in a message names: a
+// RUNPATH may hold thousands.
+const maxNamed = 8
+
 // describe is String, naming the program's architecture when arch is set:
 // a foreign program's libraries are looked for in its own folders.
 func (m Missing) describe(verdict string, arch bool) string {
@@ -198,7 +202,9 @@ func (m Missing) describe(verdict string, arch bool) string {
 		who = fmt.Sprintf("%s (loaded for %s)", m.Needer, m.Program)
 	}
 	where := ""
-	if len(m.Looked) > 0 {
+	if n := len(m.Looked); n > maxNamed {
+		where = fmt.Sprintf(" (looked in %s and %d more)", strings.Join(m.Looked[:maxNamed], ", "), n-maxNamed)
+	} else if n > 0 {
 		where = " (looked in " + strings.Join(m.Looked, ", ") + ")"
 	}
 	return fmt.Sprintf("%s needs %s, %s%s", who, what, verdict, where)

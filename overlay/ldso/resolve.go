@@ -2,6 +2,7 @@ package ldso
 
 import (
 	"debug/elf"
+	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -170,6 +171,14 @@ type resolver struct {
 	names   map[string]bool
 	out     *Closure
 	objects map[objectKey]*Object
+	// paths holds each needer's search path in each source, computed
+	// once: a hostile RUNPATH can hold many thousands of folders.
+	paths map[pathKey][]searchDir
+}
+
+type pathKey struct {
+	needer *loaded
+	src    int
 }
 
 type objectKey struct {
@@ -192,12 +201,12 @@ func Resolve(srcs []*Source, programs []string, cache *Cache) (*Closure, error) 
 		}
 		e, err := cache.Read(srcs[0].FS, real)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: reading its ELF headers: %w", p, err)
 		}
 		if e == nil || e.Damaged || !e.Dynamic() {
 			continue
 		}
-		r := &resolver{srcs: srcs, cache: cache, out: out, objects: objects, names: map[string]bool{}}
+		r := &resolver{srcs: srcs, cache: cache, out: out, objects: objects, names: map[string]bool{}, paths: map[pathKey][]searchDir{}}
 		r.prog = &loaded{path: real, elf: e}
 		r.flavor, r.arch = flavorOf(e)
 		r.run(p)
@@ -237,13 +246,15 @@ func (r *resolver) run(program string) {
 // load finds name for needer and records it, or records it missing.
 func (r *resolver) load(program string, needer *loaded, name string, interp bool) *loaded {
 	var looked []string
+	seen := map[string]bool{}
 	for si, src := range r.srcs {
 		for _, d := range r.searchPath(needer, name, si) {
 			p := name
 			if d.path != "" {
 				p = path.Join(d.path, name)
 			}
-			if d.path != "" && !slices.Contains(looked, d.path) {
+			if d.path != "" && !seen[d.path] {
+				seen[d.path] = true
 				looked = append(looked, d.path)
 			}
 			real, links, ok := follow(src.FS, p)
@@ -327,6 +338,10 @@ func (r *resolver) searchPath(o *loaded, name string, si int) []searchDir {
 		}
 		return []searchDir{{origin: -1}}
 	}
+	k := pathKey{o, si}
+	if dirs, ok := r.paths[k]; ok {
+		return dirs
+	}
 	var dirs []searchDir
 	add := func(ds []string, l *loaded, configured bool) {
 		for _, d := range ds {
@@ -344,7 +359,9 @@ func (r *resolver) searchPath(o *loaded, name string, si int) []searchDir {
 		// musl walks the RPATH or RUNPATH of the needer and of every
 		// object that led to it, then the path file.
 		for l := o; l != nil; l = l.loader {
-			add(append(l.elf.RunPath, l.elf.RPath...), l, false)
+			if rpath := slices.Concat(l.elf.RunPath, l.elf.RPath); muslRpathUsable(rpath) {
+				add(rpath, l, false)
+			}
 		}
 		add(src.muslPath(r.arch), nil, true)
 	} else {
@@ -361,14 +378,17 @@ func (r *resolver) searchPath(o *loaded, name string, si int) []searchDir {
 		add(defaults, nil, false)
 	}
 	var out []searchDir
+	seen := map[searchDir]bool{}
 	for _, d := range dirs {
 		if d.configured && slices.Contains(defaults, d.path) {
 			d.configured = false
 		}
-		if !slices.ContainsFunc(out, func(x searchDir) bool { return x.path == d.path && x.origin == d.origin }) {
+		if key := (searchDir{path: d.path, origin: d.origin}); !seen[key] {
+			seen[key] = true
 			out = append(out, d)
 		}
 	}
+	r.paths[k] = out
 	return out
 }
 
@@ -379,20 +399,72 @@ func (r *resolver) searchPath(o *loaded, name string, si int) []searchDir {
 func (r *resolver) expand(d string, l *loaded) (searchDir, bool) {
 	sd := searchDir{origin: -1}
 	if strings.Contains(d, "$") {
-		if l != nil && strings.Contains(d, "ORIGIN") {
-			origin := path.Dir(l.path)
-			d = strings.ReplaceAll(strings.ReplaceAll(d, "${ORIGIN}", origin), "$ORIGIN", origin)
-			sd.origin = l.src
+		if l != nil {
+			if e := expandToken(d, "ORIGIN", path.Dir(l.path), r.flavor == GNU); e != d {
+				d, sd.origin = e, l.src
+			}
 		}
 		lib := "lib"
 		if t := multiarch[r.prog.elf.Machine][r.prog.elf.Class]; t != "" {
 			lib = "lib/" + t
 		}
-		d = strings.ReplaceAll(strings.ReplaceAll(d, "${LIB}", lib), "$LIB", lib)
+		d = expandToken(d, "LIB", lib, r.flavor == GNU)
 	}
 	if !strings.HasPrefix(d, "/") || strings.Contains(d, "$") {
 		return sd, false
 	}
 	sd.path = path.Clean(d)
 	return sd, true
+}
+
+// expandToken replaces the loader token name, written $name or ${name},
+// with value. For glibc (whole), as its is_dst decides, $name is the
+// token only where no letter, digit or underscore follows: $ORIGIN_x is
+// no $ORIGIN. musl's loader matches the prefix alone.
+func expandToken(d, name, value string, whole bool) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(d, '$')
+		if i < 0 {
+			b.WriteString(d)
+			return b.String()
+		}
+		b.WriteString(d[:i])
+		rest := d[i+1:]
+		switch {
+		case strings.HasPrefix(rest, "{"+name+"}"):
+			b.WriteString(value)
+			d = rest[len(name)+2:]
+		case strings.HasPrefix(rest, name) && !(whole && startsIdent(rest[len(name):])):
+			b.WriteString(value)
+			d = rest[len(name):]
+		default:
+			b.WriteByte('$')
+			d = rest
+		}
+	}
+}
+
+func startsIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	c := s[0]
+	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// muslRpathUsable reports whether musl's loader uses an object's RPATH or
+// RUNPATH at all: a "$" that does not start $ORIGIN or ${ORIGIN} anywhere
+// in it makes musl drop the whole of it (fixup_rpath).
+func muslRpathUsable(rpath []string) bool {
+	for _, d := range rpath {
+		for i := strings.IndexByte(d, '$'); i >= 0; i = strings.IndexByte(d, '$') {
+			d = d[i:]
+			if !strings.HasPrefix(d, "$ORIGIN") && !strings.HasPrefix(d, "${ORIGIN}") {
+				return false
+			}
+			d = d[1:]
+		}
+	}
+	return true
 }

@@ -167,6 +167,24 @@ func TestResolve(t *testing.T) {
 			s.lib("/opt/app/lib/plugins/libp.so.1", "libp.so.1", []string{"liba.so.1"}, "-Wl,-rpath,$ORIGIN/..")
 			s.prog("/opt/app/bin/app", interp, []string{"libp.so.1"}, "-Wl,-rpath,${ORIGIN}/../lib/plugins")
 		}, []string{interp + "=0:" + interp, "liba.so.1=0:/opt/app/lib/liba.so.1", "libp.so.1=0:/opt/app/lib/plugins/libp.so.1"}},
+		{"$ORIGIN is a token only when a name does not go on", func(s *sysroot) {
+			s.loader()
+			s.lib("/opt/app/bin_x/liba.so.1", "liba.so.1", nil)
+			s.lib("/usr/lib/liba.so.1", "liba.so.1", nil)
+			s.prog("/opt/app/bin/app", interp, []string{"liba.so.1"}, "-Wl,-rpath,$ORIGIN_x")
+		}, []string{interp + "=0:" + interp, "liba.so.1=0:/usr/lib/liba.so.1"}},
+		{"musl takes $ORIGIN_x as $ORIGIN then _x", func(s *sysroot) {
+			s.lib("/lib/ld-musl-x86_64.so.1", "libc.so", nil)
+			s.lib("/opt/app/bin_x/liba.so.1", "liba.so.1", nil)
+			s.lib("/usr/lib/liba.so.1", "liba.so.1", nil)
+			s.prog("/opt/app/bin/app", "/lib/ld-musl-x86_64.so.1", []string{"libc.so", "liba.so.1"}, "-Wl,-rpath,$ORIGIN_x")
+		}, []string{"/lib/ld-musl-x86_64.so.1=0:/lib/ld-musl-x86_64.so.1", "liba.so.1=0:/opt/app/bin_x/liba.so.1"}},
+		{"musl drops a whole RUNPATH that holds another token", func(s *sysroot) {
+			s.lib("/lib/ld-musl-x86_64.so.1", "libc.so", nil)
+			s.lib("/opt/a/liba.so.1", "liba.so.1", nil)
+			s.lib("/usr/lib/liba.so.1", "liba.so.1", nil)
+			s.prog("/app", "/lib/ld-musl-x86_64.so.1", []string{"libc.so", "liba.so.1"}, "-Wl,-rpath,/opt/a:$LIB/x")
+		}, []string{"/lib/ld-musl-x86_64.so.1=0:/lib/ld-musl-x86_64.so.1", "liba.so.1=0:/usr/lib/liba.so.1"}},
 		{"ld.so.conf with nested and relative includes", func(s *sysroot) {
 			s.loader()
 			s.file("/etc/ld.so.conf", "# comment\ninclude ld.so.conf.d/*.conf\n")

@@ -40,7 +40,7 @@ func TestHumanOutputEscapesNames(t *testing.T) {
 	explanation := Explanation{
 		Path: evil, Resolved: evil, Found: true,
 		Via:      []Hop{{Link: evil, Target: evil, Layer: "artifact"}},
-		Provider: &Provider{Layer: "artifact", Type: "symlink", Mode: "lrwxrwxrwx", Link: evil, Source: evil},
+		Provider: &Provider{Layer: "artifact", Type: "symlink", Mode: "lrwxrwxrwx", Link: evil, Source: evil, NeededBy: []string{"/ok", evil}},
 		Shadows:  []Provider{{Layer: "busybox", Type: "file", Source: evil}},
 	}
 	writers := map[string]func(*bytes.Buffer) error{

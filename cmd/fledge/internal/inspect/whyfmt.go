@@ -21,7 +21,11 @@ func WriteExplanation(w io.Writer, x Explanation) error {
 	case x.Found:
 		fmt.Fprintf(&b, "  provided by layer %s: %s\n", x.Provider.Layer, describe(*x.Provider))
 		if len(x.Provider.NeededBy) > 0 {
-			fmt.Fprintf(&b, "  needed by %s\n", strings.Join(x.Provider.NeededBy, ", "))
+			needers := make([]string, len(x.Provider.NeededBy))
+			for i, p := range x.Provider.NeededBy {
+				needers[i] = Escape(p)
+			}
+			fmt.Fprintf(&b, "  needed by %s\n", strings.Join(needers, ", "))
 		}
 		if x.Target != nil {
 			fmt.Fprintf(&b, "  resolves to %s: %s from layer %s\n", Escape(x.Target.Path), x.Target.Type, x.Target.Layer)

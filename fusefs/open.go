@@ -124,7 +124,7 @@ func (n *node) editHandle(f *os.File, writing bool) (fs.FileHandle, syscall.Errn
 			n.cached++
 			n.mu.Unlock()
 			return &cachedEdit{editFile: ef, node: n}, 0
-		case n.backing == fileID{} || n.backing == id || n.passthrough > 0 && !writing:
+		case n.backing == fileID{} || n.backing == id && !id.weak || n.passthrough > 0 && !writing:
 			// A reader of another backing reads what that file holds.
 			n.addPassthrough(id)
 			n.mu.Unlock()
@@ -154,14 +154,27 @@ func (n *node) addPassthrough(id fileID) {
 }
 
 // fileID names a host file: the one a node's passthrough handles share.
-type fileID struct{ dev, ino uint64 }
+// An inode number is reused once its file is deleted and closed (a reset
+// edit, copied up again, may get the number of the one before), so the
+// birth time is part of the name; where the file system keeps none, the
+// id is weak and never taken for the node's backing (see editHandle).
+type fileID struct {
+	dev, ino uint64
+	born     unix.StatxTimestamp
+	weak     bool
+}
 
 func idOf(f *os.File) (fileID, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	var sx unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_BTIME, &sx); err != nil {
 		return fileID{}, err
 	}
-	return fileID{dev: st.Dev, ino: st.Ino}, nil
+	return fileID{
+		dev:  unix.Mkdev(sx.Dev_major, sx.Dev_minor),
+		ino:  sx.Ino,
+		born: sx.Btime,
+		weak: sx.Mask&unix.STATX_BTIME == 0,
+	}, nil
 }
 
 // passEdit is an edit the kernel reads and writes by passthrough; the

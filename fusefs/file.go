@@ -8,6 +8,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/volantvm/fledge/overlay"
 )
@@ -119,4 +120,38 @@ func editOf(fh fs.FileHandle) (*editFile, bool) {
 		return nil, false
 	}
 	return h.edit(), true
+}
+
+var _ = (fs.NodeCopyFileRanger)((*node)(nil))
+
+// CopyFileRange copies between two host files in the server, one request
+// for what would otherwise be a read and a write per chunk (cp copies with
+// copy_file_range(2)): from an edit or a lower host file into an edit.
+// Content that is no host file (an archive's, bytes in memory) is "not
+// supported", and the kernel copies it by reads and writes instead.
+func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint64, out *fs.Inode, fhOut fs.FileHandle, offOut uint64, length uint64, flags uint64) (uint32, syscall.Errno) {
+	src, ok := hostFileOf(fhIn)
+	dst, isEdit := editOf(fhOut)
+	if !ok || !isEdit || flags != 0 {
+		return 0, syscall.EOPNOTSUPP
+	}
+	release, err := n.fsys.edits.Hold()
+	if err != nil {
+		return 0, toErrno(err)
+	}
+	defer release()
+	in, to := int64(offIn), int64(offOut)
+	c, err := unix.CopyFileRange(int(src.Fd()), &in, int(dst.f.Fd()), &to, int(min(length, 1<<30)), 0)
+	return uint32(c), toErrno(err)
+}
+
+// hostFileOf returns the host file a handle reads, if it reads one.
+func hostFileOf(fh fs.FileHandle) (*os.File, bool) {
+	if h, ok := fh.(*hostFile); ok {
+		return h.f, true
+	}
+	if ef, ok := editOf(fh); ok {
+		return ef.f, true
+	}
+	return nil, false
 }

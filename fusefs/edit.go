@@ -270,6 +270,6 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	if err := n.fsys.edits.SetAttr(v, n.guestPath(), a); err != nil {
 		return toErrno(err)
 	}
-	n.fsys.changed()
+	n.fsys.changedReplied(n.guestPath())
 	return n.Getattr(ctx, fh, out)
 }

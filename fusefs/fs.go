@@ -73,6 +73,9 @@ type FS struct {
 	// the current view: listing a folder again costs a lookup here.
 	listedView *overlay.View
 	listed     map[*overlay.Node][]fuse.DirEntry
+	// replied holds the paths whose new attributes a change's own reply
+	// carries (see changedReplied), until the next view is built.
+	replied map[string]bool
 
 	root *node
 	// Set by Mount. inval is told of every new view; watcher, while
@@ -140,8 +143,8 @@ func (f *FS) View() (*overlay.View, error) {
 		f.built = time.Now()
 	}
 	// On the same lower view, only changes through the mount are new.
-	f.inval.push(step{from: f.view, to: v, host: lower != f.viewLower, changes: changes})
-	f.view, f.lower, f.viewLower, f.dirty = v, lower, lower, false
+	f.inval.push(step{from: f.view, to: v, host: lower != f.viewLower, changes: changes, replied: f.replied})
+	f.view, f.lower, f.viewLower, f.dirty, f.replied = v, lower, lower, false, nil
 	f.gen++
 	return v, nil
 }
@@ -257,6 +260,19 @@ func (f *FS) changed() {
 	f.mu.Lock()
 	f.dirty = true
 	f.mu.Unlock()
+}
+
+// changedReplied is changed for a change of p's attributes whose reply
+// carries them (SETATTR): the kernel takes them from the reply, and telling
+// it they changed would only make it ask again.
+func (f *FS) changedReplied(p string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dirty = true
+	if f.replied == nil {
+		f.replied = map[string]bool{}
+	}
+	f.replied[p] = true
 }
 
 // ino gives a node a stable inode number for the life of the mount: by

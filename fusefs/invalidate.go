@@ -38,11 +38,13 @@ func newInvalidator(root *fs.Inode, mnt string) *invalidator {
 // made through the mount changed the listings it touched in the kernel
 // already. changes, when set, are what the edits reported (see
 // overlay.View.Update), and only those paths are compared; otherwise the
-// views are.
+// views are. replied names the paths whose attributes alone changed and
+// whose replies told the kernel so (see FS.changedReplied).
 type step struct {
 	from, to *overlay.View
 	host     bool
 	changes  []overlay.Delta
+	replied  map[string]bool
 }
 
 // push queues a change of view. Every step is sent, in order: an entry
@@ -87,9 +89,11 @@ func (q *invalidator) send(s step) {
 		// Dropping such a name would unhash a folder a process may have
 		// entered already (mkdir d && cd d), whose getcwd then fails.
 		for _, c := range s.changes {
-			if c.Tree {
+			switch {
+			case s.replied[c.Path] && sameObject(s.from, s.to, c):
+			case c.Tree:
 				changedBelow(s.from, s.to, c.Path, q.attrs)
-			} else {
+			default:
 				changedAttrs(s.from, s.to, c.Path, q.attrs)
 			}
 		}
@@ -211,6 +215,15 @@ func changedBelow(a, b *overlay.View, p string, fn func(p string)) {
 	case okx || oky:
 		fn(p)
 	}
+}
+
+// sameObject reports whether change c left the object at its path in
+// place, with only its attributes changed: the same type and inode, and for
+// a change of a folder's tree, no folder there.
+func sameObject(a, b *overlay.View, c overlay.Delta) bool {
+	x, okx := a.Get(c.Path)
+	y, oky := b.Get(c.Path)
+	return okx && oky && x.Type == y.Type && inoKey(x) == inoKey(y) && !(c.Tree && x.Type == overlay.Dir)
 }
 
 // changedAttrs calls fn with p if the two views show its node differently.

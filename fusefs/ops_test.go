@@ -80,6 +80,32 @@ func TestEditOperations(t *testing.T) {
 				t.Errorf("root mtime %v (%v), want %v", fi.ModTime(), err, stamp)
 			}
 		}},
+		{"copy_file_range from a mapped file, an edit and an archive's bytes", func(t *testing.T, w *workspace) {
+			must(t, os.WriteFile(w.path("etc/edit"), []byte("0123456789"), 0o644))
+			for _, c := range []struct {
+				from, to string
+				off      int64
+			}{{"opt/data/a.txt", "etc/c1", 0}, {"etc/edit", "etc/c2", 3}, {"etc/motd", "etc/c3", 0}} {
+				in, err := os.Open(w.path(c.from))
+				must(t, err)
+				out, err := os.OpenFile(w.path(c.to), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+				must(t, err)
+				off := c.off
+				for {
+					n, err := unix.CopyFileRange(int(in.Fd()), &off, int(out.Fd()), nil, 1<<20, 0)
+					must(t, err)
+					if n == 0 {
+						break
+					}
+				}
+				must(t, out.Close())
+				must(t, in.Close())
+			}
+		}, func(t *testing.T, w *workspace) {
+			wantFile(t, w.path("etc/c1"), "alpha\n", 0o644)
+			wantFile(t, w.path("etc/c2"), "3456789", 0o644)
+			wantFile(t, w.path("etc/c3"), "hello\n", 0o644)
+		}},
 		{"mkdir", func(t *testing.T, w *workspace) {
 			must(t, os.Mkdir(w.path("srv"), 0o750))
 			must(t, os.WriteFile(w.path("srv/x"), nil, 0o600))

@@ -232,10 +232,7 @@ func (e *Edits) SetAttr(v *View, p string, a Attr) error {
 	}
 	defer release()
 	defer e.touchedAttr(p)
-	if err := e.copyUp(v, p); err != nil {
-		return err
-	}
-	d, name, err := e.holder(p)
+	d, name, err := e.copiedUp(v, p)
 	if err != nil {
 		return err
 	}
@@ -286,25 +283,41 @@ func (e *Edits) begin() (func(), error) {
 }
 
 func (e *Edits) copyUp(v *View, p string) error {
+	d, _, err := e.copiedUp(v, p)
+	d.close()
+	return err
+}
+
+// copiedUp is copyUp that returns the folder holding p, open, and p's
+// name in it, as holder does: a change after the copy-up opens it once.
+func (e *Edits) copiedUp(v *View, p string) (dirFD, string, error) {
 	if p == "/" {
-		return e.ensureRoot(v)
+		if err := e.ensureRoot(v); err != nil {
+			return -1, "", err
+		}
+		return e.holder(p)
 	}
 	d, name, err := e.parentOf(v, p)
 	if err != nil {
-		return err
+		return -1, "", err
 	}
-	defer d.close()
-	if _, ok, err := d.stat(name); err != nil || ok {
-		return err
+	_, ok, err := d.stat(name)
+	if err == nil && !ok {
+		n, found := v.Get(p)
+		if !found {
+			err = syscall.ENOENT
+		} else {
+			err = d.materialize(name, &n.Entry, timespec(v.MTime(n)), false)
+		}
+		if err != nil {
+			err = fmt.Errorf("copy-up %s: %w", p, err)
+		}
 	}
-	n, ok := v.Get(p)
-	if !ok {
-		return fmt.Errorf("copy-up %s: %w", p, syscall.ENOENT)
+	if err != nil {
+		d.close()
+		return -1, "", err
 	}
-	if err := d.materialize(name, &n.Entry, timespec(v.MTime(n)), false); err != nil {
-		return fmt.Errorf("copy-up %s: %w", p, err)
-	}
-	return nil
+	return d, name, nil
 }
 
 func (e *Edits) copyUpTree(v *View, n *Node) error {
@@ -339,12 +352,14 @@ func (e *Edits) parentOf(v *View, p string) (dirFD, string, error) {
 // ensureDir opens the layer's folder for the guest directory made of
 // parts, creating every missing level as a copy of what v shows there.
 func (e *Edits) ensureDir(v *View, parts []string) (dirFD, error) {
-	if err := e.ensureRoot(v); err != nil {
-		return -1, err
-	}
+	// A folder kept open was there when opened, and the layer's folder
+	// with it; one gone since is dropped with the rest (see Reload).
 	cur := "/" + strings.Join(parts, "/")
 	if d, ok := e.dirs.get(cur); ok {
 		return d, nil
+	}
+	if err := e.ensureRoot(v); err != nil {
+		return -1, err
 	}
 	d, err := e.openRoot()
 	if err != nil {

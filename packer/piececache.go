@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,8 +93,10 @@ func cacheLimitFromEnv() (int64, error) {
 		s = s[:i]
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%s=%q: expected a positive size such as 512M or 2G", CacheLimitEnv, os.Getenv(CacheLimitEnv))
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
+		// A size past int64 would wrap to a negative limit, which prunes
+		// the whole cache on every pack.
+		return 0, fmt.Errorf("%s=%q: expected a positive size below 8 EiB, such as 512M or 2G", CacheLimitEnv, os.Getenv(CacheLimitEnv))
 	}
 	return n * mult, nil
 }

@@ -291,7 +291,7 @@ func TestCacheLimitFromEnv(t *testing.T) {
 			t.Errorf("%s=%q: %d, %v; want %d", CacheLimitEnv, in, got, err, want)
 		}
 	}
-	for _, in := range []string{"-1", "0", "lots", "5T", "M"} {
+	for _, in := range []string{"-1", "0", "lots", "5T", "M", "9000000000G", "9223372036854775807k"} {
 		t.Setenv(CacheLimitEnv, in)
 		if _, err := cacheLimitFromEnv(); err == nil {
 			t.Errorf("%s=%q was accepted", CacheLimitEnv, in)

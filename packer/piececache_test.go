@@ -3,11 +3,14 @@ package packer
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"sync"
 	"testing"
@@ -377,6 +380,40 @@ func TestAddedFileLeavesTheOtherPieces(t *testing.T) {
 		pieces := before.reused.Load() + before.deflated.Load()
 		if n := st.deflated.Load(); n > 2+int64(add.size/chunkSize+1) || st.reused.Load() < pieces-3 {
 			t.Errorf("after adding %s: %d pieces compressed, %d reused of %d before", add.name, n, st.reused.Load(), pieces)
+		}
+	}
+}
+
+// TestStatIndexFile writes an index and reads it back, then reads indexes
+// whose lengths claim more than the file holds, so large that they wrap
+// around 64 bits, under a valid checksum: each must read as an empty
+// index, not take the pack down.
+func TestStatIndexFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "index")
+	now := time.Now()
+	x := &statIndex{path: p, entries: map[string]indexEntry{
+		"/a": {stat: fileStat{dev: 1, ino: 2, size: 3, mtime: 4, ctime: 5}, read: 6, used: now.UnixNano(), sums: [][32]byte{{7}, {8}}},
+		"/b": {stat: fileStat{dev: 9}, used: now.UnixNano(), sums: [][32]byte{}},
+	}}
+	if err := os.WriteFile(p, x.encode(now), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := loadStatIndex(p).entries; !reflect.DeepEqual(got, x.entries) {
+		t.Fatalf("index read back as %v, want %v", got, x.entries)
+	}
+	fields := make([]byte, 8*7)
+	for name, body := range map[string][]byte{
+		"name length 2^64-57":      binary.AppendUvarint(nil, math.MaxUint64-8*7),
+		"name length past the end": binary.AppendUvarint(nil, 1000),
+		"2^59 chunks":              binary.AppendUvarint(append(append(binary.AppendUvarint(nil, 1), 'f'), fields...), 1<<59),
+		"one chunk too many":       binary.AppendUvarint(append(append(binary.AppendUvarint(nil, 1), 'f'), fields...), 3),
+	} {
+		b := append(append(append([]byte(nil), indexMagic...), body...), make([]byte, 64)...)
+		if err := os.WriteFile(p, binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := loadStatIndex(p).entries; len(got) != 0 {
+			t.Errorf("%s: read as %d entries, want none", name, len(got))
 		}
 	}
 }

@@ -119,7 +119,8 @@ func decodeIndex(b []byte) (map[string]indexEntry, bool) {
 	entries := map[string]indexEntry{}
 	for len(b) > 0 {
 		n, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < n+8*7+1 {
+		// Compared so that no length, however large, wraps around.
+		if k <= 0 || n > uint64(len(b)-k) || uint64(len(b)-k)-n < 8*7+1 {
 			return nil, false
 		}
 		host := string(b[k : k+int(n)])
@@ -129,7 +130,7 @@ func decodeIndex(b []byte) (map[string]indexEntry, bool) {
 			f[i], b = binary.LittleEndian.Uint64(b), b[8:]
 		}
 		chunks, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < 32*chunks {
+		if k <= 0 || chunks > uint64(len(b)-k)/32 {
 			return nil, false
 		}
 		b = b[k:]

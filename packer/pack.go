@@ -54,7 +54,7 @@ func writeRecords(ctx context.Context, v *overlay.View, recs []record, w io.Writ
 	aw := NewWriter(bw)
 	for _, r := range recs {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("packing stopped at %s: %w", r.node.Path, err)
+			return stopped(r.node.Path, err)
 		}
 		if err := writeNode(aw, v, r); err != nil {
 			return err

@@ -417,3 +417,25 @@ func TestStatIndexFile(t *testing.T) {
 		}
 	}
 }
+
+// TestRewriteKeepingSizeAndMtime rewrites a file the stat index vouches
+// for, with the same size and its old mtime put back: only its ctime
+// shows the change, and the re-pack must read it.
+func TestRewriteKeepingSizeAndMtime(t *testing.T) {
+	t.Parallel()
+	dir, cache := hostTree(t), t.TempDir()
+	packCached(t, hostView(t, dir), cache, 0)
+	p := filepath.Join(dir, "small/11")
+	old, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeOld(t, p, bytes.ToUpper(old))
+	got, st := packCached(t, hostView(t, dir), cache, 0)
+	if !bytes.Equal(got, pack(t, hostView(t, dir), Gzip)) {
+		t.Fatalf("the re-pack differs from a cold pack of the changed tree: stale bytes")
+	}
+	if st.deflated.Load() != 1 {
+		t.Errorf("pack after the rewrite: %d pieces compressed, want the one holding small/11", st.deflated.Load())
+	}
+}

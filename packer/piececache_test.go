@@ -6,13 +6,16 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -437,5 +440,47 @@ func TestRewriteKeepingSizeAndMtime(t *testing.T) {
 	}
 	if st.deflated.Load() != 1 {
 		t.Errorf("pack after the rewrite: %d pieces compressed, want the one holding small/11", st.deflated.Load())
+	}
+}
+
+// swapper is content whose opening puts a FIFO in place of a host file, as
+// a hostile or careless process in a mapped tree could between the stat
+// of a pack's layout and the read of the file's data.
+type swapper struct{ fifo, host string }
+
+func (s swapper) Open() (overlay.Reader, error) {
+	if err := os.Rename(s.fifo, s.host); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	return overlay.Bytes("x").Open()
+}
+
+// TestHostFileSwappedForAFIFO wants the pack to fail naming the file, not
+// to wait forever for a writer on the FIFO.
+func TestHostFileSwappedForAFIFO(t *testing.T) {
+	dir, side := t.TempDir(), t.TempDir()
+	host, fifo := filepath.Join(dir, "data"), filepath.Join(side, "fifo")
+	writeOld(t, host, []byte("file data\n"))
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v := viewOf(t, overlay.Skeleton(), overlay.Mappings("", []overlay.Mapping{{Host: dir, Guest: "/src"}}),
+		&overlay.Static{LayerName: "swap", List: []overlay.Entry{
+			{Path: "/zz", Type: overlay.Regular, Perm: 0o644, Content: swapper{fifo, host}},
+		}})
+	done := make(chan error, 1)
+	go func() { done <- Write(context.Background(), v, io.Discard, Options{CacheDir: t.TempDir()}) }()
+	select {
+	case err := <-done:
+		if want := "/src/data: " + host + " changed while it was packed"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("got %v, want an error containing %q", err, want)
+		}
+	case <-time.After(30 * time.Second):
+		// Opening the write end lets the blocked reader go.
+		if w, err := os.OpenFile(host, os.O_WRONLY, 0); err == nil {
+			w.Close()
+		}
+		<-done
+		t.Fatalf("the pack still waited on the FIFO after 30 s")
 	}
 }

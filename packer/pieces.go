@@ -272,7 +272,10 @@ func openSource(n *overlay.Node, c overlay.Content, idx *statIndex) (*source, er
 // now, and its sums are not recorded.
 func (s *source) read(b []byte, i int) error {
 	if s.host != "" {
-		f, err := os.OpenFile(s.host, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		// Non-blocking: a FIFO put in the file's place since the layout's
+		// stat would block the open until a writer came; this way the
+		// check below refuses it.
+		f, err := os.OpenFile(s.host, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			return fmt.Errorf("%s: host file of layer %s: %w", s.path, s.layer, err)
 		}

@@ -52,16 +52,21 @@ const (
 // The compressor's module version is part of it, so a cache filled by a
 // fledge built with another deflate cannot make a warm pack differ from a
 // cold one.
-var pieceFormat = "fledge gzip pieces 1, " + flateVersion()
+var pieceFormat = "fledge gzip pieces 1, " + flateVersion(debug.ReadBuildInfo())
 
-func flateVersion() string {
+func flateVersion(bi *debug.BuildInfo, ok bool) string {
 	const mod = "github.com/klauspost/compress"
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	if ok {
 		for _, d := range bi.Deps {
-			if d.Path == mod {
-				if d.Replace != nil {
-					d = d.Replace
-				}
+			if d.Path != mod {
+				continue
+			}
+			if d.Replace != nil {
+				d = d.Replace
+			}
+			// A module replaced by a folder has no version nor sum: its
+			// code may change under the same name.
+			if d.Version != "" && d.Sum != "" {
 				return mod + "@" + d.Version + " " + d.Sum
 			}
 		}

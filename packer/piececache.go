@@ -230,21 +230,23 @@ func (c *pieceCache) finish(srcs []*source, start time.Time) {
 			c.writeFile(c.idx.path, b)
 		}
 	}
-	if c.added.Load() > 0 {
-		c.account()
-	}
+	c.account()
 }
 
 // account adds this pack's bytes to the recorded usage and prunes once
-// that is over the limit. Packs running at once may each miss the other's
+// that is over the limit, also when this pack added nothing: the limit may
+// have been lowered since. Packs running at once may each miss the other's
 // bytes; the next count over the limit lists the cache and sets it right.
 func (c *pieceCache) account() {
 	usageFile := filepath.Join(c.dir, "usage")
 	b, _ := os.ReadFile(usageFile)
 	used, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	used += c.added.Load()
+	added := c.added.Load()
+	used += added
 	if used > c.limit {
 		used = c.prune()
+	} else if added == 0 {
+		return
 	}
 	c.writeFile(usageFile, []byte(strconv.FormatInt(used, 10)+"\n"))
 }

@@ -290,6 +290,20 @@ func TestCacheStaysWithinItsLimit(t *testing.T) {
 	}
 }
 
+// TestLoweredLimitPrunesAWarmCache lowers the limit over a warm cache: the
+// next pack adds no piece, and must still bring the cache under the limit.
+func TestLoweredLimitPrunesAWarmCache(t *testing.T) {
+	t.Parallel()
+	dir, cache := hostTree(t), t.TempDir()
+	packCached(t, hostView(t, dir), cache, 0)
+	limit := cacheBytes(t, cache) / 2
+	_, st := packCached(t, hostView(t, dir), cache, limit)
+	wantStats(t, "warm pack under a lower limit", st, 0, 0)
+	if n := cacheBytes(t, cache); n > limit {
+		t.Fatalf("the cache holds %d bytes, over its lowered limit of %d", n, limit)
+	}
+}
+
 func TestCacheLimitFromEnv(t *testing.T) {
 	for in, want := range map[string]int64{"": DefaultCacheLimit, "4096": 4096, "512M": 512 << 20, "2g": 2 << 30} {
 		t.Setenv(CacheLimitEnv, in)

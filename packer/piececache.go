@@ -125,7 +125,7 @@ func (c *pieceCache) get(key [32]byte, n int64) ([]byte, uint32, bool) {
 	}
 	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil || fi.Size() < pieceHeaderLen+4 {
+	if err != nil || fi.Size() < pieceHeaderLen+4 || fi.Size() > maxPieceFile(n) {
 		os.Remove(p)
 		return nil, 0, false
 	}
@@ -142,6 +142,13 @@ func (c *pieceCache) get(key [32]byte, n int64) ([]byte, uint32, bool) {
 	now := time.Now()
 	os.Chtimes(p, now, now)
 	return comp, crc, true
+}
+
+// maxPieceFile is more than any piece of n bytes can take in the cache:
+// deflate adds a few bytes per block of stored data at worst, far less than
+// an eighth. A larger file is corrupt, and is not read into memory.
+func maxPieceFile(n int64) int64 {
+	return pieceHeaderLen + 4 + n + n/8 + 1<<10
 }
 
 func decodePiece(b []byte, key [32]byte, n int64) ([]byte, uint32, bool) {

@@ -253,6 +253,25 @@ func TestCorruptPieceIsRebuilt(t *testing.T) {
 	wantStats(t, "pack after the rebuild", st, 0, 0)
 }
 
+// TestHugePieceIsRebuilt grows a cached piece, sparsely, to a size no
+// memory holds: the re-pack must take it for the corrupt piece it is
+// rather than read it all.
+func TestHugePieceIsRebuilt(t *testing.T) {
+	t.Parallel()
+	dir, cache := hostTree(t), t.TempDir()
+	good, _ := packCached(t, hostView(t, dir), cache, 0)
+	if err := os.Truncate(pieceFiles(t, cache)[0], 1<<40); err != nil {
+		t.Fatal(err)
+	}
+	got, st := packCached(t, hostView(t, dir), cache, 0)
+	if !bytes.Equal(got, good) {
+		t.Fatalf("a pack over a huge piece differs from the good artifact")
+	}
+	if st.deflated.Load() != 1 {
+		t.Errorf("%d pieces compressed, want the huge one", st.deflated.Load())
+	}
+}
+
 func cacheBytes(t *testing.T, cache string) int64 {
 	t.Helper()
 	var n int64

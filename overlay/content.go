@@ -27,9 +27,10 @@ type HostFile string
 
 // Open implements Content. It refuses to follow a symlink in the last
 // component, so a file swapped for a link after the layer was read cannot
-// smuggle another host file into the image.
+// smuggle another host file into the image, and opens without blocking, so
+// a FIFO swapped in is refused below instead of waiting for a writer.
 func (h HostFile) Open() (Reader, error) {
-	f, err := os.OpenFile(string(h), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := os.OpenFile(string(h), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"fmt"
+	"iter"
 	"maps"
 	"path"
 	"sort"
@@ -330,7 +331,7 @@ func (v *View) own(n *Node) *Node {
 		cur = v.copyNode(cur)
 		v.root = cur
 	}
-	for _, name := range components(n.Path) {
+	for name := range eachComponent(n.Path) {
 		next, _ := cur.kids.get(name)
 		if !v.owned[next] {
 			next = v.copyNode(next)
@@ -527,7 +528,7 @@ func (v *View) resolve(link *Node, hops *int) (*Node, bool) {
 // lookup walks p component by component, following symlinks on the way.
 func (v *View) lookup(p string, hops *int) (*Node, bool) {
 	cur := v.root
-	for _, name := range components(p) {
+	for name := range eachComponent(p) {
 		if cur.Type == Symlink {
 			t, ok := v.resolve(cur, hops)
 			if !ok {
@@ -555,10 +556,20 @@ func components(p string) []string {
 	return strings.Split(p, "/")
 }
 
+// eachComponent is components without building the slice: walking a path
+// is what nearly every request does.
+func eachComponent(p string) iter.Seq[string] {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return func(func(string) bool) {}
+	}
+	return strings.SplitSeq(p, "/")
+}
+
 // node returns the node at p, following no symlink on the way.
 func (v *View) node(p string) *Node {
 	n := v.root
-	for _, c := range components(p) {
+	for c := range eachComponent(p) {
 		if n.Type != Dir {
 			return nil
 		}

@@ -186,7 +186,7 @@ func (q *invalidator) all() {
 // inode returns the inode the kernel knows at guest path p, or nil.
 func (q *invalidator) inode(p string) *fs.Inode {
 	in := q.root
-	for _, c := range strings.Split(strings.Trim(p, "/"), "/") {
+	for c := range strings.SplitSeq(strings.Trim(p, "/"), "/") {
 		if c == "" {
 			continue
 		}

@@ -30,7 +30,7 @@ func newTree() *tree {
 // node returns the node at p, creating the way when make is set.
 func (t *tree) node(p string, make bool) *treeNode {
 	n := t.root
-	for _, c := range components(p) {
+	for c := range eachComponent(p) {
 		next := n.kids[c]
 		if next == nil {
 			if !make {
@@ -174,7 +174,7 @@ func (t *tree) at(p string) []Entry {
 // that is no directory.
 func (t *tree) hides(p string) bool {
 	n := t.root
-	for _, c := range components(p) {
+	for c := range eachComponent(p) {
 		if n.hasWh || n.hasObj && (n.obj.Opaque || n.obj.Type != Dir) {
 			return true
 		}

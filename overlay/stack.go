@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"fmt"
+	"iter"
 	"maps"
 	"path"
 	"sort"
@@ -84,7 +85,7 @@ type Node struct {
 	// Shadowed lists what lower layers had at this path, nearest first.
 	Shadowed []Entry
 
-	kids map[string]*Node
+	kids kids
 }
 
 // View is the merged result of a stack: what the image contains.
@@ -121,7 +122,7 @@ func (s *Stack) View() (*View, error) {
 	v := &View{
 		root: &Node{
 			Entry: Entry{Path: "/", Type: Dir, Perm: 0o755, Layer: "skeleton"},
-			kids:  map[string]*Node{},
+			kids:  newKids(),
 		},
 		epoch:   s.Epoch,
 		Removed: map[string]Entry{},
@@ -238,7 +239,7 @@ func (v *View) updatePath(lower *View, l Tracked, c *Delta) (done bool, err erro
 		return false, nil
 	}
 	name := path.Base(c.Path)
-	cur := parent.kids[name]
+	cur, _ := parent.kids.get(name)
 	if !c.Tree && (cur == nil || cur.Type != Dir) {
 		c.Tree = true
 	}
@@ -257,13 +258,13 @@ func (v *View) updatePath(lower *View, l Tracked, c *Delta) (done bool, err erro
 		return v.updateNode(cur, below, ents), nil
 	}
 	parent = v.own(parent)
-	delete(parent.kids, name)
+	parent.kids.set(name, nil)
 	// Whiteouts at and below the path are merged again below, so recorded
 	// again if they still stand. Below it, only a folder can have had any.
 	v.unremove(c.Path, l.Name(), cur != nil && cur.Type == Dir)
 	if below != nil {
 		// Shared with lower: own copies it before any change.
-		parent.kids[name] = below
+		parent.kids.set(name, below)
 	}
 	for _, e := range ents {
 		if e.Layer == "" {
@@ -330,11 +331,11 @@ func (v *View) own(n *Node) *Node {
 		cur = v.copyNode(cur)
 		v.root = cur
 	}
-	for _, name := range components(n.Path) {
-		next := cur.kids[name]
+	for name := range eachComponent(n.Path) {
+		next, _ := cur.kids.get(name)
 		if !v.owned[next] {
 			next = v.copyNode(next)
-			cur.kids[name] = next
+			cur.kids.set(name, next)
 		}
 		cur = next
 	}
@@ -343,23 +344,23 @@ func (v *View) own(n *Node) *Node {
 
 func (v *View) copyNode(n *Node) *Node {
 	c := *n
-	c.kids = maps.Clone(n.kids)
+	c.kids = n.kids.clone()
 	v.owned[&c] = true
 	return &c
 }
 
 // adopt returns kids for a new node that takes over old's children: the
 // same map when this view owns it, a copy when the base view shares it.
-func (v *View) adopt(old *Node) map[string]*Node {
+func (v *View) adopt(old *Node) kids {
 	if v.owned == nil || v.owned[old] {
 		return old.kids
 	}
-	return maps.Clone(old.kids)
+	return old.kids.clone()
 }
 
 // link puts n into dir (owned) and marks it this view's own.
 func (v *View) link(dir *Node, name string, n *Node) {
-	dir.kids[name] = n
+	dir.kids.set(name, n)
 	if v.owned != nil {
 		v.owned[n] = true
 	}
@@ -383,11 +384,11 @@ func (v *View) apply(e Entry) error {
 	if e.Path != p && v.owned != nil {
 		v.moved = true
 	}
-	old := dir.kids[name]
+	old, _ := dir.kids.get(name)
 	switch {
 	case e.Type == Whiteout:
 		if old != nil {
-			delete(dir.kids, name)
+			dir.kids.set(name, nil)
 			v.removed(e)
 		}
 		return nil
@@ -399,7 +400,7 @@ func (v *View) apply(e Entry) error {
 		n.Shadowed = append([]Entry{old.Entry}, old.Shadowed...)
 	}
 	if e.Type == Dir {
-		n.kids = map[string]*Node{}
+		n.kids = newKids()
 		if old != nil && old.Type == Dir && !e.Opaque {
 			n.kids = v.adopt(old)
 		}
@@ -443,7 +444,7 @@ func (v *View) applyRoot(e Entry) error {
 	e.Path = "/"
 	n := &Node{Entry: e, Shadowed: append([]Entry{v.root.Entry}, v.root.Shadowed...), kids: v.adopt(v.root)}
 	if e.Opaque {
-		n.kids = map[string]*Node{}
+		n.kids = newKids()
 	}
 	v.root = n
 	if v.owned != nil {
@@ -464,7 +465,7 @@ func (v *View) dirFor(dir string, e Entry) (*Node, error) {
 	parts := components(dir)
 	for i := 0; i < len(parts); i++ {
 		name := parts[i]
-		next := cur.kids[name]
+		next, _ := cur.kids.get(name)
 		if next != nil && next.Type == Symlink {
 			target, ok := v.resolve(next, &hops)
 			if ok && target.Type == Dir {
@@ -487,9 +488,9 @@ func (v *View) implicitDir(parent *Node, name string, e Entry) *Node {
 	parent = v.own(parent)
 	n := &Node{
 		Entry: Entry{Path: path.Join(parent.Path, name), Type: Dir, Perm: 0o755, Implicit: true, Layer: e.Layer, Source: e.Source},
-		kids:  map[string]*Node{},
+		kids:  newKids(),
 	}
-	if old := parent.kids[name]; old != nil {
+	if old, _ := parent.kids.get(name); old != nil {
 		n.Shadowed = append([]Entry{old.Entry}, old.Shadowed...)
 	}
 	v.link(parent, name, n)
@@ -527,7 +528,7 @@ func (v *View) resolve(link *Node, hops *int) (*Node, bool) {
 // lookup walks p component by component, following symlinks on the way.
 func (v *View) lookup(p string, hops *int) (*Node, bool) {
 	cur := v.root
-	for _, name := range components(p) {
+	for name := range eachComponent(p) {
 		if cur.Type == Symlink {
 			t, ok := v.resolve(cur, hops)
 			if !ok {
@@ -538,7 +539,7 @@ func (v *View) lookup(p string, hops *int) (*Node, bool) {
 		if cur.Type != Dir {
 			return nil, false
 		}
-		next, ok := cur.kids[name]
+		next, ok := cur.kids.get(name)
 		if !ok {
 			return nil, false
 		}
@@ -555,14 +556,24 @@ func components(p string) []string {
 	return strings.Split(p, "/")
 }
 
+// eachComponent is components without building the slice: walking a path
+// is what nearly every request does.
+func eachComponent(p string) iter.Seq[string] {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return func(func(string) bool) {}
+	}
+	return strings.SplitSeq(p, "/")
+}
+
 // node returns the node at p, following no symlink on the way.
 func (v *View) node(p string) *Node {
 	n := v.root
-	for _, c := range components(p) {
+	for c := range eachComponent(p) {
 		if n.Type != Dir {
 			return nil
 		}
-		if n = n.kids[c]; n == nil {
+		if n, _ = n.kids.get(c); n == nil {
 			return nil
 		}
 	}
@@ -584,7 +595,7 @@ func (v *View) Get(p string) (*Node, bool) {
 	if !ok || dir.Type != Dir {
 		return nil, false
 	}
-	n, ok := dir.kids[path.Base(p)]
+	n, ok := dir.kids.get(path.Base(p))
 	return n, ok
 }
 
@@ -601,15 +612,9 @@ func (v *View) Resolve(p string) (*Node, bool) {
 
 // Children returns the entries directly below a directory node, by name.
 func (v *View) Children(n *Node) []*Node {
-	names := make([]string, 0, len(n.kids))
-	for name := range n.kids {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	out := make([]*Node, len(names))
-	for i, name := range names {
-		out[i] = n.kids[name]
-	}
+	out := make([]*Node, 0, n.kids.n)
+	n.kids.each(func(_ string, k *Node) { out = append(out, k) })
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
 

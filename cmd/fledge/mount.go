@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 
@@ -48,6 +49,8 @@ Who may use the mount (--share):
          a disk (what a file-system test suite that switches users needs)
 
 getfattr -n user.fledge.layer FILE tells which layer a file comes from.
+fledge serves on half the CPUs, leaving the rest to the programs using the
+mount; GOMAXPROCS=N overrides that.
 Needs root (/dev/fuse).`,
 		Example: `  fledge mount /mnt/img                 # ./fledge.toml, editable
   fledge mount -c app/fledge.toml /mnt/img
@@ -131,6 +134,7 @@ func outsideSources(t *target, mnt string) error {
 
 // serveMount mounts t and serves it until the mount goes away.
 func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) error {
+	serverProcs()
 	fsys := fusefs.New(t.Stack)
 	opts.Warn = func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), "fledge: warning:", msg) }
 	srv, err := fusefs.Mount(mnt, fsys, opts)
@@ -190,4 +194,18 @@ last user leaves). It also clears a mount left stale by a killed fledge.`,
 	}
 	cmd.Flags().BoolVar(&lazy, "lazy", false, "detach even while in use (umount -l)")
 	return cmd
+}
+
+// serverProcs runs the mount's Go code on half the CPUs (at least one),
+// unless $GOMAXPROCS says otherwise. Every request is a round trip the
+// process that made it waits on, and that process needs a CPU too: with a
+// Go thread per CPU, the runtime's idle threads spin and wake each other on
+// the CPUs the tar or cp at work needs. Measured on 2 CPUs with
+// bench/mount-tar.sh on tmpfs (TMPDIR=/dev/shm), GOMAXPROCS=1 against the
+// default: tar x 7.5 s instead of 12.6 s, cp -r 5.5 s instead of 8.8 s,
+// rm -rf 2.5 s instead of 3.8 s.
+func serverProcs() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(max(1, runtime.NumCPU()/2))
+	}
 }

@@ -81,12 +81,6 @@ func (t *tree) unlink(n *treeNode) {
 	}
 }
 
-func (t *tree) markOpaque(p string) {
-	if n := t.node(p, false); n != nil && n.hasObj {
-		n.obj.Opaque = true
-	}
-}
-
 // dropBelow forgets p and everything below it, calling fn with each
 // object forgotten; keepWhiteout keeps a whiteout at p itself.
 func (t *tree) dropBelow(p string, keepWhiteout bool, fn func(Entry)) {

@@ -163,8 +163,9 @@ func BenchmarkCreateBesideMappedTree20000(b *testing.B) {
 
 // Creating one small file through the mount after 0, 2,000 and 20,000
 // earlier edits (made through the mount, in 100 folders), and on the host.
-// A change costs what it changes, so the 20,000 case must stay within 1.5x
-// of the 0 case. Each iteration creates one file in each place in turn, so
+// A change costs what it changes, so the 20,000 case should stay within
+// 1.5x of the 0 case; the benchmark reports that ratio (x-20000/0), it
+// does not check it. Each iteration creates one file in each place in turn, so
 // the load of a shared machine falls on all cases alike; the metrics are
 // the mean time per file in each place, and the ratios that matter.
 func BenchmarkCreateAfterEdits(b *testing.B) {

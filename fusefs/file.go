@@ -57,9 +57,7 @@ func (h *hostFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 }
 
 func (h *hostFile) Release(ctx context.Context) syscall.Errno {
-	h.node.mu.Lock()
-	h.node.passthrough--
-	h.node.mu.Unlock()
+	h.node.released(&h.node.passthrough)
 	return toErrno(h.f.Close())
 }
 

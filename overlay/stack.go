@@ -421,14 +421,23 @@ func (v *View) removed(e Entry) {
 // unremove forgets the whiteouts of layer that Removed records at p, and
 // when deep is set below p.
 func (v *View) unremove(p, layer string, deep bool) {
-	for k, e := range v.Removed {
-		if e.Layer != layer || k != p && !(deep && strings.HasPrefix(k, p+"/")) {
-			continue
-		}
+	forget := func(k string) {
 		if v.removedShared {
 			v.Removed, v.removedShared = maps.Clone(v.Removed), false
 		}
 		delete(v.Removed, k)
+	}
+	if !deep {
+		// Nearly every change: one look, not a pass over every whiteout.
+		if e, ok := v.Removed[p]; ok && e.Layer == layer {
+			forget(p)
+		}
+		return
+	}
+	for k, e := range v.Removed {
+		if e.Layer == layer && (k == p || strings.HasPrefix(k, p+"/")) {
+			forget(k)
+		}
 	}
 }
 

@@ -56,23 +56,14 @@ export XDG_CACHE_HOME=$work/cache
 
 ext() { case $1 in none) echo cpio ;; gzip) echo cpio.gz ;; zstd) echo cpio.zst ;; *) echo "cpio.$1" ;; esac; }
 
-# timed CMD prints the seconds CMD took, wall clock.
-timed() {
-	local start end
-	start=$(date +%s.%N)
-	"$@" >/dev/null
-	end=$(date +%s.%N)
-	awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f\n", e - s }'
-}
+. "$here/timed.sh"
 
-min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b + 0 < a + 0) ? b : a }'; }
-
-pack() { "$work/fledge" pack -c "$work/recipe/fledge.toml" -o "$work/image.$(ext "$1")" --compression "$1"; }
+pack() { "$work/fledge" pack -c "$work/recipe/fledge.toml" -o "$work/image.$(ext "$1")" --compression "$1" >/dev/null; }
 
 declare -A pack_s unpack_s kernel_s
-for c in "${compressions[@]}"; do pack "$c" >/dev/null; done # warm the page cache
+for c in "${compressions[@]}"; do pack "$c"; done # warm the page cache
 for ((i = 0; i < runs; i++)); do
-	for c in "${compressions[@]}"; do pack_s[$c]=$(min "${pack_s[$c]:-}" "$(timed pack "$c")"); done
+	for c in "${compressions[@]}"; do pack_s[$c]=$(best "${pack_s[$c]:-}" "$(timed pack "$c")"); done
 done
 for ((i = 0; i < boots; i++)); do
 	for c in "${compressions[@]}"; do
@@ -81,8 +72,8 @@ for ((i = 0; i < boots; i++)); do
 			echo "boot.sh: boot of the $c image failed: $report" >&2
 			exit 1
 		}
-		unpack_s[$c]=$(min "${unpack_s[$c]:-}" "$(jq -r .phases.unpack_s <<<"$report")")
-		kernel_s[$c]=$(min "${kernel_s[$c]:-}" "$(jq -r .phases.kernel_s <<<"$report")")
+		unpack_s[$c]=$(best "${unpack_s[$c]:-}" "$(jq -r .phases.unpack_s <<<"$report")")
+		kernel_s[$c]=$(best "${kernel_s[$c]:-}" "$(jq -r .phases.kernel_s <<<"$report")")
 	done
 done
 

@@ -1,8 +1,8 @@
 package packer
 
 import (
-	"fmt"
 	"io"
+	"io/fs"
 	"time"
 
 	"github.com/volantvm/fledge/overlay"
@@ -21,30 +21,20 @@ func entries(ms []member, stream io.ReaderAt, source string) ([]overlay.Entry, e
 	return all, nil
 }
 
-// entry converts a member of any type but symlink (see rootfs.symlink).
-func entry(m member, stream io.ReaderAt) (overlay.Entry, error) {
-	p, err := overlay.CleanPath(m.Name)
-	if err != nil {
-		return overlay.Entry{}, err
-	}
-	t, perm, err := overlay.FromUnixMode(m.Mode)
-	if err != nil {
-		return overlay.Entry{}, err
-	}
+// entry converts a member of type t and permissions perm, any type but
+// symlink (see rootfs.symlink). Its path and link group are left to
+// rootfs.entries, which knows the names the member ends up with.
+func entry(m member, t overlay.Type, perm fs.FileMode, stream io.ReaderAt) overlay.Entry {
 	e := overlay.Entry{
-		Path: p, Type: t, Perm: perm, UID: m.UID, GID: m.GID,
+		Type: t, Perm: perm, UID: m.UID, GID: m.GID,
 		MTime: time.Unix(m.MTime, 0).UTC(),
 	}
 	switch t {
 	case overlay.Regular:
 		e.Size = m.Size
 		e.Content = overlay.Section{R: stream, Off: m.off, N: m.Size}
-		if m.NLink > 1 {
-			// Inode numbers are only unique per packing device and archive.
-			e.LinkID = fmt.Sprintf("%d:%d:%d:%d", m.archive, m.DevMajor, m.DevMinor, m.Ino)
-		}
 	case overlay.CharDev, overlay.BlockDev:
 		e.Major, e.Minor = m.RDevMajor, m.RDevMinor
 	}
-	return e, nil
+	return e
 }

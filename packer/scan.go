@@ -165,7 +165,7 @@ func (s *scanner) skip(n int64) error {
 // cached stream can be scanned again from its start.
 func (s *scanner) align() error {
 	n := padLen(s.pos, 4)
-	if _, err := s.sink.Write(make([]byte, n)); err != nil {
+	if _, err := s.sink.Write(zeros[:n]); err != nil {
 		return fmt.Errorf("writing the stream: %w", err)
 	}
 	s.pos += n

@@ -78,11 +78,11 @@ func (e indexEntry) racy() bool {
 // only needs its use noted now and then.
 func (x *statIndex) record(host string, st fileStat, sums [][32]byte, trusted bool, start time.Time) {
 	now := start.UnixNano()
-	if e, ok := x.entries[host]; trusted && ok && now-e.used < int64(usedRefresh) {
-		return
-	}
 	read := now
 	if e, ok := x.entries[host]; trusted && ok {
+		if now-e.used < int64(usedRefresh) {
+			return
+		}
 		read = e.read
 	}
 	x.entries[host] = indexEntry{stat: st, read: read, used: now, sums: sums}

@@ -143,14 +143,11 @@ func (fs *rootfs) replay(m member, p string, stream io.ReaderAt) error {
 		return nil
 	}
 	fs.clean(p, ifmt)
-	t, _, err := overlay.FromUnixMode(m.Mode)
+	t, perm, err := overlay.FromUnixMode(m.Mode)
 	if err != nil {
 		return nil // no known type: the path was only cleared
 	}
-	e, err := entry(m, stream)
-	if err != nil {
-		return err
-	}
+	e := entry(m, t, perm, stream)
 	switch t {
 	case overlay.Regular:
 		fs.regular(m, p, e)

@@ -270,7 +270,7 @@ func (r *resolver) load(program string, needer *loaded, name string, interp bool
 			if e.Soname != "" {
 				r.names[e.Soname] = true
 			}
-			r.record(program, name, src, si, real, links, e, d.configured)
+			r.record(program, name, si, real, links, e, d.configured)
 			return &loaded{path: real, src: si, elf: e, loader: needer}
 		}
 	}
@@ -278,7 +278,7 @@ func (r *resolver) load(program string, needer *loaded, name string, interp bool
 	return nil
 }
 
-func (r *resolver) record(program, name string, src *Source, si int, real string, links []Link, e *ELF, configured bool) {
+func (r *resolver) record(program, name string, si int, real string, links []Link, e *ELF, configured bool) {
 	k := objectKey{si, real}
 	o := r.objects[k]
 	if o == nil {

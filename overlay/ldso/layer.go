@@ -94,7 +94,7 @@ func (l *libraries) Entries() ([]overlay.Entry, error) {
 	for _, a := range l.above {
 		from = append(from, a.Name())
 	}
-	srcs := []*Source{{Name: "the image", FS: Image{V: v}}, {Name: "the host", FS: l.host}}
+	srcs := []*Source{{FS: Image{V: v}}, {FS: l.host}}
 	cl, err := Resolve(srcs, Programs(v, from...), &l.cache)
 	if err != nil {
 		return nil, err

@@ -11,8 +11,7 @@ import (
 
 // Source is one tree libraries are looked up in: the image, the host.
 type Source struct {
-	Name string // for messages: "the image", "the host"
-	FS   FS
+	FS FS
 
 	once sync.Once
 	conf []string

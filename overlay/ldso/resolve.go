@@ -39,8 +39,8 @@ func (s *Source) muslPath(arch string) []string {
 }
 
 // Cache keeps parsed ELF headers by the identity of the file (see FS.Key),
-// so resolving again after nothing changed reads no file. It is safe for
-// concurrent use; the zero value is ready.
+// so resolving again after nothing changed parses no file that has a key
+// again. It is safe for concurrent use; the zero value is ready.
 type Cache struct {
 	mu sync.Mutex
 	m  map[any]*ELF

@@ -171,7 +171,7 @@ func readText(fsys FS, p string) (string, bool) {
 		return "", false
 	}
 	defer r.Close()
-	b, err := io.ReadAll(io.LimitReader(io.NewSectionReader(r, 0, maxConf), maxConf))
+	b, err := io.ReadAll(io.NewSectionReader(r, 0, maxConf))
 	if err != nil {
 		return "", false
 	}

@@ -38,7 +38,7 @@ func TestHugeRunpathEnds(t *testing.T) {
 	s.prog("/app", interp, needs, "@"+rsp)
 	done := make(chan *Closure, 1)
 	go func() {
-		cl, err := Resolve([]*Source{{Name: "the host", FS: Host{Root: s.root}}}, []string{"/app"}, &Cache{})
+		cl, err := Resolve([]*Source{{FS: Host{Root: s.root}}}, []string{"/app"}, &Cache{})
 		if err != nil {
 			t.Error(err)
 		}
@@ -200,7 +200,7 @@ func TestUnreadableProgramNamed(t *testing.T) {
 	if err := os.Remove(host); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Resolve([]*Source{{Name: "the image", FS: Image{V: v}}}, []string{"/usr/bin/app"}, &Cache{})
+	_, err = Resolve([]*Source{{FS: Image{V: v}}}, []string{"/usr/bin/app"}, &Cache{})
 	if err == nil || !strings.HasPrefix(err.Error(), "/usr/bin/app: ") {
 		t.Errorf("err = %v, want it to start with the program's path", err)
 	}

@@ -25,8 +25,9 @@ const LayerName = "libraries"
 //
 // The layer is live: every call to Entries looks at what above holds now,
 // so a mapped program rebuilt against another library brings that one.
-// Headers are parsed once per file identity (see Cache), so resolving again
-// after nothing changed reads no file.
+// Headers of host files are parsed once per file identity (see Cache);
+// resolving again still reads the loaders' configuration (ld.so.conf,
+// musl's path file) and the headers of image files that have no host file.
 func Libraries(below, above []overlay.Layer, host FS) overlay.Layer {
 	l := &libraries{below: below, above: above, host: host, static: true}
 	for _, b := range below {
@@ -94,7 +95,7 @@ func (l *libraries) Entries() ([]overlay.Entry, error) {
 	for _, a := range l.above {
 		from = append(from, a.Name())
 	}
-	srcs := []*Source{{Name: "the image", FS: Image{V: v}}, {Name: "the host", FS: l.host}}
+	srcs := []*Source{{FS: Image{V: v}}, {FS: l.host}}
 	cl, err := Resolve(srcs, Programs(v, from...), &l.cache)
 	if err != nil {
 		return nil, err

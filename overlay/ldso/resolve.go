@@ -11,8 +11,7 @@ import (
 
 // Source is one tree libraries are looked up in: the image, the host.
 type Source struct {
-	Name string // for messages: "the image", "the host"
-	FS   FS
+	FS FS
 
 	once sync.Once
 	conf []string
@@ -40,8 +39,8 @@ func (s *Source) muslPath(arch string) []string {
 }
 
 // Cache keeps parsed ELF headers by the identity of the file (see FS.Key),
-// so resolving again after nothing changed reads no file. It is safe for
-// concurrent use; the zero value is ready.
+// so resolving again after nothing changed parses no file that has a key
+// again. It is safe for concurrent use; the zero value is ready.
 type Cache struct {
 	mu sync.Mutex
 	m  map[any]*ELF
@@ -118,7 +117,6 @@ type Object struct {
 	Path   string // where the file is in its source, after Links
 	Links  []Link // the symlinks from the path looked up to Path
 	Source int    // index of the source it was found in
-	ELF    *ELF
 	// LinkDir is set when the folder it was found in came only from
 	// ld.so.conf or musl's path file: a loader in an image without that
 	// configuration does not look there, but does in LinkDir, its first
@@ -270,7 +268,7 @@ func (r *resolver) load(program string, needer *loaded, name string, interp bool
 			if e.Soname != "" {
 				r.names[e.Soname] = true
 			}
-			r.record(program, name, src, si, real, links, e, d.configured)
+			r.record(program, name, si, real, links, d.configured)
 			return &loaded{path: real, src: si, elf: e, loader: needer}
 		}
 	}
@@ -278,11 +276,11 @@ func (r *resolver) load(program string, needer *loaded, name string, interp bool
 	return nil
 }
 
-func (r *resolver) record(program, name string, src *Source, si int, real string, links []Link, e *ELF, configured bool) {
+func (r *resolver) record(program, name string, si int, real string, links []Link, configured bool) {
 	k := objectKey{si, real}
 	o := r.objects[k]
 	if o == nil {
-		o = &Object{Name: name, Path: real, Links: links, Source: si, ELF: e}
+		o = &Object{Name: name, Path: real, Links: links, Source: si}
 		if configured {
 			o.LinkDir = r.defaults()[0]
 		}

@@ -282,7 +282,7 @@ func TestResolve(t *testing.T) {
 					progs = append(progs, p)
 				}
 			}
-			cl, err := Resolve([]*Source{{Name: "the host", FS: Host{Root: s.root}}}, progs, &Cache{})
+			cl, err := Resolve([]*Source{{FS: Host{Root: s.root}}}, progs, &Cache{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -314,7 +314,7 @@ func TestImageWins(t *testing.T) {
 	if err := os.Remove(filepath.Join(img.root, "usr/lib/libc.so.9")); err != nil {
 		t.Fatal(err)
 	}
-	srcs := []*Source{{Name: "the image", FS: Host{Root: img.root}}, {Name: "the host", FS: Host{Root: host.root}}}
+	srcs := []*Source{{FS: Host{Root: img.root}}, {FS: Host{Root: host.root}}}
 	cl, err := Resolve(srcs, []string{"/opt/app/bin/app"}, &Cache{})
 	if err != nil {
 		t.Fatal(err)

@@ -19,12 +19,11 @@ func (c *checker) entryPoints() []*overlay.Node {
 	if c.opts.WantKestrel {
 		paths = append(paths, "/bin/kestrel")
 	}
-	if e := c.opts.Entrypoint; e != "" {
-		if strings.Contains(e, "/") {
-			paths = append(paths, path.Clean("/"+e))
-		}
+	if e := c.opts.Entrypoint; strings.Contains(e, "/") {
+		paths = append(paths, path.Clean("/"+e))
+	} else if e != "" {
 		for _, d := range binDirs {
-			if !strings.Contains(e, "/") && c.executable(path.Join(d, e)) {
+			if c.executable(path.Join(d, e)) {
 				paths = append(paths, path.Join(d, e))
 				break
 			}

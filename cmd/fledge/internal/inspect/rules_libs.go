@@ -28,7 +28,7 @@ func (c *checker) loaded() (*ldso.Closure, error) {
 	if c.closure != nil {
 		return c.closure, nil
 	}
-	img := &ldso.Source{Name: "the image", FS: ldso.Image{V: c.v}}
+	img := &ldso.Source{FS: ldso.Image{V: c.v}}
 	cl, err := ldso.Resolve([]*ldso.Source{img}, c.programs(), &ldso.Cache{})
 	if err != nil {
 		return nil, err

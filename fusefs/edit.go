@@ -41,7 +41,7 @@ func (n *node) writable(ctx context.Context) (*overlay.View, syscall.Errno) {
 // newEntry describes an object created by the caller: owned by them, with
 // the mode the kernel passed (the umask already applied).
 func newEntry(ctx context.Context, p string, mode uint32) (overlay.Entry, syscall.Errno) {
-	if len(path.Base(p)) > nameMax {
+	if len(path.Base(p)) > unix.NAME_MAX {
 		return overlay.Entry{}, syscall.ENAMETOOLONG
 	}
 	t, perm, err := overlay.FromUnixMode(mode)

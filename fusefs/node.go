@@ -78,13 +78,10 @@ func (n *node) lookup() (*overlay.View, *overlay.Node, syscall.Errno) {
 	return v, vn, 0
 }
 
-// nameMax is the longest name the mount stores, as on the host file
-// systems the edits live on; the kernel leaves the check to the file
-// system.
-const nameMax = 255
-
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	if len(name) > nameMax {
+	// The longest name the mount stores is the host's NAME_MAX, as on the
+	// file systems the edits live on; the kernel leaves the check to us.
+	if len(name) > unix.NAME_MAX {
 		return nil, syscall.ENAMETOOLONG
 	}
 	v, err := n.fsys.View()

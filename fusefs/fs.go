@@ -5,8 +5,8 @@
 // the mount shows is exactly what the packer writes (modes, owners, sizes,
 // link targets, device numbers and the mtime view.MTime gives).
 //
-// Provenance is the extended attribute "user.fledge.layer". Its value is
-// the layer name, followed for host-backed entries by a space and
+// Provenance is the extended attribute "user.fledge.layer", served when
+// the mount is asked to (Options.Xattrs). Its value is the layer name, followed for host-backed entries by a space and
 // "host:" plus the absolute host path read (mappings, edits), or by
 // "source:" plus the layer's source for other entries that name one:
 //
@@ -85,9 +85,10 @@ type FS struct {
 	watcher  *watcher
 	watching atomic.Bool
 	warn     func(string)
-	// share and writer are Options.Share and Options.Writer.
+	// share, writer and xattrs are those of Options.
 	share  Share
 	writer int
+	xattrs bool
 }
 
 type inoRec struct {

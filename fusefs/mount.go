@@ -3,6 +3,7 @@ package fusefs
 import (
 	"errors"
 	"fmt"
+	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +17,9 @@ import (
 
 // Options tune a mount.
 type Options struct {
-	// Debug logs every FUSE request.
-	Debug bool
+	// Debug logs every FUSE request, to Logger (nil: the standard logger).
+	Debug  bool
+	Logger *log.Logger
 	// NoPassthrough serves host files through the server even where the
 	// kernel could read them directly.
 	NoPassthrough bool
@@ -35,6 +37,9 @@ type Options struct {
 	// Writer is the user, besides root, whose changes ShareRead takes
 	// (the one who ran fledge through sudo); 0 leaves only root.
 	Writer int
+	// Xattrs serves the provenance attribute user.fledge.layer. Without it
+	// the mount has no extended attributes at all (see noXattrs).
+	Xattrs bool
 }
 
 // Mount serves f at mountpoint until it is unmounted. A mountpoint left
@@ -66,7 +71,7 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 	if _, err := f.View(); err != nil {
 		return nil, err
 	}
-	f.share, f.writer = o.Share, o.Writer
+	f.share, f.writer, f.xattrs = o.Share, o.Writer, o.Xattrs
 	opts := []string{"default_permissions"}
 	if f.ReadOnly() {
 		opts = append(opts, "ro")
@@ -83,6 +88,7 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 			AllowOther:  o.Share != ShareNone,
 			DirectMount: true,
 			Debug:       o.Debug || os.Getenv("FLEDGE_FUSE_DEBUG") != "",
+			Logger:      o.Logger,
 			// Mapped files may live on an overlayfs (a container's root),
 			// which is one level of stacking already.
 			MaxStackDepth:        2,

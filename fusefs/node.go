@@ -43,6 +43,8 @@ var (
 	_ = (fs.NodeReadlinker)((*node)(nil))
 	_ = (fs.NodeGetxattrer)((*node)(nil))
 	_ = (fs.NodeListxattrer)((*node)(nil))
+	_ = (fs.NodeSetxattrer)((*node)(nil))
+	_ = (fs.NodeRemovexattrer)((*node)(nil))
 	_ = (fs.NodeOpener)((*node)(nil))
 )
 
@@ -223,7 +225,19 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 
 const layerXattr = "user.fledge.layer"
 
+// noXattrs is the answer to every attribute request of a mount without
+// Options.Xattrs: ENOSYS, which the kernel remembers, so it answers "not
+// supported" itself from then on and asks the mount nothing more. It
+// matters for writes: the kernel asks for security.capability before every
+// write(2) and chown(2) on a FUSE file system (it cannot know that no file
+// has one), about three requests per file for tar x. The image has no
+// attributes anyway, newc cannot carry them.
+const noXattrs = syscall.ENOSYS
+
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if !n.fsys.xattrs {
+		return 0, noXattrs
+	}
 	if attr != layerXattr {
 		return 0, noXattr(attr)
 	}
@@ -247,7 +261,20 @@ func noXattr(name string) syscall.Errno {
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	if !n.fsys.xattrs {
+		return 0, noXattrs
+	}
 	return copyAttr(layerXattr+"\x00", dest)
+}
+
+// Setxattr and Removexattr are refused for good: nothing would keep an
+// attribute into the image.
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.ENOSYS
+}
+
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return syscall.ENOSYS
 }
 
 func copyAttr(val string, dest []byte) (uint32, syscall.Errno) {

@@ -12,9 +12,9 @@ import (
 )
 
 // What readers expect: ls -l, stat, find, cat, readlink, du and getfattr
-// show the image as it will be packed.
+// (with --xattrs) show the image as it will be packed.
 func TestReadersSeeThePackedImage(t *testing.T) {
-	w := newWorkspace(t)
+	w := newXattrWorkspace(t)
 	for _, c := range []struct{ args, want string }{
 		{"stat -c %A|%u|%g|%s|%Y|%N " + w.path("bin/sh"), "lrwxrwxrwx|0|0|7|0|'" + w.path("bin/sh") + "' -> 'busybox'"},
 		{"stat -c %A|%s|%Y " + w.path("usr/bin/app"), "-rwxr-xr-x|7|0"},

@@ -74,6 +74,32 @@ func (f *FS) fillEdit(vn *overlay.Node, a *fuse.Attr) {
 	fillStat(&st, a)
 }
 
+// heldAttr gives n, a regular file of the edits with one name, the
+// attributes fill will give it once the view is updated: the edits layer
+// takes the type, mode and owner from the host too. The last attributes
+// are kept, as Getattr keeps them.
+func (n *node) heldAttr(st *unix.Stat_t, a *fuse.Attr) {
+	*a = fuse.Attr{
+		Ino:     n.StableAttr().Ino,
+		Mode:    st.Mode,
+		Owner:   fuse.Owner{Uid: st.Uid, Gid: st.Gid},
+		Blksize: 4096,
+	}
+	fillStat(st, a)
+	a.Blocks = (a.Size + 511) / 512
+	n.mu.Lock()
+	n.last = *a
+	n.mu.Unlock()
+}
+
+// editTimeout is timeout for an entry of the edits.
+func (f *FS) editTimeout() time.Duration {
+	if f.cached() {
+		return cachedTimeout
+	}
+	return liveTimeout
+}
+
 // fillStat copies what the host knows better than the view from st.
 func fillStat(st *unix.Stat_t, a *fuse.Attr) {
 	if st.Mode&unix.S_IFMT == unix.S_IFREG {

@@ -28,14 +28,19 @@ var (
 // writable returns the current view, or EROFS for a read-only mount, or
 // EACCES for a caller the share mode keeps from writing.
 func (n *node) writable(ctx context.Context) (*overlay.View, syscall.Errno) {
-	if n.fsys.edits == nil {
-		return nil, syscall.EROFS
-	}
-	if errno := n.fsys.mayWrite(ctx); errno != 0 {
+	if errno := n.mayChange(ctx); errno != 0 {
 		return nil, errno
 	}
 	v, err := n.fsys.View()
 	return v, toErrno(err)
+}
+
+// mayChange is writable for a change that needs no view.
+func (n *node) mayChange(ctx context.Context) syscall.Errno {
+	if n.fsys.edits == nil {
+		return syscall.EROFS
+	}
+	return n.fsys.mayWrite(ctx)
 }
 
 // newEntry describes an object created by the caller: owned by them, with
@@ -81,17 +86,24 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	if err != nil {
 		return nil, nil, 0, toErrno(err)
 	}
-	n.fsys.changed()
-	ino, errno := n.Lookup(ctx, name, out)
-	if errno != 0 {
+	// The reply comes from the new file, as for a SETATTR of it: the view
+	// takes the change at the next request that needs it.
+	n.fsys.changedReplied(ent.Path)
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		f.Close()
-		return nil, nil, 0, errno
+		return nil, nil, 0, toErrno(err)
 	}
+	ino := n.NewInode(ctx, &node{fsys: n.fsys}, fs.StableAttr{Mode: syscall.S_IFREG, Ino: n.fsys.inoOf(ent.Path, overlay.Regular)})
 	kid, ok := ino.Operations().(*node)
 	if !ok {
 		f.Close()
 		return nil, nil, 0, syscall.EIO
 	}
+	kid.heldAttr(&st, &out.Attr)
+	t := n.fsys.editTimeout()
+	out.SetEntryTimeout(t)
+	out.SetAttrTimeout(t)
 	kid.openMu.Lock()
 	defer kid.openMu.Unlock()
 	h, errno := kid.editHandle(f, true)
@@ -229,10 +241,48 @@ func replaceable(v *overlay.View, src, dst *overlay.Node, flags uint32) syscall.
 }
 
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if errno := n.mayChange(ctx); errno != 0 {
+		return errno
+	}
+	a := attrOf(in)
+	p := n.guestPath()
+	// A file the edits made is changed where it is, and the reply comes
+	// from the host: the view takes the change at the next request that
+	// needs it, with the other changes made until then (tar x sets the
+	// times, owner and mode of each file it writes, one request each).
+	if st, ok, err := n.fsys.edits.SetAttrHeld(p, a); ok {
+		if err != nil {
+			return toErrno(err)
+		}
+		n.fsys.changedReplied(p)
+		n.heldAttr(&st, &out.Attr)
+		out.SetTimeout(n.fsys.editTimeout())
+		return 0
+	}
 	v, errno := n.writable(ctx)
 	if errno != 0 {
 		return errno
 	}
+	if _, ok := v.Get(p); !ok {
+		// Unlinked while open: only the open file is left to change.
+		ef, ok := editOf(fh)
+		if !ok {
+			return syscall.ENOENT
+		}
+		if err := a.ApplyToFile(ef.f); err != nil {
+			return toErrno(err)
+		}
+		return n.Getattr(ctx, fh, out)
+	}
+	if err := n.fsys.edits.SetAttr(v, p, a); err != nil {
+		return toErrno(err)
+	}
+	n.fsys.changedReplied(p)
+	return n.Getattr(ctx, fh, out)
+}
+
+// attrOf is the change a SETATTR asks for.
+func attrOf(in *fuse.SetAttrIn) overlay.Attr {
 	var a overlay.Attr
 	if m, ok := in.GetMode(); ok {
 		m &= 0o7777
@@ -256,20 +306,5 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	if t, ok := in.GetATime(); ok {
 		a.ATime = &t
 	}
-	if _, ok := v.Get(n.guestPath()); !ok {
-		// Unlinked while open: only the open file is left to change.
-		ef, ok := editOf(fh)
-		if !ok {
-			return syscall.ENOENT
-		}
-		if err := a.ApplyToFile(ef.f); err != nil {
-			return toErrno(err)
-		}
-		return n.Getattr(ctx, fh, out)
-	}
-	if err := n.fsys.edits.SetAttr(v, n.guestPath(), a); err != nil {
-		return toErrno(err)
-	}
-	n.fsys.changedReplied(n.guestPath())
-	return n.Getattr(ctx, fh, out)
+	return a
 }

@@ -263,9 +263,9 @@ func (f *FS) changed() {
 	f.mu.Unlock()
 }
 
-// changedReplied is changed for a change of p's attributes whose reply
-// carries them (SETATTR): the kernel takes them from the reply, and telling
-// it they changed would only make it ask again.
+// changedReplied is changed for a change whose reply carries p's new
+// attributes (SETATTR, and CREATE of a file): the kernel takes them from the
+// reply, and telling it they changed would only make it ask again.
 func (f *FS) changedReplied(p string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -323,16 +323,27 @@ func (f *FS) inoList(ns []*overlay.Node) []uint64 {
 			out[i] = 1
 			continue
 		}
-		key := inoKey(n)
-		r, ok := f.inos[key]
-		if !ok || r.kind != n.Type {
-			r = inoRec{ino: f.next, kind: n.Type}
-			f.next++
-			f.inos[key] = r
-		}
-		out[i] = r.ino
+		out[i] = f.inoLocked(inoKey(n), n.Type)
 	}
 	return out
+}
+
+// inoOf is ino for a node the view does not have yet: a file just made at
+// guest path p, which has no other name.
+func (f *FS) inoOf(p string, kind overlay.Type) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inoLocked(p, kind)
+}
+
+func (f *FS) inoLocked(key string, kind overlay.Type) uint64 {
+	r, ok := f.inos[key]
+	if !ok || r.kind != kind {
+		r = inoRec{ino: f.next, kind: kind}
+		f.next++
+		f.inos[key] = r
+	}
+	return r.ino
 }
 
 func inoKey(n *overlay.Node) string {

@@ -39,7 +39,8 @@ func newInvalidator(root *fs.Inode, mnt string) *invalidator {
 // already. changes, when set, are what the edits reported (see
 // overlay.View.Update), and only those paths are compared; otherwise the
 // views are. replied names the paths whose attributes alone changed and
-// whose replies told the kernel so (see FS.changedReplied).
+// whose replies told the kernel so, and the files made whose replies
+// described them (see FS.changedReplied).
 type step struct {
 	from, to *overlay.View
 	host     bool
@@ -90,7 +91,7 @@ func (q *invalidator) send(s step) {
 		// entered already (mkdir d && cd d), whose getcwd then fails.
 		for _, c := range s.changes {
 			switch {
-			case s.replied[c.Path] && sameObject(s.from, s.to, c):
+			case s.replied[c.Path] && (sameObject(s.from, s.to, c) || madeFile(s.from, s.to, c)):
 			case c.Tree:
 				changedBelow(s.from, s.to, c.Path, q.attrs)
 			default:
@@ -224,6 +225,14 @@ func sameObject(a, b *overlay.View, c overlay.Delta) bool {
 	x, okx := a.Get(c.Path)
 	y, oky := b.Get(c.Path)
 	return okx && oky && x.Type == y.Type && inoKey(x) == inoKey(y) && !(c.Tree && x.Type == overlay.Dir)
+}
+
+// madeFile reports whether change c made a file where there was nothing:
+// what a CREATE did, whose reply told the kernel all there is to it.
+func madeFile(a, b *overlay.View, c overlay.Delta) bool {
+	_, okx := a.Get(c.Path)
+	y, oky := b.Get(c.Path)
+	return !okx && oky && y.Type == overlay.Regular
 }
 
 // changedAttrs calls fn with p if the two views show its node differently.

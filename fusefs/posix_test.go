@@ -1,6 +1,7 @@
 package fusefs
 
 import (
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,5 +105,66 @@ func TestPosixAttributes(t *testing.T) {
 	must(t, os.Remove(w.path(filepath.Join("tmp", long))))
 	if err := os.WriteFile(w.path(filepath.Join("tmp", long+"x")), nil, 0o644); !strings.Contains(err.Error(), "file name too long") {
 		t.Errorf("a 256-byte name: %v", err)
+	}
+}
+
+// A file made through the mount and changed at once, as tar x does it
+// (create, write, times, owner, mode), is changed without a view update
+// per request: each reply must still say what the view says once it has
+// the changes, the kernel's stat and its listing must agree on the inode,
+// and chown must clear setuid, as on a disk.
+func TestMadeFileChangesReachTheView(t *testing.T) {
+	w := newWorkspace(t)
+	p := w.path("tmp/made")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	must(t, err)
+	_, err = f.Write([]byte("made\n"))
+	must(t, err)
+	mtime := time.Unix(1700000000, 5)
+	must(t, os.Chtimes(p, mtime, mtime))
+	must(t, f.Chmod(0o4750))
+	must(t, f.Chown(7, 8))
+	var st syscall.Stat_t
+	must(t, syscall.Fstat(int(f.Fd()), &st))
+	must(t, f.Close())
+	if st.Mode != syscall.S_IFREG|0o750 || st.Uid != 7 || st.Gid != 8 || st.Size != 5 || st.Mtim.Sec != mtime.Unix() {
+		t.Errorf("fstat after the changes: mode %o, owner %d:%d, size %d, mtime %d", st.Mode, st.Uid, st.Gid, st.Size, st.Mtim.Sec)
+	}
+	v, err := w.fsys.View()
+	must(t, err)
+	vn, ok := v.Get("/tmp/made")
+	if !ok {
+		t.Fatal("the view has no /tmp/made")
+	}
+	if vn.UnixMode() != st.Mode || vn.UID != 7 || vn.GID != 8 || vn.Size != 5 || !v.MTime(vn).Equal(mtime) {
+		t.Errorf("view: mode %o, owner %d:%d, size %d, mtime %v", vn.UnixMode(), vn.UID, vn.GID, vn.Size, v.MTime(vn))
+	}
+	if listed := direntIno(t, w.path("tmp"), "made"); listed != st.Ino {
+		t.Errorf("inode %d when created, %d when listed", st.Ino, listed)
+	}
+}
+
+// direntIno returns the inode number getdents gives name in dir.
+func direntIno(t *testing.T, dir, name string) uint64 {
+	t.Helper()
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	must(t, err)
+	defer syscall.Close(fd)
+	buf := make([]byte, 1<<16)
+	for {
+		n, err := syscall.ReadDirent(fd, buf)
+		must(t, err)
+		if n == 0 {
+			t.Fatalf("%s is not listed in %s", name, dir)
+		}
+		// struct linux_dirent64: ino, off, reclen, type, name.
+		for b := buf[:n]; len(b) > 0; {
+			reclen := binary.NativeEndian.Uint16(b[16:18])
+			got, _, _ := strings.Cut(string(b[19:reclen]), "\x00")
+			if got == name {
+				return binary.NativeEndian.Uint64(b[:8])
+			}
+			b = b[reclen:]
+		}
 	}
 }

@@ -243,6 +243,43 @@ func (e *Edits) SetAttr(v *View, p string, a Attr) error {
 	return nil
 }
 
+// SetAttrHeld is SetAttr for a regular file the layer holds under one name
+// only, the file tar x or cp -r just made: it needs no view, since nothing
+// is copied up, and it returns the file's lstat afterwards. ok is false,
+// and nothing is done, for anything else.
+func (e *Edits) SetAttrHeld(p string, a Attr) (st unix.Stat_t, ok bool, err error) {
+	release, err := e.begin()
+	if err != nil {
+		return st, true, err
+	}
+	defer release()
+	if !e.holdsFile(p) {
+		return st, false, nil
+	}
+	defer e.touchedAttr(p)
+	d, name, err := e.holder(p)
+	if err != nil {
+		return st, true, err
+	}
+	defer d.close()
+	if err := d.setAttr(name, a); err != nil {
+		return st, true, fmt.Errorf("setattr %s: %w", p, err)
+	}
+	return st, true, unix.Fstatat(int(d), name, &st, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// holdsFile reports whether the layer's tree has a regular file at p with
+// no other name.
+func (e *Edits) holdsFile(p string) bool {
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
+	if e.tr == nil {
+		return false
+	}
+	n := e.tr.node(p, false)
+	return n != nil && n.hasObj && n.obj.Type == Regular && n.obj.LinkID == ""
+}
+
 // OpenFile opens the layer's copy of the regular file p. Writing opens copy
 // p up first, so the caller writes to the edit, never to a lower layer.
 func (e *Edits) OpenFile(v *View, p string, flag int) (*os.File, error) {

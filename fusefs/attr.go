@@ -92,6 +92,15 @@ func (n *node) heldAttr(st *unix.Stat_t, a *fuse.Attr) {
 	n.mu.Unlock()
 }
 
+// heldStat returns the lstat of guest path p if it is a regular file the
+// edits layer holds under one name (see overlay.Edits.SetAttrHeld).
+func (f *FS) heldStat(p string) (unix.Stat_t, bool) {
+	if f.edits == nil {
+		return unix.Stat_t{}, false
+	}
+	return f.edits.StatHeld(p)
+}
+
 // editTimeout is timeout for an entry of the edits.
 func (f *FS) editTimeout() time.Duration {
 	if f.cached() {

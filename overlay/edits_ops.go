@@ -268,6 +268,16 @@ func (e *Edits) SetAttrHeld(p string, a Attr) (st unix.Stat_t, ok bool, err erro
 	return st, true, unix.Fstatat(int(d), name, &st, unix.AT_SYMLINK_NOFOLLOW)
 }
 
+// StatHeld returns the lstat of p if the layer holds it as a regular file
+// under one name; ok is false for anything else, and if the file went away.
+func (e *Edits) StatHeld(p string) (st unix.Stat_t, ok bool) {
+	if !e.holdsFile(p) {
+		return st, false
+	}
+	st, err := e.Stat(p)
+	return st, err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG
+}
+
 // holdsFile reports whether the layer's tree has a regular file at p with
 // no other name.
 func (e *Edits) holdsFile(p string) bool {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"path"
 	"syscall"
-	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -44,7 +43,8 @@ func (n *node) mayChange(ctx context.Context) syscall.Errno {
 }
 
 // newEntry describes an object created by the caller: owned by them, with
-// the mode the kernel passed (the umask already applied).
+// the mode the kernel passed (the umask already applied), and the times of
+// its making (no MTime).
 func newEntry(ctx context.Context, p string, mode uint32) (overlay.Entry, syscall.Errno) {
 	if len(path.Base(p)) > unix.NAME_MAX {
 		return overlay.Entry{}, syscall.ENAMETOOLONG
@@ -53,7 +53,7 @@ func newEntry(ctx context.Context, p string, mode uint32) (overlay.Entry, syscal
 	if err != nil {
 		return overlay.Entry{}, syscall.EINVAL
 	}
-	ent := overlay.Entry{Path: p, Type: t, Perm: perm, MTime: time.Now()}
+	ent := overlay.Entry{Path: p, Type: t, Perm: perm}
 	if c, ok := fuse.FromContext(ctx); ok {
 		ent.UID, ent.GID = int(c.Uid), int(c.Gid)
 	}

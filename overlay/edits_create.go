@@ -1,10 +1,10 @@
 package overlay
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,7 +16,8 @@ import (
 // with O_EXCL and its owner, mode and time are set on the descriptor:
 // there is no lower object a half-made file could bring back or hide
 // wrongly, and an empty file the caller never got is all a crash can
-// leave. Otherwise it is made the way Create makes it, and opened.
+// leave. Otherwise it is made the way Create makes it, and opened. A zero
+// ent.MTime leaves the file the times of its making.
 func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, error) {
 	release, err := e.begin()
 	if err != nil {
@@ -32,14 +33,21 @@ func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, error) {
 		return nil, err
 	}
 	defer d.close()
-	_, taken, err := d.stat(name)
-	if err != nil {
-		return nil, err
-	}
-	if !taken && e.oldWhiteout(name) {
+	taken := false
+	if e.oldWhiteout(name) {
 		_, taken, err = d.stat(whiteoutPrefix + name)
 		if err != nil {
 			return nil, err
+		}
+	}
+	var f *os.File
+	if !taken {
+		// O_EXCL finds out whether the name is free: a whiteout or any
+		// other object there makes it fail with EEXIST.
+		f, err = d.openFile(name, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+		taken = errors.Is(err, syscall.EEXIST)
+		if err != nil && !taken {
+			return nil, fmt.Errorf("create %s: %w", ent.Path, err)
 		}
 	}
 	if taken {
@@ -47,10 +55,6 @@ func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, error) {
 			return nil, err
 		}
 		return d.openFile(name, os.O_RDWR, 0)
-	}
-	f, err := d.openFile(name, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", ent.Path, err)
 	}
 	if err := d.fileMeta(name, f, &ent); err != nil {
 		f.Close()
@@ -60,8 +64,8 @@ func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, error) {
 	return f, nil
 }
 
-// fileMeta gives name in d, open as f, the owner, mode and mtime (now if
-// none) of ent; owner first, since chown clears setuid and setgid bits.
+// fileMeta gives name in d, open as f, the owner, mode and mtime (if any)
+// of ent; owner first, since chown clears setuid and setgid bits.
 func (d dirFD) fileMeta(name string, f *os.File, ent *Entry) error {
 	if err := unix.Fchown(int(f.Fd()), ent.UID, ent.GID); err != nil {
 		return fmt.Errorf("chown: %w", err)
@@ -69,11 +73,10 @@ func (d dirFD) fileMeta(name string, f *os.File, ent *Entry) error {
 	if err := unix.Fchmod(int(f.Fd()), ent.UnixMode()&0o7777); err != nil {
 		return fmt.Errorf("chmod: %w", err)
 	}
-	mtime := ent.MTime
-	if mtime.IsZero() {
-		mtime = time.Now()
+	if ent.MTime.IsZero() {
+		return nil
 	}
-	ts := []unix.Timespec{timespec(mtime), timespec(mtime)}
+	ts := []unix.Timespec{timespec(ent.MTime), timespec(ent.MTime)}
 	if err := unix.UtimesNanoAt(int(d), name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("set times: %w", err)
 	}

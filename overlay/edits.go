@@ -252,6 +252,48 @@ func (e *Edits) touchedAttr(p string) {
 	}
 }
 
+// climb reads the parents of p again after a change at p. Parents change
+// from the bottom up: one changes only by something made or removed in it,
+// which a copy-up of the one below it is. So the first parent the layer
+// held before and holds still ends the climb: its times may have moved,
+// but nothing was made in its parent.
+func (e *Edits) climb(p string) error {
+	for a := p; a != "/"; {
+		a = path.Dir(a)
+		held := e.tr.holds(a)
+		if _, err := e.restat(a); err != nil {
+			return err
+		}
+		if held && e.tr.holds(a) {
+			break
+		}
+	}
+	return nil
+}
+
+// touchedFile is touched for a regular file at p, name in d, whose lstat
+// st after the change is at hand, with nothing below it to read: a file
+// just made where the layer had nothing (made: its parents changed too),
+// or a change of the metadata of one the layer holds under one name (see
+// SetAttrHeld).
+func (e *Edits) touchedFile(d dirFD, name, p string, st *unix.Stat_t, made bool) {
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
+	if e.tr == nil {
+		e.touchedLocked(p)
+		return
+	}
+	e.gen++
+	e.sorted = nil
+	_, err := e.restatAs(d, name, p, st, true)
+	if err == nil && made {
+		err = e.climb(p)
+	}
+	if err != nil {
+		e.forget()
+	}
+}
+
 func (e *Edits) reread(p string) error {
 	links := map[string]bool{}
 	e.tr.dropBelow(p, false, func(ent Entry) {
@@ -274,18 +316,8 @@ func (e *Edits) reread(p string) error {
 		}
 	})
 	e.delta = append(e.delta, Delta{Path: p, Tree: true})
-	// Parents change from the bottom up: one changes only by something
-	// made or removed in it, which a copy-up of the one below it is. So
-	// the first parent the layer holds unchanged ends the climb.
-	for a := p; a != "/"; {
-		a = path.Dir(a)
-		changed, err := e.restat(a)
-		if err != nil {
-			return err
-		}
-		if !changed && e.tr.holds(a) {
-			break
-		}
+	if err := e.climb(p); err != nil {
+		return err
 	}
 	for id := range links {
 		for _, k := range e.tr.linked(id) {

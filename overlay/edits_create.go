@@ -24,7 +24,14 @@ func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, error) {
 		return nil, err
 	}
 	defer release()
-	defer e.touched(ent.Path)
+	// Whatever happens, the layer's tree learns of it: the made file
+	// alone, or, the way any change does, what is at and above the path.
+	recorded := false
+	defer func() {
+		if !recorded {
+			e.touched(ent.Path)
+		}
+	}()
 	if _, ok := v.Get(ent.Path); ok {
 		return nil, fmt.Errorf("create %s: %w", ent.Path, syscall.EEXIST)
 	}
@@ -56,11 +63,18 @@ func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, error) {
 		}
 		return d.openFile(name, os.O_RDWR, 0)
 	}
-	if err := d.fileMeta(name, f, &ent); err != nil {
+	var st unix.Stat_t
+	err = d.fileMeta(name, f, &ent)
+	if err == nil {
+		err = unix.Fstat(int(f.Fd()), &st)
+	}
+	if err != nil {
 		f.Close()
 		_ = unix.Unlinkat(int(d), name, 0)
 		return nil, fmt.Errorf("create %s: %w", ent.Path, err)
 	}
+	e.touchedFile(d, name, ent.Path, &st, true)
+	recorded = true
 	return f, nil
 }
 

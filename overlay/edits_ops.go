@@ -256,16 +256,21 @@ func (e *Edits) SetAttrHeld(p string, a Attr) (st unix.Stat_t, ok bool, err erro
 	if !e.holdsFile(p) {
 		return st, false, nil
 	}
-	defer e.touchedAttr(p)
 	d, name, err := e.holder(p)
 	if err != nil {
 		return st, true, err
 	}
 	defer d.close()
-	if err := d.setAttr(name, a); err != nil {
+	err = d.setAttrOf(name, a, false)
+	if err == nil {
+		err = unix.Fstatat(int(d), name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	if err != nil {
+		e.touchedAttr(p)
 		return st, true, fmt.Errorf("setattr %s: %w", p, err)
 	}
-	return st, true, unix.Fstatat(int(d), name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	e.touchedFile(d, name, p, &st, false)
+	return st, true, nil
 }
 
 // StatHeld returns the lstat of p if the layer holds it as a regular file
@@ -603,12 +608,16 @@ func (d dirFD) setAttr(name string, a Attr) error {
 	if err != nil {
 		return err
 	}
+	return d.setAttrOf(name, a, st.Mode&unix.S_IFMT == unix.S_IFLNK)
+}
+
+// setAttrOf is setAttr for name known to be a symlink or not.
+func (d dirFD) setAttrOf(name string, a Attr, isLink bool) error {
 	if uid, gid, ok := a.owner(); ok {
 		if err := unix.Fchownat(int(d), name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}
 	}
-	isLink := st.Mode&unix.S_IFMT == unix.S_IFLNK
 	if a.Mode != nil && !isLink {
 		if err := unix.Fchmodat(int(d), name, *a.Mode&0o7777, 0); err != nil {
 			return err

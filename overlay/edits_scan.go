@@ -245,10 +245,16 @@ func (e *Edits) restat(p string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if !ok || isWhiteout(&st) {
+	return e.restatAs(d, name, p, &st, ok)
+}
+
+// restatAs is restat given the lstat st of p, name in d; ok is false when
+// nothing is there.
+func (e *Edits) restatAs(d dirFD, name, p string, st *unix.Stat_t, ok bool) (bool, error) {
+	if !ok || isWhiteout(st) {
 		return e.restatGone(p, ok), nil
 	}
-	ent, err := e.entry(d, name, p, &st)
+	ent, err := e.entry(d, name, p, st)
 	if err != nil {
 		return false, err
 	}

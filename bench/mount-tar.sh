@@ -14,18 +14,8 @@ set -euo pipefail
 tree=$(realpath "${1:-$(go env GOROOT)/src}")
 runs=${RUNS:-1}
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-mnt=$work/mnt
-pid=
-cleanup() {
-	if [[ -n $pid ]]; then
-		"$work/fledge" umount --lazy "$mnt" 2>/dev/null || true
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=mounted.sh
+. "$here/mounted.sh"
 
 for tool in tar cpio cp rm sha256sum; do
 	command -v "$tool" >/dev/null || { echo "mount-tar.sh: $tool not found: install it (Debian: tar, cpio, coreutils)" >&2; exit 1; }
@@ -38,14 +28,7 @@ cp -r "$here/../examples/default" "$work/ws"
 mkdir "$mnt" "$work/host"
 export XDG_CACHE_HOME=$work/cache
 
-(cd "$work/ws" && exec "$work/fledge" mount "$mnt" 2>"$work/mount.log") &
-pid=$!
-for ((i = 0; i < 600; i++)); do
-	grep -q "mounted at" "$work/mount.log" 2>/dev/null && break
-	kill -0 "$pid" 2>/dev/null || { cat "$work/mount.log" >&2; exit 1; }
-	sleep 0.1
-done
-grep -q "mounted at" "$work/mount.log" || { echo "mount-tar.sh: fledge mount did not start" >&2; exit 1; }
+start_mount "$work/ws" "$mnt" "$work/fledge" mount
 mkdir "$mnt/bulk"
 
 # shellcheck source=timed.sh
@@ -65,9 +48,7 @@ for ((i = 0; i < runs; i++)); do
 	rm -rf "$work/host/$i"
 done
 
-"$work/fledge" umount "$mnt"
-wait "$pid"
-pid=
+stop_mount "$mnt"
 (cd "$work/ws" && "$work/fledge" pack --compression none -o "$work/img.cpio" >/dev/null)
 mkdir "$work/x"
 (cd "$work/x" && cpio -idm --quiet --no-absolute-filenames <"$work/img.cpio")

@@ -106,7 +106,7 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	out.SetAttrTimeout(t)
 	kid.openMu.Lock()
 	defer kid.openMu.Unlock()
-	h, errno := kid.editHandle(f, true)
+	h, errno := kid.editHandle(ctx, f, true)
 	if errno != 0 {
 		f.Close()
 	}
@@ -306,5 +306,9 @@ func attrOf(in *fuse.SetAttrIn) overlay.Attr {
 	if t, ok := in.GetATime(); ok {
 		a.ATime = &t
 	}
+	// The kernel leaves clearing setuid and setgid to the mount (see
+	// Mount): a truncate by a caller without CAP_FSETID asks for it. A
+	// chown clears them by itself, done by fledge on the host.
+	a.DropSetID = in.Valid&fuse.FATTR_KILL_SUIDGID != 0
 	return a
 }

@@ -68,6 +68,7 @@ func (h *hostFile) Release(ctx context.Context) syscall.Errno {
 type editFile struct {
 	f    *os.File
 	fsys *FS
+	node *node
 }
 
 var (
@@ -83,6 +84,20 @@ func (e *editFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 }
 
 func (e *editFile) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if unprivileged(ctx) {
+		// The kernel leaves clearing setuid and setgid to the mount (see
+		// Mount), and go-fuse does not pass on its request to: a write by
+		// a caller other than root clears them, as on a disk. The kernel
+		// is told, since it may exec the file on the mode it keeps.
+		dropped, err := e.fsys.edits.DropSetID(e.f, e.node.guestPath())
+		if err != nil {
+			return 0, toErrno(err)
+		}
+		if dropped {
+			e.fsys.changed()
+			e.node.NotifyContent(-1, 0)
+		}
+	}
 	release, err := e.fsys.edits.Hold()
 	if err != nil {
 		return 0, toErrno(err)

@@ -57,14 +57,14 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	case writing && vn.Layer != overlay.EditsLayer && n.passthroughOpen() && n.waitPassthroughClosed():
 		return nil, 0, syscall.ETXTBSY
 	case writing || vn.Layer == overlay.EditsLayer:
-		return n.openEdit(v, vn, acc, writing)
+		return n.openEdit(ctx, v, vn, acc, writing)
 	}
 	if host, ok := vn.Content.(overlay.HostFile); ok && n.fsys.passthrough.Load() {
 		f, err := os.OpenFile(string(host), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 		if err != nil {
 			return nil, 0, toErrno(err)
 		}
-		id, err := idOf(f)
+		id, _, err := idOf(f)
 		if err != nil {
 			f.Close()
 			return nil, 0, toErrno(err)
@@ -91,7 +91,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	return &cachedContent{contentFile: &contentFile{r: r}, node: n}, 0, 0
 }
 
-func (n *node) openEdit(v *overlay.View, vn *overlay.Node, acc int, writing bool) (fs.FileHandle, uint32, syscall.Errno) {
+func (n *node) openEdit(ctx context.Context, v *overlay.View, vn *overlay.Node, acc int, writing bool) (fs.FileHandle, uint32, syscall.Errno) {
 	f, err := n.fsys.edits.OpenFile(v, vn.Path, acc)
 	if err != nil {
 		return nil, 0, toErrno(err)
@@ -99,7 +99,7 @@ func (n *node) openEdit(v *overlay.View, vn *overlay.Node, acc int, writing bool
 	if writing {
 		n.fsys.changed()
 	}
-	h, errno := n.editHandle(f, writing)
+	h, errno := n.editHandle(ctx, f, writing)
 	if errno != 0 {
 		f.Close()
 	}
@@ -107,15 +107,19 @@ func (n *node) openEdit(v *overlay.View, vn *overlay.Node, acc int, writing bool
 }
 
 // editHandle is the handle of f, an open edit of the node (see Open).
-func (n *node) editHandle(f *os.File, writing bool) (fs.FileHandle, syscall.Errno) {
-	ef := &editFile{f: f, fsys: n.fsys}
+// A setuid or setgid file that a caller without CAP_FSETID opens for
+// writing is served through fledge, which clears the bits at its first
+// write (see editFile.Write): the kernel would not, writing by passthrough.
+func (n *node) editHandle(ctx context.Context, f *os.File, writing bool) (fs.FileHandle, syscall.Errno) {
+	ef := &editFile{f: f, fsys: n.fsys, node: n}
 	if !n.fsys.passthrough.Load() {
 		return ef, 0
 	}
-	id, err := idOf(f)
+	id, mode, err := idOf(f)
 	if err != nil {
 		return nil, toErrno(err)
 	}
+	serve := writing && mode&(unix.S_ISUID|unix.S_ISGID) != 0 && unprivileged(ctx)
 	deadline := time.Now().Add(releaseWait)
 	for {
 		n.mu.Lock()
@@ -124,7 +128,7 @@ func (n *node) editHandle(f *os.File, writing bool) (fs.FileHandle, syscall.Errn
 			n.cached++
 			n.mu.Unlock()
 			return &cachedEdit{editFile: ef, node: n}, 0
-		case n.backing == fileID{} || n.backing == id && !id.weak || n.passthrough > 0 && !writing:
+		case !serve && (n.backing == fileID{} || n.backing == id && !id.weak || n.passthrough > 0 && !writing):
 			// A reader of another backing reads what that file holds.
 			n.addPassthrough(id)
 			n.mu.Unlock()
@@ -164,17 +168,18 @@ type fileID struct {
 	weak     bool
 }
 
-func idOf(f *os.File) (fileID, error) {
+// idOf returns the id of f, and its mode.
+func idOf(f *os.File) (fileID, uint32, error) {
 	var sx unix.Statx_t
-	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_BTIME, &sx); err != nil {
-		return fileID{}, err
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_BTIME|unix.STATX_MODE, &sx); err != nil {
+		return fileID{}, 0, err
 	}
 	return fileID{
 		dev:  unix.Mkdev(sx.Dev_major, sx.Dev_minor),
 		ino:  sx.Ino,
 		born: sx.Btime,
 		weak: sx.Mask&unix.STATX_BTIME == 0,
-	}, nil
+	}, uint32(sx.Mode), nil
 }
 
 // passEdit is an edit the kernel reads and writes by passthrough; the

@@ -1,7 +1,9 @@
 package fusefs
 
 import (
+	"bytes"
 	"encoding/binary"
+	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A folder made and entered through the mount keeps its path: the kernel
@@ -166,5 +170,77 @@ func direntIno(t *testing.T, dir, name string) uint64 {
 			}
 			b = b[reclen:]
 		}
+	}
+}
+
+// The mount clears setuid and setgid itself (the kernel leaves it to the
+// mount, so that it need not ask for fresh attributes before every chown):
+// a write or truncate by another user than root clears setuid, and setgid
+// where the group may execute; root's writes keep both; a chown asks the
+// mount nothing more than the chown itself.
+func TestSetIDBits(t *testing.T) {
+	w := setupWorkspace(t)
+	var reqs bytes.Buffer
+	w.opts.Share, w.opts.Debug, w.opts.Logger = ShareWrite, true, log.New(&reqs, "", 0)
+	w.mount(t)
+	// nobody must get to the mountpoint.
+	for d := filepath.Dir(w.mnt); d != os.TempDir(); d = filepath.Dir(d) {
+		must(t, os.Chmod(d, 0o755))
+	}
+	p := w.path("tmp/s")
+	must(t, os.WriteFile(p, []byte("x"), 0o644))
+	nobody := func(script string) {
+		t.Helper()
+		cmd := exec.Command("sh", "-c", script, "sh", p)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s as nobody: %v\n%s", script, err, out)
+		}
+	}
+	for _, c := range []struct {
+		what      string
+		mode, out uint32
+		do        func()
+	}{
+		{"root's write", 0o6777, 0o6777, func() {
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			must(t, err)
+			_, err = f.Write([]byte("x"))
+			must(t, err)
+			must(t, f.Close())
+		}},
+		{"a write by nobody", 0o6777, 0o777, func() { nobody(`printf x >> "$1"`) }},
+		{"a truncate by nobody", 0o6777, 0o777, func() { nobody(`truncate -s 1 "$1"`) }},
+		{"a write by nobody, setgid without group execute", 0o2766, 0o2766, func() { nobody(`printf x >> "$1"`) }},
+	} {
+		must(t, unix.Chmod(p, c.mode))
+		c.do()
+		var st syscall.Stat_t
+		must(t, syscall.Stat(p, &st))
+		if st.Mode&0o7777 != c.out {
+			t.Errorf("after %s of a %04o file: mode %04o, want %04o", c.what, c.mode, st.Mode&0o7777, c.out)
+		}
+		v, err := w.fsys.View()
+		must(t, err)
+		if vn, ok := v.Get("/tmp/s"); !ok || vn.UnixMode()&0o7777 != c.out {
+			t.Errorf("after %s of a %04o file: the view has mode %04o, want %04o", c.what, c.mode, vn.UnixMode()&0o7777, c.out)
+		}
+	}
+
+	f, err := os.Open(p)
+	must(t, err)
+	_, _ = os.Lstat(w.path("tmp/chowns-start"))
+	for range 5 {
+		must(t, f.Chown(0, 0))
+	}
+	must(t, f.Close())
+	w.unmount(t)
+	log := reqs.String()
+	start := strings.Index(log, `"chowns-start"`)
+	if start < 0 {
+		t.Fatal("the lookup marking the chowns is not in the request log")
+	}
+	if n := strings.Count(log[start:], " GETATTR "); n > 0 {
+		t.Errorf("%d GETATTR requests for 5 chowns, want none", n)
 	}
 }

@@ -56,3 +56,10 @@ func (f *FS) mayWrite(ctx context.Context) syscall.Errno {
 	}
 	return syscall.EACCES
 }
+
+// unprivileged reports whether the caller is not root, which stands for
+// lacking CAP_FSETID: FUSE tells the caller's ids, not its capabilities.
+func unprivileged(ctx context.Context) bool {
+	c, ok := fuse.FromContext(ctx)
+	return ok && c.Uid != 0
+}

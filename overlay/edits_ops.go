@@ -222,6 +222,10 @@ type Attr struct {
 	UID, GID     *int
 	Size         *int64
 	ATime, MTime *time.Time
+	// DropSetID clears the setuid bit, and the setgid bit where the group
+	// may execute, after the rest: what a truncate by an unprivileged
+	// caller does (see withoutSetID).
+	DropSetID bool
 }
 
 // SetAttr copies p up and changes its metadata.
@@ -635,9 +639,53 @@ func (d dirFD) setAttrOf(name string, a Attr, isLink bool) error {
 		}
 	}
 	if ts, ok := a.times(); ok {
-		return unix.UtimesNanoAt(int(d), name, ts, unix.AT_SYMLINK_NOFOLLOW)
+		if err := unix.UtimesNanoAt(int(d), name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+	}
+	if a.DropSetID && !isLink {
+		var st unix.Stat_t
+		if err := unix.Fstatat(int(d), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+		if mode, drop := withoutSetID(st.Mode); drop {
+			return unix.Fchmodat(int(d), name, mode&0o7777, 0)
+		}
 	}
 	return nil
+}
+
+// withoutSetID is mode as a write or truncate by a caller without
+// CAP_FSETID leaves it: no setuid bit, and no setgid bit if the group may
+// execute (setgid alone marks mandatory locking). drop says it changed.
+func withoutSetID(mode uint32) (m uint32, drop bool) {
+	m = mode &^ unix.S_ISUID
+	if mode&unix.S_IXGRP != 0 {
+		m &^= unix.S_ISGID
+	}
+	return m, m != mode
+}
+
+// DropSetID is withoutSetID for f, the open layer file at guest path p
+// (which may have no name left), for a write by a caller without
+// CAP_FSETID; it reports whether a bit was cleared, a change the layer
+// records.
+func (e *Edits) DropSetID(f *os.File, p string) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return false, err
+	}
+	mode, drop := withoutSetID(st.Mode)
+	if !drop {
+		return false, nil
+	}
+	release, err := e.begin()
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	defer e.touchedAttr(p)
+	return true, unix.Fchmod(int(f.Fd()), mode&0o7777)
 }
 
 // ApplyToFile changes the metadata of an open file of the layer, which may
@@ -660,7 +708,18 @@ func (a Attr) ApplyToFile(f *os.File) error {
 		}
 	}
 	if ts, ok := a.times(); ok {
-		return unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH)
+		if err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH); err != nil {
+			return err
+		}
+	}
+	if a.DropSetID {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
+		}
+		if mode, drop := withoutSetID(st.Mode); drop {
+			return unix.Fchmod(fd, mode&0o7777)
+		}
 	}
 	return nil
 }

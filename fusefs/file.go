@@ -84,19 +84,8 @@ func (e *editFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 }
 
 func (e *editFile) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	if unprivileged(ctx) {
-		// The kernel leaves clearing setuid and setgid to the mount (see
-		// Mount), and go-fuse does not pass on its request to: a write by
-		// a caller other than root clears them, as on a disk. The kernel
-		// is told, since it may exec the file on the mode it keeps.
-		dropped, err := e.fsys.edits.DropSetID(e.f, e.node.guestPath())
-		if err != nil {
-			return 0, toErrno(err)
-		}
-		if dropped {
-			e.fsys.changed()
-			e.node.NotifyContent(-1, 0)
-		}
+	if errno := e.dropSetID(ctx); errno != 0 {
+		return 0, errno
 	}
 	release, err := e.fsys.edits.Hold()
 	if err != nil {
@@ -105,6 +94,22 @@ func (e *editFile) Write(ctx context.Context, data []byte, off int64) (uint32, s
 	defer release()
 	n, err := e.f.WriteAt(data, off)
 	return uint32(n), toErrno(err)
+}
+
+// dropSetID clears setuid and setgid before a write by a caller other than
+// root, as on a disk: the kernel leaves it to the mount (see Mount), and
+// go-fuse does not pass on its request to. The kernel is told, since it
+// may exec the file on the mode it keeps.
+func (e *editFile) dropSetID(ctx context.Context) syscall.Errno {
+	if !unprivileged(ctx) {
+		return 0
+	}
+	dropped, err := e.fsys.edits.DropSetID(e.f, e.node.guestPath())
+	if dropped {
+		e.fsys.changed()
+		e.node.NotifyContent(-1, 0)
+	}
+	return toErrno(err)
 }
 
 func (e *editFile) Fsync(ctx context.Context, flags uint32) syscall.Errno {
@@ -147,6 +152,9 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 	dst, isEdit := editOf(fhOut)
 	if !ok || !isEdit || flags != 0 {
 		return 0, syscall.EOPNOTSUPP
+	}
+	if errno := dst.dropSetID(ctx); errno != 0 {
+		return 0, errno
 	}
 	release, err := n.fsys.edits.Hold()
 	if err != nil {

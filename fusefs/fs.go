@@ -6,9 +6,10 @@
 // link targets, device numbers and the mtime view.MTime gives).
 //
 // Provenance is the extended attribute "user.fledge.layer", served when
-// the mount is asked to (Options.Xattrs). Its value is the layer name, followed for host-backed entries by a space and
-// "host:" plus the absolute host path read (mappings, edits), or by
-// "source:" plus the layer's source for other entries that name one:
+// the mount is asked to (Options.Xattrs). Its value is the layer name,
+// followed for host-backed entries by a space and "host:" plus the
+// absolute host path read (mappings, edits), or by "source:" plus the
+// layer's source for other entries that name one:
 //
 //	skeleton
 //	mappings host:/work/app/myapp

@@ -207,10 +207,10 @@ last user leaves). It also clears a mount left stale by a killed fledge.`,
 // serverRuntime tunes the Go runtime for serving requests, where neither
 // GOMAXPROCS nor GOGC says otherwise.
 //
-// The mount's Go code runs on half the CPUs (at least one). Every request is a round trip the
-// process that made it waits on, and that process needs a CPU too: with a
-// Go thread per CPU, the runtime's idle threads spin and wake each other on
-// the CPUs the tar or cp at work needs. Measured on 2 CPUs with
+// The mount's Go code runs on half the CPUs (at least one). Every request
+// is a round trip the process that made it waits on, and that process
+// needs a CPU too: with a Go thread per CPU, the runtime's idle threads
+// spin and wake each other on the CPUs the tar or cp at work needs. Measured on 2 CPUs with
 // bench/mount-tar.sh on tmpfs (TMPDIR=/dev/shm), GOMAXPROCS=1 against the
 // default: tar x 7.5 s instead of 12.6 s, cp -r 5.5 s instead of 8.8 s,
 // rm -rf 2.5 s instead of 3.8 s.
@@ -218,9 +218,9 @@ last user leaves). It also clears a mount left stale by a killed fledge.`,
 // The garbage collector runs when the heap has grown by 400% instead of
 // 100%. Every change allocates (a view update copies the nodes on its
 // path), and on one CPU each collection stalls the request waiting on it.
-// The price is memory: the heap may reach five times the live view. Measured with a
-// tar x of the Go tree into a mount on a fresh ext4, 3 runs each: 6.96 s at
-// GOGC=100, 6.35 s at 200, 6.18 s at 400, 6.39 s at 800.
+// The price is memory: the heap may reach five times the live view.
+// Measured with a tar x of the Go tree into a mount on a fresh ext4, 3 runs
+// each: 6.96 s at GOGC=100, 6.35 s at 200, 6.18 s at 400, 6.39 s at 800.
 func serverRuntime() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(max(1, runtime.NumCPU()/2))

@@ -82,18 +82,13 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	f, err := n.fsys.edits.CreateFile(v, ent)
+	f, st, err := n.fsys.edits.CreateFile(v, ent)
 	if err != nil {
 		return nil, nil, 0, toErrno(err)
 	}
 	// The reply comes from the new file, as for a SETATTR of it: the view
 	// takes the change at the next request that needs it.
 	n.fsys.changedReplied(ent.Path)
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		f.Close()
-		return nil, nil, 0, toErrno(err)
-	}
 	ino := n.NewInode(ctx, &node{fsys: n.fsys}, fs.StableAttr{Mode: syscall.S_IFREG, Ino: n.fsys.inoOf(ent.Path, overlay.Regular)})
 	kid, ok := ino.Operations().(*node)
 	if !ok {

@@ -108,13 +108,16 @@ func (n *node) child(ctx context.Context, v *overlay.View, vn *overlay.Node, out
 }
 
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	// A file the edits made needs no view (see Setattr): the kernel asks
-	// for its attributes before it changes the owner (tar x does for every
-	// file), while the view still waits for the file's other changes.
-	if st, ok := n.fsys.heldStat(n.guestPath()); ok {
-		n.heldAttr(&st, &out.Attr)
-		out.SetTimeout(n.fsys.editTimeout())
-		return 0
+	// A file the edits made needs no view (see Setattr): a stat of it,
+	// after a write, say, is answered while the view still waits for the
+	// file's other changes. Only regular files are looked for there; the
+	// folder the kernel asks for after every create is not.
+	if n.StableAttr().Mode == syscall.S_IFREG {
+		if st, ok := n.fsys.heldStat(n.guestPath()); ok {
+			n.heldAttr(&st, &out.Attr)
+			out.SetTimeout(n.fsys.editTimeout())
+			return 0
+		}
 	}
 	v, vn, errno := n.lookup()
 	n.mu.Lock()

@@ -17,11 +17,13 @@ import (
 // there is no lower object a half-made file could bring back or hide
 // wrongly, and an empty file the caller never got is all a crash can
 // leave. Otherwise it is made the way Create makes it, and opened. A zero
-// ent.MTime leaves the file the times of its making.
-func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, error) {
+// ent.MTime leaves the file the times of its making. The file's fstat comes
+// with it.
+func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, unix.Stat_t, error) {
+	var st unix.Stat_t
 	release, err := e.begin()
 	if err != nil {
-		return nil, err
+		return nil, st, err
 	}
 	defer release()
 	// Whatever happens, the layer's tree learns of it: the made file
@@ -33,18 +35,18 @@ func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, error) {
 		}
 	}()
 	if _, ok := v.Get(ent.Path); ok {
-		return nil, fmt.Errorf("create %s: %w", ent.Path, syscall.EEXIST)
+		return nil, st, fmt.Errorf("create %s: %w", ent.Path, syscall.EEXIST)
 	}
 	d, name, err := e.parentOf(v, ent.Path)
 	if err != nil {
-		return nil, err
+		return nil, st, err
 	}
 	defer d.close()
 	taken := false
 	if e.oldWhiteout(name) {
 		_, taken, err = d.stat(whiteoutPrefix + name)
 		if err != nil {
-			return nil, err
+			return nil, st, err
 		}
 	}
 	var f *os.File
@@ -54,16 +56,22 @@ func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, error) {
 		f, err = d.openFile(name, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 		taken = errors.Is(err, syscall.EEXIST)
 		if err != nil && !taken {
-			return nil, fmt.Errorf("create %s: %w", ent.Path, err)
+			return nil, st, fmt.Errorf("create %s: %w", ent.Path, err)
 		}
 	}
 	if taken {
 		if err := e.create(v, ent); err != nil {
-			return nil, err
+			return nil, st, err
 		}
-		return d.openFile(name, os.O_RDWR, 0)
+		if f, err = d.openFile(name, os.O_RDWR, 0); err != nil {
+			return nil, st, err
+		}
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+			f.Close()
+			return nil, st, err
+		}
+		return f, st, nil
 	}
-	var st unix.Stat_t
 	err = d.fileMeta(name, f, &ent)
 	if err == nil {
 		err = unix.Fstat(int(f.Fd()), &st)
@@ -71,11 +79,11 @@ func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, error) {
 	if err != nil {
 		f.Close()
 		_ = unix.Unlinkat(int(d), name, 0)
-		return nil, fmt.Errorf("create %s: %w", ent.Path, err)
+		return nil, st, fmt.Errorf("create %s: %w", ent.Path, err)
 	}
 	e.touchedFile(d, name, ent.Path, &st, true)
 	recorded = true
-	return f, nil
+	return f, st, nil
 }
 
 // fileMeta gives name in d, open as f, the owner, mode and mtime (if any)

@@ -425,7 +425,7 @@ func TestEditsFollowTheirChanges(t *testing.T) {
 			}
 			op = "create and open " + p
 			var f *os.File
-			if f, err = e.CreateFile(v, Entry{Path: p, Type: Regular, Perm: 0o4750, UID: 7, GID: 8}); err == nil {
+			if f, _, err = e.CreateFile(v, Entry{Path: p, Type: Regular, Perm: 0o4750, UID: 7, GID: 8}); err == nil {
 				f.Close()
 			}
 		}
@@ -616,7 +616,7 @@ func TestEditsCreateFile(t *testing.T) {
 	}
 	must(e.Remove(view(t, st), "/etc/motd"))
 	for _, p := range []string{"/etc/new", "/etc/motd"} {
-		f, err := e.CreateFile(view(t, st), Entry{Path: p, Type: Regular, Perm: 0o4750 | fs.ModeSetuid, UID: 7, GID: 8, MTime: mtime})
+		f, _, err := e.CreateFile(view(t, st), Entry{Path: p, Type: Regular, Perm: 0o4750 | fs.ModeSetuid, UID: 7, GID: 8, MTime: mtime})
 		must(err)
 		_, err = f.WriteString("data")
 		must(err)
@@ -629,7 +629,7 @@ func TestEditsCreateFile(t *testing.T) {
 			t.Errorf("%s holds %q", p, got)
 		}
 	}
-	if _, err := e.CreateFile(view(t, st), Entry{Path: "/etc/new", Type: Regular, Perm: 0o644}); !errors.Is(err, syscall.EEXIST) {
+	if _, _, err := e.CreateFile(view(t, st), Entry{Path: "/etc/new", Type: Regular, Perm: 0o644}); !errors.Is(err, syscall.EEXIST) {
 		t.Errorf("CreateFile of an existing name: %v, want EEXIST", err)
 	}
 }

@@ -84,32 +84,33 @@ func (e *editFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadR
 }
 
 func (e *editFile) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	if errno := e.dropSetID(ctx); errno != 0 {
+	release, errno := e.beginWrite(ctx)
+	if errno != 0 {
 		return 0, errno
-	}
-	release, err := e.fsys.edits.Hold()
-	if err != nil {
-		return 0, toErrno(err)
 	}
 	defer release()
 	n, err := e.f.WriteAt(data, off)
 	return uint32(n), toErrno(err)
 }
 
-// dropSetID clears setuid and setgid before a write by a caller other than
-// root, as on a disk: the kernel leaves it to the mount (see Mount), and
-// go-fuse does not pass on its request to. The kernel is told, since it
-// may exec the file on the mode it keeps.
-func (e *editFile) dropSetID(ctx context.Context) syscall.Errno {
-	if !unprivileged(ctx) {
-		return 0
+// beginWrite readies a write into e by fledge and returns what ends it:
+// the edits are held, and setuid and setgid are cleared first for a caller
+// other than root, as on a disk. The kernel leaves that to the mount (see
+// Mount), and go-fuse does not pass on its request to; the kernel is told,
+// since it may exec the file on the mode it keeps.
+func (e *editFile) beginWrite(ctx context.Context) (func(), syscall.Errno) {
+	if unprivileged(ctx) {
+		dropped, err := e.fsys.edits.DropSetID(e.f, e.node.guestPath())
+		if dropped {
+			e.fsys.changed()
+			e.node.NotifyContent(-1, 0)
+		}
+		if err != nil {
+			return nil, toErrno(err)
+		}
 	}
-	dropped, err := e.fsys.edits.DropSetID(e.f, e.node.guestPath())
-	if dropped {
-		e.fsys.changed()
-		e.node.NotifyContent(-1, 0)
-	}
-	return toErrno(err)
+	release, err := e.fsys.edits.Hold()
+	return release, toErrno(err)
 }
 
 func (e *editFile) Fsync(ctx context.Context, flags uint32) syscall.Errno {
@@ -153,12 +154,9 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 	if !ok || !isEdit || flags != 0 {
 		return 0, syscall.EOPNOTSUPP
 	}
-	if errno := dst.dropSetID(ctx); errno != 0 {
+	release, errno := dst.beginWrite(ctx)
+	if errno != 0 {
 		return 0, errno
-	}
-	release, err := n.fsys.edits.Hold()
-	if err != nil {
-		return 0, toErrno(err)
 	}
 	defer release()
 	in, to := int64(offIn), int64(offOut)

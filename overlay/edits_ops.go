@@ -675,8 +675,8 @@ func (e *Edits) DropSetID(f *os.File, p string) (bool, error) {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return false, err
 	}
-	mode, drop := withoutSetID(st.Mode)
-	if !drop {
+	// Most writes find nothing to clear, and take no lock.
+	if _, drop := withoutSetID(st.Mode); !drop {
 		return false, nil
 	}
 	release, err := e.begin()
@@ -685,7 +685,21 @@ func (e *Edits) DropSetID(f *os.File, p string) (bool, error) {
 	}
 	defer release()
 	defer e.touchedAttr(p)
-	return true, unix.Fchmod(int(f.Fd()), mode&0o7777)
+	return clearSetID(int(f.Fd()))
+}
+
+// clearSetID applies withoutSetID to the open file fd and reports whether
+// it changed the mode.
+func clearSetID(fd int) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, err
+	}
+	mode, drop := withoutSetID(st.Mode)
+	if !drop {
+		return false, nil
+	}
+	return true, unix.Fchmod(fd, mode&0o7777)
 }
 
 // ApplyToFile changes the metadata of an open file of the layer, which may
@@ -713,13 +727,8 @@ func (a Attr) ApplyToFile(f *os.File) error {
 		}
 	}
 	if a.DropSetID {
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			return err
-		}
-		if mode, drop := withoutSetID(st.Mode); drop {
-			return unix.Fchmod(fd, mode&0o7777)
-		}
+		_, err := clearSetID(fd)
+		return err
 	}
 	return nil
 }

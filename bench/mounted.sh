@@ -24,10 +24,12 @@ start_mount() {
 	return 1
 }
 
-# stop_mount MNT: unmounts MNT (lazily if it is busy) and waits for fledge.
+# stop_mount MNT: unmounts MNT (lazily if it is busy) and waits for fledge,
+# which is stopped if there is nothing to unmount (it never mounted).
 stop_mount() {
 	[[ -n $pid ]] || return 0
-	"$work/fledge" umount "$1" 2>/dev/null || "$work/fledge" umount --lazy "$1" 2>/dev/null || true
+	"$work/fledge" umount "$1" 2>/dev/null || "$work/fledge" umount --lazy "$1" 2>/dev/null ||
+		kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	pid=
 }

@@ -1,35 +1,38 @@
-# Sourced by the bench scripts that mount a recipe. It makes the scratch
-# folder $work (they build fledge into $work/fledge) and the mountpoint
-# path $mnt, and on exit unmounts and removes both.
+# Sourced by the bench scripts that mount. It makes the scratch folder
+# $work (they build fledge into $work/fledge) and the mountpoint path $mnt,
+# and on exit unmounts whatever start_mount mounted and removes $work.
 
 work=$(mktemp -d)
 mnt=$work/mnt
-pid=
-trap 'stop_mount "$mnt"; rm -rf "$work"' EXIT
+declare -A servers=()
+trap 'for m in "${!servers[@]}"; do stop_mount "$m"; done; rm -rf "$work"' EXIT
 
-# start_mount WS MNT CMD...: serves the recipe in folder WS at MNT with
-# CMD (a fledge mount command line, maybe behind taskset) in the
-# background, and returns once it is mounted; sets pid.
+# start_mount DIR MNT CMD...: runs CMD... MNT (a fledge mount command line,
+# maybe behind taskset, or bench/loopback) in folder DIR in the background,
+# and returns once it says it is mounted.
 start_mount() {
-	local ws=$1 mnt=$2
+	local dir=$1 mnt=$2 log
 	shift 2
-	(cd "$ws" && exec "$@" "$mnt" 2>"$work/mount.log") &
-	pid=$!
+	log=$work/mount-$(basename "$mnt").log
+	(cd "$dir" && exec "$@" "$mnt" 2>"$log") &
+	servers[$mnt]=$!
 	for ((i = 0; i < 600; i++)); do
-		grep -q "mounted at" "$work/mount.log" 2>/dev/null && return 0
-		kill -0 "$pid" 2>/dev/null || { cat "$work/mount.log" >&2; return 1; }
+		grep -q "mounted at" "$log" 2>/dev/null && return 0
+		kill -0 "${servers[$mnt]}" 2>/dev/null || { cat "$log" >&2; return 1; }
 		sleep 0.1
 	done
-	echo "$(basename "$0"): fledge mount did not start" >&2
+	echo "$(basename "$0"): $* did not mount at $mnt" >&2
 	return 1
 }
 
-# stop_mount MNT: unmounts MNT (lazily if it is busy) and waits for fledge,
-# which is stopped if there is nothing to unmount (it never mounted).
+# stop_mount MNT: unmounts MNT (lazily if it is busy) and waits for its
+# server, which is stopped if there is nothing to unmount (it never
+# mounted).
 stop_mount() {
+	local pid=${servers[$1]:-}
 	[[ -n $pid ]] || return 0
 	"$work/fledge" umount "$1" 2>/dev/null || "$work/fledge" umount --lazy "$1" 2>/dev/null ||
 		kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
-	pid=
+	unset "servers[$1]"
 }

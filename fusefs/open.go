@@ -60,7 +60,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return n.openEdit(ctx, v, vn, acc, writing)
 	}
 	if host, ok := vn.Content.(overlay.HostFile); ok && n.fsys.passthrough.Load() {
-		f, err := os.OpenFile(string(host), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		f, _, err := host.OpenFile()
 		if err != nil {
 			return nil, 0, toErrno(err)
 		}

@@ -1,12 +1,16 @@
 package fusefs
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/volantvm/fledge/overlay"
 )
@@ -170,5 +174,53 @@ func TestResetElsewhereShows(t *testing.T) {
 			t.Fatalf("after reset elsewhere, 1s later the mount shows %q (%v, %v)", got, fi, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A mapped file that the host swaps for a FIFO before the view notices is
+// refused at open, with and without passthrough: fledge's own open of the
+// host file must not wait for a writer that never comes.
+func TestMappedFileSwappedForAFIFOIsRefused(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		o    Options
+	}{
+		{"passthrough", Options{Poll: true}},
+		{"no-passthrough", Options{Poll: true, NoPassthrough: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := setupWorkspace(t)
+			w.opts = c.o
+			w.mount(t)
+			// The view is fresh for half a second (Poll): it still says
+			// the file is regular when the open below reaches fledge.
+			if _, err := os.Stat(w.path("usr/bin/app")); err != nil {
+				t.Fatal(err)
+			}
+			fifo := filepath.Join(w.dir, "fifo")
+			must(t, unix.Mkfifo(fifo, 0o755))
+			must(t, os.Rename(fifo, w.host))
+			done := make(chan error, 1)
+			go func() {
+				f, err := os.Open(w.path("usr/bin/app"))
+				if err == nil {
+					f.Close()
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, syscall.EIO) {
+					t.Errorf("open of a mapped file swapped for a FIFO: %v, want EIO", err)
+				}
+			case <-time.After(10 * time.Second):
+				// Let the blocked open in fledge go, so the mount can stop.
+				if f, err := os.OpenFile(w.host, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+					f.Close()
+				}
+				<-done
+				t.Fatal("open of a mapped file swapped for a FIFO waited for a writer")
+			}
+		})
 	}
 }

@@ -25,25 +25,34 @@ func (bytesReader) Close() error { return nil }
 // FUSE read without anything being copied first.
 type HostFile string
 
-// Open implements Content. It refuses to follow a symlink in the last
-// component, so a file swapped for a link after the layer was read cannot
-// smuggle another host file into the image, and opens without blocking, so
-// a FIFO swapped in is refused below instead of waiting for a writer.
+// Open implements Content (see OpenFile).
 func (h HostFile) Open() (Reader, error) {
-	f, err := os.OpenFile(string(h), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, fi, err := h.OpenFile()
 	if err != nil {
 		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: no longer a regular file", h)
 	}
 	return &hostReader{File: f, size: fi.Size()}, nil
+}
+
+// OpenFile opens the host file for reading. It refuses to follow a symlink
+// in the last component, so a file swapped for a link after the layer was
+// read cannot smuggle another host file into the image, and opens without
+// blocking, so a FIFO swapped in is refused instead of waiting for a
+// writer: anything but a regular file is an error.
+func (h HostFile) OpenFile() (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(string(h), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s: no longer a regular file", h)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
 }
 
 // hostReader reads at most the size seen when the file was opened, so a

@@ -234,7 +234,14 @@ func (d dirFD) setMeta(name string, ent *Entry, mtime unix.Timespec) error {
 }
 
 // openFile opens name in d for reading or writing, never through a symlink.
+// An open that may find an object already there does not block, so a FIFO
+// swapped in on the host cannot hold the caller until a writer comes; a
+// caller that reads or writes what it opened checks that it is a regular
+// file.
 func (d dirFD) openFile(name string, flag int, perm uint32) (*os.File, error) {
+	if flag&(os.O_CREATE|os.O_EXCL) != os.O_CREATE|os.O_EXCL {
+		flag |= unix.O_NONBLOCK
+	}
 	fd, err := unix.Openat(int(d), name, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: name, Err: err}

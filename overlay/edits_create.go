@@ -66,7 +66,7 @@ func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, unix.Stat_t, error) {
 		if f, err = d.openFile(name, os.O_RDWR, 0); err != nil {
 			return nil, st, err
 		}
-		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		if st, err = regular(f, ent.Path); err != nil {
 			f.Close()
 			return nil, st, err
 		}

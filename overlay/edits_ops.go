@@ -319,7 +319,29 @@ func (e *Edits) OpenFile(v *View, p string, flag int) (*os.File, error) {
 		return nil, err
 	}
 	defer d.close()
-	return d.openFile(name, flag&^(os.O_CREATE|os.O_EXCL), 0)
+	f, err := d.openFile(name, flag&^(os.O_CREATE|os.O_EXCL), 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := regular(f, p); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// regular returns the attributes of f, opened for the layer's file p, and
+// checks that it is a regular file: the host may have put something else
+// under the name since the layer was read.
+func regular(f *os.File, p string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return st, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return st, fmt.Errorf("%s: no longer a regular file", p)
+	}
+	return st, nil
 }
 
 // begin starts a change of the layer's tree. Changes run one at a time so

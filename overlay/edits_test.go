@@ -169,6 +169,46 @@ func TestEditsRefuseEscapes(t *testing.T) {
 	}
 }
 
+// An edit the host swapped for a FIFO is refused when it is opened, for
+// reading or writing, instead of waiting for the FIFO's other end.
+func TestEditsOpenRefusesAFIFOSwappedIn(t *testing.T) {
+	st, e, _ := editsStack(t)
+	if err := e.Create(view(t, st), Entry{Path: "/etc/note", Type: Regular, Perm: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	v := view(t, st)
+	host := filepath.Join(e.Dir(), "etc", "note")
+	if err := os.Remove(host); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(host, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, flag := range []int{os.O_RDONLY, os.O_WRONLY, os.O_RDWR} {
+		done := make(chan error, 1)
+		go func() {
+			f, err := e.OpenFile(v, "/etc/note", flag)
+			if err == nil {
+				f.Close()
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("open with flags %#x of an edit swapped for a FIFO succeeded", flag)
+			}
+		case <-time.After(10 * time.Second):
+			// Let the blocked open go, so the test can end.
+			if f, err := os.OpenFile(host, os.O_RDWR, 0); err == nil {
+				f.Close()
+			}
+			<-done
+			t.Fatalf("open with flags %#x of an edit swapped for a FIFO waited for the other end", flag)
+		}
+	}
+}
+
 // A folder of the second format takes names starting with ".wh." as any
 // other (its whiteouts are devices); one of the first keeps them reserved,
 // since there ".wh.NAME" deletes NAME.

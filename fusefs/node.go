@@ -316,7 +316,7 @@ func hostBacked(vn *overlay.Node) bool {
 	if _, ok := vn.Content.(overlay.HostFile); ok {
 		return true
 	}
-	return vn.Layer == overlay.EditsLayer || vn.Layer == "mappings"
+	return vn.Layer == overlay.EditsLayer || vn.Layer == overlay.MappingsLayer
 }
 
 var _ = (fs.NodeStatfser)((*node)(nil))

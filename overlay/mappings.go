@@ -27,12 +27,15 @@ func Mappings(root string, ms []Mapping) Layer {
 	return &mappings{root: root, list: ms}
 }
 
+// MappingsLayer is the name of the layer Mappings returns.
+const MappingsLayer = "mappings"
+
 type mappings struct {
 	root string
 	list []Mapping
 }
 
-func (m *mappings) Name() string { return "mappings" }
+func (m *mappings) Name() string { return MappingsLayer }
 
 func (m *mappings) Entries() ([]Entry, error) {
 	var out []Entry

@@ -14,7 +14,7 @@ func (c *checker) programs() []string {
 	for _, n := range c.entryPoints() {
 		out = append(out, n.Path)
 	}
-	for _, p := range ldso.Programs(c.v, "mappings", overlay.EditsLayer) {
+	for _, p := range ldso.Programs(c.v, overlay.MappingsLayer, overlay.EditsLayer) {
 		if !slices.Contains(out, p) {
 			out = append(out, p)
 		}

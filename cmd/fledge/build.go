@@ -167,6 +167,8 @@ func packView(ctx context.Context, f *stackFlags, st *overlay.Stack, dst, compre
 	return packer.WriteFile(ctx, v, dst, opts)
 }
 
+// extensions has an entry for each of recipe.Compressions
+// (TestEveryCompressionHasAnExtensionAndHelp).
 var extensions = map[string]string{"gzip": ".cpio.gz", "zstd": ".cpio.zst", "xz": ".cpio.xz", "lz4": ".cpio.lz4", "none": ".cpio"}
 
 const compressionHelp = "archive compression: gzip, zstd, xz (smallest, one core), lz4 (fastest to unpack) or none (default: the recipe's output.compression, else gzip)"
@@ -190,7 +192,7 @@ func compressionOf(flag string, r *recipe.Recipe) (compression, chosenBy string)
 func outputPaths(out, compression, chosenBy string) (artifact, manifest string, err error) {
 	ext, ok := extensions[compression]
 	if !ok {
-		return "", "", fmt.Errorf("%s %q: use gzip, zstd, xz, lz4 or none", chosenBy, compression)
+		return "", "", fmt.Errorf("%s %q: use one of %s", chosenBy, compression, strings.Join(recipe.Compressions, ", "))
 	}
 	base := out
 	for c, e := range extensions {

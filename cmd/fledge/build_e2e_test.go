@@ -239,7 +239,7 @@ func TestBuildErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"build", "-c", "nope.toml"}, "recipe nope.toml not found"},
-		{[]string{"build", "--compression", "lzo"}, `--compression "lzo": use gzip, zstd, xz, lz4 or none`},
+		{[]string{"build", "--compression", "lzo"}, `--compression "lzo": use one of gzip, zstd, xz, lz4, none`},
 		{[]string{"build", "-o", "x.cpio.zst"}, "names a zstd archive but the default compression is gzip"},
 		{[]string{"build", "-o", "x.cpio.zst", "--compression", "xz"}, "names a zstd archive but --compression is xz"},
 		{[]string{"pack", "-c", "lz4.toml", "-o", "x.cpio.gz"}, "names a gzip archive but the recipe's output.compression is lz4"},

@@ -210,7 +210,9 @@ func TestMappedFileSwappedForAFIFOIsRefused(t *testing.T) {
 			}()
 			select {
 			case err := <-done:
-				if !errors.Is(err, syscall.EIO) {
+				// EIO from fledge's refusal; EINVAL where a slow machine let
+				// the view see the FIFO first.
+				if !errors.Is(err, syscall.EIO) && !errors.Is(err, syscall.EINVAL) {
 					t.Errorf("open of a mapped file swapped for a FIFO: %v, want EIO", err)
 				}
 			case <-time.After(10 * time.Second):

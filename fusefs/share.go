@@ -40,10 +40,6 @@ func ParseShare(s string) (Share, error) {
 	return 0, fmt.Errorf("--share %q: want none, read or write", s)
 }
 
-func (s Share) String() string {
-	return [...]string{"read", "none", "write"}[s]
-}
-
 // mayWrite refuses a change from a caller the share mode keeps from
 // writing. With ShareNone the kernel lets nobody but root in at all.
 func (f *FS) mayWrite(ctx context.Context) syscall.Errno {

@@ -318,15 +318,12 @@ func (c deepEdit) Open() (Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("%s: no longer a regular file", c.p)
-	}
+	st, err := regular(f, c.p)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &hostReader{File: f, size: fi.Size()}, nil
+	return &hostReader{File: f, size: st.Size}, nil
 }
 
 // linkKey names one symlink for its whole life: an inode number may be

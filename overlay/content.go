@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Bytes is content held in memory (the compiled init, small generated files).
@@ -27,32 +29,30 @@ type HostFile string
 
 // Open implements Content (see OpenFile).
 func (h HostFile) Open() (Reader, error) {
-	f, fi, err := h.OpenFile()
+	f, st, err := h.OpenFile()
 	if err != nil {
 		return nil, err
 	}
-	return &hostReader{File: f, size: fi.Size()}, nil
+	return &hostReader{File: f, size: st.Size}, nil
 }
 
 // OpenFile opens the host file for reading. It refuses to follow a symlink
 // in the last component, so a file swapped for a link after the layer was
 // read cannot smuggle another host file into the image, and opens without
 // blocking, so a FIFO swapped in is refused instead of waiting for a
-// writer: anything but a regular file is an error.
-func (h HostFile) OpenFile() (*os.File, os.FileInfo, error) {
+// writer: anything but a regular file is an error. The file's fstat comes
+// with it.
+func (h HostFile) OpenFile() (*os.File, unix.Stat_t, error) {
 	f, err := os.OpenFile(string(h), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, unix.Stat_t{}, err
 	}
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("%s: no longer a regular file", h)
-	}
+	st, err := regular(f, string(h))
 	if err != nil {
 		f.Close()
-		return nil, nil, err
+		return nil, st, err
 	}
-	return f, fi, nil
+	return f, st, nil
 }
 
 // hostReader reads at most the size seen when the file was opened, so a

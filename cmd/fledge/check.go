@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -31,6 +33,7 @@ Exit status: 0 when there are no errors (warnings allowed), 2 when there is at
 least one error, 1 when the image could not be read.`,
 		Example: `  fledge check
   fledge check dist/app.cpio.gz
+  fledge check dist/app.cpio.gz -m dist/app.manifest.json
   fledge check --json | jq '.[] | select(.severity == "error")'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -43,18 +46,23 @@ least one error, 1 when the image could not be read.`,
 				return err
 			}
 			defer t.Close()
-			opts := inspect.CheckOptions{HostDirs: hostDirs(t)}
+			opts := inspect.CheckOptions{HostDirs: hostDirs(t), Manifest: checkedManifest(t, manifest)}
 			if t.Recipe != nil {
 				opts.WantKestrel = t.Recipe.Mode() == recipe.ModeDefault
-				m, err := loadManifest(cmd, t.Recipe, manifest)
+			} else if opts.WantKestrel, err = inspect.ExpectsKestrel(v); err != nil {
+				return err
+			}
+			if opts.Manifest != "" {
+				m, warnings, err := recipe.ReadManifest(opts.Manifest)
+				for _, w := range warnings {
+					fmt.Fprintln(cmd.ErrOrStderr(), "fledge: warning:", w)
+				}
 				if err != nil {
 					return err
 				}
 				if len(m.Workload.Entry) > 0 {
 					opts.Entrypoint = m.Workload.Entry[0]
 				}
-			} else if opts.WantKestrel, err = inspect.ExpectsKestrel(v); err != nil {
-				return err
 			}
 			found, err := inspect.Check(v, opts)
 			if err != nil {
@@ -79,8 +87,33 @@ least one error, 1 when the image could not be read.`,
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of {rule, severity, path, message, fix}")
-	cmd.Flags().StringVarP(&manifest, "manifest", "m", "", "manifest.toml whose workload.entrypoint is followed too (default: manifest.toml beside the recipe, if present)")
+	cmd.Flags().StringVarP(&manifest, "manifest", "m", "", "manifest.toml or built NAME.manifest.json whose workload.entrypoint is followed too (default: manifest.toml beside a recipe, NAME.manifest.json beside an artifact NAME.cpio.gz, if present)")
 	return cmd
+}
+
+// checkedManifest is the manifest whose entrypoint check follows: -m, else
+// the one a build reads or writes beside the target (manifest.toml beside
+// a recipe, NAME.manifest.json beside the artifact NAME.cpio.gz), if
+// present; "" when there is none.
+func checkedManifest(t *target, flag string) string {
+	if flag != "" {
+		return flag
+	}
+	p := ""
+	if t.Recipe != nil {
+		p = filepath.Join(t.Recipe.Dir, "manifest.toml")
+	} else {
+		for _, ext := range artifactExtensions {
+			if base, ok := strings.CutSuffix(t.Artifact, ext); ok {
+				p = base + ".manifest.json"
+				break
+			}
+		}
+	}
+	if p == "" || !fileExists(p) {
+		return ""
+	}
+	return p
 }
 
 func ruleList() string {

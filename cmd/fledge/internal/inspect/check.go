@@ -38,6 +38,8 @@ type CheckOptions struct {
 	// Entrypoint is the workload's program (the plugin manifest's
 	// workload.entrypoint[0]), followed like /init.
 	Entrypoint string
+	// Manifest names the file Entrypoint comes from, for messages.
+	Manifest string
 }
 
 type checker struct {

@@ -92,6 +92,11 @@ func TestEveryRuleFires(t *testing.T) {
 		{"library without its own dependency", append(dynamicApp(t), whiteout("/usr/lib/liba.so")), CheckOptions{}, "lib-missing /lib/app/libb.so"},
 		{"script init for a missing interpreter", []overlay.Entry{file("/init", 0o755, "#!/usr/bin/python3 -u\n")}, CheckOptions{}, "shebang-missing /init"},
 		{"bin script through env", []overlay.Entry{file("/usr/bin/tool", 0o755, "#!/usr/bin/env perl\n")}, CheckOptions{}, "shebang-missing /usr/bin/tool"},
+		{"entrypoint not in the image", nil, CheckOptions{Entrypoint: "/usr/bin/nothere"}, "entrypoint-missing /usr/bin/nothere"},
+		{"entrypoint links nowhere", []overlay.Entry{link("/usr/bin/app", "app.real")}, CheckOptions{Entrypoint: "/usr/bin/app"}, "entrypoint-missing /usr/bin/app"},
+		{"entrypoint name on no folder of PATH", nil, CheckOptions{Entrypoint: "nothere"}, "entrypoint-missing nothere"},
+		{"entrypoint not executable", []overlay.Entry{file("/usr/lib/app/run", 0o644, "#!/bin/sh\n")}, CheckOptions{Entrypoint: "/usr/lib/app/run"}, "entrypoint-not-executable /usr/lib/app/run"},
+		{"entrypoint is a directory", []overlay.Entry{dir("/opt/app", 0o755)}, CheckOptions{Entrypoint: "/opt/app"}, "entrypoint-not-executable /opt/app"},
 		{"kestrel absent", nil, CheckOptions{WantKestrel: true}, "kestrel-missing /bin/kestrel"},
 		{"kestrel not executable", []overlay.Entry{file("/bin/kestrel", 0o644, "#!/bin/sh\n")}, CheckOptions{WantKestrel: true}, "kestrel-missing /bin/kestrel"},
 		{"dangling link", []overlay.Entry{link("/usr/bin/vi", "../../opt/vim/bin/vim")}, CheckOptions{}, "symlink-dangling /usr/bin/vi"},
@@ -123,7 +128,7 @@ func TestEveryRuleFires(t *testing.T) {
 // case above.
 func TestRuleTableIsCovered(t *testing.T) {
 	covered := []string{"init-missing", "init-not-executable", "init-interp-missing", "lib-missing",
-		"shebang-missing", "kestrel-missing", "symlink-host-path", "symlink-dangling", "console-missing",
+		"shebang-missing", "entrypoint-missing", "entrypoint-not-executable", "kestrel-missing", "symlink-host-path", "symlink-dangling", "console-missing",
 		"shadowed", "arch-mismatch"}
 	for _, r := range Rules() {
 		if !slices.Contains(covered, r.ID) {
@@ -145,6 +150,8 @@ func TestWhatIsNotReported(t *testing.T) {
 			hostFile(t, "/lib64/ld-linux-x86-64.so.2", 0o755, hostLoader),
 		}, CheckOptions{}},
 		{"libraries through RUNPATH with $ORIGIN", dynamicApp(t), CheckOptions{}},
+		{"entrypoint is a BusyBox applet on PATH", []overlay.Entry{link("/bin/awk", "busybox")}, CheckOptions{Entrypoint: "awk"}},
+		{"entrypoint through a symlink", []overlay.Entry{link("/usr/bin/app", "../../bin/busybox")}, CheckOptions{Entrypoint: "/usr/bin/app"}},
 		{"executable kestrel", []overlay.Entry{file("/bin/kestrel", 0o755, "#!/bin/sh\n")}, CheckOptions{WantKestrel: true}},
 		{"env finds a BusyBox applet", []overlay.Entry{link("/bin/awk", "busybox"), file("/usr/bin/tool", 0o755, "#!/usr/bin/env awk\n")}, CheckOptions{}},
 		{"absolute link inside the image", []overlay.Entry{link("/root/.profile", "/etc/motd")}, CheckOptions{}},

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// End-to-end tests of check's rules for images that pack but do not boot.
+
+// replaceIn rewrites file with old replaced by new, failing when old is not
+// there: a test whose edit did nothing would pass for the wrong reason.
+func replaceIn(t *testing.T, file, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("%s does not contain %q", file, old)
+	}
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(string(b), old, new)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantCheck runs check with args in dir and fails unless it exits with
+// code and its output has every line of want.
+func wantCheck(t *testing.T, dir string, code int, want []string, args ...string) {
+	t.Helper()
+	r := fledge(t, dir, nil, append([]string{"check"}, args...)...)
+	for _, w := range want {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("fledge check %s: stdout lacks %q", strings.Join(args, " "), w)
+		}
+	}
+	if r.code != code || t.Failed() {
+		t.Fatalf("fledge check %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, code, r.stdout, r.stderr)
+	}
+}
+
+// The workload's entrypoint must be an executable in the image, whether the
+// manifest is the recipe's manifest.toml, one given with -m, or the
+// NAME.manifest.json a build wrote beside its artifact.
+func TestCheckFollowsTheManifestEntrypoint(t *testing.T) {
+	dir := copyExample(t, "default")
+	art := buildExample(t, "default")
+	built := strings.TrimSuffix(art, ".cpio.gz") + ".manifest.json"
+	wantCheck(t, dir, 0, []string{"0 errors"}, art)
+
+	replaceIn(t, filepath.Join(dir, "manifest.toml"), `"/usr/bin/hello"`, `"/usr/bin/nothere"`)
+	missing := "error entrypoint-missing: /usr/bin/nothere: workload.entrypoint of "
+	wantCheck(t, dir, 2, []string{missing + filepath.Join(dir, "manifest.toml") + " is /usr/bin/nothere, which is not in the image"})
+
+	other := filepath.Join(t.TempDir(), "other.toml")
+	if err := os.WriteFile(other, []byte("[workload]\nentrypoint = [\"/etc/passwd\", \"-v\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "passwd"), []byte("root:x:0:0::/:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	replaceIn(t, filepath.Join(dir, "fledge.toml"), "[mappings]\n", "[mappings]\n\"./passwd\" = \"/etc/passwd\"\n")
+	wantCheck(t, dir, 2, []string{"error entrypoint-not-executable: /etc/passwd: workload.entrypoint of " + other + ": /etc/passwd has mode -rw-r--r--"}, "-m", other)
+
+	replaceIn(t, built, `"/usr/bin/hello"`, `"/usr/bin/nothere"`)
+	wantCheck(t, dir, 2, []string{missing + built + " is"}, art)
+	moved := filepath.Join(t.TempDir(), "app.manifest.json")
+	if err := os.Rename(built, moved); err != nil {
+		t.Fatal(err)
+	}
+	wantCheck(t, dir, 0, []string{"0 errors"}, art)
+	wantCheck(t, dir, 2, []string{missing + moved + " is"}, art, "-m", moved)
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -71,4 +72,31 @@ func TestCheckFollowsTheManifestEntrypoint(t *testing.T) {
 	}
 	wantCheck(t, dir, 0, []string{"0 errors"}, art)
 	wantCheck(t, dir, 2, []string{missing + moved + " is"}, art, "-m", moved)
+}
+
+// A script with Windows line endings asks the kernel for "/bin/sh\r": the
+// boot fails with error -2 (ENOENT), so check must fail it too, and its fix
+// must work as printed.
+func TestCheckRefusesWindowsLineEndings(t *testing.T) {
+	kernel := testKernel(t)
+	needTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	sed := needTool(t, "sed", "sed")
+	dir := noneRecipe(t, "echo crlf-test-ok\npoweroff -f\n", 0o755)
+	init := filepath.Join(dir, "init")
+	replaceIn(t, init, "\n", "\r\n")
+	wantCheck(t, dir, 2, []string{
+		"error shebang-crlf: /init: /init (from the host file " + init + `) has Windows line endings: its #! line names the interpreter "/bin/sh\r", which is not in the image`,
+		`fix: convert the script to Unix line endings: sed -i 's/\r$//' FILE`,
+	})
+	if r := fledge(t, dir, nil, "check"); strings.Contains(r.stdout, "shebang-missing") {
+		t.Errorf("the interpreter was reported missing as well:\n%s", r.stdout)
+	}
+	r := fledge(t, dir, nil, "boot", "--kernel", kernel, "--expect", "^crlf-test-ok$", "--timeout", "2m")
+	if r.code != exitBootFailed || !strings.Contains(r.stdout, "Failed to execute /init (error -2)") {
+		t.Fatalf("boot of the CRLF /init: exit %d (want %d) and no \"Failed to execute /init (error -2)\"\nstderr: %s\nconsole:\n%s", r.code, exitBootFailed, r.stderr, r.stdout)
+	}
+	if out, err := exec.Command(sed, "-i", `s/\r$//`, init).CombinedOutput(); err != nil {
+		t.Fatalf("the printed fix: %v: %s", err, out)
+	}
+	wantCheck(t, dir, 0, []string{"0 errors"})
 }

@@ -24,7 +24,9 @@ type Finding struct {
 	Severity Severity `json:"severity"`
 	Path     string   `json:"path"`
 	Message  string   `json:"message"`
-	Fix      string   `json:"fix"`
+	// Fix is the rule's one-line fix: fledge's own text, never a name
+	// from the image.
+	Fix string `json:"fix"`
 }
 
 // CheckOptions carries what the view alone cannot tell.
@@ -49,6 +51,8 @@ type checker struct {
 	rule     *Rule
 	elfCache map[*overlay.Node]*ldso.ELF
 	closure  *ldso.Closure
+	// scriptList is nil until scripts has run.
+	scriptList *[]script
 }
 
 // Rule is one lint rule: an id for scripts and suppression lists, a
@@ -97,10 +101,12 @@ func Errors(fs []Finding) int {
 }
 
 // WriteFindings prints findings for people: one line each, then its fix;
-// paths, and the names messages quote, are escaped (see Escape).
+// paths, and the names messages quote, are escaped (see Escape). A fix is
+// the rule's own text, never a name from the image, and is printed as
+// written: the backslash of "sed -i 's/\r$//'" must stay one to be pasted.
 func WriteFindings(w io.Writer, fs []Finding) error {
 	for _, f := range fs {
-		if _, err := fmt.Fprintf(w, "%s %s: %s: %s\n  fix: %s\n", f.Severity, f.Rule, Escape(f.Path), Escape(f.Message), Escape(f.Fix)); err != nil {
+		if _, err := fmt.Fprintf(w, "%s %s: %s: %s\n  fix: %s\n", f.Severity, f.Rule, Escape(f.Path), Escape(f.Message), f.Fix); err != nil {
 			return err
 		}
 	}

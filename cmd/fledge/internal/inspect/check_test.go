@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/volantvm/fledge/overlay"
@@ -97,6 +98,8 @@ func TestEveryRuleFires(t *testing.T) {
 		{"entrypoint name on no folder of PATH", nil, CheckOptions{Entrypoint: "nothere"}, "entrypoint-missing nothere"},
 		{"entrypoint not executable", []overlay.Entry{file("/usr/lib/app/run", 0o644, "#!/bin/sh\n")}, CheckOptions{Entrypoint: "/usr/lib/app/run"}, "entrypoint-not-executable /usr/lib/app/run"},
 		{"entrypoint is a directory", []overlay.Entry{dir("/opt/app", 0o755)}, CheckOptions{Entrypoint: "/opt/app"}, "entrypoint-not-executable /opt/app"},
+		{"init with Windows line endings", []overlay.Entry{file("/init", 0o755, "#!/bin/sh\r\necho hi\r\n")}, CheckOptions{}, "shebang-crlf /init"},
+		{"mapped script with an argument and Windows line endings", []overlay.Entry{file("/opt/app/run", 0o755, "#!/bin/sh -e\r\n")}, CheckOptions{}, "shebang-crlf /opt/app/run"},
 		{"kestrel absent", nil, CheckOptions{WantKestrel: true}, "kestrel-missing /bin/kestrel"},
 		{"kestrel not executable", []overlay.Entry{file("/bin/kestrel", 0o644, "#!/bin/sh\n")}, CheckOptions{WantKestrel: true}, "kestrel-missing /bin/kestrel"},
 		{"dangling link", []overlay.Entry{link("/usr/bin/vi", "../../opt/vim/bin/vim")}, CheckOptions{}, "symlink-dangling /usr/bin/vi"},
@@ -128,7 +131,7 @@ func TestEveryRuleFires(t *testing.T) {
 // case above.
 func TestRuleTableIsCovered(t *testing.T) {
 	covered := []string{"init-missing", "init-not-executable", "init-interp-missing", "lib-missing",
-		"shebang-missing", "entrypoint-missing", "entrypoint-not-executable", "kestrel-missing", "symlink-host-path", "symlink-dangling", "console-missing",
+		"shebang-missing", "shebang-crlf", "entrypoint-missing", "entrypoint-not-executable", "kestrel-missing", "symlink-host-path", "symlink-dangling", "console-missing",
 		"shadowed", "arch-mismatch"}
 	for _, r := range Rules() {
 		if !slices.Contains(covered, r.ID) {
@@ -217,6 +220,27 @@ func TestDamagedELFInit(t *testing.T) {
 	for _, f := range got {
 		if f.Rule == "arch-mismatch" {
 			t.Errorf("a healthy binary blamed for the damaged /init: %+v", f)
+		}
+	}
+}
+
+// A #! line ending in a carriage return is found in every program check
+// follows, the entrypoint included, and reported once: the interpreter it
+// names ("/bin/sh\r") is not reported missing as well.
+func TestShebangCRIsFollowedToTheEntrypoint(t *testing.T) {
+	rootfs := layer("rootfs2", file("/opt/app/run", 0o755, "#!/bin/sh\r\necho hi\r\n"))
+	for ep, want := range map[string][]string{"": nil, "/opt/app/run": {"shebang-crlf /opt/app/run"}} {
+		got, err := Check(view(t, goodRootfs(t), rootfs), CheckOptions{Entrypoint: ep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids := ruleIDs(got); !slices.Equal(ids, want) {
+			t.Errorf("entrypoint %q: findings %q, want %q", ep, ids, want)
+		}
+		for _, f := range got {
+			if !strings.Contains(f.Message, "names the interpreter \"/bin/sh\r\"") || !strings.Contains(f.Fix, `sed -i 's/\r$//'`) {
+				t.Errorf("finding does not show the interpreter the kernel looks for, or the fix: %+v", f)
+			}
 		}
 	}
 }

@@ -12,6 +12,8 @@ var rules = []Rule{
 		Fix: "add the library to /lib, /usr/lib or the binary's RUNPATH in the image (a recipe adds the host's unless [source] host_libraries = false), or link the program statically"},
 	{ID: "shebang-missing", Severity: Error, run: checkShebangs,
 		Fix: "add the interpreter named after #! to the image (BusyBox provides /bin/sh), or correct the #! line"},
+	{ID: "shebang-crlf", Severity: Error, run: checkShebangCR,
+		Fix: "convert the script to Unix line endings: sed -i 's/\\r$//' FILE, or dos2unix FILE, on the file it comes from"},
 	{ID: "entrypoint-missing", Severity: Error, run: checkEntrypointPresent,
 		Fix: "put the workload's program at its entrypoint path in the image (a mapping or the rootfs), or correct workload.entrypoint in the manifest"},
 	{ID: "entrypoint-not-executable", Severity: Error, run: checkEntrypointExecutable,

@@ -100,3 +100,21 @@ func TestCheckRefusesWindowsLineEndings(t *testing.T) {
 	}
 	wantCheck(t, dir, 0, []string{"0 errors"})
 }
+
+// A mapping onto "/usr/bin/" places the file in the folder, as COPY does:
+// BusyBox's links there stay, and the image checks clean.
+func TestMappingIntoAFolderKeepsItsPrograms(t *testing.T) {
+	dir := copyExample(t, "default")
+	replaceIn(t, filepath.Join(dir, "fledge.toml"), `"./hello" = "/usr/bin/hello"`, `"./hello" = "/usr/bin/"`)
+	why := mustFledge(t, dir, nil, "why", "/usr/bin/hello")
+	if !strings.Contains(why.stdout, "mappings") || !strings.Contains(why.stdout, filepath.Join(dir, "hello")) {
+		t.Errorf("/usr/bin/hello does not come from the mapping:\n%s", why.stdout)
+	}
+	ls := mustFledge(t, dir, nil, "ls", "/usr/bin")
+	for _, line := range []string{"/usr/bin/awk -> ../../bin/busybox", "/usr/bin/hello", "/usr/bin/wget -> ../../bin/busybox"} {
+		if !strings.Contains(ls.stdout, "\n"+line+"\n") {
+			t.Errorf("ls /usr/bin lacks the line %q:\n%s", line, ls.stdout)
+		}
+	}
+	wantCheck(t, dir, 0, []string{"0 errors, 0 warnings"})
+}

@@ -118,3 +118,21 @@ func TestMappingIntoAFolderKeepsItsPrograms(t *testing.T) {
 	}
 	wantCheck(t, dir, 0, []string{"0 errors, 0 warnings"})
 }
+
+// A file mapped over a folder of programs replaces the folder: every
+// program in it, and every BusyBox link that led there, is gone. check
+// makes that one error naming the cause, not a shadowed warning.
+func TestCheckRefusesAFileOverAFolderOfPrograms(t *testing.T) {
+	for _, guest := range []string{"/usr/bin", "/bin"} {
+		t.Run(guest, func(t *testing.T) {
+			dir := copyExample(t, "default")
+			replaceIn(t, filepath.Join(dir, "fledge.toml"), `"./hello" = "/usr/bin/hello"`, `"./hello" = "`+guest+`"`)
+			want := "error shadowed-programs: " + guest + ": the file from layer mappings (" + filepath.Join(dir, "hello") + ") replaces the directory " + guest + " of layer skeleton, so "
+			wantCheck(t, dir, 2, []string{want, " program(s) of the layers below no longer run: " + guest + "/"})
+			r := fledge(t, dir, nil, "check")
+			if strings.Contains(r.stdout, "warning shadowed: "+guest+":") || strings.Contains(r.stdout, "symlink-dangling") {
+				t.Errorf("the hidden programs are reported as warnings too:\n%s", r.stdout)
+			}
+		})
+	}
+}

@@ -42,6 +42,10 @@ type CheckOptions struct {
 	Entrypoint string
 	// Manifest names the file Entrypoint comes from, for messages.
 	Manifest string
+	// Layers are the layers the view was merged from, bottom first: what
+	// a layer's file hides in place of a directory is read from the view
+	// of the layers below it (rule shadowed-programs).
+	Layers []overlay.Layer
 }
 
 type checker struct {
@@ -53,6 +57,10 @@ type checker struct {
 	closure  *ldso.Closure
 	// scriptList is nil until scripts has run.
 	scriptList *[]script
+	// hiddenMap is nil until hidden has run; hiddenPaths then holds
+	// every program it lists.
+	hiddenMap   map[string]*hiding
+	hiddenPaths map[string]bool
 }
 
 // Rule is one lint rule: an id for scripts and suppression lists, a

@@ -26,6 +26,8 @@ var rules = []Rule{
 		Fix: "point the link at something the image contains, or remove it"},
 	{ID: "console-missing", Severity: Error, run: checkConsole,
 		Fix: "keep /dev/console (c 5 1, from the skeleton layer): the kernel opens it as init's stdin, stdout and stderr"},
+	{ID: "shadowed-programs", Severity: Error, run: checkHiddenPrograms,
+		Fix: "map the file into the folder (end the destination with /: \"./x\" = \"/usr/bin/\") or to a path of its own, instead of over the folder"},
 	{ID: "shadowed", Severity: Warning, run: checkShadowed,
 		Fix: "if the override is not intended, remove the path from one of the layers or map to another path"},
 	{ID: "arch-mismatch", Severity: Error, run: checkArch,

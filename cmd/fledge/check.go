@@ -23,10 +23,16 @@ func newCheckCmd() *cobra.Command {
 		Long: `check applies fledge's lint rules to the merged image of a recipe or an
 artifact. It follows every program the image runs: /init, /bin/kestrel in the
 default init mode (for an artifact: when /init names it, as fledge's own init
-does), the workload's entrypoint from the plugin manifest (manifest.toml beside
-the recipe, or -m), and every executable a mapping or an edit puts in the image:
-each needs its ELF interpreter and shared libraries in the image. Every finding
-has a rule id, a severity and a one-line fix:
+does), the workload's entrypoint from the plugin manifest, and every executable
+a mapping or an edit puts in the image: each must be an executable file, a
+script's #! line must name an interpreter in the image (and end without the
+carriage return of Windows line endings), and an ELF program needs its
+interpreter and shared libraries in the image. The manifest is -m FILE (a
+manifest.toml or a built NAME.manifest.json), else manifest.toml beside the
+recipe, or NAME.manifest.json beside the artifact NAME.cpio.gz. A file that
+replaces a folder of programs (a mapping "./x" = "/usr/bin") is an error. Every
+finding has a rule id, a severity and a one-line fix (docs/workspace.md
+describes each rule):
 
 ` + ruleList() + `
 Exit status: 0 when there are no errors (warnings allowed), 2 when there is at
@@ -117,9 +123,13 @@ func checkedManifest(t *target, flag string) string {
 }
 
 func ruleList() string {
+	width := 0
+	for _, r := range inspect.Rules() {
+		width = max(width, len(r.ID))
+	}
 	s := ""
 	for _, r := range inspect.Rules() {
-		s += fmt.Sprintf("  %-20s %s\n", r.ID, r.Severity)
+		s += fmt.Sprintf("  %-*s  %s\n", width, r.ID, r.Severity)
 	}
 	return s
 }

@@ -62,6 +62,9 @@ func libsProject(t *testing.T, extra string) string {
 	if err := os.WriteFile(filepath.Join(dir, "fledge.toml"), []byte(recipe), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The example's manifest names its /usr/bin/hello, which this project
+	// does not map; check follows the entrypoint.
+	replaceIn(t, filepath.Join(dir, "manifest.toml"), `"/usr/bin/hello"`, `"/usr/bin/myapp"`)
 	return dir
 }
 

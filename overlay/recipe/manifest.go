@@ -1,6 +1,7 @@
 package recipe
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -201,6 +202,36 @@ func LoadManifest(file string) (*Manifest, []string, error) {
 		warn = append(warn, fmt.Sprintf("%s: network.expose is not part of the v1 plugin manifest and was left out", file))
 	}
 	return m, warn, nil
+}
+
+// ReadManifest reads a manifest.toml, as LoadManifest does, or a
+// NAME.manifest.json written by a build, told apart by content: a JSON
+// manifest is an object, and no TOML document starts with "{".
+func ReadManifest(file string) (*Manifest, []string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil || !bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
+		return LoadManifest(file)
+	}
+	m := &Manifest{}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(m); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, nil, fmt.Errorf("%s:%d: %s", file, lineAt(data, se.Offset), se)
+		case errors.As(err, &te):
+			return nil, nil, fmt.Errorf("%s:%d: %s: expected %s, found a JSON %s", file, lineAt(data, te.Offset), te.Field, te.Type, te.Value)
+		}
+		return nil, nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return m, nil, nil
+}
+
+// lineAt is the line of data that byte offset off is on, counting from 1.
+func lineAt(data []byte, off int64) int {
+	return bytes.Count(data[:min(off, int64(len(data)))], []byte("\n")) + 1
 }
 
 // Complete fills what the manifest leaves open from the build's facts and

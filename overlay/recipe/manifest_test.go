@@ -139,3 +139,42 @@ func TestManifestErrors(t *testing.T) {
 		t.Errorf("missing manifest: %v", err)
 	}
 }
+
+// A manifest a build wrote reads back as it was; a manifest.toml reads as
+// LoadManifest reads it.
+func TestReadManifestTakesBuiltJSON(t *testing.T) {
+	dir := t.TempDir()
+	m := &Manifest{Workload: Workload{Entry: Entrypoint{"/usr/bin/app", "-v"}}}
+	m.Complete(facts)
+	var buf bytes.Buffer
+	if err := m.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	built := filepath.Join(dir, "plugin.manifest.json")
+	if err := os.WriteFile(built, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := ReadManifest(built)
+	if err != nil || strings.Join(got.Workload.Entry, " ") != "/usr/bin/app -v" || got.Initramfs.URL != "plugin.cpio.gz" {
+		t.Fatalf("ReadManifest(%s) = %+v, %v", built, got, err)
+	}
+	tests := []struct{ name, text, want string }{
+		{"manifest.toml", "[workload]\nentrypoint = \"/usr/bin/x\"\n", ""},
+		{"bad.manifest.json", "{\n  \"name\": \"x\",\n  \"nmae\": \"y\"\n}\n", `bad.manifest.json: unknown field "nmae"`},
+		{"type.manifest.json", "{\n  \"resources\": {\n    \"cpu_cores\": \"2\"\n  }\n}\n", `type.manifest.json:3: resources.cpu_cores: expected int, found a JSON string`},
+		{"cut.manifest.json", "{\n  \"name\": \n", `cut.manifest.json:`},
+	}
+	for _, tt := range tests {
+		p := filepath.Join(dir, tt.name)
+		if err := os.WriteFile(p, []byte(tt.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := ReadManifest(p)
+		switch {
+		case tt.want == "" && (err != nil || m.Workload.Entry[0] != "/usr/bin/x"):
+			t.Errorf("%s: %+v, %v", tt.name, m, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}

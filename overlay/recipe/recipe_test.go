@@ -63,8 +63,8 @@ func TestValidationRules(t *testing.T) {
 		{"mapping dotdot destination", head + "[mappings]\n\"./app\" = \"/usr/../etc/app\"", `fledge.toml:4: mapping "./app": destination "/usr/../etc/app" must not contain ".."`},
 		{"mapping source missing", head + "[mappings]\n\"./missing\" = \"/usr/bin/m\"", `fledge.toml:4: mapping "./missing": source DIR/missing does not exist`},
 		{"mapping source escapes", head + "[mappings]\n\"../../etc/passwd\" = \"/p\"", `mapping "../../etc/passwd": "../../etc/passwd" leads outside the recipe folder`},
-		{"mapping file onto root", head + "[mappings]\n\"./app\" = \"/\"", `only a directory can be mapped onto the image root`},
-		{"mapping duplicate destination", head + "[mappings]\n\"./app\" = \"/x\"\n\"./kestrel\" = \"/x/\"", `both place /x`},
+		{"mapping duplicate destination", head + "[mappings]\n\"./app\" = \"/x\"\n\"./tree\" = \"/x/\"", `both place /x`},
+		{"mapping duplicate destination in a folder", head + "[mappings]\n\"./app\" = \"/usr/bin/\"\n\"./tree/../app\" = \"/usr/bin/app\"", `both place /usr/bin/app`},
 		{"dockerfile and image", head + "[source]\ndockerfile = \"./Dockerfile\"\nimage = \"alpine:3.20\"", `fledge.toml:5: source.dockerfile and source.image cannot be used together`},
 		{"dockerfile missing", head + "[source]\ndockerfile = \"./Nope\"", `fledge.toml:4: source.dockerfile: DIR/Nope does not exist`},
 		{"context without dockerfile", head + "[source]\ncontext = \".\"", `source.context needs source.dockerfile`},
@@ -174,6 +174,26 @@ func TestPathsResolveAgainstRecipeFolder(t *testing.T) {
 	}
 	if r.HostPath(r.Agent.Path) != filepath.Join(dir, "kestrel") {
 		t.Errorf("agent path %s", r.HostPath(r.Agent.Path))
+	}
+}
+
+// A destination ending in "/" is a folder, as in a Dockerfile's COPY: a
+// file lands in it under its own name, and a folder's contents merge into
+// it.
+func TestMappingIntoAFolder(t *testing.T) {
+	dir := recipeDir(t)
+	r, err := parse(t, dir, head+"[mappings]\n\"./app\" = \"/usr/bin/\"\n\"./my-init\" = \"/\"\n\"./tree\" = \"/opt/tree/\"\n\"kestrel\" = \"/usr/bin/agent\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"/my-init": "my-init", "/opt/tree": "tree", "/usr/bin/agent": "kestrel", "/usr/bin/app": "app"}
+	for _, m := range r.Mappings {
+		if h, ok := want[m.Guest]; !ok || m.Host != filepath.Join(dir, h) {
+			t.Errorf("mapping %s -> %s, want the guest paths %v", m.Host, m.Guest, want)
+		}
+	}
+	if len(r.Mappings) != len(want) {
+		t.Errorf("mappings %+v, want %v", r.Mappings, want)
 	}
 }
 

@@ -213,12 +213,6 @@ func (v *validator) validateMappings() {
 			v.add(key, "mapping %q: destination %q must not contain \"..\"", h, g)
 			continue
 		}
-		g = path.Clean(g)
-		if other, dup := seen[g]; dup {
-			v.add(key, "mappings %q and %q both place %s; keep one", other, h, g)
-			continue
-		}
-		seen[g] = h
 		host, ok := v.hostPath(key, fmt.Sprintf("mapping %q", h), h)
 		if !ok {
 			continue
@@ -228,10 +222,17 @@ func (v *validator) validateMappings() {
 			v.add(key, "mapping %q: source %s does not exist (paths are relative to %s)", h, host, r.Dir)
 			continue
 		}
-		if g == "/" && !fi.IsDir() {
-			v.add(key, "mapping %q: only a directory can be mapped onto the image root", h)
+		// A destination ending in "/" is a folder, as in a Dockerfile's
+		// COPY: a file lands in it under its own name.
+		if strings.HasSuffix(g, "/") && !fi.IsDir() {
+			g += filepath.Base(host)
+		}
+		g = path.Clean(g)
+		if other, dup := seen[g]; dup {
+			v.add(key, "mappings %q and %q both place %s; keep one", other, h, g)
 			continue
 		}
+		seen[g] = h
 		r.Mappings = append(r.Mappings, overlay.Mapping{Host: host, Guest: g})
 	}
 	sort.Slice(r.Mappings, func(i, j int) bool { return r.Mappings[i].Guest < r.Mappings[j].Guest })

@@ -24,7 +24,9 @@ type Finding struct {
 	Severity Severity `json:"severity"`
 	Path     string   `json:"path"`
 	Message  string   `json:"message"`
-	Fix      string   `json:"fix"`
+	// Fix is the rule's one-line fix: fledge's own text, never a name
+	// from the image.
+	Fix string `json:"fix"`
 }
 
 // CheckOptions carries what the view alone cannot tell.
@@ -38,6 +40,12 @@ type CheckOptions struct {
 	// Entrypoint is the workload's program (the plugin manifest's
 	// workload.entrypoint[0]), followed like /init.
 	Entrypoint string
+	// Manifest names the file Entrypoint comes from, for messages.
+	Manifest string
+	// Layers are the layers the view was merged from, bottom first: what
+	// a layer's file hides in place of a directory is read from the view
+	// of the layers below it (rule shadowed-programs).
+	Layers []overlay.Layer
 }
 
 type checker struct {
@@ -47,6 +55,12 @@ type checker struct {
 	rule     *Rule
 	elfCache map[*overlay.Node]*ldso.ELF
 	closure  *ldso.Closure
+	// scriptList is nil until scripts has run.
+	scriptList *[]script
+	// hiddenMap is nil until hidden has run; hiddenPaths then holds
+	// every program it lists.
+	hiddenMap   map[string]*hiding
+	hiddenPaths map[string]bool
 }
 
 // Rule is one lint rule: an id for scripts and suppression lists, a
@@ -95,10 +109,12 @@ func Errors(fs []Finding) int {
 }
 
 // WriteFindings prints findings for people: one line each, then its fix;
-// paths, and the names messages quote, are escaped (see Escape).
+// paths, and the names messages quote, are escaped (see Escape). A fix is
+// the rule's own text, never a name from the image, and is printed as
+// written: the backslash of "sed -i 's/\r$//'" must stay one to be pasted.
 func WriteFindings(w io.Writer, fs []Finding) error {
 	for _, f := range fs {
-		if _, err := fmt.Fprintf(w, "%s %s: %s: %s\n  fix: %s\n", f.Severity, f.Rule, Escape(f.Path), Escape(f.Message), Escape(f.Fix)); err != nil {
+		if _, err := fmt.Fprintf(w, "%s %s: %s: %s\n  fix: %s\n", f.Severity, f.Rule, Escape(f.Path), Escape(f.Message), f.Fix); err != nil {
 			return err
 		}
 	}

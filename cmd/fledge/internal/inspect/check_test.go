@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/volantvm/fledge/overlay"
@@ -26,7 +27,9 @@ func goodRootfs(t *testing.T) *overlay.Static {
 // checkOnTop checks the good image with a mappings layer of top on it.
 func checkOnTop(t *testing.T, top []overlay.Entry, opts CheckOptions) []Finding {
 	t.Helper()
-	got, err := Check(view(t, goodRootfs(t), layer("mappings", top...)), opts)
+	v, layers := viewAndLayers(t, goodRootfs(t), layer("mappings", top...))
+	opts.Layers = layers
+	got, err := Check(v, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +95,13 @@ func TestEveryRuleFires(t *testing.T) {
 		{"library without its own dependency", append(dynamicApp(t), whiteout("/usr/lib/liba.so")), CheckOptions{}, "lib-missing /lib/app/libb.so"},
 		{"script init for a missing interpreter", []overlay.Entry{file("/init", 0o755, "#!/usr/bin/python3 -u\n")}, CheckOptions{}, "shebang-missing /init"},
 		{"bin script through env", []overlay.Entry{file("/usr/bin/tool", 0o755, "#!/usr/bin/env perl\n")}, CheckOptions{}, "shebang-missing /usr/bin/tool"},
+		{"entrypoint not in the image", nil, CheckOptions{Entrypoint: "/usr/bin/nothere"}, "entrypoint-missing /usr/bin/nothere"},
+		{"entrypoint links nowhere", []overlay.Entry{link("/usr/bin/app", "app.real")}, CheckOptions{Entrypoint: "/usr/bin/app"}, "entrypoint-missing /usr/bin/app"},
+		{"entrypoint name on no folder of PATH", nil, CheckOptions{Entrypoint: "nothere"}, "entrypoint-missing nothere"},
+		{"entrypoint not executable", []overlay.Entry{file("/usr/lib/app/run", 0o644, "#!/bin/sh\n")}, CheckOptions{Entrypoint: "/usr/lib/app/run"}, "entrypoint-not-executable /usr/lib/app/run"},
+		{"entrypoint is a directory", []overlay.Entry{dir("/opt/app", 0o755)}, CheckOptions{Entrypoint: "/opt/app"}, "entrypoint-not-executable /opt/app"},
+		{"init with Windows line endings", []overlay.Entry{file("/init", 0o755, "#!/bin/sh\r\necho hi\r\n")}, CheckOptions{}, "shebang-crlf /init"},
+		{"mapped script with an argument and Windows line endings", []overlay.Entry{file("/opt/app/run", 0o755, "#!/bin/sh -e\r\n")}, CheckOptions{}, "shebang-crlf /opt/app/run"},
 		{"kestrel absent", nil, CheckOptions{WantKestrel: true}, "kestrel-missing /bin/kestrel"},
 		{"kestrel not executable", []overlay.Entry{file("/bin/kestrel", 0o644, "#!/bin/sh\n")}, CheckOptions{WantKestrel: true}, "kestrel-missing /bin/kestrel"},
 		{"dangling link", []overlay.Entry{link("/usr/bin/vi", "../../opt/vim/bin/vim")}, CheckOptions{}, "symlink-dangling /usr/bin/vi"},
@@ -100,6 +110,8 @@ func TestEveryRuleFires(t *testing.T) {
 		{"link into the recipe folder", []overlay.Entry{link("/etc/app.conf", "/srv/plugins/app/app.conf")}, CheckOptions{HostDirs: []string{"/srv/plugins/app"}}, "symlink-host-path /etc/app.conf"},
 		{"no console", []overlay.Entry{whiteout("/dev/console")}, CheckOptions{}, "console-missing /dev/console"},
 		{"console is a file", []overlay.Entry{file("/dev/console", 0o600, "")}, CheckOptions{}, "console-missing /dev/console"},
+		{"mapping replaces a folder of programs", []overlay.Entry{file("/bin", 0o755, "#!/bin/sh\n")}, CheckOptions{}, "shadowed-programs /bin"},
+		{"mapping links a folder of programs elsewhere", []overlay.Entry{link("/bin", "/opt")}, CheckOptions{}, "shadowed-programs /bin"},
 		{"mapping hides a rootfs file", []overlay.Entry{file("/etc/motd", 0o644, "mine\n")}, CheckOptions{}, "shadowed /etc/motd"},
 		{"binary of another architecture", []overlay.Entry{hostFile(t, "/init", 0o755, staticBusybox(t)), foreignELF(t)}, CheckOptions{}, "arch-mismatch /usr/bin/foreign"},
 	}
@@ -123,8 +135,8 @@ func TestEveryRuleFires(t *testing.T) {
 // case above.
 func TestRuleTableIsCovered(t *testing.T) {
 	covered := []string{"init-missing", "init-not-executable", "init-interp-missing", "lib-missing",
-		"shebang-missing", "kestrel-missing", "symlink-host-path", "symlink-dangling", "console-missing",
-		"shadowed", "arch-mismatch"}
+		"shebang-missing", "shebang-crlf", "entrypoint-missing", "entrypoint-not-executable", "kestrel-missing", "symlink-host-path", "symlink-dangling", "console-missing",
+		"shadowed-programs", "shadowed", "arch-mismatch"}
 	for _, r := range Rules() {
 		if !slices.Contains(covered, r.ID) {
 			t.Errorf("rule %s has no test case in TestEveryRuleFires", r.ID)
@@ -145,17 +157,22 @@ func TestWhatIsNotReported(t *testing.T) {
 			hostFile(t, "/lib64/ld-linux-x86-64.so.2", 0o755, hostLoader),
 		}, CheckOptions{}},
 		{"libraries through RUNPATH with $ORIGIN", dynamicApp(t), CheckOptions{}},
+		{"entrypoint is a BusyBox applet on PATH", []overlay.Entry{link("/bin/awk", "busybox")}, CheckOptions{Entrypoint: "awk"}},
+		{"entrypoint through a symlink", []overlay.Entry{link("/usr/bin/app", "../../bin/busybox")}, CheckOptions{Entrypoint: "/usr/bin/app"}},
 		{"executable kestrel", []overlay.Entry{file("/bin/kestrel", 0o755, "#!/bin/sh\n")}, CheckOptions{WantKestrel: true}},
 		{"env finds a BusyBox applet", []overlay.Entry{link("/bin/awk", "busybox"), file("/usr/bin/tool", 0o755, "#!/usr/bin/env awk\n")}, CheckOptions{}},
 		{"absolute link inside the image", []overlay.Entry{link("/root/.profile", "/etc/motd")}, CheckOptions{}},
 		{"link into /run", []overlay.Entry{link("/etc/resolv.conf", "/run/resolv.conf")}, CheckOptions{}},
+		{"a link to a folder that has the programs", []overlay.Entry{
+			link("/bin", "usr/bin"), hostFile(t, "/usr/bin/busybox", 0o755, staticBusybox(t)), link("/usr/bin/sh", "busybox"),
+		}, CheckOptions{}},
 		{"new directory merges", []overlay.Entry{dir("/etc", 0o755), file("/etc/app.conf", 0o644, "x")}, CheckOptions{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := checkOnTop(t, tc.top, tc.opts)
 			for _, f := range got {
-				if f.Rule != "shadowed" || f.Path != "/init" && f.Path != "/lib" {
+				if f.Rule != "shadowed" || f.Path != "/init" && f.Path != "/lib" && f.Path != "/bin" {
 					t.Errorf("unexpected finding: %+v", f)
 				}
 			}
@@ -211,5 +228,65 @@ func TestDamagedELFInit(t *testing.T) {
 		if f.Rule == "arch-mismatch" {
 			t.Errorf("a healthy binary blamed for the damaged /init: %+v", f)
 		}
+	}
+}
+
+// A #! line ending in a carriage return is found in every program check
+// follows, the entrypoint included, and reported once: the interpreter it
+// names ("/bin/sh\r") is not reported missing as well.
+func TestShebangCRIsFollowedToTheEntrypoint(t *testing.T) {
+	rootfs := layer("rootfs2", file("/opt/app/run", 0o755, "#!/bin/sh\r\necho hi\r\n"))
+	for ep, want := range map[string][]string{"": nil, "/opt/app/run": {"shebang-crlf /opt/app/run"}} {
+		got, err := Check(view(t, goodRootfs(t), rootfs), CheckOptions{Entrypoint: ep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids := ruleIDs(got); !slices.Equal(ids, want) {
+			t.Errorf("entrypoint %q: findings %q, want %q", ep, ids, want)
+		}
+		for _, f := range got {
+			if !strings.Contains(f.Message, "names the interpreter \"/bin/sh\r\"") || !strings.Contains(f.Fix, `sed -i 's/\r$//'`) {
+				t.Errorf("finding does not show the interpreter the kernel looks for, or the fix: %+v", f)
+			}
+		}
+	}
+}
+
+// A file over a folder of programs is one error naming what it hides (the
+// links elsewhere that led into the folder too), not a shadowed or
+// dangling warning as well; a folder without programs, or an edit, is the
+// business of those rules.
+func TestHiddenPrograms(t *testing.T) {
+	busybox := layer("busybox", link("/usr/bin/awk", "../../bin/busybox"), link("/usr/bin/wget", "../../bin/busybox"),
+		file("/usr/bin/tool", 0o755, "#!/bin/sh\n"), file("/usr/bin/README", 0o644, "not a program\n"), dir("/usr/bin/sub", 0o755),
+		file("/usr/bin/sub/deep", 0o755, "#!/bin/sh\n"), dir("/etc/app", 0o755), file("/etc/app/app.conf", 0o644, "x\n"),
+		link("/sbin/tool", "../usr/bin/tool"))
+	cases := []struct {
+		name string
+		top  *overlay.Static
+		want []string
+	}{
+		{"a file over /usr/bin", layer("mappings", hostFile(t, "/usr/bin", 0o755, staticBusybox(t))), []string{"shadowed-programs /usr/bin"}},
+		{"a file over a folder of no programs", layer("mappings", file("/etc/app", 0o644, "x\n")), []string{"shadowed /etc/app"}},
+		{"a file over a folder, then a folder over the file", layer("init", file("/usr/bin", 0o644, "x\n"), file("/usr/bin/new", 0o755, "#!/bin/sh\n")), []string{"shadowed-programs /usr/bin"}},
+		{"an edit", layer("edits", file("/usr/bin", 0o644, "x\n")), []string{"symlink-dangling /sbin/tool"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, layers := viewAndLayers(t, goodRootfs(t), busybox, tc.top)
+			got, err := Check(v, CheckOptions{Layers: layers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ids := ruleIDs(got); !slices.Equal(ids, tc.want) {
+				t.Fatalf("findings %q, want %q", ids, tc.want)
+			}
+			if len(got) == 1 && got[0].Rule == "shadowed-programs" {
+				msg := got[0].Message
+				if got[0].Severity != Error || !strings.Contains(msg, "6 program(s)") || !strings.Contains(msg, ": /sbin/tool, /usr/bin/awk, /usr/bin/env and 3 more") {
+					t.Errorf("the finding does not count and name the hidden programs: %+v", got[0])
+				}
+			}
+		})
 	}
 }

@@ -51,7 +51,7 @@ func TestHumanOutputEscapesNames(t *testing.T) {
 			return WriteExplanation(b, Explanation{Path: evil, RemovedBy: &Provider{Path: evil, Layer: "edits", Source: evil}})
 		},
 		"findings": func(b *bytes.Buffer) error {
-			return WriteFindings(b, []Finding{{Rule: "symlink-dangling", Severity: Warning, Path: evil, Message: "-> " + evil, Fix: "remove " + evil}})
+			return WriteFindings(b, []Finding{{Rule: "symlink-dangling", Severity: Warning, Path: evil, Message: "-> " + evil, Fix: "remove the link"}})
 		},
 	}
 	for name, write := range writers {

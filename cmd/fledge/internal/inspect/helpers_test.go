@@ -42,6 +42,14 @@ func permOf(m uint32) os.FileMode {
 // view merges the skeleton and the given layers, bottom first.
 func view(t *testing.T, layers ...*overlay.Static) *overlay.View {
 	t.Helper()
+	v, _ := viewAndLayers(t, layers...)
+	return v
+}
+
+// viewAndLayers is view that also returns the stack's layers, for
+// CheckOptions.Layers.
+func viewAndLayers(t *testing.T, layers ...*overlay.Static) (*overlay.View, []overlay.Layer) {
+	t.Helper()
 	st := &overlay.Stack{Layers: []overlay.Layer{overlay.Skeleton()}}
 	for _, l := range layers {
 		st.Layers = append(st.Layers, l)
@@ -50,7 +58,7 @@ func view(t *testing.T, layers ...*overlay.Static) *overlay.View {
 	if err != nil {
 		t.Fatalf("building the view: %v", err)
 	}
-	return v
+	return v, st.Layers
 }
 
 func layer(name string, ents ...overlay.Entry) *overlay.Static {

@@ -19,10 +19,15 @@ func checkConsole(c *checker) error {
 
 // checkShadowed reports paths where a higher layer replaces what a lower
 // one put there. Directories merging is the normal case and an edit is a
-// deliberate change, so neither is reported.
+// deliberate change, so neither is reported, nor a directory whose
+// programs went with it: shadowed-programs reports that as an error.
 func checkShadowed(c *checker) error {
+	hidden, err := c.hidden()
+	if err != nil {
+		return err
+	}
 	return c.v.Walk(func(n *overlay.Node) error {
-		if len(n.Shadowed) == 0 || n.Layer == overlay.EditsLayer || n.Implicit {
+		if len(n.Shadowed) == 0 || n.Layer == overlay.EditsLayer || n.Implicit || hidden[n.Path] != nil {
 			return nil
 		}
 		low := n.Shadowed[0]

@@ -12,22 +12,15 @@ import (
 )
 
 // entryPoints are the programs the boot runs: /init, in the default mode
-// the agent it execs, and the workload's entrypoint when it is known (a
-// bare name is looked for on PATH). Symlinks are followed, as exec does.
+// the agent it execs, and the workload's entrypoint when it is in the image.
+// Symlinks are followed, as exec does.
 func (c *checker) entryPoints() []*overlay.Node {
 	paths := []string{"/init"}
 	if c.opts.WantKestrel {
 		paths = append(paths, "/bin/kestrel")
 	}
-	if e := c.opts.Entrypoint; strings.Contains(e, "/") {
-		paths = append(paths, path.Clean("/"+e))
-	} else if e != "" {
-		for _, d := range binDirs {
-			if c.executable(path.Join(d, e)) {
-				paths = append(paths, path.Join(d, e))
-				break
-			}
-		}
+	if p, ok := c.entrypoint(); ok {
+		paths = append(paths, p)
 	}
 	var out []*overlay.Node
 	for _, p := range paths {
@@ -36,6 +29,72 @@ func (c *checker) entryPoints() []*overlay.Node {
 		}
 	}
 	return out
+}
+
+// entrypoint is the image path of the workload's entrypoint: the path
+// itself, or for a bare name the first folder of PATH with an executable
+// of that name. ok is false when the manifest names none, or a bare name
+// no folder of PATH has.
+func (c *checker) entrypoint() (p string, ok bool) {
+	e := c.opts.Entrypoint
+	switch {
+	case e == "":
+		return "", false
+	case strings.Contains(e, "/"):
+		return path.Clean("/" + e), true
+	}
+	for _, d := range binDirs {
+		if c.executable(path.Join(d, e)) {
+			return path.Join(d, e), true
+		}
+	}
+	return "", false
+}
+
+// entrypointKey names where the entrypoint comes from, for messages.
+func (c *checker) entrypointKey() string {
+	if c.opts.Manifest == "" {
+		return "workload.entrypoint"
+	}
+	return "workload.entrypoint of " + c.opts.Manifest
+}
+
+func checkEntrypointPresent(c *checker) error {
+	e := c.opts.Entrypoint
+	if e == "" {
+		return nil
+	}
+	p, ok := c.entrypoint()
+	if !ok {
+		c.report(e, "%s is %s, and no folder of PATH (%s) has an executable of that name", c.entrypointKey(), e, strings.Join(binDirs, ":"))
+		return nil
+	}
+	n, ok := c.v.Get(p)
+	switch {
+	case !ok:
+		c.report(p, "%s is %s, which is not in the image", c.entrypointKey(), p)
+	case n.Type == overlay.Symlink:
+		if _, ok := c.v.Resolve(p); !ok {
+			c.report(p, "%s is %s, a symlink to %s, which is not in the image", c.entrypointKey(), p, n.Linkname)
+		}
+	}
+	return nil
+}
+
+func checkEntrypointExecutable(c *checker) error {
+	p, ok := c.entrypoint()
+	if !ok {
+		return nil
+	}
+	n, ok := c.v.Resolve(p)
+	if !ok {
+		return nil
+	}
+	why, err := c.notRunnable(p, n)
+	if why != "" {
+		c.report(p, "%s: %s", c.entrypointKey(), why)
+	}
+	return err
 }
 
 func checkInitPresent(c *checker) error {
@@ -53,22 +112,30 @@ func checkInitPresent(c *checker) error {
 
 func checkInitExecutable(c *checker) error {
 	n, ok := c.v.Resolve("/init")
-	switch {
-	case !ok:
-	case n.Type != overlay.Regular:
-		c.report("/init", "/init is a %s, not a regular file", n.Type)
-	case n.Perm&0o111 == 0:
-		c.report("/init", "/init has mode %s: no execute permission, so the kernel cannot run it", ModeString(&n.Entry))
-	default:
-		info, err := c.elfOf(n)
-		if err != nil {
-			return err
-		}
-		if info != nil && info.Machine == elf.EM_NONE {
-			c.report("/init", "/init starts with the ELF magic but its headers do not parse (a truncated or damaged file), so the kernel cannot run it")
-		}
+	if !ok {
+		return nil
 	}
-	return nil
+	why, err := c.notRunnable("/init", n)
+	if why != "" {
+		c.report("/init", "%s", why)
+	}
+	return err
+}
+
+// notRunnable says why the kernel cannot execute n, reached at p, or ""
+// when nothing stops it.
+func (c *checker) notRunnable(p string, n *overlay.Node) (string, error) {
+	switch {
+	case n.Type != overlay.Regular:
+		return fmt.Sprintf("%s is a %s, not a regular file", p, n.Type), nil
+	case n.Perm&0o111 == 0:
+		return fmt.Sprintf("%s has mode %s: no execute permission, so the kernel cannot run it", p, ModeString(&n.Entry)), nil
+	}
+	info, err := c.elfOf(n)
+	if err != nil || info == nil || info.Machine != elf.EM_NONE {
+		return "", err
+	}
+	return fmt.Sprintf("%s starts with the ELF magic but its headers do not parse (a truncated or damaged file), so the kernel cannot run it", p), nil
 }
 
 func checkKestrel(c *checker) error {

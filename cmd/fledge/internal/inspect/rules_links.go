@@ -58,9 +58,14 @@ func checkHostLinks(c *checker) error {
 	})
 }
 
+// checkDangling leaves out the programs shadowed-programs reports: the
+// error names what broke them.
 func checkDangling(c *checker) error {
+	if _, err := c.hidden(); err != nil {
+		return err
+	}
 	return c.unresolved(func(n *overlay.Node) {
-		if c.hostLink(n) || under(linkTarget(n), runtimeDirs) {
+		if c.hostLink(n) || under(linkTarget(n), runtimeDirs) || c.hiddenPaths[n.Path] {
 			return
 		}
 		c.report(n.Path, "%s -> %s leads to nothing in the image (or loops)", n.Path, n.Linkname)

@@ -30,12 +30,7 @@ Like diff(1), it exits 1 when there are differences.`,
 		Example: `  fledge diff
   fledge diff old.cpio.gz new.cpio.gz
   fledge diff fledge.toml dist/app.cpio.gz --json`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 0 && len(args) != 2 {
-				return fmt.Errorf("diff takes no arguments (the workspace's edits) or two (A B), got %d", len(args))
-			}
-			return nil
-		},
+		Args: argCounts(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if len(args) == 0 {

@@ -26,7 +26,7 @@ image.`,
   fledge why /usr/bin/myapp --json`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, v, at, err := openAt(cmd, &f, args, "")
+			t, v, at, err := openAt(cmd, &f, args)
 			if err != nil {
 				return err
 			}

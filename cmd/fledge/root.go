@@ -37,6 +37,8 @@ A recipe (fledge.toml) describes them; every command reads the same merged view.
 		newResetCmd(),
 		newLsCmd(),
 		newWhyCmd(),
+		newCatCmd(),
+		newExtractCmd(),
 		newCheckCmd(),
 		newBootCmd(),
 	)

@@ -191,18 +191,23 @@ func isArtifactArg(arg string) bool {
 
 // isTargetArg reports whether an argument names a recipe or an artifact
 // on the host rather than a path in the image. An existing file is told by
-// its content (or a .toml name); a folder is a recipe when it holds
-// fledge.toml. A missing relative name is a target when it is named like
-// one, so a mistyped file name is reported missing on the host; any other
-// missing name, and every absolute one that is no target on the host
-// (/etc, /lib/x86_64-linux-gnu/libc.so.6), is a path in the image.
+// its content (or a .toml name), and a relative one that is no text at all
+// is taken for a damaged artifact; a folder is a recipe when it holds
+// fledge.toml. A missing relative name, or one the caller may not reach, is
+// a target when it is named like one, so opening it says what is wrong;
+// any other name that is no target on the host (/etc,
+// /lib/x86_64-linux-gnu/libc.so.6, usr/bin) is a path in the image.
 func isTargetArg(arg string) bool {
 	fi, err := os.Stat(arg)
 	switch {
 	case err != nil:
-		return !strings.HasPrefix(arg, "/") && (strings.HasSuffix(arg, ".toml") || isArtifact(arg))
+		named := strings.HasSuffix(arg, ".toml") || isArtifact(arg)
+		return named && (!strings.HasPrefix(arg, "/") || errors.Is(err, fs.ErrPermission))
 	case fi.IsDir():
 		return fileExists(filepath.Join(arg, "fledge.toml"))
+	}
+	if !strings.HasPrefix(arg, "/") && packer.IsBinary(arg) {
+		return true // a relative binary is refused with its first bytes
 	}
 	return strings.HasSuffix(arg, ".toml") || isArtifact(arg) || (fi.Mode().IsRegular() && isRecipeText(arg))
 }

@@ -18,7 +18,7 @@ the guest would follow it, never on the host; a directory, a device or a
 dangling symlink is an error. A relative PATH is taken from the image's root.`,
 		Example: `  fledge cat /etc/passwd
   fledge cat dist/app.cpio.gz /init | file -
-  fledge cat /boot/initrd.img usr/lib/modules/modules.dep
+  fledge cat /boot/initrd.img etc/passwd  # a relative PATH is from the root
   fledge cat app/ /bin/sh > busybox      # follows /bin/sh -> busybox`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {

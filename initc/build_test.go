@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -200,5 +201,22 @@ func TestBrokenToolchain(t *testing.T) {
 	}
 	if entries, _ := filepath.Glob(filepath.Join(cache, "initc", "*")); len(entries) != 0 {
 		t.Errorf("failed Build left %v in the cache", entries)
+	}
+}
+
+// The README states the size of the init musl-gcc builds; it must stay the
+// size Build gives, to the nearest KB.
+func TestReadmeStatesTheInitSize(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`a ~(\d+) KB init`).FindSubmatch(readme)
+	if m == nil {
+		t.Fatal(`README.md no longer says "a ~N KB init"; keep the size stated, or drop this test with it`)
+	}
+	bin := buildWith(t, t.TempDir(), muslTools...)
+	if got := (len(bin) + 512) >> 10; string(m[1]) != strconv.Itoa(got) {
+		t.Errorf("README.md says a ~%s KB init; musl-gcc builds %d bytes (~%d KB)", m[1], len(bin), got)
 	}
 }

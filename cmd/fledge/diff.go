@@ -26,16 +26,13 @@ With two arguments, each an artifact (a cpio, plain or in any compression the ke
 it compares their images: added, removed, changed (type, content hash, link
 target, device numbers, mode, owner), one line per path.
 
-Like diff(1), it exits 1 when there are differences.`,
+Like diff(1), it exits 1 when there are differences. When there are none,
+stdout stays empty (so 'fledge diff | wc -l' counts changes) and stderr says
+"no edits" or "no differences".`,
 		Example: `  fledge diff
   fledge diff old.cpio.gz new.cpio.gz
   fledge diff fledge.toml dist/app.cpio.gz --json`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 0 && len(args) != 2 {
-				return fmt.Errorf("diff takes no arguments (the workspace's edits) or two (A B), got %d", len(args))
-			}
-			return nil
-		},
+		Args: argCounts(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if len(args) == 0 {
@@ -52,12 +49,24 @@ Like diff(1), it exits 1 when there are differences.`,
 			if len(changes) > 0 {
 				return &exitError{code: 1}
 			}
+			if !asJSON {
+				fmt.Fprintln(cmd.ErrOrStderr(), nothingChanged(args, f.config))
+			}
 			return nil
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of {path, kind, detail}")
 	return cmd
+}
+
+// nothingChanged is the note for a diff that found nothing: the
+// workspace's edits of recipe, or two images compared.
+func nothingChanged(args []string, recipe string) string {
+	if len(args) == 0 {
+		return "fledge: no edits in the workspace of " + recipe
+	}
+	return fmt.Sprintf("fledge: no differences between %s and %s", args[0], args[1])
 }
 
 // workspaceChanges compares the recipe's edits layer with the layers below.

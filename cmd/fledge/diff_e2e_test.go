@@ -12,8 +12,8 @@ import (
 // by `fledge reset`, one path or all.
 func TestDiffAndResetWorkspace(t *testing.T) {
 	dir := copyExample(t, "default")
-	if r := fledge(t, dir, nil, "diff"); r.code != 0 || r.stdout != "" {
-		t.Fatalf("diff of a fresh workspace: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r := fledge(t, dir, nil, "diff"); r.code != 0 || r.stdout != "" || r.stderr != "fledge: no edits in the workspace of fledge.toml\n" {
+		t.Fatalf("diff of a fresh workspace: exit %d, stdout %q, stderr %q; want exit 0, no output and the note on stderr", r.code, r.stdout, r.stderr)
 	}
 	m := startMount(t, dir, newMountpoint(t))
 	p := func(s string) string { return filepath.Join(m.mnt, s) }
@@ -57,8 +57,8 @@ func TestDiffArtifacts(t *testing.T) {
 	dir := copyExample(t, "default")
 	a := filepath.Join(t.TempDir(), "a.cpio.gz")
 	mustFledge(t, dir, nil, "pack", "-o", a)
-	if r := fledge(t, dir, nil, "diff", "fledge.toml", a); r.code != 0 {
-		t.Fatalf("recipe vs its own pack: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r := fledge(t, dir, nil, "diff", "fledge.toml", a); r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "no differences between fledge.toml and "+a) {
+		t.Fatalf("recipe vs its own pack: exit %d, stdout %q, stderr %q; want exit 0 and the note on stderr", r.code, r.stdout, r.stderr)
 	}
 	os.WriteFile(filepath.Join(dir, "hello"), []byte("#!/bin/sh\necho other\n"), 0o644)
 	b := filepath.Join(t.TempDir(), "b.cpio")

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
-	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,17 +23,25 @@ func newLsCmd() *cobra.Command {
 		segments  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "ls [RECIPE|ARTIFACT] [PATH]",
+		Use:   "ls [RECIPE|ARTIFACT] [PATH...]",
 		Short: "List the image's tree, with owners, sizes and the layer each entry comes from",
-		Long: `ls prints the merged image below PATH (default /), one entry a line, parents
-first. It reads a recipe (-c, default ./fledge.toml) or an existing artifact
+		Long: `ls prints the merged image below each PATH (default /), one entry a line,
+parents first. It reads a recipe (-c, default ./fledge.toml, or a recipe file
+or a folder holding fledge.toml as the first argument) or an existing artifact
 (a newc archive, plain or compressed with gzip, bzip2, lzma, xz, lzo, lz4 or
 zstd, including the kernel's concatenated form), without extracting anything.
+The first argument is the recipe or artifact when its content says so (a
+recipe has a version = or strategy = line); any other argument is a path in
+the image, a relative one taken from the root as cpio names it (etc/passwd is
+/etc/passwd).
 
-  -l          adds the mode, uid:gid, size (or device numbers), link target and
-              provenance: the layer, and the source for mappings and downloads.
+  -l          adds the mode, uid:gid, size (or device numbers), mtime (as
+              cpio -tv prints it: local time, the year instead of the time for
+              dates over six months old), link target and provenance: the
+              layer, and the source for mappings and downloads.
   --json      prints one JSON array of objects (path, type, mode, perm, uid,
-              gid, size, link_target, major, minor, layer, source, shadowed).
+              gid, size, mtime (RFC 3339, UTC), mtime_unix (seconds since
+              1970), link_target, major, minor, layer, source, shadowed).
   --format gen_init_cpio
               prints the list format of the Linux kernel's usr/gen_init_cpio.
               File lines need a host path to read from: host files (mappings,
@@ -48,11 +56,12 @@ zstd, including the kernel's concatenated form), without extracting anything.
               entries. With --json: an array of objects with keys offset,
               compression, compressed_bytes, bytes, entries.`,
 		Example: `  fledge ls
-  fledge ls -l /usr/bin
+  fledge ls -l /usr/bin /etc/passwd
+  fledge ls app/ etc               # app/fledge.toml's /etc
   fledge ls dist/app.cpio.gz /etc --json
   fledge ls --format gen_init_cpio --extract-to /tmp/blobs > initramfs.list
   fledge ls --segments /boot/initrd.img --json`,
-		Args: cobra.MaximumNArgs(2),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if segments {
 				return listSegments(cmd.OutOrStdout(), args, asJSON)
@@ -63,7 +72,14 @@ zstd, including the kernel's concatenated form), without extracting anything.
 			case format == "gen_init_cpio" && (asJSON || long):
 				return fmt.Errorf("--format gen_init_cpio prints the kernel's list format; leave out --json and -l")
 			}
-			t, v, at, err := openAt(cmd, &f, args, "/")
+			arg, paths := splitTarget(args)
+			switch {
+			case len(paths) == 0:
+				paths = []string{"/"}
+			case len(paths) > 1 && format == "gen_init_cpio":
+				return fmt.Errorf("--format gen_init_cpio lists one PATH, got %d; run it once per path", len(paths))
+			}
+			t, v, err := openView(cmd.Context(), cmd, &f, arg)
 			if err != nil {
 				return err
 			}
@@ -75,18 +91,23 @@ zstd, including the kernel's concatenated form), without extracting anything.
 				if extractTo != "" {
 					locate = inspect.Extractor{Dir: extractTo}.Locate
 				}
-				return inspect.WriteInitList(out, v, at, locate)
+				return inspect.WriteInitList(out, v, paths[0], locate)
 			case format != "tree":
 				return fmt.Errorf("--format %q: expected tree or gen_init_cpio", format)
 			}
-			rows, err := inspect.List(v, at)
+			var rows []inspect.Row
+			for _, p := range paths {
+				more, err := inspect.List(v, p)
+				if err != nil {
+					return err
+				}
+				rows = append(rows, more...)
+			}
 			switch {
-			case err != nil:
-				return err
 			case asJSON:
 				return inspect.WriteJSON(out, rows)
 			case long:
-				return inspect.WriteLong(out, rows)
+				return inspect.WriteLong(out, rows, time.Now())
 			}
 			return inspect.WritePaths(out, rows)
 		},
@@ -101,48 +122,37 @@ zstd, including the kernel's concatenated form), without extracting anything.
 	return cmd
 }
 
-// targetAndPath splits the arguments of ls and why: an optional recipe or
-// artifact, then a path in the image. A lone absolute argument is the
-// target only when it names a host file that is an artifact or a .toml
-// recipe, so "fledge ls /etc" lists the image's /etc, not the host's; a
-// lone relative one is always the target, so a mistyped file name is
-// reported as missing on the host.
-func targetAndPath(args []string, def string) (target, at string, err error) {
-	switch len(args) {
-	case 0:
-		return "", def, nil
-	case 2:
-		return args[0], args[1], nil
+// splitTarget takes the recipe or artifact off the front of args when the
+// first argument names one (see isTargetArg); the rest are paths in the
+// image, relative ones taken from the root as cpio and lsinitrd name them.
+func splitTarget(args []string) (target string, paths []string) {
+	if len(args) > 0 && isTargetArg(args[0]) {
+		target, args = args[0], args[1:]
 	}
-	if !strings.HasPrefix(args[0], "/") || isTargetFile(args[0]) {
-		if looksLikeImagePath(args[0]) {
-			return "", "", fmt.Errorf("%s is neither a recipe nor an artifact on the host; paths in the image are absolute: %s", args[0], "/"+path.Clean(args[0]))
-		}
-		if def == "" {
-			return "", "", fmt.Errorf("%s is a recipe or artifact; also name the path in the image to explain", args[0])
-		}
-		return args[0], def, nil
+	for _, a := range args {
+		paths = append(paths, imagePath(a))
 	}
-	return "", args[0], nil
+	return target, paths
 }
 
-// looksLikeImagePath reports whether a relative argument is more likely a
-// path in the image missing its leading slash than a recipe or artifact:
-// no such host file, and not named like one.
-func looksLikeImagePath(p string) bool {
-	return !fileExists(p) && !strings.HasSuffix(p, ".toml") && !isArtifactArg(p)
-}
-
-func isTargetFile(p string) bool {
-	if !fileExists(p) {
-		return false
+// targetAndPath splits the arguments of why and cat: an optional recipe or
+// artifact, then one path in the image.
+func targetAndPath(args []string) (target, at string, err error) {
+	if len(args) == 2 {
+		return args[0], imagePath(args[1]), nil
 	}
-	return strings.HasSuffix(p, ".toml") || isArtifact(p)
+	if isTargetArg(args[0]) {
+		return "", "", fmt.Errorf("%s is a recipe or artifact; also name the path in the image after it", args[0])
+	}
+	return "", imagePath(args[0]), nil
 }
 
-// openAt opens the target of ls or why and returns the path asked about.
-func openAt(cmd *cobra.Command, f *stackFlags, args []string, def string) (*target, *overlay.View, string, error) {
-	arg, at, err := targetAndPath(args, def)
+// imagePath is an argument as a clean, absolute path in the image.
+func imagePath(p string) string { return path.Clean("/" + p) }
+
+// openAt opens the target of why or cat and returns the path asked about.
+func openAt(cmd *cobra.Command, f *stackFlags, args []string) (*target, *overlay.View, string, error) {
+	arg, at, err := targetAndPath(args)
 	if err != nil {
 		return nil, nil, "", err
 	}

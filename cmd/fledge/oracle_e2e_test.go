@@ -94,6 +94,7 @@ type newcRecord struct {
 	name                 string
 	mode                 uint32
 	uid, gid, ino, nlink uint32
+	mtime                uint32
 	dev                  [2]uint32 // of the packing host: scope of ino
 	rdev                 [2]uint32
 	data                 string
@@ -134,7 +135,7 @@ func (a *newcArchive) bytes() []byte {
 	}
 	for _, r := range append(a.recs, newcRecord{name: "TRAILER!!!", nlink: 1}) {
 		fmt.Fprintf(&b, "070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x",
-			r.ino, r.mode, r.uid, r.gid, r.nlink, 0, len(r.data), r.dev[0], r.dev[1], r.rdev[0], r.rdev[1], len(r.name)+1, 0)
+			r.ino, r.mode, r.uid, r.gid, r.nlink, r.mtime, len(r.data), r.dev[0], r.dev[1], r.rdev[0], r.rdev[1], len(r.name)+1, 0)
 		b.WriteString(r.name + "\x00")
 		pad()
 		b.WriteString(r.data)

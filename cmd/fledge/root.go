@@ -19,9 +19,11 @@ A recipe (fledge.toml) describes them; every command reads the same merged view.
 		Example: `  fledge build                      # ./fledge.toml -> plugin.cpio.gz + plugin.manifest.json
   fledge build -c app/fledge.toml -o dist/app
   fledge pack -o /tmp/test.cpio.gz  # the image only, no manifest`,
+		Version:       versionLine(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%w; '%s --help' lists the flags", err, cmd.CommandPath())
 	})
@@ -35,8 +37,11 @@ A recipe (fledge.toml) describes them; every command reads the same merged view.
 		newResetCmd(),
 		newLsCmd(),
 		newWhyCmd(),
+		newCatCmd(),
+		newExtractCmd(),
 		newCheckCmd(),
 		newBootCmd(),
 	)
+	nameArity(root)
 	return root
 }

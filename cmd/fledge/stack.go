@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +25,7 @@ import (
 // stackFlags are the flags of every command that reads a recipe.
 type stackFlags struct {
 	config       string
+	named        bool // the recipe was an argument rather than -c or the default
 	cacheDir     string
 	offline      bool
 	buildkitAddr string
@@ -37,6 +43,9 @@ func (f *stackFlags) register(cmd *cobra.Command) {
 
 // load reads the recipe and assembles its layer stack.
 func (f *stackFlags) load(ctx context.Context, cmd *cobra.Command) (*recipe.Recipe, *overlay.Stack, error) {
+	if err := f.resolve(cmd); err != nil {
+		return nil, nil, err
+	}
 	r, err := recipe.Load(f.config)
 	if err != nil {
 		return nil, nil, err
@@ -71,6 +80,26 @@ func (f *stackFlags) assemble(ctx context.Context, cmd *cobra.Command, r *recipe
 			Offline:  f.offline,
 		},
 	})
+}
+
+// resolve makes f.config the recipe file to read: a folder stands for the
+// fledge.toml in it. A missing recipe is reported with its absolute path,
+// and only the default one with a hint at -c.
+func (f *stackFlags) resolve(cmd *cobra.Command) error {
+	if fi, err := os.Stat(f.config); err == nil && fi.IsDir() {
+		f.config = filepath.Join(f.config, "fledge.toml")
+	}
+	if _, err := os.Lstat(f.config); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	abs, err := filepath.Abs(f.config)
+	if err != nil {
+		return err
+	}
+	if f.named || cmd.Flags().Changed("config") {
+		return fmt.Errorf("recipe %s not found: %s does not exist", f.config, abs)
+	}
+	return fmt.Errorf("recipe %s not found: %s does not exist; name a recipe with -c FILE (or a folder holding fledge.toml), or create one (see examples/)", f.config, abs)
 }
 
 func (f *stackFlags) cache() (string, error) {
@@ -120,8 +149,8 @@ func (t *target) Name() string {
 }
 
 // open returns the target named by arg: an artifact (a newc archive, plain
-// or compressed as the kernel reads it, recognised by content) or a recipe;
-// with no arg, the -c recipe.
+// or compressed as the kernel reads it, recognised by content) or a recipe
+// (a file, or a folder holding fledge.toml); with no arg, the -c recipe.
 func (f *stackFlags) open(ctx context.Context, cmd *cobra.Command, arg string) (*target, error) {
 	if arg != "" && isArtifactArg(arg) {
 		cache, err := f.cache()
@@ -140,7 +169,10 @@ func (f *stackFlags) open(ctx context.Context, cmd *cobra.Command, arg string) (
 		return &target{Artifact: arg, Stack: &overlay.Stack{Layers: []overlay.Layer{a}, Epoch: epoch}, close: a.Close}, nil
 	}
 	if arg != "" {
-		f.config = arg
+		if isForeignFile(arg) {
+			return nil, fmt.Errorf("%s is neither a recipe (it has no version = or strategy = line) nor an artifact (no cpio or compression magic); name a fledge.toml, a folder holding one, or an initramfs", arg)
+		}
+		f.config, f.named = arg, true
 	}
 	r, st, err := f.load(ctx, cmd)
 	if err != nil {
@@ -155,6 +187,52 @@ func (f *stackFlags) open(ctx context.Context, cmd *cobra.Command, arg string) (
 // reader's message instead of a TOML error.
 func isArtifactArg(arg string) bool {
 	return isArtifact(arg) || (!strings.HasSuffix(arg, ".toml") && packer.IsBinary(arg))
+}
+
+// isTargetArg reports whether an argument names a recipe or an artifact
+// on the host rather than a path in the image. An existing file is told by
+// its content (or a .toml name), and a relative one that is no text at all
+// is taken for a damaged artifact; a folder is a recipe when it holds
+// fledge.toml. A missing relative name, or one the caller may not reach, is
+// a target when it is named like one, so opening it says what is wrong;
+// any other name that is no target on the host (/etc,
+// /lib/x86_64-linux-gnu/libc.so.6, usr/bin) is a path in the image.
+func isTargetArg(arg string) bool {
+	fi, err := os.Stat(arg)
+	switch {
+	case err != nil:
+		named := strings.HasSuffix(arg, ".toml") || isArtifact(arg)
+		return named && (!strings.HasPrefix(arg, "/") || errors.Is(err, fs.ErrPermission))
+	case fi.IsDir():
+		return fileExists(filepath.Join(arg, "fledge.toml"))
+	}
+	if !strings.HasPrefix(arg, "/") && packer.IsBinary(arg) {
+		return true // a relative binary is refused with its first bytes
+	}
+	return strings.HasSuffix(arg, ".toml") || isArtifact(arg) || (fi.Mode().IsRegular() && isRecipeText(arg))
+}
+
+// isForeignFile reports whether arg is a host file that is neither a
+// recipe nor an artifact by content or name, such as a mapped text file.
+func isForeignFile(arg string) bool {
+	fi, err := os.Stat(arg)
+	return err == nil && fi.Mode().IsRegular() && !isTargetArg(arg) && !packer.IsBinary(arg)
+}
+
+// recipeKey finds a top-level key every recipe has, at the start of a line.
+var recipeKey = regexp.MustCompile(`(?m)^[ \t]*(version|strategy)[ \t]*=`)
+
+// isRecipeText reports whether the file at p reads as a fledge recipe:
+// TOML with a version or strategy key in its first 64 KiB.
+func isRecipeText(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 64<<10)
+	n, _ := io.ReadFull(f, head)
+	return recipeKey.Match(head[:n])
 }
 
 // isArtifact reports whether arg is an artifact by its name or its content.

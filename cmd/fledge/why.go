@@ -20,13 +20,15 @@ or cache file of a download), for a library the programs that needed it, what
 it shadows in the layers below, the symlinked folders it is
 reached through (/bin -> usr/bin), what a symlink resolves to, or, for a path
 that is gone, the whiteout that removed it. It exits 1 when PATH is not in the
-image.`,
+image. A relative PATH is taken from the image's root (bin/sh is /bin/sh); the
+recipe may be named by its folder.`,
 		Example: `  fledge why /bin/sh
   fledge why dist/app.cpio.gz /etc/passwd
-  fledge why /usr/bin/myapp --json`,
+  fledge why /usr/bin/myapp --json
+  fledge why app/ etc/passwd         # app/fledge.toml's /etc/passwd`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, v, at, err := openAt(cmd, &f, args, "")
+			t, v, at, err := openAt(cmd, &f, args)
 			if err != nil {
 				return err
 			}

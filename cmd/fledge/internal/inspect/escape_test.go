@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEscape(t *testing.T) {
@@ -45,7 +46,7 @@ func TestHumanOutputEscapesNames(t *testing.T) {
 	}
 	writers := map[string]func(*bytes.Buffer) error{
 		"paths":       func(b *bytes.Buffer) error { return WritePaths(b, rows) },
-		"long":        func(b *bytes.Buffer) error { return WriteLong(b, rows) },
+		"long":        func(b *bytes.Buffer) error { return WriteLong(b, rows, time.Now()) },
 		"explanation": func(b *bytes.Buffer) error { return WriteExplanation(b, explanation) },
 		"removed": func(b *bytes.Buffer) error {
 			return WriteExplanation(b, Explanation{Path: evil, RemovedBy: &Provider{Path: evil, Layer: "edits", Source: evil}})

@@ -7,6 +7,7 @@ package inspect
 import (
 	"fmt"
 	"path"
+	"time"
 
 	"github.com/volantvm/fledge/overlay"
 )
@@ -21,6 +22,8 @@ type Row struct {
 	UID      int    `json:"uid"`
 	GID      int    `json:"gid"`
 	Size     int64  `json:"size"`
+	MTime    string `json:"mtime"`      // RFC 3339, UTC
+	MTimeSec int64  `json:"mtime_unix"` // seconds since 1970, as newc stores it
 	Link     string `json:"link_target,omitempty"`
 	Major    uint32 `json:"major,omitempty"`
 	Minor    uint32 `json:"minor,omitempty"`
@@ -29,8 +32,10 @@ type Row struct {
 	Shadowed int    `json:"shadowed,omitempty"` // entries of lower layers this one hides
 }
 
-func rowOf(n *overlay.Node) Row {
+func rowOf(v *overlay.View, n *overlay.Node) Row {
+	mtime := v.MTime(n).UTC()
 	r := Row{
+		MTime: mtime.Format(time.RFC3339), MTimeSec: mtime.Unix(),
 		Path: n.Path, Type: n.Type.String(), Mode: ModeString(&n.Entry),
 		Perm: fmt.Sprintf("%04o", OctalMode(&n.Entry)), UID: n.UID, GID: n.GID,
 		Link: n.Linkname, Layer: n.Layer, Source: n.Source, Shadowed: len(n.Shadowed),
@@ -82,7 +87,7 @@ func List(v *overlay.View, p string) ([]Row, error) {
 	}
 	rows := make([]Row, len(nodes))
 	for i, n := range nodes {
-		rows[i] = rowOf(n)
+		rows[i] = rowOf(v, n)
 	}
 	return rows, nil
 }

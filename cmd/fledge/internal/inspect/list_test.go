@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/volantvm/fledge/overlay"
 )
@@ -34,10 +35,12 @@ func TestModeString(t *testing.T) {
 	}
 }
 
+var motdTime = time.Date(2024, 3, 5, 14, 7, 9, 0, time.UTC)
+
 func sampleView(t *testing.T) *overlay.View {
 	return view(t,
 		layer("rootfs", file("/etc/motd", 0o644, "old\n"), dir("/usr/lib", 0o755), link("/usr/lib64", "lib")),
-		layer("mappings", overlay.Entry{Path: "/etc/motd", Type: overlay.Regular, Perm: 0o600, UID: 7, GID: 8, Size: 5, Content: overlay.Bytes("new!\n"), Source: "/src/motd"}),
+		layer("mappings", overlay.Entry{Path: "/etc/motd", Type: overlay.Regular, Perm: 0o600, UID: 7, GID: 8, Size: 5, MTime: motdTime, Content: overlay.Bytes("new!\n"), Source: "/src/motd"}),
 	)
 }
 
@@ -50,7 +53,8 @@ func TestListSubtreeAndFields(t *testing.T) {
 	if len(rows) != 2 || rows[0].Path != "/etc" || rows[1].Path != "/etc/motd" {
 		t.Fatalf("List(/etc) = %+v, want /etc then /etc/motd", rows)
 	}
-	want := Row{Path: "/etc/motd", Type: "file", Mode: "-rw-------", Perm: "0600", UID: 7, GID: 8, Size: 5, Layer: "mappings", Source: "/src/motd", Shadowed: 1}
+	want := Row{Path: "/etc/motd", Type: "file", Mode: "-rw-------", Perm: "0600", UID: 7, GID: 8, Size: 5,
+		MTime: "2024-03-05T14:07:09Z", MTimeSec: motdTime.Unix(), Layer: "mappings", Source: "/src/motd", Shadowed: 1}
 	if rows[1] != want {
 		t.Fatalf("row = %+v\nwant  %+v", rows[1], want)
 	}
@@ -62,7 +66,7 @@ func TestListSubtreeAndFields(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"path", "type", "mode", "perm", "uid", "gid", "size", "layer", "source"} {
+	for _, key := range []string{"path", "type", "mode", "perm", "uid", "gid", "size", "mtime", "mtime_unix", "layer", "source"} {
 		if _, ok := back[1][key]; !ok {
 			t.Errorf("JSON row lacks %q: %s", key, buf.String())
 		}
@@ -83,24 +87,37 @@ func TestListThroughSymlinkAndMissing(t *testing.T) {
 	}
 }
 
+// WriteLong prints mtimes the way GNU cpio -tv does, in local time: the
+// time of day within six months of now, the year otherwise.
 func TestWriteLong(t *testing.T) {
+	local := time.Local
+	time.Local = time.FixedZone("UTC+1", 3600)
+	t.Cleanup(func() { time.Local = local })
 	v := sampleView(t)
 	rows, err := List(v, "/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if err := WriteLong(&buf, rows); err != nil {
-		t.Fatal(err)
-	}
-	out := buf.String()
-	for _, want := range []string{
-		"-rw------- 7:8    5 /etc/motd  [mappings (/src/motd)]\n",
-		"crw------- 0:0 5, 1 /dev/console  [skeleton]\n",
-		"lrwxrwxrwx 0:0    3 /usr/lib64 -> lib  [rootfs]\n",
+	for _, tc := range []struct {
+		now  time.Time
+		want []string
+	}{
+		{motdTime.AddDate(0, 1, 0), []string{
+			"-rw------- 7:8    5 Mar  5 15:07 /etc/motd  [mappings (/src/motd)]\n",
+			"crw------- 0:0 5, 1 Jan  1  1970 /dev/console  [skeleton]\n",
+			"lrwxrwxrwx 0:0    3 Jan  1  1970 /usr/lib64 -> lib  [rootfs]\n",
+		}},
+		{motdTime.AddDate(1, 0, 0), []string{"-rw------- 7:8    5 Mar  5  2024 /etc/motd"}},
+		{motdTime.Add(-time.Hour), []string{"-rw------- 7:8    5 Mar  5  2024 /etc/motd"}},
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("long listing lacks %q:\n%s", want, out)
+		var buf bytes.Buffer
+		if err := WriteLong(&buf, rows, tc.now); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range tc.want {
+			if !strings.Contains(buf.String(), want) {
+				t.Errorf("long listing at %s lacks %q:\n%s", tc.now, want, buf.String())
+			}
 		}
 	}
 }

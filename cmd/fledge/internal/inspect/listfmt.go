@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 )
 
 // WritePaths prints one path per line, symlinks with their target, names
@@ -18,9 +19,10 @@ func WritePaths(w io.Writer, rows []Row) error {
 }
 
 // WriteLong prints the ls -l style listing with provenance: mode,
-// uid:gid, size (or major, minor for devices), path, link target, layer
-// and, where the layer records one, the source.
-func WriteLong(w io.Writer, rows []Row) error {
+// uid:gid, size (or major, minor for devices), mtime, path, link target,
+// layer and, where the layer records one, the source. now decides how
+// mtimes print (see cpioTime).
+func WriteLong(w io.Writer, rows []Row, now time.Time) error {
 	owners, sizes := make([]string, len(rows)), make([]string, len(rows))
 	ow, sw := 0, 0
 	for i, r := range rows {
@@ -36,11 +38,23 @@ func WriteLong(w io.Writer, rows []Row) error {
 		if r.Source != "" {
 			prov += " (" + Escape(r.Source) + ")"
 		}
-		if _, err := fmt.Fprintf(w, "%s %-*s %*s %s%s  [%s]\n", r.Mode, ow, owners[i], sw, sizes[i], Escape(r.Path), arrow(r), prov); err != nil {
+		when := cpioTime(time.Unix(r.MTimeSec, 0), now)
+		if _, err := fmt.Fprintf(w, "%s %-*s %*s %s %s%s  [%s]\n", r.Mode, ow, owners[i], sw, sizes[i], when, Escape(r.Path), arrow(r), prov); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// cpioTime renders t in local time the way GNU cpio -tv (and ls -l) does:
+// "Jan  2 15:04", or "Jan  2  2006" when t is more than six months (cpio
+// counts 30-day months) before now or after it.
+func cpioTime(t, now time.Time) string {
+	t = t.Local()
+	if age := now.Sub(t); age < 0 || age > 6*30*24*time.Hour {
+		return t.Format("Jan _2  2006")
+	}
+	return t.Format("Jan _2 15:04")
 }
 
 // WriteJSON prints the rows as one JSON array.

@@ -175,5 +175,5 @@ func ExpectsKestrel(v *overlay.View) (bool, error) {
 }
 
 // maxInitScan bounds how much of /init ExpectsKestrel reads: fledge's init
-// is about 26 KB; a large custom init is not ours.
+// is about 17 KB; a large custom init is not ours.
 const maxInitScan = 4 << 20

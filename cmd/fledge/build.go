@@ -25,7 +25,7 @@ func newBuildCmd() *cobra.Command {
 	var f buildFlags
 	var df dockerfileFlags
 	cmd := &cobra.Command{
-		Use:   "build [DOCKERFILE]",
+		Use:   "build [RECIPE | DOCKERFILE]",
 		Short: "Build the initramfs and its plugin manifest from a recipe",
 		Long: `build assembles the recipe's layers, writes them as a reproducible newc cpio
 archive (gzip-compressed by default) and writes the Volant plugin manifest next
@@ -38,18 +38,28 @@ are root unless a layer carries real ones, and times come from
 SOURCE_DATE_EPOCH (or 1970-01-01). A gzip rebuild compresses only what changed
 and takes the rest from the cache, with the same bytes as a cold build.
 
+A RECIPE argument is the same as -c RECIPE. An argument is read as a recipe
+when it is TOML (a name ending in .toml, or TOML content); anything else is a
+Dockerfile.
+
 With a DOCKERFILE argument (the direct form) no recipe is read: the flags
 marked "with DOCKERFILE" describe the build, --output-initramfs is required,
 and NAME defaults to the context folder's name (see docs/dockerfile.md).`,
 		Example: `  fledge build
-  fledge build -c examples/default/fledge.toml -o /tmp/demo
+  fledge build examples/default/fledge.toml -o /tmp/demo
   fledge build -m runtime.toml --compression zstd
   SOURCE_DATE_EPOCH=1700000000 fledge build --offline
   fledge build ./Dockerfile --output-initramfs --build-arg VERSION=1.2 -o dist/app`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
+			if len(args) == 1 && !isRecipeArg(args[0]) {
 				return runDockerfileBuild(cmd.Context(), cmd, &f, &df, args[0])
+			}
+			if len(args) == 1 {
+				if cmd.Flags().Changed("config") {
+					return fmt.Errorf("fledge build %s: -c names a recipe too; give the recipe once", args[0])
+				}
+				f.config = args[0]
 			}
 			if err := needDockerfile(cmd); err != nil {
 				return err
@@ -207,6 +217,25 @@ func outputPaths(out, compression, chosenBy string) (artifact, manifest string, 
 		return "", "", fmt.Errorf("-o %q: expected a file name such as dist/plugin", out)
 	}
 	return base + ext, base + ".manifest.json", nil
+}
+
+// maxRecipe bounds what isRecipeArg reads: recipes are a few hundred bytes.
+const maxRecipe = 1 << 20
+
+// isRecipeArg reports whether build's argument is a recipe: its name ends
+// in .toml (so a broken recipe gets the recipe's message), or its content
+// is TOML. A missing or unreadable file is left to the Dockerfile path,
+// which names it.
+func isRecipeArg(arg string) bool {
+	if strings.HasSuffix(arg, ".toml") {
+		return true
+	}
+	fi, err := os.Stat(arg)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() > maxRecipe {
+		return false
+	}
+	data, err := os.ReadFile(arg)
+	return err == nil && recipe.IsRecipe(data)
 }
 
 func fileExists(p string) bool {

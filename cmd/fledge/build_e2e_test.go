@@ -401,3 +401,27 @@ func TestBuildXz(t *testing.T) {
 		t.Errorf("fledge ls of the xz artifact: %q", r.stdout)
 	}
 }
+
+// TestBuildTakesARecipeArgument: like ls, check and boot, build takes the
+// recipe as its argument; the content, not the name, tells it from a
+// Dockerfile.
+func TestBuildTakesARecipeArgument(t *testing.T) {
+	dir := copyExample(t, "none")
+	parent := filepath.Dir(dir)
+	mustFledge(t, parent, nil, "build", "none/fledge.toml")
+	if _, err := os.Stat(filepath.Join(dir, "plugin.cpio.gz")); err != nil {
+		t.Errorf("build none/fledge.toml wrote no plugin.cpio.gz beside the recipe: %v", err)
+	}
+	if err := os.Rename(filepath.Join(dir, "fledge.toml"), filepath.Join(dir, "recipe")); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "img")
+	mustFledge(t, parent, nil, "build", "none/recipe", "-o", out)
+	if _, err := os.Stat(out + ".cpio.gz"); err != nil {
+		t.Errorf("build of a recipe named recipe: %v", err)
+	}
+	r := fledge(t, parent, nil, "build", "none/recipe", "-c", "none/recipe")
+	if r.code != 1 || !strings.Contains(r.stderr, "give the recipe once") {
+		t.Errorf("build RECIPE -c RECIPE: exit %d, stderr %q; want a refusal", r.code, r.stderr)
+	}
+}

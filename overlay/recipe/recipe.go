@@ -140,6 +140,16 @@ func Load(file string) (*Recipe, error) {
 	return Parse(abs, data)
 }
 
+// IsRecipe reports whether data reads as a recipe rather than, say, a
+// Dockerfile: TOML with at least one key. A Dockerfile is never valid TOML
+// ("FROM scratch" is a bare key without a value), so the content decides
+// whatever the file is called.
+func IsRecipe(data []byte) bool {
+	var doc map[string]any
+	md, err := toml.Decode(string(data), &doc)
+	return err == nil && len(md.Keys()) > 0
+}
+
 // Parse decodes and validates recipe text; file names the recipe in
 // messages and anchors relative paths.
 func Parse(file string, data []byte) (*Recipe, error) {

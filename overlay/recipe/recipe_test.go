@@ -311,3 +311,20 @@ func TestOutputCompressionInSchemaAndRecipe(t *testing.T) {
 		}
 	}
 }
+
+func TestIsRecipeTellsARecipeFromADockerfile(t *testing.T) {
+	for text, want := range map[string]bool{
+		head:                          true,
+		"# a recipe\n" + head:         true,
+		"FROM scratch\nCOPY x /x\n":   false,
+		"# syntax=x\nFROM alpine\n":   false,
+		"ARG V=1\nFROM alpine:$V\n":   false,
+		"":                            false,
+		"# only a comment\n":          false,
+		"from scratch\nrun echo hi\n": false,
+	} {
+		if got := IsRecipe([]byte(text)); got != want {
+			t.Errorf("IsRecipe(%q) = %v, want %v", text, got, want)
+		}
+	}
+}

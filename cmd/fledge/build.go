@@ -44,12 +44,16 @@ Dockerfile.
 
 With a DOCKERFILE argument (the direct form) no recipe is read: the flags
 marked "with DOCKERFILE" describe the build, --output-initramfs is required,
-and NAME defaults to the context folder's name (see docs/dockerfile.md).`,
+and NAME defaults to the context folder's name (see docs/dockerfile.md).
+Without --init, a rootfs that has /init keeps it as PID 1 (no fledge init, no
+agent); --init default puts fledge's init and the agent there instead.`,
 		Example: `  fledge build
   fledge build examples/default/fledge.toml -o /tmp/demo
   fledge build -m runtime.toml --compression zstd
   SOURCE_DATE_EPOCH=1700000000 fledge build --offline
-  fledge build ./Dockerfile --output-initramfs --build-arg VERSION=1.2 -o dist/app`,
+  fledge build ./Dockerfile --output-initramfs --build-arg VERSION=1.2 -o dist/app
+  fledge build ./Dockerfile --output-initramfs --init default --agent ./kestrel
+  fledge build ./Dockerfile --output-initramfs --busybox=false`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 && !isRecipeArg(args[0]) {

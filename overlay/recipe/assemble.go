@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/volantvm/fledge/initc"
@@ -39,11 +40,15 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 			return nil, fmt.Errorf("rootfs: %w", err)
 		}
 		st.Layers = append(st.Layers, l)
+		if err := r.settleRootfsInit(l, o.Progress); err != nil {
+			return nil, err
+		}
 	}
 	if r.WantsBusyBox() {
 		l, err := busyBoxLayer(ctx, cache, r.Source.BusyBoxURL, r.Source.BusyBoxSHA256)
 		if err != nil {
-			return nil, fmt.Errorf("busybox (source.busybox_url): %w; point source.busybox_url at a local copy (Debian's busybox-static: file:///usr/bin/busybox) or set source.busybox = false", err)
+			url := r.Key("source.busybox_url")
+			return nil, fmt.Errorf("busybox (%s): %w; point %s at a local copy (Debian's busybox-static: file:///usr/bin/busybox) or set %s", url, err, url, r.Setting("source.busybox", "false"))
 		}
 		st.Layers = append(st.Layers, l)
 	}
@@ -62,7 +67,7 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 	case ModeCustom:
 		p, err := overlay.ResolveHost(r.Dir, r.HostPath(r.Init.Path))
 		if err != nil {
-			return nil, fmt.Errorf("init.path: %w", err)
+			return nil, fmt.Errorf("%s: %w", r.Key("init.path"), err)
 		}
 		st.Layers = append(st.Layers, single("init", "/init", overlay.HostFile(p), fileSize(p), p))
 	}
@@ -76,6 +81,30 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 	}
 	st.Layers = append(st.Layers, top...)
 	return st, nil
+}
+
+// settleRootfsInit applies r.RootfsInit once the rootfs is known: in the
+// default mode, an /init the rootfs brings is kept (the mode becomes none)
+// or refused, as the direct form's flags asked.
+func (r *Recipe) settleRootfsInit(l overlay.Layer, progress io.Writer) error {
+	if r.RootfsInit == ReplaceRootfsInit || r.Mode() != ModeDefault {
+		return nil
+	}
+	ents, err := l.Entries()
+	if err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	if !slices.ContainsFunc(ents, func(e overlay.Entry) bool { return e.Path == "/init" }) {
+		return nil
+	}
+	if r.RootfsInit == RefuseRootfsInit {
+		return fmt.Errorf("the Dockerfile's rootfs has /init, and %s asks for the Kestrel agent, which runs under fledge's init; add %s to replace your /init, or leave out %s to keep it", r.Key("agent"), r.Setting("init", "default"), r.Key("agent"))
+	}
+	r.Init, r.Agent = &Init{None: true}, nil
+	if progress != nil {
+		fmt.Fprintf(progress, "fledge: the Dockerfile's /init is kept as PID 1 (no fledge init, no agent); %s puts fledge's init and the Kestrel agent in its place\n", r.Setting("init", "default"))
+	}
+	return nil
 }
 
 func (r *Recipe) rootfsSpec() rootfs.Spec {

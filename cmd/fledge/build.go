@@ -44,7 +44,10 @@ Dockerfile.
 
 With a DOCKERFILE argument (the direct form) no recipe is read: the flags
 marked "with DOCKERFILE" describe the build, --output-initramfs is required,
-and NAME defaults to the context folder's name (see docs/dockerfile.md).
+and NAME defaults to the context folder's name, written in the current folder,
+or in the folder above the context when the current folder is inside it: an
+artifact inside the context would change it, and the next build would miss
+the rootfs cache (see docs/dockerfile.md).
 Without --init, a rootfs that has /init keeps it as PID 1 (no fledge init, no
 agent); --init default puts fledge's init and the agent there instead.`,
 		Example: `  fledge build

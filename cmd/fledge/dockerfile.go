@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 
+	"github.com/volantvm/fledge/overlay"
 	"github.com/volantvm/fledge/overlay/recipe"
 )
 
@@ -97,9 +98,27 @@ func runDockerfileBuild(ctx context.Context, cmd *cobra.Command, f *buildFlags, 
 		return err
 	}
 	if f.output == "" {
-		f.output = filepath.Base(r.Dir)
+		if f.output, err = defaultDirectOutput(r.Dir); err != nil {
+			return err
+		}
 	}
 	return buildRecipe(ctx, cmd, f, r)
+}
+
+// defaultDirectOutput is NAME when -o is not given: the context folder's
+// name, in the current folder, unless that is inside the context; then in
+// the folder above the context. An artifact written into the context would
+// change it, and the next build would miss the rootfs cache.
+func defaultDirectOutput(ctxDir string) (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("the current folder: %w", err)
+	}
+	dir := wd
+	if overlay.Within(ctxDir, wd) {
+		dir = filepath.Dir(ctxDir)
+	}
+	return filepath.Join(dir, filepath.Base(ctxDir)), nil
 }
 
 // recipe writes the flags as fledge.toml text and parses it, so the direct

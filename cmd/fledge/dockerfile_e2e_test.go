@@ -376,3 +376,27 @@ func TestDockerfileDirectFormSpeaksOfItsFlags(t *testing.T) {
 		t.Error("--busybox=false: BusyBox's /bin/sh link is in the image")
 	}
 }
+
+// TestDockerfileDirectFormWritesOutsideTheContext: run from inside the
+// context, the default output goes above it, so the context is unchanged
+// and the rebuild comes from the rootfs cache.
+func TestDockerfileDirectFormWritesOutsideTheContext(t *testing.T) {
+	needRoot(t)
+	needTool(t, "runc", "runc")
+	parent := dockerfileProject(t, "FROM scratch\nCOPY busybox /bin/busybox\n")
+	ctxDir := filepath.Join(parent, "myplugin")
+	env := buildkitEnv(t, t.TempDir())
+	args := []string{"build", "Dockerfile", "--output-initramfs", "--agent", "kestrel", "--busybox-url", "file:///usr/bin/busybox", "--progress", "plain"}
+	mustFledge(t, ctxDir, env, args...)
+	if left, _ := filepath.Glob(filepath.Join(ctxDir, "myplugin.*")); len(left) > 0 {
+		t.Errorf("the default output went into the build context: %v", left)
+	}
+	for _, p := range []string{"myplugin.cpio.gz", "myplugin.manifest.json"} {
+		if _, err := os.Stat(filepath.Join(parent, p)); err != nil {
+			t.Errorf("no %s above the context: %v", p, err)
+		}
+	}
+	if r := mustFledge(t, ctxDir, env, args...); strings.Contains(r.stderr, "load build definition") {
+		t.Errorf("the rebuild with nothing changed ran BuildKit:\n%s", r.stderr)
+	}
+}

@@ -77,7 +77,7 @@ agent); --init default puts fledge's init and the agent there instead.`,
 	f.register(cmd)
 	df.register(cmd)
 	cmd.Flags().StringVarP(&f.manifest, "manifest", "m", "", "manifest.toml with runtime defaults (default: manifest.toml beside the recipe, if present)")
-	cmd.Flags().StringVarP(&f.output, "output", "o", "", "output NAME or NAME.cpio.gz; the manifest is NAME.manifest.json (default: plugin in the recipe's folder)")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "", "output NAME, or NAME with an extension that chooses the compression (.cpio.gz, .cpio.zst, .cpio.xz, .cpio.lz4, .cpio); the manifest is NAME.manifest.json (default: plugin in the recipe's folder)")
 	cmd.Flags().StringVar(&f.compression, "compression", "", compressionHelp)
 	return cmd
 }
@@ -101,8 +101,7 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 	if out == "" {
 		out = filepath.Join(r.Dir, "plugin")
 	}
-	compression, chosenBy := compressionOf(f.compression, r)
-	artifact, manifestPath, err := outputPaths(out, compression, chosenBy)
+	o, err := outputOf(out, f.compression, r)
 	if err != nil {
 		return err
 	}
@@ -110,13 +109,13 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 	if err != nil {
 		return err
 	}
-	warnOutputMapped(cmd, r, artifact)
-	res, err := packView(ctx, &f.stackFlags, st, artifact, compression)
+	warnOutputMapped(cmd, r, o.artifact)
+	res, err := packView(ctx, &f.stackFlags, st, o.artifact, o.compression)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s  %s  sha256:%s\n", artifact, humanSize(res.Size), res.SHA256)
-	return writeManifest(cmd, m, r, res, manifestPath)
+	fmt.Fprintf(cmd.OutOrStdout(), "%s  %s  sha256:%s\n", o.artifact, humanSize(res.Size), res.SHA256)
+	return writeManifest(cmd, m, r, res, o.manifest)
 }
 
 // warnOutputMapped warns when the artifact is written inside a mapped
@@ -188,42 +187,45 @@ func packView(ctx context.Context, f *stackFlags, st *overlay.Stack, dst, compre
 // (TestEveryCompressionHasAnExtensionAndHelp).
 var extensions = map[string]string{"gzip": ".cpio.gz", "zstd": ".cpio.zst", "xz": ".cpio.xz", "lz4": ".cpio.lz4", "none": ".cpio"}
 
-const compressionHelp = "archive compression: gzip, zstd, xz (smallest, one core), lz4 (fastest to unpack) or none (default: the recipe's output.compression, else gzip)"
+const compressionHelp = "archive compression: gzip, zstd, xz (smallest, one core), lz4 (fastest to unpack) or none (default: the extension of -o, else the recipe's output.compression, else gzip)"
 
-// compressionOf is the compression to write: the flag's, else the
-// recipe's output.compression, else gzip; chosenBy says which, so that a
-// message names what the user can change.
-func compressionOf(flag string, r *recipe.Recipe) (compression, chosenBy string) {
-	switch {
-	case flag != "":
-		return flag, "--compression"
-	case r.Output.Compression != "":
-		return r.Output.Compression, "the recipe's output.compression"
-	}
-	return packer.Gzip, "the default compression"
+// output is where and how an artifact is written.
+type output struct {
+	artifact, manifest, compression string
 }
 
-// outputPaths derives the artifact and manifest paths from -o: NAME gets
-// the compression's extension; NAME.cpio.gz must agree with the
-// compression, which chosenBy names for messages.
-func outputPaths(out, compression, chosenBy string) (artifact, manifest string, err error) {
-	ext, ok := extensions[compression]
-	if !ok {
-		return "", "", fmt.Errorf("%s %q: use one of %s", chosenBy, compression, strings.Join(recipe.Compressions, ", "))
-	}
-	base := out
+// outputOf derives the artifact and manifest paths and the compression from
+// -o, --compression and the recipe. The compression is the flag's, else the
+// one -o's extension names (.cpio.zst is zstd), else the recipe's
+// output.compression, else gzip; an extension that disagrees with the flag
+// is an error. NAME without an extension gets the compression's.
+func outputOf(out, flag string, r *recipe.Recipe) (output, error) {
+	base, named := out, ""
 	for c, e := range extensions {
 		if strings.HasSuffix(out, e) {
-			if c != compression {
-				return "", "", fmt.Errorf("-o %s names a %s archive but %s is %s; change one of them", out, c, chosenBy, compression)
-			}
-			base = strings.TrimSuffix(out, e)
+			base, named = strings.TrimSuffix(out, e), c
 		}
 	}
-	if base == "" || strings.HasSuffix(base, "/") {
-		return "", "", fmt.Errorf("-o %q: expected a file name such as dist/plugin", out)
+	compression := flag
+	switch {
+	case flag != "":
+		if _, ok := extensions[flag]; !ok {
+			return output{}, fmt.Errorf("--compression %q: use one of %s", flag, strings.Join(recipe.Compressions, ", "))
+		}
+		if named != "" && named != flag {
+			return output{}, fmt.Errorf("-o %s names a %s archive but --compression is %s; change one of them", out, named, flag)
+		}
+	case named != "":
+		compression = named
+	case r.Output.Compression != "":
+		compression = r.Output.Compression
+	default:
+		compression = packer.Gzip
 	}
-	return base + ext, base + ".manifest.json", nil
+	if base == "" || strings.HasSuffix(base, "/") {
+		return output{}, fmt.Errorf("-o %q: expected a file name such as dist/plugin", out)
+	}
+	return output{base + extensions[compression], base + ".manifest.json", compression}, nil
 }
 
 // maxRecipe bounds what isRecipeArg reads: recipes are a few hundred bytes.

@@ -240,9 +240,8 @@ func TestBuildErrors(t *testing.T) {
 	}{
 		{[]string{"build", "-c", "nope.toml"}, "recipe nope.toml not found"},
 		{[]string{"build", "--compression", "lzo"}, `--compression "lzo": use one of gzip, zstd, xz, lz4, none`},
-		{[]string{"build", "-o", "x.cpio.zst"}, "names a zstd archive but the default compression is gzip"},
 		{[]string{"build", "-o", "x.cpio.zst", "--compression", "xz"}, "names a zstd archive but --compression is xz"},
-		{[]string{"pack", "-c", "lz4.toml", "-o", "x.cpio.gz"}, "names a gzip archive but the recipe's output.compression is lz4"},
+		{[]string{"pack", "-o", "x.cpio.gz", "--compression", "none"}, "names a gzip archive but --compression is none"},
 		{[]string{"pack"}, "pack needs -o FILE"},
 		{[]string{"build", "-m", "missing.toml"}, "manifest missing.toml not found"},
 	}
@@ -423,5 +422,35 @@ func TestBuildTakesARecipeArgument(t *testing.T) {
 	r := fledge(t, parent, nil, "build", "none/recipe", "-c", "none/recipe")
 	if r.code != 1 || !strings.Contains(r.stderr, "give the recipe once") {
 		t.Errorf("build RECIPE -c RECIPE: exit %d, stderr %q; want a refusal", r.code, r.stderr)
+	}
+}
+
+// TestOutputExtensionChoosesTheCompression: -o app.cpio.zst writes zstd,
+// for build and pack, over the recipe's output.compression too.
+func TestOutputExtensionChoosesTheCompression(t *testing.T) {
+	dir := copyExample(t, "none")
+	f, err := os.OpenFile(filepath.Join(dir, "fledge.toml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("[output]\ncompression = \"lz4\"\n")
+	f.Close()
+	out := t.TempDir()
+	magic := map[string]string{"x.cpio.zst": "\x28\xb5\x2f\xfd", "x.cpio.gz": "\x1f\x8b", "x.cpio": "070701"}
+	for name, want := range magic {
+		for _, verb := range []string{"build", "pack"} {
+			p := filepath.Join(out, verb+"-"+name)
+			mustFledge(t, dir, nil, verb, "-o", p)
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatalf("%s -o %s: %v", verb, p, err)
+			}
+			if !bytes.HasPrefix(data, []byte(want)) {
+				t.Errorf("%s -o %s: starts with % x, want % x", verb, name, data[:min(len(data), 6)], want)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "build-x.manifest.json")); err != nil {
+		t.Errorf("build -o x.cpio.zst: no x.manifest.json: %v", err)
 	}
 }

@@ -370,12 +370,7 @@ func TestFlagErrorsPointAtHelp(t *testing.T) {
 // folder would be packed into the next build.
 func TestBuildWarnsWhenTheOutputIsMapped(t *testing.T) {
 	dir := copyExample(t, "none")
-	f, err := os.OpenFile(filepath.Join(dir, "fledge.toml"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("\".\" = \"/srv\"\n")
-	f.Close()
+	appendRecipe(t, dir, "\".\" = \"/srv\"\n")
 	const warning = "is inside the mapped folder"
 	if r := mustFledge(t, dir, nil, "build"); !strings.Contains(r.stderr, warning) {
 		t.Errorf("no warning for an artifact inside the mapped recipe folder:\n%s", r.stderr)
@@ -429,12 +424,7 @@ func TestBuildTakesARecipeArgument(t *testing.T) {
 // for build and pack, over the recipe's output.compression too.
 func TestOutputExtensionChoosesTheCompression(t *testing.T) {
 	dir := copyExample(t, "none")
-	f, err := os.OpenFile(filepath.Join(dir, "fledge.toml"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("[output]\ncompression = \"lz4\"\n")
-	f.Close()
+	appendRecipe(t, dir, "[output]\ncompression = \"lz4\"\n")
 	out := t.TempDir()
 	magic := map[string]string{"x.cpio.zst": "\x28\xb5\x2f\xfd", "x.cpio.gz": "\x1f\x8b", "x.cpio": "070701"}
 	for name, want := range magic {
@@ -452,5 +442,18 @@ func TestOutputExtensionChoosesTheCompression(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "build-x.manifest.json")); err != nil {
 		t.Errorf("build -o x.cpio.zst: no x.manifest.json: %v", err)
+	}
+}
+
+// appendRecipe adds text at the end of dir/fledge.toml.
+func appendRecipe(t *testing.T, dir, text string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, "fledge.toml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
 	}
 }

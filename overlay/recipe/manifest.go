@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -254,7 +255,9 @@ func (m *Manifest) Complete(f ManifestFacts) {
 		m.Initramfs = &Initramfs{}
 	}
 	if m.Initramfs.URL == "" {
-		m.Initramfs.URL = f.Artifact
+		// A relative URL reference: "my app.cpio.gz" is "my%20app.cpio.gz",
+		// and a name with a colon gets "./" so it is no scheme.
+		m.Initramfs.URL = (&url.URL{Path: f.Artifact}).String()
 	}
 	m.Initramfs.Checksum = "sha256:" + f.SHA256
 }

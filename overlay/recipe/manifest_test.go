@@ -71,6 +71,24 @@ func TestManifestDefaultsValidate(t *testing.T) {
 	}
 }
 
+// TestManifestURLIsPercentEncoded: initramfs.url is a URL reference, so an
+// artifact name with a space or a colon is escaped, and still validates.
+func TestManifestURLIsPercentEncoded(t *testing.T) {
+	for name, want := range map[string]string{"my app.cpio.gz": "my%20app.cpio.gz", "a:b#1?.cpio": "./a:b%231%3F.cpio", "ok.cpio.gz": "ok.cpio.gz"} {
+		m, _, err := LoadManifest("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := facts
+		f.Artifact = name
+		m.Complete(f)
+		out := validateJSON(t, manifestSchema(t), m)
+		if got := out["initramfs"].(map[string]any)["url"]; got != want {
+			t.Errorf("artifact %q: initramfs.url %q, want %q", name, got, want)
+		}
+	}
+}
+
 func TestManifestEarlierFormConverted(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "manifest.toml")
 	text := `schema_version = "v1"

@@ -32,6 +32,8 @@ archive (gzip-compressed by default) and writes the Volant plugin manifest next
 to it. Without -o the outputs are plugin.cpio.gz and plugin.manifest.json in the
 recipe's folder. A manifest.toml beside the recipe is used unless -m names
 another; missing required fields get documented defaults (see docs/recipe.md).
+Edits made through 'fledge mount' are included; build says how many, and
+'fledge diff' lists them.
 
 The same inputs give the same bytes on any machine: entries are sorted, owners
 are root unless a layer carries real ones, and times come from
@@ -110,12 +112,37 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 		return err
 	}
 	warnOutputMapped(cmd, r, o.artifact)
+	if err := noteEdits(cmd, st); err != nil {
+		return err
+	}
 	res, err := packView(ctx, &f.stackFlags, st, o.artifact, o.compression)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%s  %s  sha256:%s\n", o.artifact, humanSize(res.Size), res.SHA256)
 	return writeManifest(cmd, m, r, res, o.manifest)
+}
+
+// noteEdits says, when the workspace holds edits made through the mount,
+// that the build includes them: the artifact then differs from what the
+// recipe alone describes.
+func noteEdits(cmd *cobra.Command, st *overlay.Stack) error {
+	e := editsOf(st)
+	if e == nil || !fileExists(e.Dir()) {
+		return nil
+	}
+	changes, err := editChanges(st)
+	if err != nil {
+		return err
+	}
+	switch n := len(changes); n {
+	case 0:
+	case 1:
+		fmt.Fprintln(cmd.ErrOrStderr(), "fledge: 1 edit included; `fledge diff` lists it")
+	default:
+		fmt.Fprintf(cmd.ErrOrStderr(), "fledge: %d edits included; `fledge diff` lists them\n", n)
+	}
+	return nil
 }
 
 // warnOutputMapped warns when the artifact is written inside a mapped

@@ -341,17 +341,10 @@ func TestDockerfileFlagsNeedADockerfile(t *testing.T) {
 // on a machine without network; the message offers the ways out.
 func TestBusyBoxFailureSaysWhatToDo(t *testing.T) {
 	dir := copyExample(t, "none")
-	recipe := filepath.Join(dir, "fledge.toml")
-	text, err := os.ReadFile(recipe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text = bytes.Replace(text, []byte("file:///usr/bin/busybox"), []byte("file:///nonexistent/busybox"), 1)
-	if err := os.WriteFile(recipe, text, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	text := readRecipe(t, dir)
+	writeRecipe(t, dir, strings.Replace(text, "file:///usr/bin/busybox", "file:///nonexistent/busybox", 1))
 	r := fledge(t, dir, nil, "build")
-	for _, want := range []string{"/nonexistent/busybox", "file:///usr/bin/busybox", "busybox = false"} {
+	for _, want := range []string{"/nonexistent/busybox", "busybox-static: /usr/bin/busybox", "busybox = false"} {
 		if r.code != 1 || !strings.Contains(r.stderr, want) {
 			t.Errorf("build with a missing BusyBox: exit %d, stderr %q; want it to mention %q", r.code, r.stderr, want)
 		}
@@ -454,6 +447,48 @@ func appendRecipe(t *testing.T, dir, text string) {
 	}
 	defer f.Close()
 	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBusyBoxAndAgentHints: a BusyBox given as a path builds, a checksum
+// mismatch names the sha256 to set, and an offline build without the agent
+// in the cache says how to get one.
+func TestBusyBoxAndAgentHints(t *testing.T) {
+	dir := copyExample(t, "none")
+	text := readRecipe(t, dir)
+	write := func(s string) { writeRecipe(t, dir, s) }
+	write(strings.Replace(text, "file:///usr/bin/busybox", "/usr/bin/busybox", 1))
+	mustFledge(t, dir, nil, "build", "-o", filepath.Join(t.TempDir(), "img"))
+
+	write(strings.Replace(text, "busybox_url = \"file:///usr/bin/busybox\"", "busybox_url = \"file:///usr/bin/busybox\"\nbusybox_sha256 = \""+strings.Repeat("0", 64)+"\"", 1))
+	r := fledge(t, dir, nil, "build", "-o", filepath.Join(t.TempDir(), "img"))
+	want := "if file:///usr/bin/busybox is the BusyBox you want, set source.busybox_sha256 = \"" + sha256File(t, "/usr/bin/busybox") + "\""
+	if r.code != 1 || !strings.Contains(r.stderr, want) {
+		t.Errorf("checksum mismatch: exit %d, stderr %q; want %q", r.code, r.stderr, want)
+	}
+
+	write("version = \"1\"\nstrategy = \"initramfs\"\n[source]\nbusybox_url = \"file:///usr/bin/busybox\"\n")
+	r = fledge(t, dir, []string{"XDG_CACHE_HOME=" + t.TempDir()}, "build", "--offline", "-o", filepath.Join(t.TempDir(), "img"))
+	if r.code != 1 || !strings.Contains(r.stderr, "run once without --offline to fill it, or use a local agent (agent.source_strategy = \"local\" with agent.path)") {
+		t.Errorf("offline without the agent: exit %d, stderr %q; want the ways to get one", r.code, r.stderr)
+	}
+}
+
+// readRecipe returns the text of dir/fledge.toml.
+func readRecipe(t *testing.T, dir string) string {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join(dir, "fledge.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(text)
+}
+
+// writeRecipe replaces dir/fledge.toml with text.
+func writeRecipe(t *testing.T, dir, text string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "fledge.toml"), []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

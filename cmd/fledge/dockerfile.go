@@ -39,7 +39,7 @@ func (d *dockerfileFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&d.buildContexts, "build-context", nil, "with DOCKERFILE: NAME=VALUE named context (repeatable): a folder, oci-layout://DIR@sha256:..., docker-image://REF")
 	fl.BoolVar(&d.initramfs, "output-initramfs", false, "with DOCKERFILE: write an initramfs (the only output supported)")
 	fl.StringVar(&d.agent, "agent", "", "with DOCKERFILE: Kestrel agent, a local PATH or an http(s)/file URL (default: the latest release)")
-	fl.StringVar(&d.busyboxURL, "busybox-url", "", "with DOCKERFILE: BusyBox to add (default: the pinned BusyBox 1.35.0); file:// works")
+	fl.StringVar(&d.busyboxURL, "busybox-url", "", "with DOCKERFILE: BusyBox to add, an http(s) or file:// URL or a PATH (default: the pinned BusyBox 1.35.0)")
 	fl.StringVar(&d.busyboxSHA256, "busybox-sha256", "", "with DOCKERFILE: sha256 of --busybox-url")
 	fl.BoolVar(&d.busybox, "busybox", true, "with DOCKERFILE: add BusyBox; --busybox=false leaves it out")
 	fl.StringVar(&d.init, "init", "", "with DOCKERFILE: init mode: default (fledge's init, then the Kestrel agent), none (the rootfs's /init is PID 1) or the PATH of your init (default: none when the rootfs has /init, else default)")
@@ -152,7 +152,13 @@ func (d *dockerfileFlags) recipe(dockerfile string) (*recipe.Recipe, error) {
 	}
 	src["contexts"] = contexts
 	if d.busyboxURL != "" || d.busyboxSHA256 != "" {
-		src["busybox_url"], src["busybox_sha256"] = d.busyboxURL, d.busyboxSHA256
+		bb := d.busyboxURL
+		if bb != "" && !strings.Contains(bb, "://") {
+			if bb, err = hostInput("--busybox-url", bb, false); err != nil {
+				return nil, err
+			}
+		}
+		src["busybox_url"], src["busybox_sha256"] = bb, d.busyboxSHA256
 	}
 	if !d.busybox {
 		src["busybox"] = false

@@ -2,11 +2,13 @@ package recipe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/volantvm/fledge/initc"
@@ -47,8 +49,7 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 	if r.WantsBusyBox() {
 		l, err := busyBoxLayer(ctx, cache, r.Source.BusyBoxURL, r.Source.BusyBoxSHA256)
 		if err != nil {
-			url := r.Key("source.busybox_url")
-			return nil, fmt.Errorf("busybox (%s): %w; point %s at a local copy (Debian's busybox-static: file:///usr/bin/busybox) or set %s", url, err, url, r.Setting("source.busybox", "false"))
+			return nil, r.busyBoxError(err)
 		}
 		st.Layers = append(st.Layers, l)
 	}
@@ -81,6 +82,18 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 	}
 	st.Layers = append(st.Layers, top...)
 	return st, nil
+}
+
+// busyBoxError says what to do about a BusyBox that could not be had: for
+// a checksum mismatch, the sha256 to set if the file is the one meant;
+// else another source, or none.
+func (r *Recipe) busyBoxError(err error) error {
+	url := r.Key("source.busybox_url")
+	var mismatch *fetch.MismatchError
+	if errors.As(err, &mismatch) {
+		return fmt.Errorf("busybox (%s): %w; if %s is the BusyBox you want, set %s", url, err, r.Source.BusyBoxURL, r.Setting("source.busybox_sha256", strconv.Quote(mismatch.Got)))
+	}
+	return fmt.Errorf("busybox (%s): %w; point %s at a local copy (Debian's busybox-static: /usr/bin/busybox) or set %s", url, err, url, r.Setting("source.busybox", "false"))
 }
 
 // settleRootfsInit applies r.RootfsInit once the rootfs is known: in the
@@ -157,6 +170,13 @@ func agentLayer(ctx context.Context, cache *fetch.Cache, r *Recipe) (overlay.Lay
 	default:
 		p, err = cache.KestrelRelease(ctx, a.Version)
 		source = "volantvm/volant release " + a.Version
+	}
+	if errors.Is(err, fetch.ErrNotCached) {
+		local := `agent.source_strategy = "local" with agent.path`
+		if f, ok := r.Flags["agent"]; ok {
+			local = f + " PATH"
+		}
+		return nil, fmt.Errorf("agent (%s): %w, or use a local agent (%s)", a.SourceStrategy, err, local)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("agent (%s): %w", a.SourceStrategy, err)

@@ -138,7 +138,11 @@ protocol = "tcp"
 
 func TestManifestErrors(t *testing.T) {
 	tests := []struct{ text, want string }{
-		{"nmae = \"x\"", `manifest.toml:1: unknown key "nmae"`},
+		{"nmae = \"x\"", `manifest.toml:1: unknown key "nmae" at the top level; did you mean "name"?`},
+		{"[resources]\ncpu_core = 2", `manifest.toml:2: unknown key "cpu_core" in [resources]; did you mean "cpu_cores"?`},
+		{"[actions.start]\nmethd = \"POST\"", `manifest.toml:2: unknown key "methd" in [actions.start]; did you mean "method"?`},
+		{"[[disks]]\nname = \"d\"\nsource = \"s\"\nreadonyl = true", `unknown key "readonyl" in [disks]; did you mean "readonly"?`},
+		{"[health_check]\nzzzzzz = 1", `unknown key "zzzzzz" in [health_check]; known keys: endpoint, timeout_ms`},
 		{"[workload]\nentrypoint = 5", "workload.entrypoint must be a string or an array of strings"},
 		{"name = = 1\n", "manifest.toml:1: "},
 		{"[resources]\ncpu_cores = \"2\"", `manifest.toml:2: resources.cpu_cores: expected an integer, found a string`},

@@ -36,6 +36,13 @@ var knownKeys = map[string][]string{
 }
 
 func (v *validator) unknownKey(k toml.Key) {
+	known, ok := knownKeys[strings.Join(k[:len(k)-1], ".")]
+	v.add(k, "%s", unknownKeyMsg(k, known, ok))
+}
+
+// unknownKeyMsg says that k is unknown where it stands and, when the keys
+// known there are (ok), which one was probably meant, else lists them.
+func unknownKeyMsg(k toml.Key, known []string, ok bool) string {
 	table := strings.Join(k[:len(k)-1], ".")
 	name := k[len(k)-1]
 	where := "at the top level"
@@ -43,14 +50,13 @@ func (v *validator) unknownKey(k toml.Key) {
 		where = "in [" + table + "]"
 	}
 	msg := fmt.Sprintf("unknown key %q %s", name, where)
-	if known, ok := knownKeys[table]; ok {
-		if s := closest(name, known); s != "" {
-			msg += fmt.Sprintf("; did you mean %q?", s)
-		} else {
-			msg += "; known keys: " + strings.Join(known, ", ")
-		}
+	if !ok {
+		return msg
 	}
-	v.add(k, "%s", msg)
+	if s := closest(name, known); s != "" {
+		return msg + fmt.Sprintf("; did you mean %q?", s)
+	}
+	return msg + "; known keys: " + strings.Join(known, ", ")
 }
 
 func (v *validator) validate() {

@@ -55,6 +55,7 @@ agent); --init default puts fledge's init and the agent there instead.`,
 		Example: `  fledge build
   fledge build examples/default/fledge.toml -o /tmp/demo
   fledge build -m runtime.toml --compression zstd
+  fledge build -o dist/app.cpio.zst      # zstd, chosen by the extension
   SOURCE_DATE_EPOCH=1700000000 fledge build --offline
   fledge build ./Dockerfile --output-initramfs --build-arg VERSION=1.2 -o dist/app
   fledge build ./Dockerfile --output-initramfs --init default --agent ./kestrel

@@ -183,9 +183,25 @@ func hostEntry(host, guest string, fi fs.FileInfo) (Entry, error) {
 	case mode&fs.ModeNamedPipe != 0:
 		e.Type, e.Perm = FIFO, 0o644
 	default:
-		return e, fmt.Errorf("%s is a %v; only files, directories, symlinks and FIFOs can be mapped (device nodes belong in the skeleton or an edit)", host, mode.Type())
+		return e, fmt.Errorf("%s is a %s; map regular files, folders, symlinks or FIFOs (device nodes belong in the skeleton or an edit)", host, HostKind(mode))
 	}
 	return e, nil
+}
+
+// HostKind names the type of a host file that is neither a regular file, a
+// folder nor a symlink, as messages say it.
+func HostKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
 }
 
 // wantsExec reports whether the FHS says a file at guest is executable even

@@ -25,31 +25,51 @@ func newBuildCmd() *cobra.Command {
 	var f buildFlags
 	var df dockerfileFlags
 	cmd := &cobra.Command{
-		Use:   "build [DOCKERFILE]",
+		Use:   "build [RECIPE | DOCKERFILE]",
 		Short: "Build the initramfs and its plugin manifest from a recipe",
 		Long: `build assembles the recipe's layers, writes them as a reproducible newc cpio
 archive (gzip-compressed by default) and writes the Volant plugin manifest next
 to it. Without -o the outputs are plugin.cpio.gz and plugin.manifest.json in the
 recipe's folder. A manifest.toml beside the recipe is used unless -m names
 another; missing required fields get documented defaults (see docs/recipe.md).
+Edits made through 'fledge mount' are included; build says how many, and
+'fledge diff' lists them.
 
 The same inputs give the same bytes on any machine: entries are sorted, owners
 are root unless a layer carries real ones, and times come from
 SOURCE_DATE_EPOCH (or 1970-01-01). A gzip rebuild compresses only what changed
 and takes the rest from the cache, with the same bytes as a cold build.
 
+A RECIPE argument is the same as -c RECIPE. An argument is read as a recipe
+when it is TOML (a name ending in .toml, or TOML content); anything else is a
+Dockerfile.
+
 With a DOCKERFILE argument (the direct form) no recipe is read: the flags
 marked "with DOCKERFILE" describe the build, --output-initramfs is required,
-and NAME defaults to the context folder's name (see docs/dockerfile.md).`,
+and NAME defaults to the context folder's name, written in the current folder,
+or in the folder above the context when the current folder is inside it: an
+artifact inside the context would change it, and the next build would miss
+the rootfs cache (see docs/dockerfile.md).
+Without --init, a rootfs that has /init keeps it as PID 1 (no fledge init, no
+agent); --init default puts fledge's init and the agent there instead.`,
 		Example: `  fledge build
-  fledge build -c examples/default/fledge.toml -o /tmp/demo
+  fledge build examples/default/fledge.toml -o /tmp/demo
   fledge build -m runtime.toml --compression zstd
+  fledge build -o dist/app.cpio.zst      # zstd, chosen by the extension
   SOURCE_DATE_EPOCH=1700000000 fledge build --offline
-  fledge build ./Dockerfile --output-initramfs --build-arg VERSION=1.2 -o dist/app`,
+  fledge build ./Dockerfile --output-initramfs --build-arg VERSION=1.2 -o dist/app
+  fledge build ./Dockerfile --output-initramfs --init default --agent ./kestrel
+  fledge build ./Dockerfile --output-initramfs --busybox=false`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
+			if len(args) == 1 && !isRecipeArg(args[0]) {
 				return runDockerfileBuild(cmd.Context(), cmd, &f, &df, args[0])
+			}
+			if len(args) == 1 {
+				if cmd.Flags().Changed("config") {
+					return fmt.Errorf("fledge build %s: -c names a recipe too; give the recipe once", args[0])
+				}
+				f.config = args[0]
 			}
 			if err := needDockerfile(cmd); err != nil {
 				return err
@@ -60,7 +80,7 @@ and NAME defaults to the context folder's name (see docs/dockerfile.md).`,
 	f.register(cmd)
 	df.register(cmd)
 	cmd.Flags().StringVarP(&f.manifest, "manifest", "m", "", "manifest.toml with runtime defaults (default: manifest.toml beside the recipe, if present)")
-	cmd.Flags().StringVarP(&f.output, "output", "o", "", "output NAME or NAME.cpio.gz; the manifest is NAME.manifest.json (default: plugin in the recipe's folder)")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "", "output NAME, or NAME with an extension that chooses the compression (.cpio.gz, .cpio.zst, .cpio.xz, .cpio.lz4, .cpio); the manifest is NAME.manifest.json (default: plugin in the recipe's folder)")
 	cmd.Flags().StringVar(&f.compression, "compression", "", compressionHelp)
 	return cmd
 }
@@ -84,8 +104,7 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 	if out == "" {
 		out = filepath.Join(r.Dir, "plugin")
 	}
-	compression, chosenBy := compressionOf(f.compression, r)
-	artifact, manifestPath, err := outputPaths(out, compression, chosenBy)
+	o, err := outputOf(out, f.compression, r)
 	if err != nil {
 		return err
 	}
@@ -93,13 +112,38 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 	if err != nil {
 		return err
 	}
-	warnOutputMapped(cmd, r, artifact)
-	res, err := packView(ctx, &f.stackFlags, st, artifact, compression)
+	warnOutputMapped(cmd, r, o.artifact)
+	if err := noteEdits(cmd, st); err != nil {
+		return err
+	}
+	res, err := packView(ctx, &f.stackFlags, st, o.artifact, o.compression)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s  %s  sha256:%s\n", artifact, humanSize(res.Size), res.SHA256)
-	return writeManifest(cmd, m, r, res, manifestPath)
+	fmt.Fprintf(cmd.OutOrStdout(), "%s  %s  sha256:%s\n", o.artifact, humanSize(res.Size), res.SHA256)
+	return writeManifest(cmd, m, r, res, o.manifest)
+}
+
+// noteEdits says, when the workspace holds edits made through the mount,
+// that the build includes them: the artifact then differs from what the
+// recipe alone describes.
+func noteEdits(cmd *cobra.Command, st *overlay.Stack) error {
+	e := editsOf(st)
+	if e == nil || !fileExists(e.Dir()) {
+		return nil
+	}
+	changes, err := editChanges(st)
+	if err != nil {
+		return err
+	}
+	switch n := len(changes); n {
+	case 0:
+	case 1:
+		fmt.Fprintln(cmd.ErrOrStderr(), "fledge: 1 edit included; `fledge diff` lists it")
+	default:
+		fmt.Fprintf(cmd.ErrOrStderr(), "fledge: %d edits included; `fledge diff` lists them\n", n)
+	}
+	return nil
 }
 
 // warnOutputMapped warns when the artifact is written inside a mapped
@@ -171,42 +215,64 @@ func packView(ctx context.Context, f *stackFlags, st *overlay.Stack, dst, compre
 // (TestEveryCompressionHasAnExtensionAndHelp).
 var extensions = map[string]string{"gzip": ".cpio.gz", "zstd": ".cpio.zst", "xz": ".cpio.xz", "lz4": ".cpio.lz4", "none": ".cpio"}
 
-const compressionHelp = "archive compression: gzip, zstd, xz (smallest, one core), lz4 (fastest to unpack) or none (default: the recipe's output.compression, else gzip)"
+const compressionHelp = "archive compression: gzip, zstd, xz (smallest, one core), lz4 (fastest to unpack) or none (default: the extension of -o, else the recipe's output.compression, else gzip)"
 
-// compressionOf is the compression to write: the flag's, else the
-// recipe's output.compression, else gzip; chosenBy says which, so that a
-// message names what the user can change.
-func compressionOf(flag string, r *recipe.Recipe) (compression, chosenBy string) {
-	switch {
-	case flag != "":
-		return flag, "--compression"
-	case r.Output.Compression != "":
-		return r.Output.Compression, "the recipe's output.compression"
-	}
-	return packer.Gzip, "the default compression"
+// output is where and how an artifact is written.
+type output struct {
+	artifact, manifest, compression string
 }
 
-// outputPaths derives the artifact and manifest paths from -o: NAME gets
-// the compression's extension; NAME.cpio.gz must agree with the
-// compression, which chosenBy names for messages.
-func outputPaths(out, compression, chosenBy string) (artifact, manifest string, err error) {
-	ext, ok := extensions[compression]
-	if !ok {
-		return "", "", fmt.Errorf("%s %q: use one of %s", chosenBy, compression, strings.Join(recipe.Compressions, ", "))
-	}
-	base := out
+// outputOf derives the artifact and manifest paths and the compression from
+// -o, --compression and the recipe. The compression is the flag's, else the
+// one -o's extension names (.cpio.zst is zstd), else the recipe's
+// output.compression, else gzip; an extension that disagrees with the flag
+// is an error. NAME without an extension gets the compression's.
+func outputOf(out, flag string, r *recipe.Recipe) (output, error) {
+	base, named := out, ""
 	for c, e := range extensions {
 		if strings.HasSuffix(out, e) {
-			if c != compression {
-				return "", "", fmt.Errorf("-o %s names a %s archive but %s is %s; change one of them", out, c, chosenBy, compression)
-			}
-			base = strings.TrimSuffix(out, e)
+			base, named = strings.TrimSuffix(out, e), c
 		}
 	}
-	if base == "" || strings.HasSuffix(base, "/") {
-		return "", "", fmt.Errorf("-o %q: expected a file name such as dist/plugin", out)
+	compression := flag
+	switch {
+	case flag != "":
+		if _, ok := extensions[flag]; !ok {
+			return output{}, fmt.Errorf("--compression %q: use one of %s", flag, strings.Join(recipe.Compressions, ", "))
+		}
+		if named != "" && named != flag {
+			return output{}, fmt.Errorf("-o %s names a %s archive but --compression is %s; change one of them", out, named, flag)
+		}
+	case named != "":
+		compression = named
+	case r.Output.Compression != "":
+		compression = r.Output.Compression
+	default:
+		compression = packer.Gzip
 	}
-	return base + ext, base + ".manifest.json", nil
+	if base == "" || strings.HasSuffix(base, "/") {
+		return output{}, fmt.Errorf("-o %q: expected a file name such as dist/plugin", out)
+	}
+	return output{base + extensions[compression], base + ".manifest.json", compression}, nil
+}
+
+// maxRecipe bounds what isRecipeArg reads: recipes are a few hundred bytes.
+const maxRecipe = 1 << 20
+
+// isRecipeArg reports whether build's argument is a recipe: its name ends
+// in .toml (so a broken recipe gets the recipe's message), or its content
+// is TOML. A missing or unreadable file is left to the Dockerfile path,
+// which names it.
+func isRecipeArg(arg string) bool {
+	if strings.HasSuffix(arg, ".toml") {
+		return true
+	}
+	fi, err := os.Stat(arg)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() > maxRecipe {
+		return false
+	}
+	data, err := os.ReadFile(arg)
+	return err == nil && recipe.IsRecipe(data)
 }
 
 func fileExists(p string) bool {

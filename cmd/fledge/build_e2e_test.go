@@ -240,9 +240,8 @@ func TestBuildErrors(t *testing.T) {
 	}{
 		{[]string{"build", "-c", "nope.toml"}, "recipe nope.toml not found"},
 		{[]string{"build", "--compression", "lzo"}, `--compression "lzo": use one of gzip, zstd, xz, lz4, none`},
-		{[]string{"build", "-o", "x.cpio.zst"}, "names a zstd archive but the default compression is gzip"},
 		{[]string{"build", "-o", "x.cpio.zst", "--compression", "xz"}, "names a zstd archive but --compression is xz"},
-		{[]string{"pack", "-c", "lz4.toml", "-o", "x.cpio.gz"}, "names a gzip archive but the recipe's output.compression is lz4"},
+		{[]string{"pack", "-o", "x.cpio.gz", "--compression", "none"}, "names a gzip archive but --compression is none"},
 		{[]string{"pack"}, "pack needs -o FILE"},
 		{[]string{"build", "-m", "missing.toml"}, "manifest missing.toml not found"},
 	}
@@ -342,17 +341,10 @@ func TestDockerfileFlagsNeedADockerfile(t *testing.T) {
 // on a machine without network; the message offers the ways out.
 func TestBusyBoxFailureSaysWhatToDo(t *testing.T) {
 	dir := copyExample(t, "none")
-	recipe := filepath.Join(dir, "fledge.toml")
-	text, err := os.ReadFile(recipe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text = bytes.Replace(text, []byte("file:///usr/bin/busybox"), []byte("file:///nonexistent/busybox"), 1)
-	if err := os.WriteFile(recipe, text, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	text := readRecipe(t, dir)
+	writeRecipe(t, dir, strings.Replace(text, "file:///usr/bin/busybox", "file:///nonexistent/busybox", 1))
 	r := fledge(t, dir, nil, "build")
-	for _, want := range []string{"/nonexistent/busybox", "file:///usr/bin/busybox", "busybox = false"} {
+	for _, want := range []string{"/nonexistent/busybox", "busybox-static: /usr/bin/busybox", "busybox = false"} {
 		if r.code != 1 || !strings.Contains(r.stderr, want) {
 			t.Errorf("build with a missing BusyBox: exit %d, stderr %q; want it to mention %q", r.code, r.stderr, want)
 		}
@@ -371,12 +363,7 @@ func TestFlagErrorsPointAtHelp(t *testing.T) {
 // folder would be packed into the next build.
 func TestBuildWarnsWhenTheOutputIsMapped(t *testing.T) {
 	dir := copyExample(t, "none")
-	f, err := os.OpenFile(filepath.Join(dir, "fledge.toml"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("\".\" = \"/srv\"\n")
-	f.Close()
+	appendRecipe(t, dir, "\".\" = \"/srv\"\n")
 	const warning = "is inside the mapped folder"
 	if r := mustFledge(t, dir, nil, "build"); !strings.Contains(r.stderr, warning) {
 		t.Errorf("no warning for an artifact inside the mapped recipe folder:\n%s", r.stderr)
@@ -399,5 +386,109 @@ func TestBuildXz(t *testing.T) {
 	}
 	if r := mustFledge(t, dir, nil, "ls", out+".cpio.xz", "/init"); strings.TrimSpace(r.stdout) != "/init" {
 		t.Errorf("fledge ls of the xz artifact: %q", r.stdout)
+	}
+}
+
+// TestBuildTakesARecipeArgument: like ls, check and boot, build takes the
+// recipe as its argument; the content, not the name, tells it from a
+// Dockerfile.
+func TestBuildTakesARecipeArgument(t *testing.T) {
+	dir := copyExample(t, "none")
+	parent := filepath.Dir(dir)
+	mustFledge(t, parent, nil, "build", "none/fledge.toml")
+	if _, err := os.Stat(filepath.Join(dir, "plugin.cpio.gz")); err != nil {
+		t.Errorf("build none/fledge.toml wrote no plugin.cpio.gz beside the recipe: %v", err)
+	}
+	if err := os.Rename(filepath.Join(dir, "fledge.toml"), filepath.Join(dir, "recipe")); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "img")
+	mustFledge(t, parent, nil, "build", "none/recipe", "-o", out)
+	if _, err := os.Stat(out + ".cpio.gz"); err != nil {
+		t.Errorf("build of a recipe named recipe: %v", err)
+	}
+	r := fledge(t, parent, nil, "build", "none/recipe", "-c", "none/recipe")
+	if r.code != 1 || !strings.Contains(r.stderr, "give the recipe once") {
+		t.Errorf("build RECIPE -c RECIPE: exit %d, stderr %q; want a refusal", r.code, r.stderr)
+	}
+}
+
+// TestOutputExtensionChoosesTheCompression: -o app.cpio.zst writes zstd,
+// for build and pack, over the recipe's output.compression too.
+func TestOutputExtensionChoosesTheCompression(t *testing.T) {
+	dir := copyExample(t, "none")
+	appendRecipe(t, dir, "[output]\ncompression = \"lz4\"\n")
+	out := t.TempDir()
+	magic := map[string]string{"x.cpio.zst": "\x28\xb5\x2f\xfd", "x.cpio.gz": "\x1f\x8b", "x.cpio": "070701"}
+	for name, want := range magic {
+		for _, verb := range []string{"build", "pack"} {
+			p := filepath.Join(out, verb+"-"+name)
+			mustFledge(t, dir, nil, verb, "-o", p)
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatalf("%s -o %s: %v", verb, p, err)
+			}
+			if !bytes.HasPrefix(data, []byte(want)) {
+				t.Errorf("%s -o %s: starts with % x, want % x", verb, name, data[:min(len(data), 6)], want)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "build-x.manifest.json")); err != nil {
+		t.Errorf("build -o x.cpio.zst: no x.manifest.json: %v", err)
+	}
+}
+
+// appendRecipe adds text at the end of dir/fledge.toml.
+func appendRecipe(t *testing.T, dir, text string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, "fledge.toml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBusyBoxAndAgentHints: a BusyBox given as a path builds, a checksum
+// mismatch names the sha256 to set, and an offline build without the agent
+// in the cache says how to get one.
+func TestBusyBoxAndAgentHints(t *testing.T) {
+	dir := copyExample(t, "none")
+	text := readRecipe(t, dir)
+	write := func(s string) { writeRecipe(t, dir, s) }
+	write(strings.Replace(text, "file:///usr/bin/busybox", "/usr/bin/busybox", 1))
+	mustFledge(t, dir, nil, "build", "-o", filepath.Join(t.TempDir(), "img"))
+
+	write(strings.Replace(text, "busybox_url = \"file:///usr/bin/busybox\"", "busybox_url = \"file:///usr/bin/busybox\"\nbusybox_sha256 = \""+strings.Repeat("0", 64)+"\"", 1))
+	r := fledge(t, dir, nil, "build", "-o", filepath.Join(t.TempDir(), "img"))
+	want := "if file:///usr/bin/busybox is the BusyBox you want, set source.busybox_sha256 = \"" + sha256File(t, "/usr/bin/busybox") + "\""
+	if r.code != 1 || !strings.Contains(r.stderr, want) {
+		t.Errorf("checksum mismatch: exit %d, stderr %q; want %q", r.code, r.stderr, want)
+	}
+
+	write("version = \"1\"\nstrategy = \"initramfs\"\n[source]\nbusybox_url = \"file:///usr/bin/busybox\"\n")
+	r = fledge(t, dir, []string{"XDG_CACHE_HOME=" + t.TempDir()}, "build", "--offline", "-o", filepath.Join(t.TempDir(), "img"))
+	if r.code != 1 || !strings.Contains(r.stderr, "run once without --offline to fill it, or use a local agent (agent.source_strategy = \"local\" with agent.path)") {
+		t.Errorf("offline without the agent: exit %d, stderr %q; want the ways to get one", r.code, r.stderr)
+	}
+}
+
+// readRecipe returns the text of dir/fledge.toml.
+func readRecipe(t *testing.T, dir string) string {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join(dir, "fledge.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(text)
+}
+
+// writeRecipe replaces dir/fledge.toml with text.
+func writeRecipe(t *testing.T, dir, text string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "fledge.toml"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -75,9 +75,18 @@ func workspaceChanges(cmd *cobra.Command, f *stackFlags) ([]overlay.Change, erro
 	if err != nil {
 		return nil, err
 	}
+	if editsOf(st) == nil {
+		return nil, fmt.Errorf("the stack of %s has no edits layer", f.config)
+	}
+	return editChanges(st)
+}
+
+// editChanges lists what the stack's edits layer changes in the layers
+// below it; a stack without edits has none.
+func editChanges(st *overlay.Stack) ([]overlay.Change, error) {
 	e := editsOf(st)
 	if e == nil {
-		return nil, fmt.Errorf("the stack of %s has no edits layer", f.config)
+		return nil, nil
 	}
 	lower := &overlay.Stack{Layers: st.Layers[:len(st.Layers)-1], Epoch: st.Epoch}
 	v, err := lower.View()

@@ -98,3 +98,21 @@ func TestResetPathWithoutEdits(t *testing.T) {
 		t.Errorf("reset of everything: %s", r.stdout)
 	}
 }
+
+// TestBuildSaysItIncludesEdits: a build that packs edits made through the
+// mount says so, with the count diff lists; one without edits says nothing.
+func TestBuildSaysItIncludesEdits(t *testing.T) {
+	dir := copyExample(t, "default")
+	out := filepath.Join(t.TempDir(), "img")
+	if r := mustFledge(t, dir, nil, "build", "-o", out); strings.Contains(r.stderr, "edit") {
+		t.Errorf("a build without edits speaks of edits:\n%s", r.stderr)
+	}
+	m := startMount(t, dir, newMountpoint(t))
+	os.WriteFile(filepath.Join(m.mnt, "etc/added"), []byte("a"), 0o644)
+	os.Remove(filepath.Join(m.mnt, "bin/ls"))
+	m.umount(t)
+	r := mustFledge(t, dir, nil, "build", "-o", out)
+	if !strings.Contains(r.stderr, "2 edits included; `fledge diff` lists them") {
+		t.Errorf("build with 2 edits:\n%s", r.stderr)
+	}
+}

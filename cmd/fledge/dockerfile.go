@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 
+	"github.com/volantvm/fledge/overlay"
 	"github.com/volantvm/fledge/overlay/recipe"
 )
 
@@ -24,6 +27,8 @@ type dockerfileFlags struct {
 	agent         string
 	busyboxURL    string
 	busyboxSHA256 string
+	busybox       bool
+	init          string
 }
 
 func (d *dockerfileFlags) register(cmd *cobra.Command) {
@@ -34,8 +39,10 @@ func (d *dockerfileFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&d.buildContexts, "build-context", nil, "with DOCKERFILE: NAME=VALUE named context (repeatable): a folder, oci-layout://DIR@sha256:..., docker-image://REF")
 	fl.BoolVar(&d.initramfs, "output-initramfs", false, "with DOCKERFILE: write an initramfs (the only output supported)")
 	fl.StringVar(&d.agent, "agent", "", "with DOCKERFILE: Kestrel agent, a local PATH or an http(s)/file URL (default: the latest release)")
-	fl.StringVar(&d.busyboxURL, "busybox-url", "", "with DOCKERFILE: BusyBox to add (default: the pinned BusyBox 1.35.0); file:// works")
+	fl.StringVar(&d.busyboxURL, "busybox-url", "", "with DOCKERFILE: BusyBox to add, an http(s) or file:// URL or a PATH (default: the pinned BusyBox 1.35.0)")
 	fl.StringVar(&d.busyboxSHA256, "busybox-sha256", "", "with DOCKERFILE: sha256 of --busybox-url")
+	fl.BoolVar(&d.busybox, "busybox", true, "with DOCKERFILE: add BusyBox; --busybox=false leaves it out")
+	fl.StringVar(&d.init, "init", "", "with DOCKERFILE: init mode: default (fledge's init, then the Kestrel agent), none (the rootfs's /init is PID 1) or the PATH of your init (default: none when the rootfs has /init, else default)")
 }
 
 // recipeKeys names, for each flag of the direct form, where a recipe says
@@ -44,7 +51,25 @@ var recipeKeys = []struct{ flag, key string }{
 	{"context", "source.context"}, {"target", "source.target"},
 	{"build-arg", "source.build_args"}, {"build-context", "source.contexts"},
 	{"agent", "[agent]"}, {"busybox-url", "source.busybox_url"}, {"busybox-sha256", "source.busybox_sha256"},
+	{"busybox", "source.busybox"}, {"init", "[init]"},
 }
+
+// keyFlags names the flag that stands for each recipe key the direct form
+// sets, so that messages about the build name the flag (recipe.Recipe.Flags).
+var keyFlags = map[string]string{
+	"source.busybox_url": "--busybox-url", "source.busybox_sha256": "--busybox-sha256", "source.busybox": "--busybox",
+	"agent": "--agent", "agent.url": "--agent", "agent.path": "--agent", "init": "--init", "init.path": "--init",
+}
+
+// flagWords rewrites a recipe problem found in the flags into their words.
+// Longer keys come first, as a Replacer tries them in order; the bare table
+// names stay, as "agent" and "init" are also plain words.
+var flagWords = strings.NewReplacer(
+	"source.busybox = false", "--busybox=false",
+	"source.busybox_sha256", "--busybox-sha256",
+	"source.busybox_url", "--busybox-url",
+	"agent.path", "--agent", "agent.url", "--agent", "init.path", "--init",
+)
 
 // needDockerfile refuses the direct form's flags in a recipe build, where
 // they would be silently ignored (--output-initramfs is what a recipe
@@ -73,24 +98,41 @@ func runDockerfileBuild(ctx context.Context, cmd *cobra.Command, f *buildFlags, 
 		return err
 	}
 	if f.output == "" {
-		f.output = filepath.Base(r.Dir)
+		if f.output, err = defaultDirectOutput(r.Dir); err != nil {
+			return err
+		}
 	}
 	return buildRecipe(ctx, cmd, f, r)
+}
+
+// defaultDirectOutput is NAME when -o is not given: the context folder's
+// name, in the current folder, unless that is inside the context; then in
+// the folder above the context. An artifact written into the context would
+// change it, and the next build would miss the rootfs cache.
+func defaultDirectOutput(ctxDir string) (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("the current folder: %w", err)
+	}
+	dir := wd
+	if overlay.Within(ctxDir, wd) {
+		dir = filepath.Dir(ctxDir)
+	}
+	return filepath.Join(dir, filepath.Base(ctxDir)), nil
 }
 
 // recipe writes the flags as fledge.toml text and parses it, so the direct
 // form gets exactly the recipe's validation and defaults.
 func (d *dockerfileFlags) recipe(dockerfile string) (*recipe.Recipe, error) {
-	df, err := filepath.Abs(dockerfile)
+	df, err := hostInput("DOCKERFILE", dockerfile, false)
 	if err != nil {
 		return nil, err
 	}
-	ctxDir := d.context
-	if ctxDir == "" {
-		ctxDir = filepath.Dir(df)
-	}
-	if ctxDir, err = filepath.Abs(ctxDir); err != nil {
-		return nil, err
+	ctxDir := filepath.Dir(df)
+	if d.context != "" {
+		if ctxDir, err = hostInput("--context", d.context, true); err != nil {
+			return nil, err
+		}
 	}
 	src := map[string]any{"dockerfile": df, "context": ctxDir}
 	if d.target != "" {
@@ -110,36 +152,115 @@ func (d *dockerfileFlags) recipe(dockerfile string) (*recipe.Recipe, error) {
 	}
 	src["contexts"] = contexts
 	if d.busyboxURL != "" || d.busyboxSHA256 != "" {
-		src["busybox_url"], src["busybox_sha256"] = d.busyboxURL, d.busyboxSHA256
+		bb := d.busyboxURL
+		if bb != "" && !strings.Contains(bb, "://") {
+			if bb, err = hostInput("--busybox-url", bb, false); err != nil {
+				return nil, err
+			}
+		}
+		src["busybox_url"], src["busybox_sha256"] = bb, d.busyboxSHA256
+	}
+	if !d.busybox {
+		src["busybox"] = false
 	}
 	doc := map[string]any{"version": "1", "strategy": "initramfs", "source": src}
-	if a := d.agentTable(); a != nil {
-		doc["agent"] = a
+	agent, err := d.agentTable()
+	if err != nil {
+		return nil, err
+	}
+	if agent != nil {
+		doc["agent"] = agent
+	}
+	initMode, err := d.initTable()
+	if err != nil {
+		return nil, err
+	}
+	if initMode != nil {
+		doc["init"] = initMode
 	}
 	var buf bytes.Buffer
 	if err := toml.NewEncoder(&buf).Encode(doc); err != nil {
 		return nil, fmt.Errorf("direct build: %w", err)
 	}
 	r, err := recipe.Parse(filepath.Join(ctxDir, "fledge.toml"), buf.Bytes())
+	var re *recipe.Error
+	if errors.As(err, &re) {
+		msgs := make([]string, len(re.Problems))
+		for i, p := range re.Problems {
+			msgs[i] = flagWords.Replace(p.Msg)
+		}
+		return nil, fmt.Errorf("fledge build %s: %s", dockerfile, strings.Join(msgs, "; "))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("fledge build %s (flags read as a recipe in the context folder): %w", dockerfile, err)
+		return nil, err
+	}
+	r.Flags = keyFlags
+	switch {
+	case d.init != "":
+		r.RootfsInit = recipe.ReplaceRootfsInit
+	case d.agent != "":
+		r.RootfsInit = recipe.RefuseRootfsInit
+	default:
+		r.RootfsInit = recipe.KeepRootfsInit
 	}
 	return r, nil
 }
 
-func (d *dockerfileFlags) agentTable() map[string]any {
+// agentTable is the [agent] table --agent stands for, or nil without it.
+func (d *dockerfileFlags) agentTable() (map[string]any, error) {
 	switch {
 	case d.agent == "":
-		return nil
+		return nil, nil
+	case d.init != "" && d.init != "default":
+		return nil, fmt.Errorf("--agent adds the Kestrel agent, which runs under fledge's init, but --init %s makes your program PID 1; leave out one of them", d.init)
 	case strings.Contains(d.agent, "://"):
-		return map[string]any{"source_strategy": "http", "url": d.agent}
-	default:
-		p, err := filepath.Abs(d.agent)
-		if err != nil {
-			p = d.agent
-		}
-		return map[string]any{"source_strategy": "local", "path": p}
+		return map[string]any{"source_strategy": "http", "url": d.agent}, nil
 	}
+	p, err := hostInput("--agent", d.agent, false)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"source_strategy": "local", "path": p}, nil
+}
+
+// initTable is the [init] table --init stands for, or nil for the default
+// mode.
+func (d *dockerfileFlags) initTable() (map[string]any, error) {
+	switch d.init {
+	case "", "default":
+		return nil, nil
+	case "none":
+		return map[string]any{"none": true}, nil
+	}
+	p, err := hostInput("--init", d.init, false)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"path": p}, nil
+}
+
+// hostInput checks a path given on the command line: an existing folder
+// (dir) or regular file, named by what (a flag or argument) when it is not.
+// It returns the path made absolute.
+func hostInput(what, p string, dir bool) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", what, p, err)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case err != nil && errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("%s %s does not exist", what, p)
+	case err != nil:
+		return "", fmt.Errorf("%s %s: %w", what, p, err)
+	case dir && !fi.IsDir():
+		return "", fmt.Errorf("%s %s is not a folder", what, p)
+	case !dir && fi.IsDir():
+		return "", fmt.Errorf("%s %s is a folder; expected a file", what, p)
+	case !dir && !fi.Mode().IsRegular():
+		return "", fmt.Errorf("%s %s is not a regular file", what, p)
+	}
+	return abs, nil
 }
 
 // absContext makes the host path of a named context (a folder, or the
@@ -159,9 +280,9 @@ func absContext(val string) (string, error) {
 	if dir == "" {
 		return val, nil // the recipe check reports the empty path
 	}
-	abs, err := filepath.Abs(dir)
+	abs, err := hostInput("--build-context", dir, true)
 	if err != nil {
-		return "", fmt.Errorf("--build-context %s: %w", val, err)
+		return "", err
 	}
 	if isOCI {
 		return oci + abs + suffix, nil

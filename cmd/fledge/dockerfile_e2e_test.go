@@ -306,3 +306,97 @@ func pidsRunning(s string) []string {
 	}
 	return pids
 }
+
+// TestDockerfileDirectFormSpeaksOfItsFlags: the direct form has no recipe,
+// so its messages name its flags and arguments, a rootfs /init is kept
+// unless --init says otherwise, and BusyBox can be left out.
+func TestDockerfileDirectFormSpeaksOfItsFlags(t *testing.T) {
+	needRoot(t)
+	needTool(t, "runc", "runc")
+	parent := dockerfileProject(t, "FROM scratch\nCOPY busybox /bin/busybox\nCOPY kestrel /init\n")
+	// An unrelated recipe in the context folder, line 6 a comment.
+	if err := os.WriteFile(filepath.Join(parent, "myplugin", "fledge.toml"), []byte("version = \"1\"\nstrategy = \"initramfs\"\n\n\n\n# comment\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noRecipe := func(what string, r result) {
+		t.Helper()
+		if strings.Contains(r.stderr, "fledge.toml") || strings.Contains(r.stderr, "source.") {
+			t.Errorf("%s: the message speaks of a recipe:\n%s", what, r.stderr)
+		}
+	}
+	r := fledge(t, parent, nil, "build", "myplugin/Nope", "--output-initramfs")
+	if r.code != 1 || !strings.Contains(r.stderr, "DOCKERFILE myplugin/Nope does not exist") {
+		t.Errorf("missing Dockerfile: exit %d, stderr %q", r.code, r.stderr)
+	}
+	noRecipe("missing Dockerfile", r)
+
+	env := buildkitEnv(t, t.TempDir())
+	args := func(extra ...string) []string {
+		return append([]string{"build", "myplugin/Dockerfile", "--output-initramfs", "--progress", "plain"}, extra...)
+	}
+	r = fledge(t, parent, env, args("--busybox-url", "file:///nonexistent/busybox")...)
+	if r.code != 1 || !strings.Contains(r.stderr, "--busybox=false") || !strings.Contains(r.stderr, "point --busybox-url at") {
+		t.Errorf("missing BusyBox: exit %d, stderr %q; want the flags to change", r.code, r.stderr)
+	}
+	noRecipe("missing BusyBox", r)
+
+	theirs, err := os.ReadFile(filepath.Join(parent, "myplugin", "kestrel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := filepath.Join(parent, "kept")
+	r = mustFledge(t, parent, env, args("--busybox-url", "file:///usr/bin/busybox", "-o", kept)...)
+	if got := gnuCPIO(t, kept+".cpio.gz", "", "-i", "--to-stdout", "--quiet", "init"); got != string(theirs) {
+		t.Errorf("without --init, /init is not the Dockerfile's:\n%q", got)
+	}
+	if names := archiveNames(t, kept+".cpio.gz"); names["bin/kestrel"] {
+		t.Error("the Dockerfile's /init was kept, yet the agent was added")
+	}
+	if !strings.Contains(r.stderr, "kept as PID 1") || !strings.Contains(r.stderr, "--init=default") {
+		t.Errorf("keeping the Dockerfile's /init says nothing about it:\n%s", r.stderr)
+	}
+
+	r = fledge(t, parent, env, args("--busybox-url", "file:///usr/bin/busybox", "--agent", "myplugin/kestrel", "-o", filepath.Join(parent, "refused"))...)
+	if r.code != 1 || !strings.Contains(r.stderr, "the Dockerfile's rootfs has /init, and --agent asks for the Kestrel agent") {
+		t.Errorf("--agent over a rootfs /init: exit %d, stderr %q; want a refusal", r.code, r.stderr)
+	}
+
+	replaced := filepath.Join(parent, "replaced")
+	mustFledge(t, parent, env, args("--busybox-url", "file:///usr/bin/busybox", "--agent", "myplugin/kestrel", "--init", "default", "-o", replaced)...)
+	if got := gnuCPIO(t, replaced+".cpio.gz", "", "-i", "--to-stdout", "--quiet", "init"); !strings.HasPrefix(got, "\x7fELF") {
+		t.Errorf("--init default: /init is not fledge's init: %q…", got[:min(len(got), 40)])
+	}
+	if names := archiveNames(t, replaced+".cpio.gz"); !names["bin/kestrel"] {
+		t.Error("--init default --agent: no /bin/kestrel")
+	}
+
+	bare := filepath.Join(parent, "bare")
+	mustFledge(t, parent, env, args("--busybox=false", "-o", bare)...)
+	if names := archiveNames(t, bare+".cpio.gz"); names["bin/sh"] {
+		t.Error("--busybox=false: BusyBox's /bin/sh link is in the image")
+	}
+}
+
+// TestDockerfileDirectFormWritesOutsideTheContext: run from inside the
+// context, the default output goes above it, so the context is unchanged
+// and the rebuild comes from the rootfs cache.
+func TestDockerfileDirectFormWritesOutsideTheContext(t *testing.T) {
+	needRoot(t)
+	needTool(t, "runc", "runc")
+	parent := dockerfileProject(t, "FROM scratch\nCOPY busybox /bin/busybox\n")
+	ctxDir := filepath.Join(parent, "myplugin")
+	env := buildkitEnv(t, t.TempDir())
+	args := []string{"build", "Dockerfile", "--output-initramfs", "--agent", "kestrel", "--busybox-url", "file:///usr/bin/busybox", "--progress", "plain"}
+	mustFledge(t, ctxDir, env, args...)
+	if left, _ := filepath.Glob(filepath.Join(ctxDir, "myplugin.*")); len(left) > 0 {
+		t.Errorf("the default output went into the build context: %v", left)
+	}
+	for _, p := range []string{"myplugin.cpio.gz", "myplugin.manifest.json"} {
+		if _, err := os.Stat(filepath.Join(parent, p)); err != nil {
+			t.Errorf("no %s above the context: %v", p, err)
+		}
+	}
+	if r := mustFledge(t, ctxDir, env, args...); strings.Contains(r.stderr, "load build definition") {
+		t.Errorf("the rebuild with nothing changed ran BuildKit:\n%s", r.stderr)
+	}
+}

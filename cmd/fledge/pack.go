@@ -24,8 +24,8 @@ compressed pieces in the cache (pieces/ below --cache-dir), so the next pack
 compresses only what changed, with the same bytes as a cold pack.`,
 		Example: `  fledge pack -o /tmp/initrd.cpio.gz
   fledge pack -c app/fledge.toml -o app.cpio --compression none
-  fledge pack -o out/app.cpio.zst --compression zstd --manifest
-  fledge pack -o /tmp/fast.cpio.lz4 --compression lz4`,
+  fledge pack -o out/app.cpio.zst --manifest
+  fledge pack -o /tmp/fast --compression lz4`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output == "" {
@@ -35,17 +35,16 @@ compresses only what changed, with the same bytes as a cold pack.`,
 			if err != nil {
 				return err
 			}
-			chosen, chosenBy := compressionOf(compression, r)
-			artifact, manifestPath, err := outputPaths(output, chosen, chosenBy)
+			o, err := outputOf(output, compression, r)
 			if err != nil {
 				return err
 			}
-			warnOutputMapped(cmd, r, artifact)
-			res, err := packView(cmd.Context(), &f, st, artifact, chosen)
+			warnOutputMapped(cmd, r, o.artifact)
+			res, err := packView(cmd.Context(), &f, st, o.artifact, o.compression)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s  %s  sha256:%s\n", artifact, humanSize(res.Size), res.SHA256)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s  %s  sha256:%s\n", o.artifact, humanSize(res.Size), res.SHA256)
 			if !manifest {
 				return nil
 			}
@@ -53,11 +52,11 @@ compresses only what changed, with the same bytes as a cold pack.`,
 			if err != nil {
 				return err
 			}
-			return writeManifest(cmd, m, r, res, manifestPath)
+			return writeManifest(cmd, m, r, res, o.manifest)
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "", "archive to write; its extension must match the compression (.cpio.gz, .cpio.zst, .cpio.xz, .cpio.lz4, .cpio)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "archive to write; its extension chooses the compression (.cpio.gz, .cpio.zst, .cpio.xz, .cpio.lz4, .cpio), and NAME without one gets the compression's")
 	cmd.Flags().StringVar(&compression, "compression", "", compressionHelp)
 	cmd.Flags().BoolVar(&manifest, "manifest", false, "also write NAME.manifest.json (from manifest.toml beside the recipe, if any)")
 	return cmd

@@ -90,8 +90,11 @@ func (c *Cache) Fetch(ctx context.Context, rawURL, sha256hex string) (string, er
 // errNoDir keeps a zero Cache from writing blobs below the working directory.
 var errNoDir = errors.New("fetch: the cache has no directory; set Cache.Dir (fetch.DefaultDir gives the usual one)")
 
+// ErrNotCached is what an offline fetch of something the cache lacks wraps.
+var ErrNotCached = errors.New("not in the cache")
+
 func (c *Cache) offlineMiss(what string) error {
-	return fmt.Errorf("offline and %s is not in the cache %s; run once without --offline", what, c.Dir)
+	return fmt.Errorf("offline and %s is %w %s; run once without --offline to fill it", what, ErrNotCached, c.Dir)
 }
 
 func (c *Cache) blobPath(hex string) string {

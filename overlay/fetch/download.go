@@ -52,7 +52,7 @@ func (c *Cache) download(ctx context.Context, src source, want string) (string, 
 		return "", err
 	}
 	if want != "" && got != want {
-		return "", fmt.Errorf("sha256 mismatch: expected %s, got %s (%s downloaded); the file changed at its source or the checksum is wrong", want, got, human(n))
+		return "", &MismatchError{Want: want, Got: got, Size: n}
 	}
 	if err := os.Chmod(tmp.Name(), 0o444); err != nil {
 		return "", err
@@ -66,6 +66,16 @@ func (c *Cache) download(ctx context.Context, src source, want string) (string, 
 	}
 	undo.commit()
 	return dst, nil
+}
+
+// MismatchError is a download whose sha256 is not the one expected.
+type MismatchError struct {
+	Want, Got string // hex digests
+	Size      int64
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("sha256 mismatch: expected %s, got %s (%s downloaded); the file changed at its source or the checksum is wrong", e.Want, e.Got, human(e.Size))
 }
 
 // copyHashed copies body into w and returns its sha256 and length.

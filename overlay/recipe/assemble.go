@@ -2,10 +2,13 @@ package recipe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/volantvm/fledge/initc"
@@ -39,11 +42,14 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 			return nil, fmt.Errorf("rootfs: %w", err)
 		}
 		st.Layers = append(st.Layers, l)
+		if err := r.settleRootfsInit(l, o.Progress); err != nil {
+			return nil, err
+		}
 	}
 	if r.WantsBusyBox() {
 		l, err := busyBoxLayer(ctx, cache, r.Source.BusyBoxURL, r.Source.BusyBoxSHA256)
 		if err != nil {
-			return nil, fmt.Errorf("busybox (source.busybox_url): %w; point source.busybox_url at a local copy (Debian's busybox-static: file:///usr/bin/busybox) or set source.busybox = false", err)
+			return nil, r.busyBoxError(err)
 		}
 		st.Layers = append(st.Layers, l)
 	}
@@ -62,7 +68,7 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 	case ModeCustom:
 		p, err := overlay.ResolveHost(r.Dir, r.HostPath(r.Init.Path))
 		if err != nil {
-			return nil, fmt.Errorf("init.path: %w", err)
+			return nil, fmt.Errorf("%s: %w", r.Key("init.path"), err)
 		}
 		st.Layers = append(st.Layers, single("init", "/init", overlay.HostFile(p), fileSize(p), p))
 	}
@@ -76,6 +82,42 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 	}
 	st.Layers = append(st.Layers, top...)
 	return st, nil
+}
+
+// busyBoxError says what to do about a BusyBox that could not be had: for
+// a checksum mismatch, the sha256 to set if the file is the one meant;
+// else another source, or none.
+func (r *Recipe) busyBoxError(err error) error {
+	url := r.Key("source.busybox_url")
+	var mismatch *fetch.MismatchError
+	if errors.As(err, &mismatch) {
+		return fmt.Errorf("busybox (%s): %w; if %s is the BusyBox you want, set %s", url, err, r.Source.BusyBoxURL, r.Setting("source.busybox_sha256", strconv.Quote(mismatch.Got)))
+	}
+	return fmt.Errorf("busybox (%s): %w; point %s at a local copy (Debian's busybox-static: /usr/bin/busybox) or set %s", url, err, url, r.Setting("source.busybox", "false"))
+}
+
+// settleRootfsInit applies r.RootfsInit once the rootfs is known: in the
+// default mode, an /init the rootfs brings is kept (the mode becomes none)
+// or refused, as the direct form's flags asked.
+func (r *Recipe) settleRootfsInit(l overlay.Layer, progress io.Writer) error {
+	if r.RootfsInit == ReplaceRootfsInit || r.Mode() != ModeDefault {
+		return nil
+	}
+	ents, err := l.Entries()
+	if err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	if !slices.ContainsFunc(ents, func(e overlay.Entry) bool { return e.Path == "/init" }) {
+		return nil
+	}
+	if r.RootfsInit == RefuseRootfsInit {
+		return fmt.Errorf("the Dockerfile's rootfs has /init, and %s asks for the Kestrel agent, which runs under fledge's init; add %s to replace your /init, or leave out %s to keep it", r.Key("agent"), r.Setting("init", "default"), r.Key("agent"))
+	}
+	r.Init, r.Agent = &Init{None: true}, nil
+	if progress != nil {
+		fmt.Fprintf(progress, "fledge: the Dockerfile's /init is kept as PID 1 (no fledge init, no agent); %s puts fledge's init and the Kestrel agent in its place\n", r.Setting("init", "default"))
+	}
+	return nil
 }
 
 func (r *Recipe) rootfsSpec() rootfs.Spec {
@@ -128,6 +170,13 @@ func agentLayer(ctx context.Context, cache *fetch.Cache, r *Recipe) (overlay.Lay
 	default:
 		p, err = cache.KestrelRelease(ctx, a.Version)
 		source = "volantvm/volant release " + a.Version
+	}
+	if errors.Is(err, fetch.ErrNotCached) {
+		local := `agent.source_strategy = "local" with agent.path`
+		if f, ok := r.Flags["agent"]; ok {
+			local = f + " PATH"
+		}
+		return nil, fmt.Errorf("agent (%s): %w, or use a local agent (%s)", a.SourceStrategy, err, local)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("agent (%s): %w", a.SourceStrategy, err)

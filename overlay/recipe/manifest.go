@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -193,7 +195,8 @@ func LoadManifest(file string) (*Manifest, []string, error) {
 		lines := newLocator(data)
 		var msgs []string
 		for _, k := range und {
-			msgs = append(msgs, fmt.Sprintf("%s:%d: unknown key %q", file, lines.line(k), k.String()))
+			known, ok := manifestKeys(k[:len(k)-1])
+			msgs = append(msgs, fmt.Sprintf("%s:%d: %s", file, lines.line(k), unknownKeyMsg(k, known, ok)))
 		}
 		return nil, nil, errors.New(strings.Join(msgs, "\n"))
 	}
@@ -232,6 +235,49 @@ func ReadManifest(file string) (*Manifest, []string, error) {
 // lineAt is the line of data that byte offset off is on, counting from 1.
 func lineAt(data []byte, off int64) int {
 	return bytes.Count(data[:min(off, int64(len(data)))], []byte("\n")) + 1
+}
+
+// manifestKeys lists the keys the table at path of a manifest.toml takes,
+// read from the Manifest type's toml tags so that they cannot drift from
+// what is decoded; ok is false where path is no table of known keys.
+func manifestKeys(path []string) (keys []string, ok bool) {
+	t := reflect.TypeOf(Manifest{})
+	for i := 0; i < len(path); i++ {
+		f, found := tomlField(t, path[i])
+		if !found {
+			return nil, false
+		}
+		t = f.Type
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() == reflect.Map { // the next part is the map's key
+			i++
+			t = t.Elem()
+		}
+	}
+	if t.Kind() != reflect.Struct {
+		return nil, false
+	}
+	for i := 0; i < t.NumField(); i++ {
+		if tag := t.Field(i).Tag.Get("toml"); tag != "" && tag != "-" {
+			keys = append(keys, tag)
+		}
+	}
+	return keys, true
+}
+
+// tomlField finds the field of struct type t whose toml tag is name.
+func tomlField(t reflect.Type, name string) (reflect.StructField, bool) {
+	if t.Kind() != reflect.Struct {
+		return reflect.StructField{}, false
+	}
+	for i := 0; i < t.NumField(); i++ {
+		if t.Field(i).Tag.Get("toml") == name {
+			return t.Field(i), true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 // Complete fills what the manifest leaves open from the build's facts and
@@ -285,7 +331,9 @@ func (m *Manifest) Complete(f ManifestFacts) {
 		m.Initramfs = &Initramfs{}
 	}
 	if m.Initramfs.URL == "" {
-		m.Initramfs.URL = f.Artifact
+		// A relative URL reference: "my app.cpio.gz" is "my%20app.cpio.gz",
+		// and a name with a colon gets "./" so it is no scheme.
+		m.Initramfs.URL = (&url.URL{Path: f.Artifact}).String()
 	}
 	m.Initramfs.Checksum = "sha256:" + f.SHA256
 }

@@ -71,6 +71,24 @@ func TestManifestDefaultsValidate(t *testing.T) {
 	}
 }
 
+// TestManifestURLIsPercentEncoded: initramfs.url is a URL reference, so an
+// artifact name with a space or a colon is escaped, and still validates.
+func TestManifestURLIsPercentEncoded(t *testing.T) {
+	for name, want := range map[string]string{"my app.cpio.gz": "my%20app.cpio.gz", "a:b#1?.cpio": "./a:b%231%3F.cpio", "ok.cpio.gz": "ok.cpio.gz"} {
+		m, _, err := LoadManifest("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := facts
+		f.Artifact = name
+		m.Complete(f)
+		out := validateJSON(t, manifestSchema(t), m)
+		if got := out["initramfs"].(map[string]any)["url"]; got != want {
+			t.Errorf("artifact %q: initramfs.url %q, want %q", name, got, want)
+		}
+	}
+}
+
 func TestManifestEarlierFormConverted(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "manifest.toml")
 	text := `schema_version = "v1"
@@ -120,7 +138,11 @@ protocol = "tcp"
 
 func TestManifestErrors(t *testing.T) {
 	tests := []struct{ text, want string }{
-		{"nmae = \"x\"", `manifest.toml:1: unknown key "nmae"`},
+		{"nmae = \"x\"", `manifest.toml:1: unknown key "nmae" at the top level; did you mean "name"?`},
+		{"[resources]\ncpu_core = 2", `manifest.toml:2: unknown key "cpu_core" in [resources]; did you mean "cpu_cores"?`},
+		{"[actions.start]\nmethd = \"POST\"", `manifest.toml:2: unknown key "methd" in [actions.start]; did you mean "method"?`},
+		{"[[disks]]\nname = \"d\"\nsource = \"s\"\nreadonyl = true", `unknown key "readonyl" in [disks]; did you mean "readonly"?`},
+		{"[health_check]\nzzzzzz = 1", `unknown key "zzzzzz" in [health_check]; known keys: endpoint, timeout_ms`},
 		{"[workload]\nentrypoint = 5", "workload.entrypoint must be a string or an array of strings"},
 		{"name = = 1\n", "manifest.toml:1: "},
 		{"[resources]\ncpu_cores = \"2\"", `manifest.toml:2: resources.cpu_cores: expected an integer, found a string`},

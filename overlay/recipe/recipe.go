@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -48,7 +49,29 @@ type Recipe struct {
 	RawMap     map[string]string `toml:"mappings"`
 	// Mappings are RawMap resolved, sorted by guest path.
 	Mappings []overlay.Mapping `toml:"-"`
+
+	// RootfsInit says what becomes of an /init the rootfs brings when no
+	// init mode is chosen; recipes choose with [init], the direct form
+	// with --init.
+	RootfsInit RootfsInit `toml:"-"`
+	// Flags, set by the direct form (fledge build ./Dockerfile), names the
+	// flag that stands for a key ("source.busybox_url" → "--busybox-url"),
+	// so that messages name what the user wrote.
+	Flags map[string]string `toml:"-"`
 }
+
+// RootfsInit is the fate of a rootfs /init in the default mode.
+type RootfsInit int
+
+const (
+	// ReplaceRootfsInit puts fledge's init over it (a recipe without [init]).
+	ReplaceRootfsInit RootfsInit = iota
+	// KeepRootfsInit makes it PID 1: the mode becomes none, no agent.
+	KeepRootfsInit
+	// RefuseRootfsInit makes it an error: an agent was asked for, and the
+	// agent runs under fledge's init.
+	RefuseRootfsInit
+)
 
 // Agent says where the Kestrel agent comes from.
 type Agent struct {
@@ -140,6 +163,16 @@ func Load(file string) (*Recipe, error) {
 	return Parse(abs, data)
 }
 
+// IsRecipe reports whether data reads as a recipe rather than, say, a
+// Dockerfile: TOML with at least one key. A Dockerfile is never valid TOML
+// ("FROM scratch" is a bare key without a value), so the content decides
+// whatever the file is called.
+func IsRecipe(data []byte) bool {
+	var doc map[string]any
+	md, err := toml.Decode(string(data), &doc)
+	return err == nil && len(md.Keys()) > 0
+}
+
 // Parse decodes and validates recipe text; file names the recipe in
 // messages and anchors relative paths.
 func Parse(file string, data []byte) (*Recipe, error) {
@@ -171,6 +204,27 @@ func Parse(file string, data []byte) (*Recipe, error) {
 		r.Source.BusyBoxURL, r.Source.BusyBoxSHA256 = DefaultBusyBoxURL, DefaultBusyBoxSHA256
 	}
 	return r, nil
+}
+
+// Key names key as the user gives it: the recipe key, or its flag.
+func (r *Recipe) Key(key string) string {
+	if f, ok := r.Flags[key]; ok {
+		return f
+	}
+	return key
+}
+
+// Setting says how the user sets key to value (TOML text): key = value in
+// a recipe, --flag=value on the command line.
+func (r *Recipe) Setting(key, value string) string {
+	f, ok := r.Flags[key]
+	if !ok {
+		return key + " = " + value
+	}
+	if u, err := strconv.Unquote(value); err == nil {
+		value = u
+	}
+	return f + "=" + value
 }
 
 // HostPath resolves a path from the recipe against the recipe's folder.

@@ -77,6 +77,9 @@ func TestValidationRules(t *testing.T) {
 		{"output compression unknown", head + "[output]\ncompression = \"lzo\"", `fledge.toml:4: output.compression "lzo" is unknown; use one of gzip, zstd, xz, lz4, none`},
 		{"output key typo", head + "[output]\ncompresion = \"lz4\"", `unknown key "compresion" in [output]; did you mean "compression"?`},
 		{"syntax error has a line", head + "agent = = 1\n", `fledge.toml:3: `},
+		{"mapping a device", head + "[mappings]\n\"/dev/null\" = \"/null\"", `fledge.toml:4: mapping "/dev/null": /dev/null is a character device; map regular files, folders, symlinks or FIFOs`},
+		{"busybox_url scheme", head + "[source]\nbusybox_url = \"ftp://x/busybox\"", `fledge.toml:4: source.busybox_url "ftp://x/busybox": use an https://, http:// or file:// URL, or the path of a file`},
+		{"busybox_url path missing", head + "[source]\nbusybox_url = \"./nope\"", `fledge.toml:4: source.busybox_url: DIR/nope does not exist`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -328,6 +331,38 @@ func TestOutputCompressionInSchemaAndRecipe(t *testing.T) {
 			t.Errorf("compression %q: recipe error %v, schema error %v", c, err, serr)
 		} else if known && r.Output.Compression != c {
 			t.Errorf("compression %q read as %q", c, r.Output.Compression)
+		}
+	}
+}
+
+func TestIsRecipeTellsARecipeFromADockerfile(t *testing.T) {
+	for text, want := range map[string]bool{
+		head:                          true,
+		"# a recipe\n" + head:         true,
+		"FROM scratch\nCOPY x /x\n":   false,
+		"# syntax=x\nFROM alpine\n":   false,
+		"ARG V=1\nFROM alpine:$V\n":   false,
+		"":                            false,
+		"# only a comment\n":          false,
+		"from scratch\nrun echo hi\n": false,
+	} {
+		if got := IsRecipe([]byte(text)); got != want {
+			t.Errorf("IsRecipe(%q) = %v, want %v", text, got, want)
+		}
+	}
+}
+
+// TestBusyBoxURLMayBeAPath: a busybox_url without a scheme is a file,
+// absolute or relative to the recipe, read as a file:// URL.
+func TestBusyBoxURLMayBeAPath(t *testing.T) {
+	dir := recipeDir(t)
+	for given, want := range map[string]string{"/usr/bin/busybox": "file:///usr/bin/busybox", "./app": "file://" + filepath.Join(dir, "app")} {
+		r, err := parse(t, dir, head+"[source]\nbusybox_url = \""+given+"\"\n")
+		if err != nil {
+			t.Fatalf("busybox_url = %q: %v", given, err)
+		}
+		if r.Source.BusyBoxURL != want {
+			t.Errorf("busybox_url = %q: read as %q, want %q", given, r.Source.BusyBoxURL, want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -35,6 +36,13 @@ var knownKeys = map[string][]string{
 }
 
 func (v *validator) unknownKey(k toml.Key) {
+	known, ok := knownKeys[strings.Join(k[:len(k)-1], ".")]
+	v.add(k, "%s", unknownKeyMsg(k, known, ok))
+}
+
+// unknownKeyMsg says that k is unknown where it stands and, when the keys
+// known there are (ok), which one was probably meant, else lists them.
+func unknownKeyMsg(k toml.Key, known []string, ok bool) string {
 	table := strings.Join(k[:len(k)-1], ".")
 	name := k[len(k)-1]
 	where := "at the top level"
@@ -42,14 +50,13 @@ func (v *validator) unknownKey(k toml.Key) {
 		where = "in [" + table + "]"
 	}
 	msg := fmt.Sprintf("unknown key %q %s", name, where)
-	if known, ok := knownKeys[table]; ok {
-		if s := closest(name, known); s != "" {
-			msg += fmt.Sprintf("; did you mean %q?", s)
-		} else {
-			msg += "; known keys: " + strings.Join(known, ", ")
-		}
+	if !ok {
+		return msg
 	}
-	v.add(k, "%s", msg)
+	if s := closest(name, known); s != "" {
+		return msg + fmt.Sprintf("; did you mean %q?", s)
+	}
+	return msg + "; known keys: " + strings.Join(known, ", ")
 }
 
 func (v *validator) validate() {
@@ -138,6 +145,7 @@ func (v *validator) validateAgent() {
 
 func (v *validator) validateSource() {
 	s := v.r.Source
+	v.resolveBusyBoxURL()
 	if s.BusyBoxSHA256 != "" && !validSHA256(s.BusyBoxSHA256) {
 		v.add([]string{"source", "busybox_sha256"}, "source.busybox_sha256 %q must be 64 hex digits", s.BusyBoxSHA256)
 	}
@@ -163,6 +171,22 @@ func (v *validator) validateSource() {
 		v.add([]string{"source", "target"}, "source.target needs source.dockerfile")
 	}
 	v.resolveContexts()
+}
+
+// resolveBusyBoxURL takes a source.busybox_url without a scheme for the
+// path of a file, absolute or relative to the recipe, and makes it the
+// file:// URL the download cache reads.
+func (v *validator) resolveBusyBoxURL() {
+	u, key := v.r.Source.BusyBoxURL, []string{"source", "busybox_url"}
+	switch {
+	case u == "" || strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "file://"):
+	case strings.Contains(u, "://"):
+		v.add(key, "source.busybox_url %q: use an https://, http:// or file:// URL, or the path of a file (absolute, or relative to the recipe)", u)
+	default:
+		if host, ok := v.hostExisting(key, "source.busybox_url", u, false); ok {
+			v.r.Source.BusyBoxURL = (&url.URL{Scheme: "file", Path: host}).String()
+		}
+	}
 }
 
 // resolveContexts makes the host paths of named build contexts (a folder,
@@ -220,6 +244,10 @@ func (v *validator) validateMappings() {
 		fi, err := os.Stat(host)
 		if err != nil {
 			v.add(key, "mapping %q: source %s does not exist (paths are relative to %s)", h, host, r.Dir)
+			continue
+		}
+		if fi.Mode()&(os.ModeDevice|os.ModeSocket) != 0 {
+			v.add(key, "mapping %q: %s is a %s; map regular files, folders, symlinks or FIFOs", h, host, overlay.HostKind(fi.Mode()))
 			continue
 		}
 		// A destination ending in "/" is a folder, as in a Dockerfile's
@@ -294,7 +322,7 @@ func (v *validator) hostExisting(key []string, what, p string, dir bool) (string
 		v.add(key, "%s: %s is a directory, expected a file", what, host)
 	case !dir && !fi.Mode().IsRegular():
 		// A FIFO would block the build forever and a device never end.
-		v.add(key, "%s: %s is a %s, expected a regular file", what, host, fileKind(fi.Mode()))
+		v.add(key, "%s: %s is a %s, expected a regular file", what, host, overlay.HostKind(fi.Mode()))
 	}
 	return host, len(v.problems) == n
 }
@@ -318,16 +346,4 @@ func validSHA256(s string) bool {
 		}
 	}
 	return true
-}
-
-func fileKind(m os.FileMode) string {
-	switch {
-	case m&os.ModeNamedPipe != 0:
-		return "FIFO"
-	case m&os.ModeSocket != 0:
-		return "socket"
-	case m&os.ModeDevice != 0:
-		return "device node"
-	}
-	return "special file"
 }

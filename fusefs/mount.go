@@ -159,42 +159,40 @@ func recoverStale(mountpoint string) error {
 	if err != nil {
 		return fmt.Errorf("mountpoint: %w", err)
 	}
-	if mounted, err := isMountpoint(mountpoint); err != nil || mounted {
-		if err != nil {
-			return err
-		}
-		return fmt.Errorf("%s is already a mountpoint; unmount it first (`fledge umount %s`)", mountpoint, mountpoint)
+	m, ok, err := mountAt(mountpoint)
+	switch {
+	case err != nil:
+		return err
+	case ok && m.fledge():
+		return fmt.Errorf("%s is already a fledge mount; unmount it first (`%s`)", mountpoint, UmountCommand(mountpoint))
+	case ok:
+		return fmt.Errorf("%s is already the mountpoint of %s; mount fledge on another folder", mountpoint, m)
 	}
 	return nil
-}
-
-// isMountpoint compares the device of dir with its parent's.
-func isMountpoint(dir string) (bool, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return false, err
-	}
-	var st, pst unix.Stat_t
-	if err := unix.Lstat(abs, &st); err != nil {
-		return false, fmt.Errorf("mountpoint %s: %w", dir, err)
-	}
-	if err := unix.Lstat(filepath.Dir(abs), &pst); err != nil {
-		return false, fmt.Errorf("mountpoint %s: %w", dir, err)
-	}
-	return st.Dev != pst.Dev || (st.Ino == pst.Ino && abs != "/"), nil
 }
 
 // ErrBusy is returned (wrapped) when a mountpoint is in use.
 var ErrBusy = errors.New("mountpoint busy")
 
-// Unmount unmounts mountpoint. lazy detaches it even while in use (the
+// Unmount unmounts the fledge mount at mountpoint, stale ones included,
+// and refuses any other mount. lazy detaches it even while in use (the
 // kernel finishes when the last user leaves).
 func Unmount(mountpoint string, lazy bool) error {
+	m, ok, err := mountAt(mountpoint)
+	if err != nil {
+		return fmt.Errorf("unmount %s: %w", mountpoint, err)
+	}
+	if !ok {
+		return fmt.Errorf("unmount %s: not a mountpoint (nothing is mounted there)", mountpoint)
+	}
+	if !m.fledge() {
+		return fmt.Errorf("unmount %s: refused: it is %s, not a fledge mount; fledge umount only unmounts what fledge mount mounted", mountpoint, m)
+	}
 	flags := 0
 	if lazy {
 		flags = unix.MNT_DETACH
 	}
-	err := unix.Unmount(mountpoint, flags)
+	err = unix.Unmount(mountpoint, flags)
 	// A watched mount looks names up through its own mountpoint when the
 	// host changes (see invalidator.listing), which keeps it busy for a
 	// moment; a process that really uses it keeps it busy for longer.
@@ -206,8 +204,9 @@ func Unmount(mountpoint string, lazy bool) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, syscall.EBUSY):
+		q := quoteArg(mountpoint)
 		return fmt.Errorf("%w: %s is in use: a process has a file open or its working directory below it (list them with `fuser -vm %s`); close them and retry, or force it with `fledge umount --lazy %s`",
-			ErrBusy, mountpoint, mountpoint, mountpoint)
+			ErrBusy, mountpoint, q, q)
 	case errors.Is(err, syscall.EINVAL):
 		return fmt.Errorf("unmount %s: not a mountpoint", mountpoint)
 	case errors.Is(err, syscall.EPERM):

@@ -190,9 +190,13 @@ func newUmountCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "umount MOUNTPOINT",
 		Short: "Unmount a 'fledge mount' (the mount process then exits)",
-		Long: `umount unmounts MOUNTPOINT. If a process still uses the mount, it says which
-mountpoint is busy; --lazy detaches it anyway (the kernel finishes when the
-last user leaves). It also clears a mount left stale by a killed fledge.`,
+		Long: `umount unmounts the fledge mount at MOUNTPOINT. Anything else mounted there
+(a tmpfs, /proc, a disk) is refused and left alone: it checks the kernel's
+mount table (/proc/self/mountinfo) for a fuse.fledge mount first.
+
+If a process still uses the mount, it says which mountpoint is busy; --lazy
+detaches it anyway (the kernel finishes when the last user leaves). It also
+clears a mount left stale by a killed fledge.`,
 		Example: `  fledge umount /mnt/img
   fledge umount --lazy /mnt/img   # busy: detach now, finish when the last user leaves`,
 		Args: cobra.ExactArgs(1),

@@ -35,7 +35,10 @@ folder shows through the mount at once (inotify tells fledge; --poll looks
 every half second instead, for folders on NFS, 9p or FUSE), and changes made
 below MOUNTPOINT are kept in .fledge/edits beside the recipe, where pack and
 build pick them up ('fledge diff' lists them, 'fledge reset' discards them).
-Lower layers and host files are never modified.
+Lower layers and host files are never modified. A workspace has one mount
+at a time (two would not see each other's changes): a second mount of the
+same recipe is refused, naming the first one's mountpoint and pid. diff,
+reset, pack and build work beside a live mount, which shows a reset at once.
 
 Mounting an artifact (a cpio, plain or in any compression the kernel reads) is read-only; files are read
 from its decompressed stream, nothing is extracted.
@@ -142,6 +145,13 @@ func outsideSources(t *target, mnt string) error {
 
 // serveMount mounts t and serves it until the mount goes away.
 func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) error {
+	if t.Recipe != nil {
+		lock, err := lockWorkspace(t.Recipe.Dir, mnt)
+		if err != nil {
+			return err
+		}
+		defer lock.Close()
+	}
 	serverRuntime()
 	fsys := fusefs.New(t.Stack)
 	opts.Warn = func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), "fledge: warning:", msg) }

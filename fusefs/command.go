@@ -14,14 +14,15 @@ func UmountCommand(mountpoint string) string {
 	if abs, err := filepath.Abs(mountpoint); err == nil {
 		mountpoint = abs
 	}
-	return "fledge umount " + quoteArg(mountpoint)
+	return "fledge umount " + ShellQuote(mountpoint)
 }
 
-// quoteArg quotes s for a POSIX shell where it needs it: in single quotes,
-// or, when it holds characters a terminal would not show as they are, in
-// bash's $'…' with those escaped, so a message stays one line and sends
-// no control sequence.
-func quoteArg(s string) string {
+// ShellQuote quotes s for a POSIX shell where it needs it, for the
+// commands messages suggest: in single quotes, or, when it holds
+// characters a terminal would not show as they are, in bash's $'…' with
+// those escaped, so a message stays one line and sends no control
+// sequence.
+func ShellQuote(s string) string {
 	if s != "" && strings.IndexFunc(s, unsafeInShell) < 0 {
 		return s
 	}

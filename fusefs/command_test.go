@@ -12,8 +12,8 @@ func TestQuoteArg(t *testing.T) {
 		{"/mnt/\x1b[2J'", `$'/mnt/\x1b[2J\''`},
 		{"/mnt/\xff", `$'/mnt/\xff'`},
 	} {
-		if got := quoteArg(c.in); got != c.want {
-			t.Errorf("quoteArg(%q) = %s, want %s", c.in, got, c.want)
+		if got := ShellQuote(c.in); got != c.want {
+			t.Errorf("ShellQuote(%q) = %s, want %s", c.in, got, c.want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,6 +48,9 @@ type Options struct {
 // detached first.
 func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 	if err := recoverStale(mountpoint); err != nil {
+		return nil, err
+	}
+	if err := checkDevice(o.Share); err != nil {
 		return nil, err
 	}
 	if o.Warn != nil {
@@ -120,7 +124,7 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 		// nothing else can be mounted there (see recoverStale), and a dead
 		// mount cannot even be looked at, so it is detached unasked.
 		_ = unix.Unmount(mountpoint, unix.MNT_DETACH)
-		return nil, fmt.Errorf("mount %s: %w (fledge mounts as root: /dev/fuse is only open to root here)", mountpoint, err)
+		return nil, fmt.Errorf("mount %s as uid %d: %s", mountpoint, os.Geteuid(), strings.TrimSpace(err.Error()))
 	}
 	f.passthrough.Store(!o.NoPassthrough && Passthrough(srv))
 	go f.inval.run()
@@ -148,16 +152,21 @@ func recoverStale(mountpoint string) error {
 	var sfs unix.Statfs_t
 	err := unix.Statfs(mountpoint, &sfs)
 	if errors.Is(err, syscall.ENOTCONN) {
+		if m, ok, err := mountAt(mountpoint); err != nil || !ok || !m.fledge() {
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%s is a stale mount (its server died) that is not fledge's (%v); fledge leaves it alone: detach it with `umount -l %s` as root", mountpoint, m, ShellQuote(mountpoint))
+		}
 		if err := unix.Unmount(mountpoint, unix.MNT_DETACH); err != nil {
 			out, ferr := exec.Command("fusermount3", "-uz", mountpoint).CombinedOutput()
 			if ferr != nil {
-				return fmt.Errorf("%s is a stale mount (its server died) and could not be detached: %v; %s: run `umount -l %s` as root", mountpoint, err, out, mountpoint)
+				return fmt.Errorf("%s is a stale mount (its server died) and could not be detached: %v; %s: run `umount -l %s` as root", mountpoint, err, strings.TrimSpace(string(out)), ShellQuote(mountpoint))
 			}
 		}
-		err = unix.Statfs(mountpoint, &sfs)
 	}
-	if err != nil {
-		return fmt.Errorf("mountpoint: %w", err)
+	if err := checkMountpoint(mountpoint); err != nil {
+		return err
 	}
 	m, ok, err := mountAt(mountpoint)
 	switch {
@@ -204,7 +213,7 @@ func Unmount(mountpoint string, lazy bool) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, syscall.EBUSY):
-		q := quoteArg(mountpoint)
+		q := ShellQuote(mountpoint)
 		return fmt.Errorf("%w: %s is in use: a process has a file open or its working directory below it (list them with `fuser -vm %s`); close them and retry, or force it with `fledge umount --lazy %s`",
 			ErrBusy, mountpoint, q, q)
 	case errors.Is(err, syscall.EINVAL):

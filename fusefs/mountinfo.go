@@ -22,7 +22,7 @@ type mounted struct {
 func (m mounted) fledge() bool { return m.fsType == fsType && m.source == "fledge" }
 
 func (m mounted) String() string {
-	return fmt.Sprintf("a %s mount (source %s)", m.fsType, quoteArg(m.source))
+	return fmt.Sprintf("a %s mount (source %s)", m.fsType, ShellQuote(m.source))
 }
 
 // mountAt returns the topmost mount at mountpoint, and false when nothing

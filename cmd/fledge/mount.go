@@ -44,11 +44,13 @@ Mounting an artifact (a cpio, plain or in any compression the kernel reads) is r
 from its decompressed stream, nothing is extracted.
 
 Who may use the mount (--share):
-  read   (default) every user browses with the permissions the image shows;
-         changes are taken only from root and from the user who ran fledge
-         through sudo (SUDO_UID): whatever is written lands in the image, so
-         nobody else can plant a file, not even in a world-writable /tmp
-  none   only root sees the mount
+  read   (default as root) every user browses with the permissions the image
+         shows; changes are taken only from root and from the user who ran
+         fledge through sudo (SUDO_UID): whatever is written lands in the
+         image, so nobody else can plant a file, not even in a world-writable
+         /tmp
+  none   only the user who mounts sees the mount (default for an ordinary
+         user)
   write  every user reads and writes as the image's permissions allow, like
          a disk (what a file-system test suite that switches users needs)
 
@@ -61,7 +63,12 @@ about 12% of the time of a tar x into the mount.
 fledge serves on half the CPUs, leaving the rest to the programs using the
 mount, and lets its heap grow by 400% between collections; GOMAXPROCS=N and
 GOGC=N override that.
-Needs root (/dev/fuse).`,
+
+As root fledge mounts directly. An ordinary user mounts through fusermount3
+(package fuse3) where /dev/fuse is open to users, as stock distributions
+ship it; read and write sharing then need user_allow_other in
+/etc/fuse.conf. When the mount cannot be made, the error says what was found:
+the mountpoint's type, /dev/fuse's mode, a missing fusermount3.`,
 		Example: `  fledge mount /mnt/img                 # ./fledge.toml, editable
   fledge mount -c app/fledge.toml /mnt/img
   fledge mount dist/app.cpio.gz /mnt/img  # read-only
@@ -81,6 +88,11 @@ Needs root (/dev/fuse).`,
 			if err := outsideSources(t, mnt); err != nil {
 				return err
 			}
+			if !cmd.Flags().Changed("share") && os.Geteuid() != 0 {
+				// An ordinary user's mount is that user's alone unless
+				// asked: allow_other needs /etc/fuse.conf's consent.
+				share = "none"
+			}
 			if opts.Share, err = fusefs.ParseShare(share); err != nil {
 				return err
 			}
@@ -93,7 +105,7 @@ Needs root (/dev/fuse).`,
 	f.register(cmd)
 	cmd.Flags().BoolVar(&opts.Debug, "debug", false, "log every FUSE request")
 	cmd.Flags().BoolVar(&opts.NoPassthrough, "no-passthrough", false, "read host files through fledge instead of kernel FUSE passthrough")
-	cmd.Flags().StringVar(&share, "share", "read", "who besides root may use the mount: none, read (browse; changes only from root\nand the sudo user) or write (every user, as permissions allow)")
+	cmd.Flags().StringVar(&share, "share", "read", "who besides root may use the mount: none, read (browse; changes only from root\nand the sudo user) or write (every user, as permissions allow); an ordinary\nuser's default is none")
 	cmd.Flags().BoolVar(&opts.Xattrs, "xattrs", false, "serve the provenance attribute user.fledge.layer (getfattr); writes then\ncost the kernel's security.capability request each")
 	cmd.Flags().BoolVar(&opts.Poll, "poll", false, "look for host changes every half second instead of being told by inotify\n(mapped folders on NFS, 9p or another FUSE mount report none)")
 	return cmd

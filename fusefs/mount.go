@@ -30,8 +30,9 @@ type Options struct {
 	// other FUSE mounts); the kernel then caches host-backed entries only
 	// briefly, which makes listings slower.
 	Poll bool
-	// Warn, if set, is told when the mount falls back from watching the
-	// host to polling it.
+	// Warn, if set, is told when the mountpoint holds entries the mount
+	// hides, and when the mount falls back from watching the host to
+	// polling it.
 	Warn func(string)
 	// Share says who besides root may use the mount (see Share).
 	Share Share
@@ -55,6 +56,9 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 	}
 	if o.Warn != nil {
 		f.warn = o.Warn
+	}
+	if n := hiddenEntries(mountpoint); n > 0 {
+		f.warn(fmt.Sprintf("%s holds %d entries, hidden while it is mounted (they are back after unmounting)", mountpoint, n))
 	}
 	abs, err := filepath.Abs(mountpoint)
 	if err != nil {

@@ -54,6 +54,24 @@ func fileKind(m fs.FileMode) string {
 	return fmt.Sprintf("of type %v", m.Type())
 }
 
+// hiddenEntries counts what the folder mountpoint holds, which the mount
+// hides until it is unmounted.
+func hiddenEntries(mountpoint string) int {
+	d, err := os.Open(mountpoint)
+	if err != nil {
+		return 0
+	}
+	defer d.Close()
+	n := 0
+	for {
+		names, err := d.Readdirnames(1024)
+		n += len(names)
+		if err != nil {
+			return n
+		}
+	}
+}
+
 // fuseDevice is the device every FUSE mount is served through.
 const fuseDevice = "/dev/fuse"
 

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/volantvm/fledge/cmd/fledge/internal/inspect"
 	"github.com/volantvm/fledge/fusefs"
 	"github.com/volantvm/fledge/overlay"
 )
@@ -39,6 +41,13 @@ Lower layers and host files are never modified. A workspace has one mount
 at a time (two would not see each other's changes): a second mount of the
 same recipe is refused, naming the first one's mountpoint and pid. diff,
 reset, pack and build work beside a live mount, which shows a reset at once.
+
+The mount keeps the stack it was built with: when the recipe file changes
+while it serves, fledge says so on stderr (one line); remount to see the
+change.
+
+Mounting over a folder that holds files hides them until the unmount; fledge
+warns with their count.
 
 Mounting an artifact (a cpio, plain or in any compression the kernel reads) is read-only; files are read
 from its decompressed stream, nothing is extracted.
@@ -69,7 +78,8 @@ As root fledge mounts directly. An ordinary user mounts through fusermount3
 ship it; read and write sharing then need user_allow_other in
 /etc/fuse.conf. When the mount cannot be made, the error says what was found:
 the mountpoint's type, /dev/fuse's mode, a missing fusermount3.`,
-		Example: `  fledge mount /mnt/img                 # ./fledge.toml, editable
+		Example: `  mkdir -p /mnt/img                     # the mountpoint is a folder
+  fledge mount /mnt/img                 # ./fledge.toml, editable
   fledge mount -c app/fledge.toml /mnt/img
   fledge mount dist/app.cpio.gz /mnt/img  # read-only
   fledge mount --share=write /mnt/img   # other users may write too
@@ -79,6 +89,9 @@ the mountpoint's type, /dev/fuse's mode, a missing fusermount3.`,
 			mnt, arg := args[len(args)-1], ""
 			if len(args) == 2 {
 				arg = args[0]
+				if err := swappedArgs(arg, mnt); err != nil {
+					return err
+				}
 			}
 			t, err := f.open(cmd.Context(), cmd, arg)
 			if err != nil {
@@ -111,6 +124,19 @@ the mountpoint's type, /dev/fuse's mode, a missing fusermount3.`,
 	return cmd
 }
 
+// swappedArgs catches `fledge mount MOUNTPOINT ARTIFACT` (or RECIPE): a
+// folder first and a file last, which can only be the other way round,
+// since the mountpoint must be a folder.
+func swappedArgs(first, last string) error {
+	a, errA := os.Stat(first)
+	b, errB := os.Stat(last)
+	if errA != nil || errB != nil || !a.IsDir() || !b.Mode().IsRegular() {
+		return nil
+	}
+	return fmt.Errorf("the arguments are the wrong way round: %s is a folder and %s a file, and the mountpoint comes last: fledge mount %s %s",
+		inspect.Escape(first), inspect.Escape(last), fusefs.ShellQuote(last), fusefs.ShellQuote(first))
+}
+
 // sudoUID returns the user who ran fledge through sudo, or 0 (root).
 func sudoUID() (int, error) {
 	s := os.Getenv("SUDO_UID")
@@ -138,6 +164,10 @@ func outsideSources(t *target, mnt string) error {
 	}
 	// The parent, not the mountpoint: a stale mountpoint cannot be resolved.
 	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if errors.Is(err, fs.ErrNotExist) {
+		// Nothing is inside a missing folder; the mount says it is missing.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("mountpoint %s: %w", mnt, err)
 	}
@@ -167,6 +197,16 @@ func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) 
 	serverRuntime()
 	fsys := fusefs.New(t.Stack)
 	opts.Warn = func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), "fledge: warning:", msg) }
+	if t.Recipe != nil {
+		// Before the mount is announced, so a change made as soon as it
+		// serves is noticed.
+		w, err := watchRecipe(t.Recipe.File, mnt, cmd.ErrOrStderr())
+		if err != nil {
+			opts.Warn(fmt.Sprintf("changes to %s will go unnoticed: %v", t.Name(), err))
+		} else {
+			defer w.Close()
+		}
+	}
 	srv, err := fusefs.Mount(mnt, fsys, opts)
 	if err != nil {
 		return err
@@ -179,8 +219,8 @@ func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) 
 	if fusefs.Passthrough(srv) && !opts.NoPassthrough {
 		pt = "on"
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "fledge: %s mounted at %s (%s; passthrough %s); Ctrl-C or `fledge umount %s` to unmount\n",
-		t.Name(), mnt, how, pt, mnt)
+	fmt.Fprintf(cmd.ErrOrStderr(), "fledge: %s mounted at %s (%s; passthrough %s); Ctrl-C or `%s` to unmount\n",
+		t.Name(), mnt, how, pt, fusefs.UmountCommand(mnt))
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)

@@ -29,7 +29,8 @@ func TestMountOnAFileSaysSo(t *testing.T) {
 
 // userMountScript mounts $ART at $MNT as the user it runs as, lists the
 // mount, unmounts it with fledge umount and prints fledge mount's stderr.
-const userMountScript = `"$FLEDGE" mount "$@" "$ART" "$MNT" 2>"$LOG" & pid=$!
+const userMountScript = `: >"$LOG"
+"$FLEDGE" mount "$@" "$ART" "$MNT" 2>"$LOG" & pid=$!
 i=0
 until grep -q "mounted at" "$LOG"; do
 	if ! kill -0 $pid 2>/dev/null || [ $i -gt 300 ]; then kill $pid 2>/dev/null; wait $pid; cat "$LOG"; exit 1; fi

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,8 +30,9 @@ type Options struct {
 	// other FUSE mounts); the kernel then caches host-backed entries only
 	// briefly, which makes listings slower.
 	Poll bool
-	// Warn, if set, is told when the mount falls back from watching the
-	// host to polling it.
+	// Warn, if set, is told when the mountpoint holds entries the mount
+	// hides, and when the mount falls back from watching the host to
+	// polling it.
 	Warn func(string)
 	// Share says who besides root may use the mount (see Share).
 	Share Share
@@ -49,8 +51,14 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 	if err := recoverStale(mountpoint); err != nil {
 		return nil, err
 	}
+	if err := checkDevice(o.Share); err != nil {
+		return nil, err
+	}
 	if o.Warn != nil {
 		f.warn = o.Warn
+	}
+	if n := hiddenEntries(mountpoint); n > 0 {
+		f.warn(fmt.Sprintf("%s holds %d entries, hidden while it is mounted (they are back after unmounting)", mountpoint, n))
 	}
 	abs, err := filepath.Abs(mountpoint)
 	if err != nil {
@@ -120,7 +128,7 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 		// nothing else can be mounted there (see recoverStale), and a dead
 		// mount cannot even be looked at, so it is detached unasked.
 		_ = unix.Unmount(mountpoint, unix.MNT_DETACH)
-		return nil, fmt.Errorf("mount %s: %w (fledge mounts as root: /dev/fuse is only open to root here)", mountpoint, err)
+		return nil, fmt.Errorf("mount %s as uid %d: %s", mountpoint, os.Geteuid(), strings.TrimSpace(err.Error()))
 	}
 	f.passthrough.Store(!o.NoPassthrough && Passthrough(srv))
 	go f.inval.run()
@@ -148,53 +156,56 @@ func recoverStale(mountpoint string) error {
 	var sfs unix.Statfs_t
 	err := unix.Statfs(mountpoint, &sfs)
 	if errors.Is(err, syscall.ENOTCONN) {
+		if m, ok, err := mountAt(mountpoint); err != nil || !ok || !m.fledge() {
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%s is a stale mount (its server died) that is not fledge's (%v); fledge leaves it alone: detach it with `umount -l %s` as root", mountpoint, m, ShellQuote(mountpoint))
+		}
 		if err := unix.Unmount(mountpoint, unix.MNT_DETACH); err != nil {
 			out, ferr := exec.Command("fusermount3", "-uz", mountpoint).CombinedOutput()
 			if ferr != nil {
-				return fmt.Errorf("%s is a stale mount (its server died) and could not be detached: %v; %s: run `umount -l %s` as root", mountpoint, err, out, mountpoint)
+				return fmt.Errorf("%s is a stale mount (its server died) and could not be detached: %v; %s: run `umount -l %s` as root", mountpoint, err, strings.TrimSpace(string(out)), ShellQuote(mountpoint))
 			}
 		}
-		err = unix.Statfs(mountpoint, &sfs)
 	}
-	if err != nil {
-		return fmt.Errorf("mountpoint: %w", err)
+	if err := checkMountpoint(mountpoint); err != nil {
+		return err
 	}
-	if mounted, err := isMountpoint(mountpoint); err != nil || mounted {
-		if err != nil {
-			return err
-		}
-		return fmt.Errorf("%s is already a mountpoint; unmount it first (`fledge umount %s`)", mountpoint, mountpoint)
+	m, ok, err := mountAt(mountpoint)
+	switch {
+	case err != nil:
+		return err
+	case ok && m.fledge():
+		return fmt.Errorf("%s is already a fledge mount; unmount it first (`%s`)", mountpoint, UmountCommand(mountpoint))
+	case ok:
+		return fmt.Errorf("%s is already the mountpoint of %s; mount fledge on another folder", mountpoint, m)
 	}
 	return nil
-}
-
-// isMountpoint compares the device of dir with its parent's.
-func isMountpoint(dir string) (bool, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return false, err
-	}
-	var st, pst unix.Stat_t
-	if err := unix.Lstat(abs, &st); err != nil {
-		return false, fmt.Errorf("mountpoint %s: %w", dir, err)
-	}
-	if err := unix.Lstat(filepath.Dir(abs), &pst); err != nil {
-		return false, fmt.Errorf("mountpoint %s: %w", dir, err)
-	}
-	return st.Dev != pst.Dev || (st.Ino == pst.Ino && abs != "/"), nil
 }
 
 // ErrBusy is returned (wrapped) when a mountpoint is in use.
 var ErrBusy = errors.New("mountpoint busy")
 
-// Unmount unmounts mountpoint. lazy detaches it even while in use (the
+// Unmount unmounts the fledge mount at mountpoint, stale ones included,
+// and refuses any other mount. lazy detaches it even while in use (the
 // kernel finishes when the last user leaves).
 func Unmount(mountpoint string, lazy bool) error {
+	m, ok, err := mountAt(mountpoint)
+	if err != nil {
+		return fmt.Errorf("unmount %s: %w", mountpoint, err)
+	}
+	if !ok {
+		return fmt.Errorf("unmount %s: not a mountpoint (nothing is mounted there)", mountpoint)
+	}
+	if !m.fledge() {
+		return fmt.Errorf("unmount %s: refused: it is %s, not a fledge mount; fledge umount only unmounts what fledge mount mounted", mountpoint, m)
+	}
 	flags := 0
 	if lazy {
 		flags = unix.MNT_DETACH
 	}
-	err := unix.Unmount(mountpoint, flags)
+	err = unix.Unmount(mountpoint, flags)
 	// A watched mount looks names up through its own mountpoint when the
 	// host changes (see invalidator.listing), which keeps it busy for a
 	// moment; a process that really uses it keeps it busy for longer.
@@ -206,8 +217,9 @@ func Unmount(mountpoint string, lazy bool) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, syscall.EBUSY):
+		q := ShellQuote(mountpoint)
 		return fmt.Errorf("%w: %s is in use: a process has a file open or its working directory below it (list them with `fuser -vm %s`); close them and retry, or force it with `fledge umount --lazy %s`",
-			ErrBusy, mountpoint, mountpoint, mountpoint)
+			ErrBusy, mountpoint, q, q)
 	case errors.Is(err, syscall.EINVAL):
 		return fmt.Errorf("unmount %s: not a mountpoint", mountpoint)
 	case errors.Is(err, syscall.EPERM):

@@ -19,7 +19,8 @@ const (
 	// from root and Options.Writer: nobody else can plant a file in the
 	// image, not even in its world-writable /tmp.
 	ShareRead Share = iota
-	// ShareNone keeps other users out entirely: only root sees the mount.
+	// ShareNone keeps other users out entirely: only the user who mounted
+	// (root, or an ordinary user) sees the mount.
 	ShareNone
 	// ShareWrite lets every user read and write as the image's
 	// permissions allow, the way a disk does (pjdfstest needs it, since it

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/volantvm/fledge/cmd/fledge/internal/inspect"
 	"github.com/volantvm/fledge/fusefs"
 	"github.com/volantvm/fledge/overlay"
 )
@@ -35,17 +37,29 @@ folder shows through the mount at once (inotify tells fledge; --poll looks
 every half second instead, for folders on NFS, 9p or FUSE), and changes made
 below MOUNTPOINT are kept in .fledge/edits beside the recipe, where pack and
 build pick them up ('fledge diff' lists them, 'fledge reset' discards them).
-Lower layers and host files are never modified.
+Lower layers and host files are never modified. A workspace has one mount
+at a time (two would not see each other's changes): a second mount of the
+same recipe is refused, naming the first one's mountpoint and pid. diff,
+reset, pack and build work beside a live mount, which shows a reset at once.
+
+The mount keeps the stack it was built with: when the recipe file changes
+while it serves, fledge says so on stderr (one line); remount to see the
+change.
+
+Mounting over a folder that holds files hides them until the unmount; fledge
+warns with their count.
 
 Mounting an artifact (a cpio, plain or in any compression the kernel reads) is read-only; files are read
 from its decompressed stream, nothing is extracted.
 
 Who may use the mount (--share):
-  read   (default) every user browses with the permissions the image shows;
-         changes are taken only from root and from the user who ran fledge
-         through sudo (SUDO_UID): whatever is written lands in the image, so
-         nobody else can plant a file, not even in a world-writable /tmp
-  none   only root sees the mount
+  read   (default as root) every user browses with the permissions the image
+         shows; changes are taken only from root and from the user who ran
+         fledge through sudo (SUDO_UID): whatever is written lands in the
+         image, so nobody else can plant a file, not even in a world-writable
+         /tmp
+  none   only the user who mounts sees the mount (default for an ordinary
+         user)
   write  every user reads and writes as the image's permissions allow, like
          a disk (what a file-system test suite that switches users needs)
 
@@ -58,8 +72,14 @@ about 12% of the time of a tar x into the mount.
 fledge serves on half the CPUs, leaving the rest to the programs using the
 mount, and lets its heap grow by 400% between collections; GOMAXPROCS=N and
 GOGC=N override that.
-Needs root (/dev/fuse).`,
-		Example: `  fledge mount /mnt/img                 # ./fledge.toml, editable
+
+As root fledge mounts directly. An ordinary user mounts through fusermount3
+(package fuse3) where /dev/fuse is open to users, as stock distributions
+ship it; read and write sharing then need user_allow_other in
+/etc/fuse.conf. When the mount cannot be made, the error says what was found:
+the mountpoint's type, /dev/fuse's mode, a missing fusermount3.`,
+		Example: `  mkdir -p /mnt/img                     # the mountpoint is a folder
+  fledge mount /mnt/img                 # ./fledge.toml, editable
   fledge mount -c app/fledge.toml /mnt/img
   fledge mount dist/app.cpio.gz /mnt/img  # read-only
   fledge mount --share=write /mnt/img   # other users may write too
@@ -69,6 +89,9 @@ Needs root (/dev/fuse).`,
 			mnt, arg := args[len(args)-1], ""
 			if len(args) == 2 {
 				arg = args[0]
+				if err := swappedArgs(arg, mnt); err != nil {
+					return err
+				}
 			}
 			t, err := f.open(cmd.Context(), cmd, arg)
 			if err != nil {
@@ -77,6 +100,11 @@ Needs root (/dev/fuse).`,
 			defer t.Close()
 			if err := outsideSources(t, mnt); err != nil {
 				return err
+			}
+			if !cmd.Flags().Changed("share") && os.Geteuid() != 0 {
+				// An ordinary user's mount is that user's alone unless
+				// asked: allow_other needs /etc/fuse.conf's consent.
+				share = "none"
 			}
 			if opts.Share, err = fusefs.ParseShare(share); err != nil {
 				return err
@@ -90,10 +118,23 @@ Needs root (/dev/fuse).`,
 	f.register(cmd)
 	cmd.Flags().BoolVar(&opts.Debug, "debug", false, "log every FUSE request")
 	cmd.Flags().BoolVar(&opts.NoPassthrough, "no-passthrough", false, "read host files through fledge instead of kernel FUSE passthrough")
-	cmd.Flags().StringVar(&share, "share", "read", "who besides root may use the mount: none, read (browse; changes only from root\nand the sudo user) or write (every user, as permissions allow)")
+	cmd.Flags().StringVar(&share, "share", "read", "who besides root may use the mount: none, read (browse; changes only from root\nand the sudo user) or write (every user, as permissions allow); an ordinary\nuser's default is none")
 	cmd.Flags().BoolVar(&opts.Xattrs, "xattrs", false, "serve the provenance attribute user.fledge.layer (getfattr); writes then\ncost the kernel's security.capability request each")
 	cmd.Flags().BoolVar(&opts.Poll, "poll", false, "look for host changes every half second instead of being told by inotify\n(mapped folders on NFS, 9p or another FUSE mount report none)")
 	return cmd
+}
+
+// swappedArgs catches `fledge mount MOUNTPOINT ARTIFACT` (or RECIPE): a
+// folder first and a file last, which can only be the other way round,
+// since the mountpoint must be a folder.
+func swappedArgs(first, last string) error {
+	a, errA := os.Stat(first)
+	b, errB := os.Stat(last)
+	if errA != nil || errB != nil || !a.IsDir() || !b.Mode().IsRegular() {
+		return nil
+	}
+	return fmt.Errorf("the arguments are the wrong way round: %s is a folder and %s a file, and the mountpoint comes last: fledge mount %s %s",
+		inspect.Escape(first), inspect.Escape(last), fusefs.ShellQuote(last), fusefs.ShellQuote(first))
 }
 
 // sudoUID returns the user who ran fledge through sudo, or 0 (root).
@@ -123,6 +164,10 @@ func outsideSources(t *target, mnt string) error {
 	}
 	// The parent, not the mountpoint: a stale mountpoint cannot be resolved.
 	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if errors.Is(err, fs.ErrNotExist) {
+		// Nothing is inside a missing folder; the mount says it is missing.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("mountpoint %s: %w", mnt, err)
 	}
@@ -142,9 +187,26 @@ func outsideSources(t *target, mnt string) error {
 
 // serveMount mounts t and serves it until the mount goes away.
 func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) error {
+	if t.Recipe != nil {
+		lock, err := lockWorkspace(t.Recipe.Dir, mnt)
+		if err != nil {
+			return err
+		}
+		defer lock.Close()
+	}
 	serverRuntime()
 	fsys := fusefs.New(t.Stack)
 	opts.Warn = func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), "fledge: warning:", msg) }
+	if t.Recipe != nil {
+		// Before the mount is announced, so a change made as soon as it
+		// serves is noticed.
+		w, err := watchRecipe(t.Recipe.File, mnt, cmd.ErrOrStderr())
+		if err != nil {
+			opts.Warn(fmt.Sprintf("changes to %s will go unnoticed: %v", t.Name(), err))
+		} else {
+			defer w.Close()
+		}
+	}
 	srv, err := fusefs.Mount(mnt, fsys, opts)
 	if err != nil {
 		return err
@@ -157,8 +219,8 @@ func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) 
 	if fusefs.Passthrough(srv) && !opts.NoPassthrough {
 		pt = "on"
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "fledge: %s mounted at %s (%s; passthrough %s); Ctrl-C or `fledge umount %s` to unmount\n",
-		t.Name(), mnt, how, pt, mnt)
+	fmt.Fprintf(cmd.ErrOrStderr(), "fledge: %s mounted at %s (%s; passthrough %s); Ctrl-C or `%s` to unmount\n",
+		t.Name(), mnt, how, pt, fusefs.UmountCommand(mnt))
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -190,9 +252,13 @@ func newUmountCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "umount MOUNTPOINT",
 		Short: "Unmount a 'fledge mount' (the mount process then exits)",
-		Long: `umount unmounts MOUNTPOINT. If a process still uses the mount, it says which
-mountpoint is busy; --lazy detaches it anyway (the kernel finishes when the
-last user leaves). It also clears a mount left stale by a killed fledge.`,
+		Long: `umount unmounts the fledge mount at MOUNTPOINT. Anything else mounted there
+(a tmpfs, /proc, a disk) is refused and left alone: it checks the kernel's
+mount table (/proc/self/mountinfo) for a fuse.fledge mount first.
+
+If a process still uses the mount, it says which mountpoint is busy; --lazy
+detaches it anyway (the kernel finishes when the last user leaves). It also
+clears a mount left stale by a killed fledge.`,
 		Example: `  fledge umount /mnt/img
   fledge umount --lazy /mnt/img   # busy: detach now, finish when the last user leaves`,
 		Args: cobra.ExactArgs(1),

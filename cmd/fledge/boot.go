@@ -57,7 +57,10 @@ is stricter: the guest must also power off by itself before --timeout. A
 recipe is packed to a temporary archive first; an artifact is booted as it is.
 
 The kernel is --kernel, else $FLEDGE_KERNEL, else /boot/vmlinuz-$(uname -r),
-else the newest /boot/vmlinuz-* (by modification time).
+else the newest /boot/vmlinuz-* (by modification time). It must be a file
+QEMU boots with an initramfs: a bzImage (as /boot/vmlinuz-* are), a multiboot
+image or an ELF vmlinux with a PVH entry note; it is checked before anything
+is packed.
 
 Where the time went is read from the kernel's printk timestamps (printk.time=1
 is always on the command line): kernel (start to "Trying to unpack rootfs image
@@ -96,7 +99,7 @@ failed, 3 it timed out (QEMU killed), 1 it could not be attempted.`,
 	}
 	f.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&f.kernel, "kernel", "", "kernel image to boot (bzImage or vmlinuz); default $FLEDGE_KERNEL, /boot/vmlinuz-$(uname -r), the newest /boot/vmlinuz-*")
+	fl.StringVar(&f.kernel, "kernel", "", "kernel to boot (a bzImage such as /boot/vmlinuz-*, or a PVH vmlinux); default $FLEDGE_KERNEL, /boot/vmlinuz-$(uname -r), the newest /boot/vmlinuz-*")
 	fl.StringVar(&f.append, "append", "", "extra kernel command line, after \""+qemu.BaseAppend+"\"")
 	fl.StringVar(&f.expect, "expect", "Run /init as init process", "regular expression a console line must match for success")
 	fl.DurationVar(&f.grace, "grace", qemu.DefaultGrace, "after the expected line, how long the console must show no failure before the boot passes and QEMU is stopped")
@@ -244,6 +247,9 @@ func (f *bootFlags) config() (qemu.Config, error) {
 	kernel, err := findKernel(f.kernel, os.Getenv("FLEDGE_KERNEL"), "/boot", uname())
 	if err != nil {
 		return qemu.Config{}, err
+	}
+	if err := qemu.CheckKernel(kernel); err != nil {
+		return qemu.Config{}, fmt.Errorf("%w; name one with --kernel PATH or FLEDGE_KERNEL=PATH", err)
 	}
 	re, err := regexp.Compile(f.expect)
 	if err != nil {

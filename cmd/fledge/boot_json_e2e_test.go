@@ -61,6 +61,29 @@ func TestBootJSONError(t *testing.T) {
 	}
 }
 
+// A file that is not a kernel is refused before anything is packed or
+// booted, as a boot that could not be attempted (exit 1), naming what it is.
+func TestBootRefusesANonKernel(t *testing.T) {
+	dir := noneRecipe(t, "poweroff -f\n", 0o755)
+	src := filepath.Join(dir, "hello.c")
+	if err := os.WriteFile(src, []byte("#include <stdio.h>\nint main(void) { puts(\"hi\"); }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := fledge(t, dir, nil, "boot", "--kernel", "hello.c")
+	for _, want := range []string{"hello.c is text beginning \"#include <stdio.h>\"", "expected a bzImage", "--kernel PATH"} {
+		if r.code != 1 || !strings.Contains(r.stderr, want) {
+			t.Fatalf("boot --kernel hello.c: exit %d (want 1), stderr %q (want %q)", r.code, r.stderr, want)
+		}
+	}
+	if strings.Contains(r.stdout, "Linux") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Errorf("want one line and no boot; stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	r = fledge(t, dir, []string{"FLEDGE_KERNEL=" + src}, "boot", "--json")
+	if rep := oneBootReport(t, r.stdout); r.code != 1 || rep.Verdict != "error" || !strings.Contains(rep.Reason, "not a kernel") {
+		t.Errorf("boot --json with $FLEDGE_KERNEL=hello.c: exit %d, report %+v; want an error saying it is not a kernel", r.code, rep)
+	}
+}
+
 // oneBootReport decodes stdout, which must hold one JSON object and nothing
 // else.
 func oneBootReport(t *testing.T, stdout string) bootReport {

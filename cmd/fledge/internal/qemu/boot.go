@@ -145,7 +145,7 @@ func (c Config) check() error {
 	if c.Timeout < 0 || c.MemoryMB < 0 || c.Grace < 0 {
 		return fmt.Errorf("qemu: timeout %s, grace %s and memory %d MB must not be negative", c.Timeout, c.Grace, c.MemoryMB)
 	}
-	if err := regularFile("kernel", c.Kernel); err != nil {
+	if err := CheckKernel(c.Kernel); err != nil {
 		return err
 	}
 	return regularFile("initramfs", c.Initrd)

@@ -72,12 +72,13 @@ timestamp plus the host time between the two lines' arrival).
 
 The verdict, its reason and the phases are printed on stderr in one line
 ("?" for a phase the console did not show). With --json, stdout holds exactly
-one object {"verdict": "ok"|"failed"|"timeout"|"error", "reason",
-"elapsed_s", "stopped", "phases": {"kernel_s", "unpack_s", "init_s",
-"userspace_s"}} ("stopped" is true when fledge stopped QEMU, false when QEMU
-exited by itself; a phase the console did not show is null) and the console
-goes to stderr, or to --console FILE. Exit status: 0 the boot succeeded, 2 it
-failed, 3 it timed out (QEMU killed), 1 it could not be attempted.`,
+one object {"verdict": "ok"|"failed"|"timeout"|"error"|"interrupted",
+"reason", "elapsed_s", "stopped", "phases": {"kernel_s", "unpack_s",
+"init_s", "userspace_s"}} ("stopped" is true when fledge stopped QEMU, false
+when QEMU exited by itself; a phase the console did not show is null) and the
+console goes to stderr, or to --console FILE. Exit status: 0 the boot
+succeeded, 2 it failed, 3 it timed out (QEMU killed), 1 it could not be
+attempted, 130 Ctrl-C interrupted it (143 for SIGTERM; QEMU is stopped).`,
 		Example: `  fledge boot --kernel /boot/vmlinuz-6.1.0-amd64
   fledge boot dist/app.cpio.gz --kernel vmlinuz --expect '^app: ready$' --timeout 30s
   fledge boot --kernel vmlinuz --expect '^app: ready$' --grace 5s   # 5s with no panic after the line
@@ -117,6 +118,9 @@ failed, 3 it timed out (QEMU killed), 1 it could not be attempted.`,
 func runBoot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg string) error {
 	res, err := boot(ctx, cmd, f, arg, cmd.OutOrStdout())
 	if err != nil {
+		if reason, code, ok := interrupted(ctx, res); ok {
+			return &exitError{code: code, msg: "boot interrupted: " + reason}
+		}
 		return err
 	}
 	// One line: the verdict, then where the time went.
@@ -157,6 +161,9 @@ func runBootJSON(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg stri
 	switch {
 	case err != nil:
 		rep.Reason = err.Error()
+		if reason, code, ok := interrupted(ctx, res); ok {
+			rep.Verdict, rep.Reason, rep.exitCode, rep.Stopped = "interrupted", reason, code, res.Stopped
+		}
 	case res.OK:
 		rep.Verdict, rep.exitCode = "ok", 0
 	case res.TimedOut:
@@ -178,6 +185,20 @@ func runBootJSON(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg stri
 		return nil
 	}
 	return &exitError{code: rep.exitCode, msg: "boot " + rep.Verdict + ": " + rep.Reason}
+}
+
+// interrupted tells whether a signal ended the boot, and if so says which
+// and what became of QEMU (qemu.Boot returns once the killed QEMU has been
+// waited for), with the shell's exit status for the signal.
+func interrupted(ctx context.Context, res qemu.Result) (string, int, bool) {
+	var s signalled
+	if !errors.As(context.Cause(ctx), &s) {
+		return "", 0, false
+	}
+	if res.PID == 0 {
+		return s.Error() + " before QEMU started", s.exitCode(), true
+	}
+	return s.Error() + "; QEMU stopped", s.exitCode(), true
 }
 
 func seconds(d time.Duration) float64 { return float64(d.Microseconds()) / 1e6 }

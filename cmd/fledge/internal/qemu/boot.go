@@ -21,8 +21,9 @@ const failureGrace = 2 * time.Second
 // Boot runs QEMU on cfg.Kernel and cfg.Initrd and judges the boot. The error
 // is for a boot that could not be attempted or was canceled through ctx; a
 // boot that ran and failed is a Result with OK false and a Reason. QEMU runs
-// in its own process group, which is killed on timeout, on cancelation and
-// if this process dies, so nothing is left running.
+// in its own process group, which is killed on timeout, on cancelation,
+// after a failure marker or cfg.Grace, and if this process dies, so nothing
+// is left running.
 func Boot(ctx context.Context, cfg Config) (Result, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.check(); err != nil {

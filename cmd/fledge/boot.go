@@ -269,9 +269,6 @@ func (f *bootFlags) config() (qemu.Config, error) {
 	if err != nil {
 		return qemu.Config{}, err
 	}
-	if err := qemu.CheckKernel(kernel); err != nil {
-		return qemu.Config{}, fmt.Errorf("%w; name one with --kernel PATH or FLEDGE_KERNEL=PATH", err)
-	}
 	re, err := regexp.Compile(f.expect)
 	if err != nil {
 		return qemu.Config{}, fmt.Errorf("--expect %q: not a regular expression: %w", f.expect, err)
@@ -293,6 +290,10 @@ func (f *bootFlags) config() (qemu.Config, error) {
 	}
 	if f.memory <= 0 {
 		return qemu.Config{}, fmt.Errorf("--memory %d: expected a positive number of MiB", f.memory)
+	}
+	// The kernel is read last, once the flags are known to be good.
+	if err := qemu.CheckKernel(kernel); err != nil {
+		return qemu.Config{}, fmt.Errorf("%w; name one with --kernel PATH or FLEDGE_KERNEL=PATH", err)
 	}
 	return qemu.Config{
 		Kernel: kernel, Append: f.append, Expect: re, Timeout: f.timeout,

@@ -27,14 +27,18 @@ const (
 
 type bootFlags struct {
 	stackFlags
-	kernel  string
-	append  string
-	expect  string
-	timeout time.Duration
-	memory  int
-	accel   string
-	json    bool
-	console string
+	kernel string
+	append string
+	expect string
+	grace  time.Duration
+	// graceSet tells a --grace given on the command line from its default.
+	graceSet bool
+	poweroff bool
+	timeout  time.Duration
+	memory   int
+	accel    string
+	json     bool
+	console  string
 }
 
 func newBootCmd() *cobra.Command {
@@ -44,13 +48,19 @@ func newBootCmd() *cobra.Command {
 		Short: "Boot the image under QEMU and judge the boot from the serial console",
 		Long: `boot runs the image under QEMU (TCG unless --accel says otherwise), streams
 the serial console to stdout, and decides: the boot succeeds only when a
-console line matches --expect, none of "Kernel panic", "Failed to execute",
-"Initramfs unpacking failed" or "Please press Enter" appears, and the guest
-powers off by itself before --timeout. A recipe is packed to a temporary
-archive first; an artifact is booted as it is.
+console line matches --expect before --timeout and none of "Kernel panic",
+"Failed to execute", "Initramfs unpacking failed" or "Please press Enter"
+appears, before it or in the --grace time (default 2s) after it. A plugin's
+agent stays up waiting for work, so fledge then stops QEMU itself; a guest
+that powers off sooner, with no failure shown, passes too. --expect-poweroff
+is stricter: the guest must also power off by itself before --timeout. A
+recipe is packed to a temporary archive first; an artifact is booted as it is.
 
 The kernel is --kernel, else $FLEDGE_KERNEL, else /boot/vmlinuz-$(uname -r),
-else the newest /boot/vmlinuz-* (by modification time).
+else the newest /boot/vmlinuz-* (by modification time). It must be a file
+QEMU boots with an initramfs: a bzImage (as /boot/vmlinuz-* are), a multiboot
+image or an ELF vmlinux with a PVH entry note; it is checked before anything
+is packed.
 
 Where the time went is read from the kernel's printk timestamps (printk.time=1
 is always on the command line): kernel (start to "Trying to unpack rootfs image
@@ -61,18 +71,23 @@ userspace (to the expected line, whose guest time is the last kernel
 timestamp plus the host time between the two lines' arrival).
 
 The verdict, its reason and the phases are printed on stderr in one line
-("?" for a phase the console did not show). With --json,
-stdout holds exactly one object {"verdict": "ok"|"failed"|"timeout"|"error",
-"reason", "elapsed_s", "phases": {"kernel_s", "unpack_s", "init_s",
-"userspace_s"}} (a phase the console did not show is null) and the console
-goes to stderr, or to --console FILE. Exit status: 0 the boot succeeded, 2 it
-failed, 3 it timed out (QEMU killed), 1 it could not be attempted.`,
+("?" for a phase the console did not show). With --json, stdout holds exactly
+one object {"verdict": "ok"|"failed"|"timeout"|"error"|"interrupted",
+"reason", "elapsed_s", "stopped", "phases": {"kernel_s", "unpack_s",
+"init_s", "userspace_s"}} ("stopped" is true when fledge stopped QEMU, false
+when QEMU exited by itself; a phase the console did not show is null) and the
+console goes to stderr, or to --console FILE. Exit status: 0 the boot
+succeeded, 2 it failed, 3 it timed out (QEMU killed), 1 it could not be
+attempted, 130 Ctrl-C interrupted it (143 for SIGTERM; QEMU is stopped).`,
 		Example: `  fledge boot --kernel /boot/vmlinuz-6.1.0-amd64
   fledge boot dist/app.cpio.gz --kernel vmlinuz --expect '^app: ready$' --timeout 30s
+  fledge boot --kernel vmlinuz --expect '^app: ready$' --grace 5s   # 5s with no panic after the line
+  fledge boot --kernel vmlinuz --expect '^app: done$' --expect-poweroff
   FLEDGE_KERNEL=vmlinuz fledge boot dist/app.cpio.gz --json --console boot.log
   fledge boot --kernel vmlinuz --append 'loglevel=3' --memory 512 --accel kvm`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.graceSet = cmd.Flags().Changed("grace")
 			arg := ""
 			if len(args) == 1 {
 				arg = args[0]
@@ -85,13 +100,15 @@ failed, 3 it timed out (QEMU killed), 1 it could not be attempted.`,
 	}
 	f.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&f.kernel, "kernel", "", "kernel image to boot (bzImage or vmlinuz); default $FLEDGE_KERNEL, /boot/vmlinuz-$(uname -r), the newest /boot/vmlinuz-*")
+	fl.StringVar(&f.kernel, "kernel", "", "kernel to boot (a bzImage such as /boot/vmlinuz-*, or a PVH vmlinux); default $FLEDGE_KERNEL, /boot/vmlinuz-$(uname -r), the newest /boot/vmlinuz-*")
 	fl.StringVar(&f.append, "append", "", "extra kernel command line, after \""+qemu.BaseAppend+"\"")
 	fl.StringVar(&f.expect, "expect", "Run /init as init process", "regular expression a console line must match for success")
+	fl.DurationVar(&f.grace, "grace", qemu.DefaultGrace, "after the expected line, how long the console must show no failure before the boot passes and QEMU is stopped")
+	fl.BoolVar(&f.poweroff, "expect-poweroff", false, "also require the guest to power off by itself before --timeout (instead of --grace)")
 	fl.DurationVar(&f.timeout, "timeout", qemu.DefaultTimeout, "how long the boot may take before QEMU is killed (Go duration: 30s, 2m)")
 	fl.IntVar(&f.memory, "memory", qemu.DefaultMemoryMB, "guest memory in MiB")
 	fl.StringVar(&f.accel, "accel", qemu.DefaultAccel, "QEMU accelerator: tcg or kvm")
-	fl.BoolVar(&f.json, "json", false, "print one JSON object {verdict, reason, elapsed_s, phases} on stdout; the console goes to stderr or --console")
+	fl.BoolVar(&f.json, "json", false, "print one JSON object {verdict, reason, elapsed_s, stopped, phases} on stdout; the console goes to stderr or --console")
 	fl.StringVar(&f.console, "console", "", "write the serial console to FILE instead of stdout (stderr with --json)")
 	return cmd
 }
@@ -101,6 +118,9 @@ failed, 3 it timed out (QEMU killed), 1 it could not be attempted.`,
 func runBoot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg string) error {
 	res, err := boot(ctx, cmd, f, arg, cmd.OutOrStdout())
 	if err != nil {
+		if reason, code, ok := interrupted(ctx, res); ok {
+			return &exitError{code: code, msg: "boot interrupted: " + reason}
+		}
 		return err
 	}
 	// One line: the verdict, then where the time went.
@@ -121,6 +141,7 @@ type bootReport struct {
 	Verdict  string   `json:"verdict"`
 	Reason   string   `json:"reason"`
 	Elapsed  float64  `json:"elapsed_s"`
+	Stopped  bool     `json:"stopped"`
 	Phases   phasesJS `json:"phases"`
 	exitCode int
 }
@@ -140,6 +161,9 @@ func runBootJSON(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg stri
 	switch {
 	case err != nil:
 		rep.Reason = err.Error()
+		if reason, code, ok := interrupted(ctx, res); ok {
+			rep.Verdict, rep.Reason, rep.exitCode, rep.Stopped = "interrupted", reason, code, res.Stopped
+		}
 	case res.OK:
 		rep.Verdict, rep.exitCode = "ok", 0
 	case res.TimedOut:
@@ -149,7 +173,7 @@ func runBootJSON(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg stri
 	}
 	if err == nil {
 		rep.Reason = strings.TrimPrefix(res.Reason, "boot failed: ")
-		rep.Elapsed = seconds(res.Elapsed)
+		rep.Elapsed, rep.Stopped = seconds(res.Elapsed), res.Stopped
 		p := res.Phases
 		rep.Phases = phasesJS{phaseJS(p.Kernel), phaseJS(p.Unpack), phaseJS(p.Init), phaseJS(p.Userspace)}
 	}
@@ -161,6 +185,20 @@ func runBootJSON(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg stri
 		return nil
 	}
 	return &exitError{code: rep.exitCode, msg: "boot " + rep.Verdict + ": " + rep.Reason}
+}
+
+// interrupted tells whether a signal ended the boot, and if so says which
+// and what became of QEMU (qemu.Boot returns once the killed QEMU has been
+// waited for), with the shell's exit status for the signal.
+func interrupted(ctx context.Context, res qemu.Result) (string, int, bool) {
+	var s signalled
+	if !errors.As(context.Cause(ctx), &s) {
+		return "", 0, false
+	}
+	if res.PID == 0 {
+		return s.Error() + " before QEMU started", s.exitCode(), true
+	}
+	return s.Error() + "; QEMU stopped", s.exitCode(), true
 }
 
 func seconds(d time.Duration) float64 { return float64(d.Microseconds()) / 1e6 }
@@ -238,15 +276,28 @@ func (f *bootFlags) config() (qemu.Config, error) {
 	if f.timeout <= 0 {
 		return qemu.Config{}, fmt.Errorf("--timeout %s: expected a positive duration such as 30s or 2m", f.timeout)
 	}
+	grace := f.grace
+	switch {
+	case f.poweroff && f.graceSet:
+		return qemu.Config{}, fmt.Errorf("--grace %s and --expect-poweroff: expected one of them; --grace lets a guest that stays up pass, --expect-poweroff requires it to power off by itself", f.grace)
+	case f.poweroff:
+		grace = 0
+	case grace <= 0:
+		return qemu.Config{}, fmt.Errorf("--grace %s: expected a positive duration such as 2s; to require the guest to power off by itself, use --expect-poweroff", f.grace)
+	}
 	if name, _, _ := strings.Cut(f.accel, ","); name != "tcg" && name != "kvm" {
 		return qemu.Config{}, fmt.Errorf("--accel %q: expected tcg or kvm (QEMU options may follow a comma: tcg,thread=single)", f.accel)
 	}
 	if f.memory <= 0 {
 		return qemu.Config{}, fmt.Errorf("--memory %d: expected a positive number of MiB", f.memory)
 	}
+	// The kernel is read last, once the flags are known to be good.
+	if err := qemu.CheckKernel(kernel); err != nil {
+		return qemu.Config{}, fmt.Errorf("%w; name one with --kernel PATH or FLEDGE_KERNEL=PATH", err)
+	}
 	return qemu.Config{
 		Kernel: kernel, Append: f.append, Expect: re, Timeout: f.timeout,
-		MemoryMB: f.memory, Accel: f.accel,
+		Grace: grace, MemoryMB: f.memory, Accel: f.accel,
 	}, nil
 }
 

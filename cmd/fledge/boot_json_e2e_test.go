@@ -12,19 +12,20 @@ import (
 )
 
 // boot --json: exactly one object on stdout, the console elsewhere, the
-// kernel found through $FLEDGE_KERNEL, and the four phases measured.
+// kernel found through $FLEDGE_KERNEL, the four phases measured, and who
+// ended QEMU. The guest stays up past the grace time, then powers off.
 func TestBootJSONReportsPhases(t *testing.T) {
 	t.Parallel()
 	needTool(t, "qemu-system-x86_64", "qemu-system-x86")
-	dir := noneRecipe(t, "echo json-boot-ok\npoweroff -f\n", 0o755)
+	dir := noneRecipe(t, "echo json-boot-ok\nsleep 6\npoweroff -f\n", 0o755)
 	art := filepath.Join(dir, "app.cpio.gz")
 	mustFledge(t, dir, nil, "pack", "-o", art)
 	env := []string{"FLEDGE_KERNEL=" + testKernel(t)}
 
 	r := fledge(t, dir, env, "boot", art, "--json", "--expect", "^json-boot-ok$")
 	rep := oneBootReport(t, r.stdout)
-	if r.code != 0 || rep.Verdict != "ok" || rep.Elapsed <= 0 {
-		t.Fatalf("exit %d, report %+v; want ok\nstderr:\n%s", r.code, rep, r.stderr)
+	if r.code != 0 || rep.Verdict != "ok" || rep.Elapsed <= 0 || !rep.Stopped || !strings.Contains(rep.Reason, "QEMU stopped") {
+		t.Fatalf("exit %d, report %+v; want ok, QEMU stopped by fledge after the grace time\nstderr:\n%s", r.code, rep, r.stderr)
 	}
 	var sum float64
 	for name, p := range map[string]*float64{"kernel_s": rep.Phases.Kernel, "unpack_s": rep.Phases.Unpack, "init_s": rep.Phases.Init, "userspace_s": rep.Phases.Userspace} {
@@ -42,8 +43,8 @@ func TestBootJSONReportsPhases(t *testing.T) {
 
 	log := filepath.Join(t.TempDir(), "console.log")
 	r = fledge(t, dir, env, "boot", art, "--json", "--console", log, "--expect", "^never$", "--timeout", "90s")
-	if rep := oneBootReport(t, r.stdout); r.code != exitBootFailed || rep.Verdict != "failed" || !strings.Contains(rep.Reason, "no console line matched") {
-		t.Errorf("exit %d, report %+v; want failed, naming the missing line", r.code, rep)
+	if rep := oneBootReport(t, r.stdout); r.code != exitBootFailed || rep.Verdict != "failed" || !strings.Contains(rep.Reason, "no console line matched") || rep.Stopped {
+		t.Errorf("exit %d, report %+v; want failed, naming the missing line, the guest powered off by itself", r.code, rep)
 	}
 	if b, err := os.ReadFile(log); err != nil || !bytes.Contains(b, []byte("json-boot-ok")) || strings.Contains(r.stderr, "json-boot-ok") {
 		t.Errorf("--console: file %d bytes (%v), stderr %q; want the console in the file only", len(b), err, r.stderr)
@@ -57,6 +58,29 @@ func TestBootJSONError(t *testing.T) {
 	rep := oneBootReport(t, r.stdout)
 	if r.code != 1 || rep.Verdict != "error" || !strings.Contains(rep.Reason, "$FLEDGE_KERNEL") || rep.Phases.Kernel != nil {
 		t.Fatalf("exit %d, report %+v; want an error naming $FLEDGE_KERNEL", r.code, rep)
+	}
+}
+
+// A file that is not a kernel is refused before anything is packed or
+// booted, as a boot that could not be attempted (exit 1), naming what it is.
+func TestBootRefusesANonKernel(t *testing.T) {
+	dir := noneRecipe(t, "poweroff -f\n", 0o755)
+	src := filepath.Join(dir, "hello.c")
+	if err := os.WriteFile(src, []byte("#include <stdio.h>\nint main(void) { puts(\"hi\"); }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := fledge(t, dir, nil, "boot", "--kernel", "hello.c")
+	for _, want := range []string{"hello.c is text beginning \"#include <stdio.h>\"", "expected a bzImage", "--kernel PATH"} {
+		if r.code != 1 || !strings.Contains(r.stderr, want) {
+			t.Fatalf("boot --kernel hello.c: exit %d (want 1), stderr %q (want %q)", r.code, r.stderr, want)
+		}
+	}
+	if strings.Contains(r.stdout, "Linux") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Errorf("want one line and no boot; stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	r = fledge(t, dir, []string{"FLEDGE_KERNEL=" + src}, "boot", "--json")
+	if rep := oneBootReport(t, r.stdout); r.code != 1 || rep.Verdict != "error" || !strings.Contains(rep.Reason, "not a kernel") {
+		t.Errorf("boot --json with $FLEDGE_KERNEL=hello.c: exit %d, report %+v; want an error saying it is not a kernel", r.code, rep)
 	}
 }
 

@@ -145,14 +145,23 @@ func TestGenInitCpioListRoundTrip(t *testing.T) {
 func TestBootVerdicts(t *testing.T) {
 	kernel := testKernel(t)
 	needTool(t, "qemu-system-x86_64", "qemu-system-x86")
+	// An agent prints its line and stays up, waiting for work.
+	const staysUp = "echo agent-ready\nexec sleep 100000\n"
 	cases := []struct {
 		name, script, expect, timeout string
+		args                          []string
 		code                          int
 		stderr                        string
 	}{
-		{"good", "echo boot-test-ok\npoweroff -f\n", "^boot-test-ok$", "2m", 0, "fledge: boot ok: expected line appeared"},
-		{"panics", "echo about to exit\nexit 1\n", "^never$", "2m", exitBootFailed, "Kernel panic"},
-		{"hangs", "echo hanging\nwhile :; do sleep 1; done\n", "^never$", "45s", exitBootTimedOut, "QEMU killed"},
+		{"good", "echo boot-test-ok\npoweroff -f\n", "^boot-test-ok$", "2m", nil, 0, "fledge: boot ok: expected line appeared"},
+		{"panics", "echo about to exit\nexit 1\n", "^never$", "2m", nil, exitBootFailed, "Kernel panic"},
+		{"hangs", "echo hanging\nwhile :; do sleep 1; done\n", "^never$", "45s", nil, exitBootTimedOut, "QEMU killed"},
+		{"stays up", staysUp, "^agent-ready$", "60s", nil, 0,
+			"no failure followed within 2s; QEMU stopped"},
+		{"stays up, power-off required", staysUp, "^agent-ready$", "40s", []string{"--expect-poweroff"}, exitBootTimedOut,
+			"but the guest did not power off within 40s; QEMU killed"},
+		{"panics within the grace", "echo agent-ready\nsleep 1\nexit 1\n", "^agent-ready$", "2m", []string{"--grace", "10s"}, exitBootFailed,
+			"Kernel panic"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,7 +169,8 @@ func TestBootVerdicts(t *testing.T) {
 			dir := noneRecipe(t, tc.script, 0o755)
 			token := fmt.Sprintf("fledge.test=%s-%d", tc.name, time.Now().UnixNano())
 			start := time.Now()
-			r := fledge(t, dir, nil, "boot", "--kernel", kernel, "--expect", tc.expect, "--timeout", tc.timeout, "--append", token)
+			args := append([]string{"boot", "--kernel", kernel, "--expect", tc.expect, "--timeout", tc.timeout, "--append", token}, tc.args...)
+			r := fledge(t, dir, nil, args...)
 			if r.code != tc.code || !strings.Contains(r.stderr, tc.stderr) {
 				t.Fatalf("boot: exit %d (want %d), stderr %q (want %q)\nconsole:\n%s", r.code, tc.code, r.stderr, tc.stderr, r.stdout)
 			}

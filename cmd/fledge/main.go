@@ -9,19 +9,25 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	// The first signal cancels the work, which then cleans up after itself
-	// (BuildKit mounts, temporary files). Later signals get their default
-	// action again, so a second Ctrl-C ends a fledge that is stuck.
+	// (BuildKit mounts, temporary files, QEMU); the cause names the signal.
+	// Later signals get their default action again, so a second Ctrl-C ends
+	// a fledge that is stuck.
 	go func() {
-		<-ctx.Done()
-		stop()
+		s := <-sigs
+		signal.Stop(sigs)
+		cancel(signalled{s.(syscall.Signal)})
 	}()
 	err := newRootCmd().ExecuteContext(ctx)
-	stop()
+	signal.Stop(sigs)
 	if err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
@@ -43,3 +49,12 @@ type exitError struct {
 }
 
 func (e *exitError) Error() string { return e.msg }
+
+// signalled is the cause of a context canceled by a signal. A command that
+// reports it ends with the shell's status for the signal, 128 + its number.
+type signalled struct{ sig syscall.Signal }
+
+func (s signalled) Error() string { return unix.SignalName(s.sig) + " received" }
+
+// exitCode is the status a shell gives a process the signal ended.
+func (s signalled) exitCode() int { return 128 + int(s.sig) }

@@ -21,8 +21,9 @@ const failureGrace = 2 * time.Second
 // Boot runs QEMU on cfg.Kernel and cfg.Initrd and judges the boot. The error
 // is for a boot that could not be attempted or was canceled through ctx; a
 // boot that ran and failed is a Result with OK false and a Reason. QEMU runs
-// in its own process group, which is killed on timeout, on cancelation and
-// if this process dies, so nothing is left running.
+// in its own process group, which is killed on timeout, on cancelation,
+// after a failure marker or cfg.Grace, and if this process dies, so nothing
+// is left running.
 func Boot(ctx context.Context, cfg Config) (Result, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.check(); err != nil {
@@ -43,12 +44,13 @@ func Boot(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("qemu: start %s: %w", bin, err)
 	}
-	run := supervise(ctx, cmd, exited, con.failed, cfg.Timeout)
+	run := supervise(ctx, cmd, exited, con, cfg)
 	con.finish()
 	res := Result{
 		Elapsed:  time.Since(start),
 		Stderr:   stderr.Bytes(),
 		TimedOut: run.timedOut,
+		Stopped:  run != outcome{},
 		ExitCode: cmd.ProcessState.ExitCode(),
 		PID:      cmd.Process.Pid,
 	}
@@ -57,13 +59,13 @@ func Boot(ctx context.Context, cfg Config) (Result, error) {
 		res.Reason = "boot canceled; QEMU killed"
 		return res, fmt.Errorf("qemu: boot of %s: %w", cfg.Initrd, ctx.Err())
 	}
-	res.OK, res.Reason = verdict(res, cfg, run.stoppedOnFailure)
+	res.OK, res.Reason = verdict(res, cfg, run)
 	return res, nil
 }
 
 // outcome says why supervise stopped QEMU, if it did.
 type outcome struct {
-	timedOut, canceled, stoppedOnFailure bool
+	timedOut, canceled, stoppedOnFailure, passed bool
 }
 
 // startLocked starts cmd from a goroutine that stays on its OS thread
@@ -93,36 +95,46 @@ func startLocked(cmd *exec.Cmd) (<-chan struct{}, error) {
 }
 
 // supervise waits for QEMU to exit, killing its process group at the
-// timeout, on cancelation, or a grace period after a failure marker.
-func supervise(ctx context.Context, cmd *exec.Cmd, exited, failed <-chan struct{}, timeout time.Duration) outcome {
-	deadline := time.NewTimer(timeout)
+// timeout, on cancelation, a grace period after a failure marker, or (when
+// cfg.Grace is set) cfg.Grace after the expected line if no failure marker
+// came meanwhile.
+func supervise(ctx context.Context, cmd *exec.Cmd, exited <-chan struct{}, con *console, cfg Config) outcome {
+	deadline := time.NewTimer(cfg.Timeout)
 	defer deadline.Stop()
-	var grace <-chan time.Time
-	canceled := ctx.Done()
+	failed, canceled := con.failed, ctx.Done()
+	var expected <-chan struct{}
+	if cfg.Grace > 0 {
+		expected = con.expected
+	}
+	var failureWait, passWait <-chan time.Time
 	var out outcome
-	kill := func() {
+	kill := func(why *bool) {
+		*why = true
 		// The negative pid addresses the whole group: QEMU and anything
-		// it may have started.
+		// it may have started. QEMU holds no disk, so nothing is lost.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		deadline.Stop()
-		failed, grace, canceled = nil, nil, nil
+		failed, expected, canceled, failureWait, passWait = nil, nil, nil, nil, nil
 	}
 	for {
 		select {
 		case <-exited:
 			return out
 		case <-deadline.C:
-			out.timedOut = true
-			kill()
+			kill(&out.timedOut)
 		case <-canceled:
-			out.canceled = true
-			kill()
+			kill(&out.canceled)
 		case <-failed:
-			failed = nil
-			grace = time.After(failureGrace)
-		case <-grace:
-			out.stoppedOnFailure = true
-			kill()
+			// A failure ends any grace the expected line had started.
+			failed, expected, passWait = nil, nil, nil
+			failureWait = time.After(failureGrace)
+		case <-expected:
+			expected = nil
+			passWait = time.After(cfg.Grace)
+		case <-failureWait:
+			kill(&out.stoppedOnFailure)
+		case <-passWait:
+			kill(&out.passed)
 		}
 	}
 }
@@ -131,10 +143,10 @@ func (c Config) check() error {
 	if c.Expect == nil {
 		return errors.New("qemu: no expected line given: a boot succeeds only when a console line matches it; set one (fledge boot --expect REGEX)")
 	}
-	if c.Timeout < 0 || c.MemoryMB < 0 {
-		return fmt.Errorf("qemu: timeout %s and memory %d MB must not be negative", c.Timeout, c.MemoryMB)
+	if c.Timeout < 0 || c.MemoryMB < 0 || c.Grace < 0 {
+		return fmt.Errorf("qemu: timeout %s, grace %s and memory %d MB must not be negative", c.Timeout, c.Grace, c.MemoryMB)
 	}
-	if err := regularFile("kernel", c.Kernel); err != nil {
+	if err := CheckKernel(c.Kernel); err != nil {
 		return err
 	}
 	return regularFile("initramfs", c.Initrd)

@@ -32,10 +32,13 @@ type console struct {
 	// failed is closed when the first failure marker shows up, so the
 	// runner can stop a guest that will never power off by itself.
 	failed chan struct{}
+	// expected is closed when the expected line first shows up, so the
+	// runner can time the grace a guest that stays up is given.
+	expected chan struct{}
 }
 
 func newConsole(expect *regexp.Regexp, live io.Writer, start time.Time) *console {
-	return &console{expect: expect, live: live, start: start, failureAt: -1, failed: make(chan struct{})}
+	return &console{expect: expect, live: live, start: start, failureAt: -1, failed: make(chan struct{}), expected: make(chan struct{})}
 }
 
 func (c *console) Write(p []byte) (int, error) {
@@ -79,6 +82,7 @@ func (c *console) judge(line string) {
 	first := !c.matched && c.expect.MatchString(line)
 	if first {
 		c.matched, c.matchedAt, c.matchedLine = true, arrived, line
+		close(c.expected)
 	}
 	c.timeline.see(line, arrived, first)
 	c.scanFailure(line)

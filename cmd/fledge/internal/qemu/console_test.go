@@ -49,35 +49,46 @@ func TestConsoleJudgesWholeLines(t *testing.T) {
 }
 
 func TestVerdictNamesTheFirstBrokenRule(t *testing.T) {
-	cfg := Config{Expect: regexp.MustCompile(`ready`), Timeout: 30 * time.Second}
+	strict := Config{Expect: regexp.MustCompile(`ready`), Timeout: 30 * time.Second}
+	grace := strict
+	grace.Grace = 2 * time.Second
 	out := []byte("booting\r\nlast words\r\n")
 	tests := []struct {
-		name    string
-		r       Result
-		stopped bool
-		ok      bool
-		want    string
+		name string
+		r    Result
+		cfg  Config
+		out  outcome
+		ok   bool
+		want string
 	}{
-		{"clean", Result{Matched: true, MatchedAt: 2 * time.Second, Elapsed: 3 * time.Second}, false, true,
+		{"clean", Result{Matched: true, MatchedAt: 2 * time.Second, Elapsed: 3 * time.Second}, strict, outcome{}, true,
 			"expected line appeared after 2s; the guest powered off after 3s"},
-		{"failure beats a match", Result{Matched: true, Failure: "Kernel panic - not syncing"}, false, false,
+		{"failure beats a match", Result{Matched: true, Failure: "Kernel panic - not syncing"}, strict, outcome{}, false,
 			`boot failed: the console shows "Kernel panic - not syncing"; QEMU exited`},
-		{"failure stopped", Result{Failure: "Please press Enter"}, true, false,
+		{"failure stopped", Result{Failure: "Please press Enter"}, strict, outcome{stoppedOnFailure: true}, false,
 			`boot failed: the console shows "Please press Enter"; QEMU stopped 2s later`},
-		{"hung after match", Result{Matched: true, MatchedAt: time.Second, TimedOut: true, ExitCode: -1}, false, false,
+		{"hung after match", Result{Matched: true, MatchedAt: time.Second, TimedOut: true, ExitCode: -1}, strict, outcome{timedOut: true}, false,
 			"expected line appeared after 1s, but the guest did not power off within 30s; QEMU killed"},
-		{"hung before match", Result{TimedOut: true, ExitCode: -1, Output: out}, false, false,
+		{"hung before match", Result{TimedOut: true, ExitCode: -1, Output: out}, strict, outcome{timedOut: true}, false,
 			`no console line matched "ready" within 30s; QEMU killed (last console line: "last words")`},
-		{"qemu error", Result{ExitCode: 1, Stderr: []byte("qemu: bad option\nmore\n")}, false, false,
+		{"qemu error", Result{ExitCode: 1, Stderr: []byte("qemu: bad option\nmore\n")}, strict, outcome{}, false,
 			"QEMU exited with status 1: qemu: bad option"},
-		{"qemu error, silent", Result{ExitCode: 1}, false, false,
+		{"qemu error, silent", Result{ExitCode: 1}, strict, outcome{}, false,
 			"QEMU exited with status 1: (nothing on stderr)"},
-		{"no match", Result{Elapsed: 4 * time.Second, Output: out}, false, false,
+		{"no match", Result{Elapsed: 4 * time.Second, Output: out}, strict, outcome{}, false,
 			`the guest powered off after 4s but no console line matched "ready" (last console line: "last words")`},
+		{"stays up", Result{Matched: true, MatchedAt: 6 * time.Second, ExitCode: -1}, grace, outcome{passed: true}, true,
+			"expected line appeared after 6s and no failure followed within 2s; QEMU stopped"},
+		{"stays up, then panics", Result{Matched: true, Failure: "Kernel panic - not syncing"}, grace, outcome{}, false,
+			`boot failed: the console shows "Kernel panic - not syncing"; QEMU exited`},
+		{"powers off within the grace", Result{Matched: true, MatchedAt: 2 * time.Second, Elapsed: 3 * time.Second}, grace, outcome{}, true,
+			"expected line appeared after 2s; the guest powered off after 3s"},
+		{"timeout within the grace", Result{Matched: true, MatchedAt: 29 * time.Second, TimedOut: true, ExitCode: -1}, grace, outcome{timedOut: true}, false,
+			"expected line appeared after 29s, but the 30s timeout came before the 2s grace time after it had passed; QEMU killed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ok, reason := verdict(tt.r, cfg, tt.stopped)
+			ok, reason := verdict(tt.r, tt.cfg, tt.out)
 			if ok != tt.ok || reason != tt.want {
 				t.Fatalf("got %v %q; want %v %q", ok, reason, tt.ok, tt.want)
 			}

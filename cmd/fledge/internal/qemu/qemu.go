@@ -17,6 +17,10 @@ const (
 	// boot guests, and TCG works everywhere.
 	DefaultAccel   = "tcg"
 	DefaultTimeout = 2 * time.Minute
+	// DefaultGrace is long enough for a panic that follows the expected line
+	// to reach the console (an init that exits panics the kernel within
+	// milliseconds), short enough not to slow an edit-pack-boot loop.
+	DefaultGrace = 2 * time.Second
 	// BaseAppend is always on the kernel command line: the serial console we
 	// read, reboot on panic (which -no-reboot turns into QEMU exiting), and
 	// an explicit init so a missing /init fails loudly instead of falling
@@ -51,6 +55,11 @@ type Config struct {
 	// Expect must match a console line (without its line ending) for the
 	// boot to succeed. Required.
 	Expect *regexp.Regexp
+	// Grace, when positive, lets a guest that stays up pass (an agent waits
+	// for work and never powers off): the boot succeeds once Grace has gone
+	// by after the expected line with no failure marker, and QEMU is then
+	// stopped. When zero, the guest must also power off by itself.
+	Grace time.Duration
 	// Console, when set, receives the serial output as it arrives.
 	Console io.Writer
 }
@@ -74,6 +83,10 @@ type Result struct {
 	Failure string
 	// TimedOut means QEMU was still running at the timeout and was killed.
 	TimedOut bool
+	// Stopped means the runner ended QEMU (the grace time passed, a failure
+	// marker showed, the timeout came or the boot was canceled) rather than
+	// QEMU exiting by itself.
+	Stopped bool
 	// ExitCode is QEMU's exit status; -1 when it was killed.
 	ExitCode int
 	// PID was QEMU's process id (also its process group).

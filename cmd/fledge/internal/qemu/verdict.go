@@ -8,20 +8,25 @@ import (
 )
 
 // verdict applies DESIGN §6: a boot succeeds only when the expected line
-// appeared, no failure marker did, and QEMU exited by itself (the guest
+// appeared, no failure marker did, and either cfg.Grace went by after the
+// line (the runner then stopped QEMU) or QEMU exited by itself (the guest
 // powered off) before the timeout. The reason names the first rule broken.
-func verdict(r Result, cfg Config, stoppedOnFailure bool) (bool, string) {
+func verdict(r Result, cfg Config, out outcome) (bool, string) {
 	switch {
 	case r.Failure != "":
 		how := "QEMU exited"
-		if stoppedOnFailure {
+		if out.stoppedOnFailure {
 			how = fmt.Sprintf("QEMU stopped %s later", failureGrace)
 		}
 		return false, fmt.Sprintf("boot failed: the console shows %q; %s", clip(r.Failure), how)
+	case r.TimedOut && r.Matched && cfg.Grace > 0:
+		return false, fmt.Sprintf("expected line appeared after %s, but the %s timeout came before the %s grace time after it had passed; QEMU killed", round(r.MatchedAt), cfg.Timeout, cfg.Grace)
 	case r.TimedOut && r.Matched:
 		return false, fmt.Sprintf("expected line appeared after %s, but the guest did not power off within %s; QEMU killed", round(r.MatchedAt), cfg.Timeout)
 	case r.TimedOut:
 		return false, fmt.Sprintf("no console line matched %q within %s; QEMU killed (last console line: %q)", cfg.Expect, cfg.Timeout, lastLine(r.Output))
+	case out.passed:
+		return true, fmt.Sprintf("expected line appeared after %s and no failure followed within %s; QEMU stopped", round(r.MatchedAt), cfg.Grace)
 	case r.ExitCode != 0:
 		return false, fmt.Sprintf("QEMU exited with status %d: %s", r.ExitCode, clip(firstLine(r.Stderr)))
 	case !r.Matched:

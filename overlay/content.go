@@ -55,6 +55,20 @@ func (h HostFile) OpenFile() (*os.File, unix.Stat_t, error) {
 	return f, st, nil
 }
 
+// regular returns the attributes of f, opened for the host file p, and
+// checks that it is a regular file: the host may have put something else
+// under the name since the layer was read.
+func regular(f *os.File, p string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return st, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return st, fmt.Errorf("%s: no longer a regular file", p)
+	}
+	return st, nil
+}
+
 // hostReader reads at most the size seen when the file was opened, so a
 // file that grows while it is being packed still matches its header.
 type hostReader struct {

@@ -1,26 +1,14 @@
 package overlay
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
 	"sort"
 	"syscall"
 )
-
-// Change is one difference the edits layer makes to the layers below it.
-type Change struct {
-	Path string `json:"path"`
-	// Kind is "added", "deleted", "changed" (content, type, link target or
-	// device numbers) or "mode" (permissions or owner only).
-	Kind   string `json:"kind"`
-	Detail string `json:"detail,omitempty"`
-}
 
 // Changes lists what the layer changes relative to lower, the view of the
 // layers beneath it, sorted by path. Directories that were only copied up
@@ -65,65 +53,6 @@ func change(lower *View, ent *Entry) (Change, bool, error) {
 		return Change{Path: ent.Path, Kind: "mode", Detail: d}, true, nil
 	}
 	return Change{}, false, nil
-}
-
-// contentChange describes how the data of two objects of one type differ,
-// or returns "" when they do not.
-func contentChange(a, b *Entry) (string, error) {
-	switch a.Type {
-	case Symlink:
-		if a.Linkname != b.Linkname {
-			return fmt.Sprintf("target %s -> %s", a.Linkname, b.Linkname), nil
-		}
-	case CharDev, BlockDev:
-		if a.Major != b.Major || a.Minor != b.Minor {
-			return fmt.Sprintf("device %d,%d -> %d,%d", a.Major, a.Minor, b.Major, b.Minor), nil
-		}
-	case Regular:
-		ha, err := ContentHash(a.Content)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", a.Path, err)
-		}
-		hb, err := ContentHash(b.Content)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", b.Path, err)
-		}
-		if !bytes.Equal(ha, hb) {
-			return fmt.Sprintf("content sha256 %x -> %x", ha[:6], hb[:6]), nil
-		}
-	}
-	return "", nil
-}
-
-func modeChange(a, b *Entry) string {
-	var d string
-	if a.UnixMode() != b.UnixMode() {
-		d = fmt.Sprintf("mode %04o -> %04o", a.UnixMode()&0o7777, b.UnixMode()&0o7777)
-	}
-	if a.UID != b.UID || a.GID != b.GID {
-		if d != "" {
-			d += ", "
-		}
-		d += fmt.Sprintf("owner %d:%d -> %d:%d", a.UID, a.GID, b.UID, b.GID)
-	}
-	return d
-}
-
-// ContentHash returns the sha256 of a regular file's content (nil content
-// hashes as empty).
-func ContentHash(c Content) ([]byte, error) {
-	h := sha256.New()
-	if c != nil {
-		r, err := c.Open()
-		if err != nil {
-			return nil, err
-		}
-		defer r.Close()
-		if _, err := io.Copy(h, r); err != nil {
-			return nil, err
-		}
-	}
-	return h.Sum(nil), nil
 }
 
 // Reset discards the edits at and below guest path p, or all of them when

@@ -330,20 +330,6 @@ func (e *Edits) OpenFile(v *View, p string, flag int) (*os.File, error) {
 	return f, nil
 }
 
-// regular returns the attributes of f, opened for the layer's file p, and
-// checks that it is a regular file: the host may have put something else
-// under the name since the layer was read.
-func regular(f *os.File, p string) (unix.Stat_t, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return st, err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return st, fmt.Errorf("%s: no longer a regular file", p)
-	}
-	return st, nil
-}
-
 // begin starts a change of the layer's tree. Changes run one at a time so
 // two copy-ups of one file cannot race (the second would replace a copy the
 // first caller may already be writing to); writes to open files do not

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 // benchMount mounts a stack of the skeleton and one mapping of host at
@@ -25,7 +26,7 @@ func benchMount(b *testing.B, host, guest string, o Options) string {
 	st := &overlay.Stack{Layers: []overlay.Layer{
 		overlay.Skeleton(),
 		overlay.Mappings("", []overlay.Mapping{{Host: host, Guest: guest}}),
-		overlay.OpenEdits(filepath.Join(dir, ".fledge", "edits")),
+		edits.Open(filepath.Join(dir, ".fledge", "edits")),
 	}}
 	srv, err := Mount(mnt, New(st), o)
 	must(b, err)

@@ -34,6 +34,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 // refresh bounds how old the view of a writable stack may get when the
@@ -46,9 +47,9 @@ const refresh = 500 * time.Millisecond
 // FS is the state of one mount.
 type FS struct {
 	stack *overlay.Stack
-	// edits is the stack's top layer when it is an *overlay.Edits; nil
+	// edits is the stack's top layer when it is an *edits.Edits; nil
 	// makes the mount read-only.
-	edits *overlay.Edits
+	edits *edits.Edits
 	// passthrough is set when the kernel reads host files directly. Mount
 	// stores it after the server already answers requests, hence atomic.
 	passthrough atomic.Bool
@@ -102,7 +103,7 @@ type inoRec struct {
 func New(stack *overlay.Stack) *FS {
 	f := &FS{stack: stack, inos: map[string]inoRec{}, next: 2, warn: func(string) {}}
 	if n := len(stack.Layers); n > 0 {
-		f.edits, _ = stack.Layers[n-1].(*overlay.Edits)
+		f.edits, _ = stack.Layers[n-1].(*edits.Edits)
 	}
 	f.root = &node{fsys: f}
 	return f

@@ -9,6 +9,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 // workspace is a recipe-like folder: a mapped host folder and file, a
@@ -18,7 +19,7 @@ type workspace struct {
 	dir, mnt string
 	host     string // mapped host file, at /usr/bin/app
 	hostDir  string // mapped host folder, at /opt/data
-	edits    *overlay.Edits
+	edits    *edits.Edits
 	stack    *overlay.Stack
 	fsys     *FS
 	srv      *fuse.Server
@@ -58,7 +59,7 @@ func setupWorkspace(t testing.TB) *workspace {
 		{Path: "/bin/ls", Type: overlay.Symlink, Perm: 0o777, Linkname: "busybox"},
 		{Path: "/etc/motd", Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes("hello\n"), Size: 6},
 	}}
-	w.edits = overlay.OpenEdits(filepath.Join(dir, ".fledge", "edits"))
+	w.edits = edits.Open(filepath.Join(dir, ".fledge", "edits"))
 	w.stack = &overlay.Stack{Layers: []overlay.Layer{
 		overlay.Skeleton(), busybox,
 		overlay.Mappings(dir, []overlay.Mapping{{Host: w.host, Guest: "/usr/bin/app"}, {Host: w.hostDir, Guest: "/opt/data"}}),

@@ -38,7 +38,7 @@ func Diff(a, b *View) ([]Change, error) {
 		if x.Type != y.Type {
 			what = append(what, x.Type.String()+" -> "+y.Type.String())
 		} else {
-			d, err := contentChange(&x.Entry, &y.Entry)
+			d, err := ContentChange(&x.Entry, &y.Entry)
 			if err != nil {
 				return nil, err
 			}
@@ -46,7 +46,7 @@ func Diff(a, b *View) ([]Change, error) {
 				what = append(what, d)
 			}
 		}
-		if d := modeChange(&x.Entry, &y.Entry); d != "" {
+		if d := ModeChange(&x.Entry, &y.Entry); d != "" {
 			what = append(what, d)
 		}
 		if len(what) > 0 {
@@ -71,9 +71,9 @@ func byPath(v *View) map[string]*Node {
 	return m
 }
 
-// contentChange describes how the data of two objects of one type differ,
+// ContentChange describes how the data of two objects of one type differ,
 // or returns "" when they do not.
-func contentChange(a, b *Entry) (string, error) {
+func ContentChange(a, b *Entry) (string, error) {
 	switch a.Type {
 	case Symlink:
 		if a.Linkname != b.Linkname {
@@ -99,7 +99,9 @@ func contentChange(a, b *Entry) (string, error) {
 	return "", nil
 }
 
-func modeChange(a, b *Entry) string {
+// ModeChange describes how the permissions and owners of two objects
+// differ, or returns "" when they do not.
+func ModeChange(a, b *Entry) string {
 	var d string
 	if a.UnixMode() != b.UnixMode() {
 		d = fmt.Sprintf("mode %04o -> %04o", a.UnixMode()&0o7777, b.UnixMode()&0o7777)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/volantvm/fledge/cmd/fledge/internal/inspect"
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 func newDiffCmd() *cobra.Command {
@@ -117,10 +118,10 @@ func printChanges(cmd *cobra.Command, changes []overlay.Change, asJSON bool) err
 }
 
 // editsOf returns the stack's edits layer, which a recipe's stack has on top.
-func editsOf(st *overlay.Stack) *overlay.Edits {
+func editsOf(st *overlay.Stack) *edits.Edits {
 	if len(st.Layers) == 0 {
 		return nil
 	}
-	e, _ := st.Layers[len(st.Layers)-1].(*overlay.Edits)
+	e, _ := st.Layers[len(st.Layers)-1].(*edits.Edits)
 	return e
 }

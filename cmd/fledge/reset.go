@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 	"github.com/volantvm/fledge/overlay/recipe"
 )
 
@@ -36,7 +37,7 @@ warning) is dropped the same way.`,
 					return fmt.Errorf("reset %s: %w; give an absolute guest path such as /etc/motd", args[0], err)
 				}
 			}
-			e := overlay.OpenEdits(filepath.Join(r.Dir, overlay.Workspace, "edits"))
+			e := edits.Open(filepath.Join(r.Dir, overlay.Workspace, "edits"))
 			if p != "/" {
 				if err := mustHoldEdits(e, p); err != nil {
 					return err
@@ -55,7 +56,7 @@ warning) is dropped the same way.`,
 
 // mustHoldEdits fails when the layer has nothing at or below p, so a typo
 // (or a path through a symlinked folder) is not reported as discarded.
-func mustHoldEdits(e *overlay.Edits, p string) error {
+func mustHoldEdits(e *edits.Edits, p string) error {
 	ents, err := e.Entries()
 	if err != nil {
 		return err

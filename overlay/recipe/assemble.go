@@ -10,6 +10,7 @@ import (
 
 	"github.com/volantvm/fledge/initc"
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 	"github.com/volantvm/fledge/overlay/fetch"
 	"github.com/volantvm/fledge/overlay/ldso"
 	"github.com/volantvm/fledge/overlay/rootfs"
@@ -68,7 +69,7 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 	}
 	top := []overlay.Layer{
 		overlay.Mappings(r.Dir, r.Mappings),
-		overlay.OpenEdits(filepath.Join(r.Dir, overlay.Workspace, "edits")),
+		edits.Open(filepath.Join(r.Dir, overlay.Workspace, "edits")),
 	}
 	if r.WantsHostLibraries() {
 		below := append([]overlay.Layer(nil), st.Layers...)

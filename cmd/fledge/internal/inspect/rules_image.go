@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 func checkConsole(c *checker) error {
@@ -22,7 +23,7 @@ func checkConsole(c *checker) error {
 // deliberate change, so neither is reported.
 func checkShadowed(c *checker) error {
 	return c.v.Walk(func(n *overlay.Node) error {
-		if len(n.Shadowed) == 0 || n.Layer == overlay.EditsLayer || n.Implicit {
+		if len(n.Shadowed) == 0 || n.Layer == edits.LayerName || n.Implicit {
 			return nil
 		}
 		low := n.Shadowed[0]

@@ -1,4 +1,4 @@
-package overlay
+package edits
 
 import (
 	"errors"
@@ -8,17 +8,19 @@ import (
 	"path"
 	"sort"
 	"syscall"
+
+	"github.com/volantvm/fledge/overlay"
 )
 
 // Changes lists what the layer changes relative to lower, the view of the
 // layers beneath it, sorted by path. Directories that were only copied up
 // to hold an edit below them are not changes.
-func (e *Edits) Changes(lower *View) ([]Change, error) {
+func (e *Edits) Changes(lower *overlay.View) ([]overlay.Change, error) {
 	ents, err := e.Entries()
 	if err != nil {
 		return nil, err
 	}
-	var out []Change
+	var out []overlay.Change
 	for i := range ents {
 		c, ok, err := change(lower, &ents[i])
 		if err != nil {
@@ -32,27 +34,27 @@ func (e *Edits) Changes(lower *View) ([]Change, error) {
 	return out, nil
 }
 
-func change(lower *View, ent *Entry) (Change, bool, error) {
+func change(lower *overlay.View, ent *overlay.Entry) (overlay.Change, bool, error) {
 	old, had := lower.Get(ent.Path)
 	switch {
-	case ent.Type == Whiteout:
-		return Change{Path: ent.Path, Kind: "deleted"}, had, nil
+	case ent.Type == overlay.Whiteout:
+		return overlay.Change{Path: ent.Path, Kind: "deleted"}, had, nil
 	case !had:
-		return Change{Path: ent.Path, Kind: "added", Detail: ent.Type.String()}, true, nil
+		return overlay.Change{Path: ent.Path, Kind: "added", Detail: ent.Type.String()}, true, nil
 	case old.Type != ent.Type:
-		return Change{Path: ent.Path, Kind: "changed", Detail: fmt.Sprintf("%s -> %s", old.Type, ent.Type)}, true, nil
+		return overlay.Change{Path: ent.Path, Kind: "changed", Detail: fmt.Sprintf("%s -> %s", old.Type, ent.Type)}, true, nil
 	}
-	what, err := contentChange(&old.Entry, ent)
+	what, err := overlay.ContentChange(&old.Entry, ent)
 	if err != nil || what != "" {
-		return Change{Path: ent.Path, Kind: "changed", Detail: what}, what != "", err
+		return overlay.Change{Path: ent.Path, Kind: "changed", Detail: what}, what != "", err
 	}
 	if ent.Opaque {
-		return Change{Path: ent.Path, Kind: "changed", Detail: "replaced (opaque)"}, true, nil
+		return overlay.Change{Path: ent.Path, Kind: "changed", Detail: "replaced (opaque)"}, true, nil
 	}
-	if d := modeChange(&old.Entry, ent); d != "" {
-		return Change{Path: ent.Path, Kind: "mode", Detail: d}, true, nil
+	if d := overlay.ModeChange(&old.Entry, ent); d != "" {
+		return overlay.Change{Path: ent.Path, Kind: "mode", Detail: d}, true, nil
 	}
-	return Change{}, false, nil
+	return overlay.Change{}, false, nil
 }
 
 // Reset discards the edits at and below guest path p, or all of them when

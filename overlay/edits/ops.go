@@ -1,4 +1,4 @@
-package overlay
+package edits
 
 import (
 	"errors"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/volantvm/fledge/overlay"
 )
 
 // The mutations below take the merged view the caller is showing (the
@@ -22,7 +24,7 @@ import (
 
 // CopyUp makes the object at guest path p, as v shows it, exist in the
 // layer. It does nothing if the layer holds p already.
-func (e *Edits) CopyUp(v *View, p string) error {
+func (e *Edits) CopyUp(v *overlay.View, p string) error {
 	release, err := e.begin()
 	if err != nil {
 		return err
@@ -35,7 +37,7 @@ func (e *Edits) CopyUp(v *View, p string) error {
 // Create adds a new object described by ent at ent.Path. Its mtime is
 // ent.MTime, or now when that is zero. A directory made where a lower one
 // was deleted is opaque, so the old contents do not come back.
-func (e *Edits) Create(v *View, ent Entry) error {
+func (e *Edits) Create(v *overlay.View, ent overlay.Entry) error {
 	release, err := e.begin()
 	if err != nil {
 		return err
@@ -46,11 +48,11 @@ func (e *Edits) Create(v *View, ent Entry) error {
 }
 
 // create is Create while the change is begun.
-func (e *Edits) create(v *View, ent Entry) error {
+func (e *Edits) create(v *overlay.View, ent overlay.Entry) error {
 	if _, ok := v.Get(ent.Path); ok {
 		return fmt.Errorf("create %s: %w", ent.Path, syscall.EEXIST)
 	}
-	if ent.Type == CharDev && ent.Major == 0 && ent.Minor == 0 {
+	if ent.Type == overlay.CharDev && ent.Major == 0 && ent.Minor == 0 {
 		return fmt.Errorf("create %s: a character device 0,0 is how the edits record a deletion: %w", ent.Path, syscall.EPERM)
 	}
 	d, name, err := e.parentOf(v, ent.Path)
@@ -74,7 +76,7 @@ func (e *Edits) create(v *View, ent Entry) error {
 	// The new object replaces the whiteout in one rename: a create that
 	// fails leaves the deleted lower object deleted instead of bringing it
 	// back, and a directory is opaque from its first moment.
-	if err := d.materialize(name, &ent, timespec(mtime), ent.Type == Dir && hadWhiteout); err != nil {
+	if err := d.materialize(name, &ent, timespec(mtime), ent.Type == overlay.Dir && hadWhiteout); err != nil {
 		return fmt.Errorf("create %s: %w", ent.Path, err)
 	}
 	return e.clearLegacy(d, name)
@@ -82,7 +84,7 @@ func (e *Edits) create(v *View, ent Entry) error {
 
 // Remove deletes p from the merged view: the layer's copy goes, and a
 // whiteout hides what lower layers have there.
-func (e *Edits) Remove(v *View, p string) error {
+func (e *Edits) Remove(v *overlay.View, p string) error {
 	release, err := e.begin()
 	if err != nil {
 		return err
@@ -108,14 +110,14 @@ func (e *Edits) Remove(v *View, p string) error {
 }
 
 // inLower reports whether a layer below the edits has something at n's path.
-func inLower(n *Node) bool {
-	return n.Layer != EditsLayer || len(n.Shadowed) > 0
+func inLower(n *overlay.Node) bool {
+	return n.Layer != LayerName || len(n.Shadowed) > 0
 }
 
 // Rename moves oldp to newp, replacing what newp held. A directory moves
 // with its whole subtree copied up and is made opaque at its new place, so
 // its contents are exactly what it carried.
-func (e *Edits) Rename(v *View, oldp, newp string) error {
+func (e *Edits) Rename(v *overlay.View, oldp, newp string) error {
 	release, err := e.begin()
 	if err != nil {
 		return err
@@ -130,7 +132,7 @@ func (e *Edits) Rename(v *View, oldp, newp string) error {
 		return err
 	}
 	return e.twoPlaces(v, oldp, newp, func(od, nd dirFD, oldName, newName string) error {
-		if n.Type == Dir {
+		if n.Type == overlay.Dir {
 			// Opaque before it moves: at its new place it never shows
 			// what a lower layer has there.
 			if err := od.markOpaque(oldName); err != nil {
@@ -148,7 +150,7 @@ func (e *Edits) Rename(v *View, oldp, newp string) error {
 		wh := ok && isWhiteout(&st)
 		flags := uint(0)
 		switch {
-		case wh && n.Type == Dir:
+		case wh && n.Type == overlay.Dir:
 			flags = unix.RENAME_EXCHANGE
 		case !wh:
 			if err := nd.remove(newName); err != nil {
@@ -172,7 +174,7 @@ func (e *Edits) Rename(v *View, oldp, newp string) error {
 }
 
 // Link makes newp a hard link to oldp, both in the layer.
-func (e *Edits) Link(v *View, oldp, newp string) error {
+func (e *Edits) Link(v *overlay.View, oldp, newp string) error {
 	release, err := e.begin()
 	if err != nil {
 		return err
@@ -199,7 +201,7 @@ func (e *Edits) Link(v *View, oldp, newp string) error {
 // twoPlaces opens the parents of oldp and newp, runs fn on them and then
 // clears a whiteout at newp (the new object replaces what it hid). The
 // whiteout goes last, so a failed fn leaves what it hid deleted.
-func (e *Edits) twoPlaces(v *View, oldp, newp string, fn func(od, nd dirFD, oldName, newName string) error) error {
+func (e *Edits) twoPlaces(v *overlay.View, oldp, newp string, fn func(od, nd dirFD, oldName, newName string) error) error {
 	od, oldName, err := e.parentOf(v, oldp)
 	if err != nil {
 		return err
@@ -229,7 +231,7 @@ type Attr struct {
 }
 
 // SetAttr copies p up and changes its metadata.
-func (e *Edits) SetAttr(v *View, p string, a Attr) error {
+func (e *Edits) SetAttr(v *overlay.View, p string, a Attr) error {
 	release, err := e.begin()
 	if err != nil {
 		return err
@@ -296,12 +298,12 @@ func (e *Edits) holdsFile(p string) bool {
 		return false
 	}
 	n := e.tr.node(p, false)
-	return n != nil && n.hasObj && n.obj.Type == Regular && n.obj.LinkID == ""
+	return n != nil && n.hasObj && n.obj.Type == overlay.Regular && n.obj.LinkID == ""
 }
 
 // OpenFile opens the layer's copy of the regular file p. Writing opens copy
 // p up first, so the caller writes to the edit, never to a lower layer.
-func (e *Edits) OpenFile(v *View, p string, flag int) (*os.File, error) {
+func (e *Edits) OpenFile(v *overlay.View, p string, flag int) (*os.File, error) {
 	release, err := e.begin()
 	if err != nil {
 		return nil, err
@@ -323,7 +325,7 @@ func (e *Edits) OpenFile(v *View, p string, flag int) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := regular(f, p); err != nil {
+	if _, err := overlay.StatRegular(f, p); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -346,7 +348,7 @@ func (e *Edits) begin() (func(), error) {
 	}, nil
 }
 
-func (e *Edits) copyUp(v *View, p string) error {
+func (e *Edits) copyUp(v *overlay.View, p string) error {
 	d, _, err := e.copiedUp(v, p)
 	d.close()
 	return err
@@ -354,7 +356,7 @@ func (e *Edits) copyUp(v *View, p string) error {
 
 // copiedUp is copyUp that returns the folder holding p, open, and p's
 // name in it, as holder does: a change after the copy-up opens it once.
-func (e *Edits) copiedUp(v *View, p string) (dirFD, string, error) {
+func (e *Edits) copiedUp(v *overlay.View, p string) (dirFD, string, error) {
 	if p == "/" {
 		if err := e.ensureRoot(v); err != nil {
 			return -1, "", err
@@ -384,11 +386,11 @@ func (e *Edits) copiedUp(v *View, p string) (dirFD, string, error) {
 	return d, name, nil
 }
 
-func (e *Edits) copyUpTree(v *View, n *Node) error {
+func (e *Edits) copyUpTree(v *overlay.View, n *overlay.Node) error {
 	if err := e.copyUp(v, n.Path); err != nil {
 		return err
 	}
-	if n.Type != Dir {
+	if n.Type != overlay.Dir {
 		return nil
 	}
 	for _, k := range v.Children(n) {
@@ -401,7 +403,7 @@ func (e *Edits) copyUpTree(v *View, n *Node) error {
 
 // parentOf opens the layer's folder for p's parent, copying it up as
 // needed, and returns it with p's last component.
-func (e *Edits) parentOf(v *View, p string) (dirFD, string, error) {
+func (e *Edits) parentOf(v *overlay.View, p string) (dirFD, string, error) {
 	if p == "/" {
 		return -1, "", fmt.Errorf("the root has no parent: %w", syscall.EINVAL)
 	}
@@ -415,7 +417,7 @@ func (e *Edits) parentOf(v *View, p string) (dirFD, string, error) {
 
 // ensureDir opens the layer's folder for the guest directory made of
 // parts, creating every missing level as a copy of what v shows there.
-func (e *Edits) ensureDir(v *View, parts []string) (dirFD, error) {
+func (e *Edits) ensureDir(v *overlay.View, parts []string) (dirFD, error) {
 	// A folder kept open was there when opened, and the layer's folder
 	// with it; one gone since is dropped with the rest (see Reload).
 	cur := "/" + strings.Join(parts, "/")
@@ -435,7 +437,7 @@ func (e *Edits) ensureDir(v *View, parts []string) (dirFD, error) {
 		_, ok, err := d.stat(c)
 		if err == nil && !ok {
 			n, found := v.Get(cur)
-			if !found || n.Type != Dir {
+			if !found || n.Type != overlay.Dir {
 				d.close()
 				return -1, fmt.Errorf("copy-up %s: not a directory in the view: %w", cur, syscall.ENOTDIR)
 			}
@@ -457,7 +459,7 @@ func (e *Edits) ensureDir(v *View, parts []string) (dirFD, error) {
 
 // ensureRoot creates the layer's folder on the first change, with the
 // metadata of the image root, since the folder stands for it.
-func (e *Edits) ensureRoot(v *View) error {
+func (e *Edits) ensureRoot(v *overlay.View) error {
 	if _, err := os.Lstat(e.dir); err == nil || !os.IsNotExist(err) {
 		return err
 	}
@@ -502,17 +504,17 @@ func tempName() string {
 // made under a temporary name and renamed into place, replacing a whiteout
 // at name, so a crash never leaves a half-made object that looks like an
 // edit, nor an instant where what name hid shows again.
-func (d dirFD) materialize(name string, ent *Entry, mtime unix.Timespec, opaque bool) error {
+func (d dirFD) materialize(name string, ent *overlay.Entry, mtime unix.Timespec, opaque bool) error {
 	tmp := tempName()
 	var err error
 	switch ent.Type {
-	case Dir:
+	case overlay.Dir:
 		err = unix.Mkdirat(int(d), tmp, 0o700)
-	case Regular:
+	case overlay.Regular:
 		err = d.writeContent(tmp, ent.Content)
-	case Symlink:
+	case overlay.Symlink:
 		err = unix.Symlinkat(ent.Linkname, int(d), tmp)
-	case CharDev, BlockDev, FIFO, Socket:
+	case overlay.CharDev, overlay.BlockDev, overlay.FIFO, overlay.Socket:
 		err = unix.Mknodat(int(d), tmp, ent.UnixMode(), int(unix.Mkdev(ent.Major, ent.Minor)))
 	default:
 		return fmt.Errorf("cannot store a %s: %w", ent.Type, syscall.EINVAL)
@@ -575,13 +577,13 @@ func (e *Edits) clearLegacy(d dirFD, name string) error {
 	return d.remove(whiteoutPrefix + name)
 }
 
-func (d dirFD) writeContent(name string, c Content) error {
+func (d dirFD) writeContent(name string, c overlay.Content) error {
 	f, err := d.openFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
 	if c != nil {
-		var r Reader
+		var r overlay.Reader
 		if r, err = c.Open(); err == nil {
 			_, err = io.Copy(f, r)
 			r.Close()

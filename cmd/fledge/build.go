@@ -148,11 +148,11 @@ func writeManifest(cmd *cobra.Command, m *recipe.Manifest, r *recipe.Recipe, res
 	return nil
 }
 
-// packView merges the stack and writes the archive atomically, creating
+// packView merges the layers and writes the archive atomically, creating
 // its folder as the documented "-o dist/app" expects. Compressed pieces
 // are kept in the pieces folder of the cache, so the next pack of a
 // slightly different stack compresses only what changed.
-func packView(ctx context.Context, f *stackFlags, st *overlay.Stack, dst, compression string) (packer.Result, error) {
+func packView(ctx context.Context, f *stackFlags, st layers, dst, compression string) (packer.Result, error) {
 	v, err := st.View()
 	if err != nil {
 		return packer.Result{}, err

@@ -8,7 +8,6 @@ import (
 
 	"github.com/volantvm/fledge/cmd/fledge/internal/inspect"
 	"github.com/volantvm/fledge/overlay"
-	"github.com/volantvm/fledge/overlay/edits"
 )
 
 func newDiffCmd() *cobra.Command {
@@ -67,16 +66,11 @@ func workspaceChanges(cmd *cobra.Command, f *stackFlags) ([]overlay.Change, erro
 	if err != nil {
 		return nil, err
 	}
-	e := editsOf(st)
-	if e == nil {
-		return nil, fmt.Errorf("the stack of %s has no edits layer", f.config)
-	}
-	lower := &overlay.Stack{Layers: st.Layers[:len(st.Layers)-1], Epoch: st.Epoch}
-	v, err := lower.View()
+	v, err := st.Lower.View()
 	if err != nil {
 		return nil, err
 	}
-	return e.Changes(v)
+	return st.Edits.Changes(v)
 }
 
 // compareTargets diffs the images of two artifacts or recipes.
@@ -115,13 +109,4 @@ func printChanges(cmd *cobra.Command, changes []overlay.Change, asJSON bool) err
 		fmt.Fprintln(out, line)
 	}
 	return nil
-}
-
-// editsOf returns the stack's edits layer, which a recipe's stack has on top.
-func editsOf(st *overlay.Stack) *edits.Edits {
-	if len(st.Layers) == 0 {
-		return nil
-	}
-	e, _ := st.Layers[len(st.Layers)-1].(*edits.Edits)
-	return e
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/volantvm/fledge/fusefs"
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 func newMountCmd() *cobra.Command {
@@ -134,8 +135,8 @@ func outsideSources(t *target, mnt string) error {
 		}
 	}
 	dir, err := filepath.EvalSymlinks(t.Recipe.Dir)
-	if edits := filepath.Join(dir, overlay.Workspace, "edits"); err == nil && overlay.Within(edits, mp) {
-		return fmt.Errorf("mountpoint %s is inside the edits folder %s; mount it outside that folder", mnt, edits)
+	if ed := edits.Dir(dir); err == nil && overlay.Within(ed, mp) {
+		return fmt.Errorf("mountpoint %s is inside the edits folder %s; mount it outside that folder", mnt, ed)
 	}
 	return nil
 }
@@ -143,14 +144,14 @@ func outsideSources(t *target, mnt string) error {
 // serveMount mounts t and serves it until the mount goes away.
 func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) error {
 	serverRuntime()
-	fsys := fusefs.New(t.Stack)
+	fsys := fusefs.New(t.Stack.Lower, t.Stack.Edits)
 	opts.Warn = func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), "fledge: warning:", msg) }
 	srv, err := fusefs.Mount(mnt, fsys, opts)
 	if err != nil {
 		return err
 	}
 	how := "read-only"
-	if e := editsOf(t.Stack); e != nil {
+	if e := t.Stack.Edits; e != nil {
 		how = "edits kept in " + e.Dir()
 	}
 	pt := "off"

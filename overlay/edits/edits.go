@@ -5,15 +5,19 @@
 //
 // The API:
 //
-//   - Open returns the layer kept in a folder; LayerName is the name its
-//     entries carry as their layer.
+//   - Open returns the layer kept in a folder, Dir the folder of a
+//     recipe's workspace; LayerName is the name its entries carry as their
+//     layer. The layer is handed on explicitly, beside the lower stack it
+//     goes over (fusefs.New takes the pair): nothing finds it by looking at
+//     a stack's top.
 //   - As an overlay.Layer and overlay.Tracked (Name, Entries, Delta, At),
 //     the layer goes on top of the lower stack's view (View.With, View.Update).
 //   - Mutations take the view the caller shows (the lower view with the edits
 //     on it) and copy up from it what they touch: CopyUp, Create, CreateFile,
 //     Remove, Rename, Link, SetAttr (an Attr), SetAttrHeld, OpenFile and
 //     DropSetID; Hold marks a write through an open file in progress.
-//   - Stat and StatHeld read one object of the folder; Dir names the folder.
+//   - Stat and StatHeld read one object of the folder; the method Dir
+//     names the folder.
 //   - Changes lists the edits against the lower view, Reset drops them,
 //     Problems names what a read had to leave out; Reload forgets what was
 //     read after another process changed the folder, whose Stamp file Reset
@@ -103,7 +107,13 @@ const (
 	LayerName = "edits"
 )
 
-// OpenEdits returns the edits layer stored in dir. The directory is created
+// Dir returns the edits folder of the workspace beside base (a recipe's
+// folder): base/.fledge/edits.
+func Dir(base string) string {
+	return filepath.Join(base, overlay.Workspace, "edits")
+}
+
+// Open returns the edits layer stored in dir. The directory is created
 // by the first change, so merely reading a workspace leaves no trace.
 func Open(dir string) *Edits {
 	return &Edits{dir: filepath.Clean(dir)}

@@ -28,7 +28,7 @@ func editsStack(t *testing.T) (*overlay.Stack, *Edits, *overlay.Static) {
 		{Path: "/etc/motd", Type: overlay.Regular, Perm: 0o644, UID: 7, GID: 8, Content: overlay.Bytes("hi\n"), Size: 3},
 		{Path: "/usr/share/doc/a", Type: overlay.Regular, Perm: 0o600, Content: overlay.Bytes("a"), Size: 1},
 	}}
-	e := Open(filepath.Join(t.TempDir(), ".fledge", "edits"))
+	e := Open(Dir(t.TempDir()))
 	return &overlay.Stack{Layers: []overlay.Layer{overlay.Skeleton(), lower, e}}, e, lower
 }
 
@@ -577,7 +577,7 @@ func TestEditsLongNamesAndDeepPaths(t *testing.T) {
 	lower := &overlay.Static{LayerName: "rootfs", List: []overlay.Entry{
 		{Path: "/etc/" + long, Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes("x"), Size: 1},
 	}}
-	e := Open(filepath.Join(t.TempDir(), ".fledge", "edits"))
+	e := Open(Dir(t.TempDir()))
 	st := &overlay.Stack{Layers: []overlay.Layer{overlay.Skeleton(), lower, e}}
 	if err := e.Remove(view(t, st), "/etc/"+long); err != nil {
 		t.Fatalf("deleting a lower file named with 255 bytes: %v", err)

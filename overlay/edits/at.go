@@ -215,26 +215,6 @@ func (d dirFD) remove(name string) error {
 	return unix.Unlinkat(int(d), name, unix.AT_REMOVEDIR)
 }
 
-// setMeta gives name the owner, mode and mtime of ent. Owner first, since
-// chown clears setuid and setgid bits.
-func (d dirFD) setMeta(name string, ent *overlay.Entry, mtime unix.Timespec) error {
-	if err := unix.Fchownat(int(d), name, ent.UID, ent.GID, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("chown %s: %w", name, err)
-	}
-	if ent.Type != overlay.Symlink {
-		// name was just created by us and is not a symlink, so following
-		// (fchmodat has no working NOFOLLOW) cannot leave the folder.
-		if err := unix.Fchmodat(int(d), name, ent.UnixMode()&0o7777, 0); err != nil {
-			return fmt.Errorf("chmod %s: %w", name, err)
-		}
-	}
-	ts := []unix.Timespec{mtime, mtime}
-	if err := unix.UtimesNanoAt(int(d), name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("set times of %s: %w", name, err)
-	}
-	return nil
-}
-
 // openFile opens name in d for reading or writing, never through a symlink.
 // An open that may find an object already there does not block, so a FIFO
 // swapped in on the host cannot hold the caller until a writer comes; a

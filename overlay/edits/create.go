@@ -87,22 +87,3 @@ func (e *Edits) CreateFile(v *overlay.View, ent overlay.Entry) (*os.File, unix.S
 	recorded = true
 	return f, st, nil
 }
-
-// fileMeta gives name in d, open as f, the owner, mode and mtime (if any)
-// of ent; owner first, since chown clears setuid and setgid bits.
-func (d dirFD) fileMeta(name string, f *os.File, ent *overlay.Entry) error {
-	if err := unix.Fchown(int(f.Fd()), ent.UID, ent.GID); err != nil {
-		return fmt.Errorf("chown: %w", err)
-	}
-	if err := unix.Fchmod(int(f.Fd()), ent.UnixMode()&0o7777); err != nil {
-		return fmt.Errorf("chmod: %w", err)
-	}
-	if ent.MTime.IsZero() {
-		return nil
-	}
-	ts := []unix.Timespec{timespec(ent.MTime), timespec(ent.MTime)}
-	if err := unix.UtimesNanoAt(int(d), name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("set times: %w", err)
-	}
-	return nil
-}

@@ -22,6 +22,9 @@
 //     Problems names what a read had to leave out; Reload forgets what was
 //     read after another process changed the folder, whose Stamp file Reset
 //     touches.
+//
+// Owners, modes, device numbers and times of the layer's objects are read
+// and written in meta.go alone.
 package edits
 
 import (

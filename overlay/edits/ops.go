@@ -218,18 +218,6 @@ func (e *Edits) twoPlaces(v *overlay.View, oldp, newp string, fn func(od, nd dir
 	return e.clearLegacy(nd, newName)
 }
 
-// Attr is a change of metadata; nil fields stay as they are.
-type Attr struct {
-	Mode         *uint32 // permission bits with setuid, setgid, sticky (07777)
-	UID, GID     *int
-	Size         *int64
-	ATime, MTime *time.Time
-	// DropSetID clears the setuid bit, and the setgid bit where the group
-	// may execute, after the rest: what a truncate by an unprivileged
-	// caller does (see withoutSetID).
-	DropSetID bool
-}
-
 // SetAttr copies p up and changes its metadata.
 func (e *Edits) SetAttr(v *overlay.View, p string, a Attr) error {
 	release, err := e.begin()
@@ -515,7 +503,7 @@ func (d dirFD) materialize(name string, ent *overlay.Entry, mtime unix.Timespec,
 	case overlay.Symlink:
 		err = unix.Symlinkat(ent.Linkname, int(d), tmp)
 	case overlay.CharDev, overlay.BlockDev, overlay.FIFO, overlay.Socket:
-		err = unix.Mknodat(int(d), tmp, ent.UnixMode(), int(unix.Mkdev(ent.Major, ent.Minor)))
+		err = d.mknod(tmp, ent)
 	default:
 		return fmt.Errorf("cannot store a %s: %w", ent.Type, syscall.EINVAL)
 	}
@@ -598,7 +586,7 @@ func (d dirFD) writeContent(name string, c overlay.Content) error {
 // whiteout records the deletion of name, which must be free: a character
 // device 0/0, the overlayfs whiteout.
 func (e *Edits) whiteout(d dirFD, name string) error {
-	if err := unix.Mknodat(int(d), name, unix.S_IFCHR|0o600, 0); err != nil {
+	if err := d.mkWhiteout(name); err != nil {
 		return fmt.Errorf("whiteout %s: %w", name, err)
 	}
 	return e.clearLegacy(d, name)
@@ -615,158 +603,4 @@ func (d dirFD) markOpaque(dir string) error {
 		return fmt.Errorf("mark %s opaque: %w", dir, err)
 	}
 	return f.Close()
-}
-
-func (d dirFD) setAttr(name string, a Attr) error {
-	st, _, err := d.stat(name)
-	if err != nil {
-		return err
-	}
-	return d.setAttrOf(name, a, st.Mode&unix.S_IFMT == unix.S_IFLNK)
-}
-
-// setAttrOf is setAttr for name known to be a symlink or not.
-func (d dirFD) setAttrOf(name string, a Attr, isLink bool) error {
-	if uid, gid, ok := a.owner(); ok {
-		if err := unix.Fchownat(int(d), name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return err
-		}
-	}
-	if a.Mode != nil && !isLink {
-		if err := unix.Fchmodat(int(d), name, *a.Mode&0o7777, 0); err != nil {
-			return err
-		}
-	}
-	if a.Size != nil {
-		f, err := d.openFile(name, os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		err = f.Truncate(*a.Size)
-		f.Close()
-		if err != nil {
-			return err
-		}
-	}
-	if ts, ok := a.times(); ok {
-		if err := unix.UtimesNanoAt(int(d), name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return err
-		}
-	}
-	if a.DropSetID && !isLink {
-		var st unix.Stat_t
-		if err := unix.Fstatat(int(d), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return err
-		}
-		if mode, drop := withoutSetID(st.Mode); drop {
-			return unix.Fchmodat(int(d), name, mode&0o7777, 0)
-		}
-	}
-	return nil
-}
-
-// withoutSetID is mode as a write or truncate by a caller without
-// CAP_FSETID leaves it: no setuid bit, and no setgid bit if the group may
-// execute (setgid alone marks mandatory locking). drop says it changed.
-func withoutSetID(mode uint32) (m uint32, drop bool) {
-	m = mode &^ unix.S_ISUID
-	if mode&unix.S_IXGRP != 0 {
-		m &^= unix.S_ISGID
-	}
-	return m, m != mode
-}
-
-// DropSetID is withoutSetID for f, the open layer file at guest path p
-// (which may have no name left), for a write by a caller without
-// CAP_FSETID; it reports whether a bit was cleared, a change the layer
-// records.
-func (e *Edits) DropSetID(f *os.File, p string) (bool, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return false, err
-	}
-	// Most writes find nothing to clear, and take no lock.
-	if _, drop := withoutSetID(st.Mode); !drop {
-		return false, nil
-	}
-	release, err := e.begin()
-	if err != nil {
-		return false, err
-	}
-	defer release()
-	defer e.touchedAttr(p)
-	return clearSetID(int(f.Fd()))
-}
-
-// clearSetID applies withoutSetID to the open file fd and reports whether
-// it changed the mode.
-func clearSetID(fd int) (bool, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return false, err
-	}
-	mode, drop := withoutSetID(st.Mode)
-	if !drop {
-		return false, nil
-	}
-	return true, unix.Fchmod(fd, mode&0o7777)
-}
-
-// ApplyToFile changes the metadata of an open file of the layer, which may
-// have no name left (unlinked while open).
-func (a Attr) ApplyToFile(f *os.File) error {
-	fd := int(f.Fd())
-	if uid, gid, ok := a.owner(); ok {
-		if err := unix.Fchown(fd, uid, gid); err != nil {
-			return err
-		}
-	}
-	if a.Mode != nil {
-		if err := unix.Fchmod(fd, *a.Mode&0o7777); err != nil {
-			return err
-		}
-	}
-	if a.Size != nil {
-		if err := unix.Ftruncate(fd, *a.Size); err != nil {
-			return err
-		}
-	}
-	if ts, ok := a.times(); ok {
-		if err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH); err != nil {
-			return err
-		}
-	}
-	if a.DropSetID {
-		_, err := clearSetID(fd)
-		return err
-	}
-	return nil
-}
-
-// owner returns the chown arguments of a, -1 for what stays.
-func (a Attr) owner() (uid, gid int, ok bool) {
-	uid, gid = -1, -1
-	if a.UID != nil {
-		uid = *a.UID
-	}
-	if a.GID != nil {
-		gid = *a.GID
-	}
-	return uid, gid, a.UID != nil || a.GID != nil
-}
-
-// times returns the utimensat times of a, UTIME_OMIT for what stays.
-func (a Attr) times() ([]unix.Timespec, bool) {
-	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
-	if a.ATime != nil {
-		ts[0] = timespec(*a.ATime)
-	}
-	if a.MTime != nil {
-		ts[1] = timespec(*a.MTime)
-	}
-	return ts, a.ATime != nil || a.MTime != nil
-}
-
-func timespec(t time.Time) unix.Timespec {
-	return unix.NsecToTimespec(t.UnixNano())
 }

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -182,13 +181,6 @@ func (s *scanned) whiteout(p string) overlay.Entry {
 	return overlay.Entry{Path: p, Type: overlay.Whiteout, Layer: LayerName, Source: s.e.host(p)}
 }
 
-// isWhiteout reports the overlayfs whiteout: a character device 0/0, which
-// needs no name of its own (a ".wh." prefix would not fit beside a name of
-// NAME_MAX bytes).
-func isWhiteout(st *unix.Stat_t) bool {
-	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
-}
-
 // host is the host path of guest path p in the folder, for messages and
 // provenance; it may be too long to use.
 func (e *Edits) host(p string) string {
@@ -200,18 +192,13 @@ func (e *Edits) host(p string) string {
 
 // entry describes name in d, guest path p, whose lstat is st.
 func (e *Edits) entry(d dirFD, name, p string, st *unix.Stat_t) (overlay.Entry, error) {
-	t, perm, err := overlay.FromUnixMode(st.Mode)
+	ent, err := statEntry(st)
 	if err != nil {
 		return overlay.Entry{}, err
 	}
 	host := e.host(p)
-	ent := overlay.Entry{
-		Path: p, Type: t, Perm: perm,
-		UID: int(st.Uid), GID: int(st.Gid),
-		MTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UTC(),
-		Layer: LayerName, Source: host,
-	}
-	switch t {
+	ent.Path, ent.Layer, ent.Source = p, LayerName, host
+	switch ent.Type {
 	case overlay.Regular:
 		ent.Size = st.Size
 		if len(host) < unix.PathMax {
@@ -223,10 +210,8 @@ func (e *Edits) entry(d dirFD, name, p string, st *unix.Stat_t) (overlay.Entry, 
 		if ent.Linkname, err = e.linkTarget(d, name, st); err != nil {
 			return overlay.Entry{}, err
 		}
-	case overlay.CharDev, overlay.BlockDev:
-		ent.Major, ent.Minor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
 	}
-	if t != overlay.Dir && st.Nlink > 1 {
+	if ent.Type != overlay.Dir && st.Nlink > 1 {
 		ent.LinkID = fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 	}
 	return ent, nil

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 // How long the kernel may keep an entry and its attributes. A read-only
@@ -55,7 +56,7 @@ func (f *FS) fill(v *overlay.View, vn *overlay.Node, a *fuse.Attr) {
 	case overlay.Regular:
 		a.Size = uint64(contentSize(vn))
 	}
-	if vn.Layer == overlay.EditsLayer && f.edits != nil {
+	if vn.Layer == edits.LayerName && f.edits != nil {
 		f.fillEdit(vn, a)
 	}
 	a.Blksize = 4096
@@ -93,7 +94,7 @@ func (n *node) heldAttr(st *unix.Stat_t, a *fuse.Attr) {
 }
 
 // heldStat returns the lstat of guest path p if it is a regular file the
-// edits layer holds under one name (see overlay.Edits.SetAttrHeld).
+// edits layer holds under one name (see edits.Edits.SetAttrHeld).
 func (f *FS) heldStat(p string) (unix.Stat_t, bool) {
 	if f.edits == nil {
 		return unix.Stat_t{}, false

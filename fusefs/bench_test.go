@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 // benchMount mounts a stack of the skeleton and one mapping of host at
@@ -25,9 +26,8 @@ func benchMount(b *testing.B, host, guest string, o Options) string {
 	st := &overlay.Stack{Layers: []overlay.Layer{
 		overlay.Skeleton(),
 		overlay.Mappings("", []overlay.Mapping{{Host: host, Guest: guest}}),
-		overlay.OpenEdits(filepath.Join(dir, ".fledge", "edits")),
 	}}
-	srv, err := Mount(mnt, New(st), o)
+	srv, err := Mount(mnt, New(st, edits.Open(edits.Dir(dir))), o)
 	must(b, err)
 	b.Cleanup(func() {
 		if err := srv.Unmount(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 var (
@@ -277,8 +278,8 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 }
 
 // attrOf is the change a SETATTR asks for.
-func attrOf(in *fuse.SetAttrIn) overlay.Attr {
-	var a overlay.Attr
+func attrOf(in *fuse.SetAttrIn) edits.Attr {
+	var a edits.Attr
 	if m, ok := in.GetMode(); ok {
 		m &= 0o7777
 		a.Mode = &m

@@ -1,7 +1,8 @@
-// Package fusefs mounts the merged view of an overlay.Stack with FUSE.
+// Package fusefs mounts the merged view of an overlay.Stack, with the
+// edits layer (package edits) over it, with FUSE.
 //
 // It holds no initramfs logic: it translates the stack's view into FUSE
-// replies and FUSE changes into calls on the stack's edits layer, so what
+// replies and FUSE changes into calls on the edits layer over it, so what
 // the mount shows is exactly what the packer writes (modes, owners, sizes,
 // link targets, device numbers and the mtime view.MTime gives).
 //
@@ -34,6 +35,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 // refresh bounds how old the view of a writable stack may get when the
@@ -45,10 +47,10 @@ const refresh = 500 * time.Millisecond
 
 // FS is the state of one mount.
 type FS struct {
+	// stack holds the layers below the edits (all of a read-only mount).
 	stack *overlay.Stack
-	// edits is the stack's top layer when it is an *overlay.Edits; nil
-	// makes the mount read-only.
-	edits *overlay.Edits
+	// edits is the layer changes go to; nil makes the mount read-only.
+	edits *edits.Edits
 	// passthrough is set when the kernel reads host files directly. Mount
 	// stores it after the server already answers requests, hence atomic.
 	passthrough atomic.Bool
@@ -97,13 +99,10 @@ type inoRec struct {
 	kind overlay.Type
 }
 
-// New returns the file system of stack. Changes go to the stack's top
-// layer if it is an edits layer; otherwise the mount is read-only.
-func New(stack *overlay.Stack) *FS {
-	f := &FS{stack: stack, inos: map[string]inoRec{}, next: 2, warn: func(string) {}}
-	if n := len(stack.Layers); n > 0 {
-		f.edits, _ = stack.Layers[n-1].(*overlay.Edits)
-	}
+// New returns the file system of the edits ed over the stack lower.
+// Changes go to ed; with ed nil the mount is read-only.
+func New(lower *overlay.Stack, ed *edits.Edits) *FS {
+	f := &FS{stack: lower, edits: ed, inos: map[string]inoRec{}, next: 2, warn: func(string) {}}
 	f.root = &node{fsys: f}
 	return f
 }
@@ -151,14 +150,6 @@ func (f *FS) View() (*overlay.View, error) {
 	return v, nil
 }
 
-// lowerLayers returns the layers below the edits (all of a read-only stack).
-func (f *FS) lowerLayers() []overlay.Layer {
-	if f.edits == nil {
-		return f.stack.Layers
-	}
-	return f.stack.Layers[:len(f.stack.Layers)-1]
-}
-
 // merge returns the view and the lower view it was built on. A writable
 // stack's layers below the edits are merged only when lower is nil (the
 // first time, and by refresh), so a change through the mount costs what
@@ -169,8 +160,7 @@ func (f *FS) merge(lower *overlay.View) (v, below *overlay.View, err error) {
 		return v, nil, err
 	}
 	if lower == nil {
-		st := &overlay.Stack{Layers: f.lowerLayers(), Epoch: f.stack.Epoch}
-		if lower, err = st.View(); err != nil {
+		if lower, err = f.stack.View(); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -9,17 +9,18 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 // workspace is a recipe-like folder: a mapped host folder and file, a
-// static BusyBox-like layer and the edits layer, the way a recipe stacks
-// them.
+// static BusyBox-like layer and the edits layer over them, the way a recipe
+// stacks them.
 type workspace struct {
 	dir, mnt string
 	host     string // mapped host file, at /usr/bin/app
 	hostDir  string // mapped host folder, at /opt/data
-	edits    *overlay.Edits
-	stack    *overlay.Stack
+	edits    *edits.Edits
+	stack    *overlay.Stack // below the edits
 	fsys     *FS
 	srv      *fuse.Server
 	opts     Options
@@ -58,18 +59,17 @@ func setupWorkspace(t testing.TB) *workspace {
 		{Path: "/bin/ls", Type: overlay.Symlink, Perm: 0o777, Linkname: "busybox"},
 		{Path: "/etc/motd", Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes("hello\n"), Size: 6},
 	}}
-	w.edits = overlay.OpenEdits(filepath.Join(dir, ".fledge", "edits"))
+	w.edits = edits.Open(edits.Dir(dir))
 	w.stack = &overlay.Stack{Layers: []overlay.Layer{
 		overlay.Skeleton(), busybox,
 		overlay.Mappings(dir, []overlay.Mapping{{Host: w.host, Guest: "/usr/bin/app"}, {Host: w.hostDir, Guest: "/opt/data"}}),
-		w.edits,
 	}}
 	return w
 }
 
 func (w *workspace) mount(t testing.TB) {
 	t.Helper()
-	w.fsys = New(w.stack)
+	w.fsys = New(w.stack, w.edits)
 	srv, err := Mount(w.mnt, w.fsys, w.opts)
 	if err != nil {
 		t.Fatal(err)

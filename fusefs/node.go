@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 // node is one inode of the mount. It stores no data of its own: every call
@@ -316,7 +317,7 @@ func hostBacked(vn *overlay.Node) bool {
 	if _, ok := vn.Content.(overlay.HostFile); ok {
 		return true
 	}
-	return vn.Layer == overlay.EditsLayer || vn.Layer == overlay.MappingsLayer
+	return vn.Layer == edits.LayerName || vn.Layer == overlay.MappingsLayer
 }
 
 var _ = (fs.NodeStatfser)((*node)(nil))

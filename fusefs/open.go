@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 // Open serves three kinds of file. Opens that may write copy the file up,
@@ -54,9 +55,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return nil, 0, syscall.EROFS
 	case writing && n.fsys.mayWrite(ctx) != 0:
 		return nil, 0, syscall.EACCES
-	case writing && vn.Layer != overlay.EditsLayer && n.passthroughOpen() && n.waitPassthroughClosed():
+	case writing && vn.Layer != edits.LayerName && n.passthroughOpen() && n.waitPassthroughClosed():
 		return nil, 0, syscall.ETXTBSY
-	case writing || vn.Layer == overlay.EditsLayer:
+	case writing || vn.Layer == edits.LayerName:
 		return n.openEdit(ctx, v, vn, acc, writing)
 	}
 	if host, ok := vn.Content.(overlay.HostFile); ok && n.fsys.passthrough.Load() {

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 // What readers expect: ls -l, stat, find, cat, readlink, du and getfattr
@@ -162,7 +162,7 @@ func TestResetElsewhereShows(t *testing.T) {
 		t.Fatalf("edit: %v %v", fi, err)
 	}
 	// Another process's view of the workspace: its own Edits, its own lock.
-	must(t, overlay.OpenEdits(w.edits.Dir()).Reset("/etc/motd"))
+	must(t, edits.Open(w.edits.Dir()).Reset("/etc/motd"))
 	deadline := time.Now().Add(time.Second)
 	for {
 		got, _ := os.ReadFile(w.path("etc/motd"))

@@ -58,7 +58,7 @@ func (f *FS) watch() (*watcher, error) {
 // before every merge, so a change made while the merge walks is reported.
 func (w *watcher) sync() error {
 	dirs, names := map[string]bool{}, map[string]bool{w.stamp: true}
-	for _, l := range w.fsys.lowerLayers() {
+	for _, l := range w.fsys.stack.Layers {
 		if live, ok := l.(overlay.Live); ok {
 			ds, ns := live.Watch()
 			for _, d := range ds {

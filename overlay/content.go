@@ -33,7 +33,12 @@ func (h HostFile) Open() (Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &hostReader{File: f, size: st.Size}, nil
+	return FileReader(f, st.Size), nil
+}
+
+// FileReader reads the open host file f, of size bytes (see hostReader).
+func FileReader(f *os.File, size int64) Reader {
+	return &hostReader{File: f, size: size}
 }
 
 // OpenFile opens the host file for reading. It refuses to follow a symlink
@@ -47,12 +52,26 @@ func (h HostFile) OpenFile() (*os.File, unix.Stat_t, error) {
 	if err != nil {
 		return nil, unix.Stat_t{}, err
 	}
-	st, err := regular(f, string(h))
+	st, err := StatRegular(f, string(h))
 	if err != nil {
 		f.Close()
 		return nil, st, err
 	}
 	return f, st, nil
+}
+
+// StatRegular returns the attributes of f, opened for the host file p, and
+// checks that it is a regular file: the host may have put something else
+// under the name since the layer was read.
+func StatRegular(f *os.File, p string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return st, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return st, fmt.Errorf("%s: no longer a regular file", p)
+	}
+	return st, nil
 }
 
 // hostReader reads at most the size seen when the file was opened, so a

@@ -331,7 +331,7 @@ func (v *View) own(n *Node) *Node {
 		cur = v.copyNode(cur)
 		v.root = cur
 	}
-	for name := range eachComponent(n.Path) {
+	for name := range EachComponent(n.Path) {
 		next, _ := cur.kids.get(name)
 		if !v.owned[next] {
 			next = v.copyNode(next)
@@ -471,7 +471,7 @@ func (v *View) applyRoot(e Entry) error {
 func (v *View) dirFor(dir string, e Entry) (*Node, error) {
 	cur := v.root
 	hops := 0
-	parts := components(dir)
+	parts := Components(dir)
 	for i := 0; i < len(parts); i++ {
 		name := parts[i]
 		next, _ := cur.kids.get(name)
@@ -537,7 +537,7 @@ func (v *View) resolve(link *Node, hops *int) (*Node, bool) {
 // lookup walks p component by component, following symlinks on the way.
 func (v *View) lookup(p string, hops *int) (*Node, bool) {
 	cur := v.root
-	for name := range eachComponent(p) {
+	for name := range EachComponent(p) {
 		if cur.Type == Symlink {
 			t, ok := v.resolve(cur, hops)
 			if !ok {
@@ -557,7 +557,8 @@ func (v *View) lookup(p string, hops *int) (*Node, bool) {
 	return cur, true
 }
 
-func components(p string) []string {
+// Components returns the names along guest path p, from the root down.
+func Components(p string) []string {
 	p = strings.Trim(p, "/")
 	if p == "" {
 		return nil
@@ -565,9 +566,9 @@ func components(p string) []string {
 	return strings.Split(p, "/")
 }
 
-// eachComponent is components without building the slice: walking a path
+// EachComponent is Components without building the slice: walking a path
 // is what nearly every request does.
-func eachComponent(p string) iter.Seq[string] {
+func EachComponent(p string) iter.Seq[string] {
 	p = strings.Trim(p, "/")
 	if p == "" {
 		return func(func(string) bool) {}
@@ -578,7 +579,7 @@ func eachComponent(p string) iter.Seq[string] {
 // node returns the node at p, following no symlink on the way.
 func (v *View) node(p string) *Node {
 	n := v.root
-	for c := range eachComponent(p) {
+	for c := range EachComponent(p) {
 		if n.Type != Dir {
 			return nil
 		}

@@ -127,9 +127,8 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 // noteEdits says, when the workspace holds edits made through the mount,
 // that the build includes them: the artifact then differs from what the
 // recipe alone describes.
-func noteEdits(cmd *cobra.Command, st *overlay.Stack) error {
-	e := editsOf(st)
-	if e == nil || !fileExists(e.Dir()) {
+func noteEdits(cmd *cobra.Command, st layers) error {
+	if st.Edits == nil || !fileExists(st.Edits.Dir()) {
 		return nil
 	}
 	changes, err := editChanges(st)
@@ -192,11 +191,11 @@ func writeManifest(cmd *cobra.Command, m *recipe.Manifest, r *recipe.Recipe, res
 	return nil
 }
 
-// packView merges the stack and writes the archive atomically, creating
+// packView merges the layers and writes the archive atomically, creating
 // its folder as the documented "-o dist/app" expects. Compressed pieces
 // are kept in the pieces folder of the cache, so the next pack of a
 // slightly different stack compresses only what changed.
-func packView(ctx context.Context, f *stackFlags, st *overlay.Stack, dst, compression string) (packer.Result, error) {
+func packView(ctx context.Context, f *stackFlags, st layers, dst, compression string) (packer.Result, error) {
 	v, err := st.View()
 	if err != nil {
 		return packer.Result{}, err

@@ -52,7 +52,7 @@ least one error, 1 when the image could not be read.`,
 				return err
 			}
 			defer t.Close()
-			opts := inspect.CheckOptions{HostDirs: hostDirs(t), Manifest: checkedManifest(t, manifest), Layers: t.Stack.Layers}
+			opts := inspect.CheckOptions{HostDirs: hostDirs(t), Manifest: checkedManifest(t, manifest), Layers: t.Stack.All()}
 			if t.Recipe != nil {
 				opts.WantKestrel = t.Recipe.Mode() == recipe.ModeDefault
 			} else if opts.WantKestrel, err = inspect.ExpectsKestrel(v); err != nil {

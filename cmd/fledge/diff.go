@@ -75,25 +75,23 @@ func workspaceChanges(cmd *cobra.Command, f *stackFlags) ([]overlay.Change, erro
 	if err != nil {
 		return nil, err
 	}
-	if editsOf(st) == nil {
+	if st.Edits == nil {
 		return nil, fmt.Errorf("the stack of %s has no edits layer", f.config)
 	}
 	return editChanges(st)
 }
 
-// editChanges lists what the stack's edits layer changes in the layers
-// below it; a stack without edits has none.
-func editChanges(st *overlay.Stack) ([]overlay.Change, error) {
-	e := editsOf(st)
-	if e == nil {
+// editChanges lists what the edits change in the layers below them; no
+// edits have none.
+func editChanges(st layers) ([]overlay.Change, error) {
+	if st.Edits == nil {
 		return nil, nil
 	}
-	lower := &overlay.Stack{Layers: st.Layers[:len(st.Layers)-1], Epoch: st.Epoch}
-	v, err := lower.View()
+	v, err := st.Lower.View()
 	if err != nil {
 		return nil, err
 	}
-	return e.Changes(v)
+	return st.Edits.Changes(v)
 }
 
 // compareTargets diffs the images of two artifacts or recipes.
@@ -132,13 +130,4 @@ func printChanges(cmd *cobra.Command, changes []overlay.Change, asJSON bool) err
 		fmt.Fprintln(out, line)
 	}
 	return nil
-}
-
-// editsOf returns the stack's edits layer, which a recipe's stack has on top.
-func editsOf(st *overlay.Stack) *overlay.Edits {
-	if len(st.Layers) == 0 {
-		return nil
-	}
-	e, _ := st.Layers[len(st.Layers)-1].(*overlay.Edits)
-	return e
 }

@@ -270,3 +270,37 @@ func TestRootfsLibcWinsOverTheHost(t *testing.T) {
 		t.Errorf("check: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// A program the edits add brings its libraries as a mapped one does: the
+// recipe's libraries layer follows the edits handed to it beside the stack.
+func TestEditedProgramBringsItsLibraries(t *testing.T) {
+	t.Parallel()
+	dir := copyExample(t, "default")
+	files := map[string]string{
+		"fledge.toml": localRecipe("", ""),
+		"kestrel":     "#!/bin/sh\npoweroff -f\n",
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ls, err := os.ReadFile("/usr/bin/ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := filepath.Join(dir, ".fledge", "edits", "usr", "bin", "myls")
+	if err := os.MkdirAll(filepath.Dir(edit), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(edit, ls, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var x inspect.Explanation
+	if err := json.Unmarshal([]byte(mustFledge(t, dir, nil, "why", "/lib/x86_64-linux-gnu/libc.so.6", "--json").stdout), &x); err != nil {
+		t.Fatal(err)
+	}
+	if p := x.Provider; p == nil || p.Layer != "libraries" || !slices.Contains(p.NeededBy, "/usr/bin/myls") {
+		t.Errorf("why libc.so.6: %+v; want the libraries layer, needed by the edited /usr/bin/myls", x.Provider)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/volantvm/fledge/cmd/fledge/internal/inspect"
 	"github.com/volantvm/fledge/fusefs"
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 func newMountCmd() *cobra.Command {
@@ -179,8 +180,8 @@ func outsideSources(t *target, mnt string) error {
 		}
 	}
 	dir, err := filepath.EvalSymlinks(t.Recipe.Dir)
-	if edits := filepath.Join(dir, overlay.Workspace, "edits"); err == nil && overlay.Within(edits, mp) {
-		return fmt.Errorf("mountpoint %s is inside the edits folder %s; mount it outside that folder", mnt, edits)
+	if ed := edits.Dir(dir); err == nil && overlay.Within(ed, mp) {
+		return fmt.Errorf("mountpoint %s is inside the edits folder %s; mount it outside that folder", mnt, ed)
 	}
 	return nil
 }
@@ -195,7 +196,7 @@ func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) 
 		defer lock.Close()
 	}
 	serverRuntime()
-	fsys := fusefs.New(t.Stack)
+	fsys := fusefs.New(t.Stack.Lower, t.Stack.Edits)
 	opts.Warn = func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), "fledge: warning:", msg) }
 	if t.Recipe != nil {
 		// Before the mount is announced, so a change made as soon as it
@@ -212,7 +213,7 @@ func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) 
 		return err
 	}
 	how := "read-only"
-	if e := editsOf(t.Stack); e != nil {
+	if e := t.Stack.Edits; e != nil {
 		how = "edits kept in " + e.Dir()
 	}
 	pt := "off"

@@ -2,12 +2,12 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 	"github.com/volantvm/fledge/overlay/recipe"
 )
 
@@ -36,7 +36,7 @@ warning) is dropped the same way.`,
 					return fmt.Errorf("reset %s: %w; give an absolute guest path such as /etc/motd", args[0], err)
 				}
 			}
-			e := overlay.OpenEdits(filepath.Join(r.Dir, overlay.Workspace, "edits"))
+			e := edits.Open(edits.Dir(r.Dir))
 			if p != "/" {
 				if err := mustHoldEdits(e, p); err != nil {
 					return err
@@ -55,7 +55,7 @@ warning) is dropped the same way.`,
 
 // mustHoldEdits fails when the layer has nothing at or below p, so a typo
 // (or a path through a symlinked folder) is not reported as discarded.
-func mustHoldEdits(e *overlay.Edits, p string) error {
+func mustHoldEdits(e *edits.Edits, p string) error {
 	ents, err := e.Entries()
 	if err != nil {
 		return err
@@ -73,11 +73,10 @@ func mustHoldEdits(e *overlay.Edits, p string) error {
 	return fmt.Errorf("no edits at %s, nothing discarded: 'fledge diff' lists the edited paths (an edit below a symlinked folder such as /bin -> usr/bin is kept at the link's target)", p)
 }
 
-// warnUnreadableEdits reads the stack's edits layer and names, one line
-// each, the edits it had to leave out, with the command that drops them:
-// whatever the folder holds, the rest of the workspace stays usable.
-func warnUnreadableEdits(cmd *cobra.Command, st *overlay.Stack) {
-	e := editsOf(st)
+// warnUnreadableEdits reads the edits layer e, if any, and names, one
+// line each, the edits it had to leave out, with the command that drops
+// them: whatever the folder holds, the rest of the workspace stays usable.
+func warnUnreadableEdits(cmd *cobra.Command, e *edits.Edits) {
 	if e == nil {
 		return
 	}

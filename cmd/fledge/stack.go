@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 	"github.com/volantvm/fledge/overlay/fetch"
 	"github.com/volantvm/fledge/overlay/recipe"
 	"github.com/volantvm/fledge/overlay/rootfs"
@@ -41,33 +43,56 @@ func (f *stackFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.progress, "progress", "auto", "BuildKit progress output: auto, tty, plain or quiet")
 }
 
-// load reads the recipe and assembles its layer stack.
-func (f *stackFlags) load(ctx context.Context, cmd *cobra.Command) (*recipe.Recipe, *overlay.Stack, error) {
+// layers is what an image is made of, as the mount, the packer and the
+// inspectors take it: the stack below the edits, and the workspace's edits
+// over it.
+type layers struct {
+	Lower *overlay.Stack
+	Edits *edits.Edits // nil for none: an artifact, which mounts read-only
+}
+
+// View merges the layers, the edits on top.
+func (l layers) View() (*overlay.View, error) {
+	return (&overlay.Stack{Layers: l.All(), Epoch: l.Lower.Epoch}).View()
+}
+
+// All lists the layers bottom first, the edits last.
+func (l layers) All() []overlay.Layer {
+	if l.Edits == nil {
+		return l.Lower.Layers
+	}
+	return append(slices.Clip(l.Lower.Layers), l.Edits)
+}
+
+// load reads the recipe and assembles its layers.
+func (f *stackFlags) load(ctx context.Context, cmd *cobra.Command) (*recipe.Recipe, layers, error) {
 	if err := f.resolve(cmd); err != nil {
-		return nil, nil, err
+		return nil, layers{}, err
 	}
 	r, err := recipe.Load(f.config)
 	if err != nil {
-		return nil, nil, err
+		return nil, layers{}, err
 	}
 	st, err := f.assemble(ctx, cmd, r)
 	if err == nil {
-		warnUnreadableEdits(cmd, st)
+		warnUnreadableEdits(cmd, st.Edits)
 	}
 	return r, st, err
 }
 
-// assemble builds the layer stack of a loaded recipe.
-func (f *stackFlags) assemble(ctx context.Context, cmd *cobra.Command, r *recipe.Recipe) (*overlay.Stack, error) {
+// assemble builds the layers of a loaded recipe: its stack, and the edits
+// of its workspace.
+func (f *stackFlags) assemble(ctx context.Context, cmd *cobra.Command, r *recipe.Recipe) (layers, error) {
 	epoch, err := sourceDateEpoch()
 	if err != nil {
-		return nil, err
+		return layers{}, err
 	}
 	cache, err := f.cache()
 	if err != nil {
-		return nil, err
+		return layers{}, err
 	}
-	return recipe.Assemble(ctx, r, recipe.Options{
+	ed := edits.Open(edits.Dir(r.Dir))
+	lower, err := recipe.Assemble(ctx, r, ed, recipe.Options{
 		CacheDir: cache,
 		Offline:  f.offline,
 		Progress: cmd.ErrOrStderr(),
@@ -80,6 +105,7 @@ func (f *stackFlags) assemble(ctx context.Context, cmd *cobra.Command, r *recipe
 			Offline:  f.offline,
 		},
 	})
+	return layers{Lower: lower, Edits: ed}, err
 }
 
 // resolve makes f.config the recipe file to read: a folder stands for the
@@ -123,12 +149,12 @@ func sourceDateEpoch() (time.Time, error) {
 	return time.Unix(n, 0).UTC(), nil
 }
 
-// target is what an inspecting command works on: a recipe's stack or an
+// target is what an inspecting command works on: a recipe's layers or an
 // existing artifact opened as a stack of one read-only layer.
 type target struct {
 	Recipe   *recipe.Recipe // nil for an artifact
 	Artifact string         // the artifact path, "" for a recipe
-	Stack    *overlay.Stack
+	Stack    layers
 	close    func() error
 }
 
@@ -166,7 +192,7 @@ func (f *stackFlags) open(ctx context.Context, cmd *cobra.Command, arg string) (
 			a.Close()
 			return nil, err
 		}
-		return &target{Artifact: arg, Stack: &overlay.Stack{Layers: []overlay.Layer{a}, Epoch: epoch}, close: a.Close}, nil
+		return &target{Artifact: arg, Stack: layers{Lower: &overlay.Stack{Layers: []overlay.Layer{a}, Epoch: epoch}}, close: a.Close}, nil
 	}
 	if arg != "" {
 		if isForeignFile(arg) {

@@ -27,13 +27,14 @@ type Options struct {
 	BuildKit rootfs.Options
 }
 
-// Assemble turns a recipe into its layer stack, bottom first: skeleton,
-// rootfs, busybox, init, agent, libraries (what the mapped and edited
-// programs need from the host, unless source.host_libraries = false),
-// mappings, edits (.fledge/edits beside the recipe: changes made through
-// fledge mount). Inputs that cost time
-// (downloads, the compiled init, BuildKit output) come from the cache.
-func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error) {
+// Assemble turns a recipe into the layer stack below its edits, bottom
+// first: skeleton, rootfs, busybox, init, agent, libraries (what the mapped
+// programs and those of ed need from the host, unless
+// source.host_libraries = false), mappings. ed is the workspace's edits
+// layer (see edits.Dir), which goes on top of the stack and is not in it;
+// nil for none. Inputs that cost time (downloads, the compiled init,
+// BuildKit output) come from the cache.
+func Assemble(ctx context.Context, r *Recipe, ed overlay.Layer, o Options) (*overlay.Stack, error) {
 	cache := &fetch.Cache{Dir: o.CacheDir, Offline: o.Offline, Progress: o.Progress}
 	st := &overlay.Stack{Epoch: o.Epoch, Layers: []overlay.Layer{overlay.Skeleton()}}
 	if r.HasRootfs() {
@@ -72,15 +73,16 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 		}
 		st.Layers = append(st.Layers, single("init", "/init", overlay.HostFile(p), fileSize(p), p))
 	}
-	top := []overlay.Layer{
-		overlay.Mappings(r.Dir, r.Mappings),
-		overlay.OpenEdits(filepath.Join(r.Dir, overlay.Workspace, "edits")),
-	}
+	mappings := overlay.Mappings(r.Dir, r.Mappings)
 	if r.WantsHostLibraries() {
+		top := []overlay.Layer{mappings}
+		if ed != nil {
+			top = append(top, ed)
+		}
 		below := append([]overlay.Layer(nil), st.Layers...)
 		st.Layers = append(st.Layers, ldso.Libraries(below, top, ldso.Host{Root: "/"}))
 	}
-	st.Layers = append(st.Layers, top...)
+	st.Layers = append(st.Layers, mappings)
 	return st, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 // hiding is a directory of lower layers that a higher layer's entry
@@ -30,7 +31,7 @@ func (c *checker) hidden() (map[string]*hiding, error) {
 	below := map[string]*overlay.View{}
 	err := c.v.Walk(func(n *overlay.Node) error {
 		by, dir, ok := replacedDir(n)
-		if !ok || by.Layer == overlay.EditsLayer {
+		if !ok || by.Layer == edits.LayerName {
 			return nil
 		}
 		lower, err := c.viewBelow(by.Layer, below)

@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 func checkConsole(c *checker) error {
@@ -27,7 +28,7 @@ func checkShadowed(c *checker) error {
 		return err
 	}
 	return c.v.Walk(func(n *overlay.Node) error {
-		if len(n.Shadowed) == 0 || n.Layer == overlay.EditsLayer || n.Implicit || hidden[n.Path] != nil {
+		if len(n.Shadowed) == 0 || n.Layer == edits.LayerName || n.Implicit || hidden[n.Path] != nil {
 			return nil
 		}
 		low := n.Shadowed[0]

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 	"github.com/volantvm/fledge/overlay/ldso"
 )
 
@@ -14,7 +15,7 @@ func (c *checker) programs() []string {
 	for _, n := range c.entryPoints() {
 		out = append(out, n.Path)
 	}
-	for _, p := range ldso.Programs(c.v, overlay.MappingsLayer, overlay.EditsLayer) {
+	for _, p := range ldso.Programs(c.v, overlay.MappingsLayer, edits.LayerName) {
 		if !slices.Contains(out, p) {
 			out = append(out, p)
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/edits"
 )
 
 // binDirs hold the executables a script may be run from.
@@ -107,7 +108,7 @@ func checkShebangCR(c *checker) error {
 			continue
 		}
 		from := ""
-		if h, ok := s.n.Content.(overlay.HostFile); ok && s.n.Layer != overlay.EditsLayer {
+		if h, ok := s.n.Content.(overlay.HostFile); ok && s.n.Layer != edits.LayerName {
 			from = " (from the host file " + string(h) + ")"
 		}
 		line := strings.TrimLeft(string(s.line), " \t")

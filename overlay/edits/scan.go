@@ -1,4 +1,4 @@
-package overlay
+package edits
 
 import (
 	"errors"
@@ -9,13 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/volantvm/fledge/overlay"
 )
 
 // Reading the edits folder goes through directory descriptors, one
-// component at a time, like every change does (see edits_at.go): a guest
+// component at a time, like every change does (see at.go): a guest
 // path may be as long as the kernel allows (PATH_MAX), and the folder's own
 // place on the host comes on top of that, so a host path built from the
 // root could be too long for any syscall.
@@ -137,7 +138,7 @@ func (s *scanned) visit(d dirFD, name, p string) {
 		s.problems[p] = err
 		return
 	}
-	if ent.Type == Dir {
+	if ent.Type == overlay.Dir {
 		sub, err := d.sub(name)
 		if err != nil {
 			s.problems[p] = err
@@ -153,7 +154,7 @@ func (s *scanned) visit(d dirFD, name, p string) {
 
 // children reads the entries of directory d, guest path p, and marks dir
 // opaque if it holds the marker. It reports false if d cannot be listed.
-func (s *scanned) children(d dirFD, p string, dir *Entry) bool {
+func (s *scanned) children(d dirFD, p string, dir *overlay.Entry) bool {
 	names, err := d.names()
 	if err != nil {
 		s.problems[p] = err
@@ -176,15 +177,8 @@ func (s *scanned) children(d dirFD, p string, dir *Entry) bool {
 	return true
 }
 
-func (s *scanned) whiteout(p string) Entry {
-	return Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: s.e.host(p)}
-}
-
-// isWhiteout reports the overlayfs whiteout: a character device 0/0, which
-// needs no name of its own (a ".wh." prefix would not fit beside a name of
-// NAME_MAX bytes).
-func isWhiteout(st *unix.Stat_t) bool {
-	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+func (s *scanned) whiteout(p string) overlay.Entry {
+	return overlay.Entry{Path: p, Type: overlay.Whiteout, Layer: LayerName, Source: s.e.host(p)}
 }
 
 // host is the host path of guest path p in the folder, for messages and
@@ -197,34 +191,27 @@ func (e *Edits) host(p string) string {
 }
 
 // entry describes name in d, guest path p, whose lstat is st.
-func (e *Edits) entry(d dirFD, name, p string, st *unix.Stat_t) (Entry, error) {
-	t, perm, err := FromUnixMode(st.Mode)
+func (e *Edits) entry(d dirFD, name, p string, st *unix.Stat_t) (overlay.Entry, error) {
+	ent, err := statEntry(st)
 	if err != nil {
-		return Entry{}, err
+		return overlay.Entry{}, err
 	}
 	host := e.host(p)
-	ent := Entry{
-		Path: p, Type: t, Perm: perm,
-		UID: int(st.Uid), GID: int(st.Gid),
-		MTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UTC(),
-		Layer: EditsLayer, Source: host,
-	}
-	switch t {
-	case Regular:
+	ent.Path, ent.Layer, ent.Source = p, LayerName, host
+	switch ent.Type {
+	case overlay.Regular:
 		ent.Size = st.Size
 		if len(host) < unix.PathMax {
-			ent.Content = HostFile(host)
+			ent.Content = overlay.HostFile(host)
 		} else {
 			ent.Content = deepEdit{e: e, p: p}
 		}
-	case Symlink:
+	case overlay.Symlink:
 		if ent.Linkname, err = e.linkTarget(d, name, st); err != nil {
-			return Entry{}, err
+			return overlay.Entry{}, err
 		}
-	case CharDev, BlockDev:
-		ent.Major, ent.Minor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
 	}
-	if t != Dir && st.Nlink > 1 {
+	if ent.Type != overlay.Dir && st.Nlink > 1 {
 		ent.LinkID = fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 	}
 	return ent, nil
@@ -258,7 +245,7 @@ func (e *Edits) restatAs(d dirFD, name, p string, st *unix.Stat_t, ok bool) (boo
 	if err != nil {
 		return false, err
 	}
-	if ent.Type == Dir {
+	if ent.Type == overlay.Dir {
 		if _, ok, _ := d.stat(name + "/" + opaqueMarker); ok {
 			ent.Opaque = true
 		}
@@ -267,7 +254,7 @@ func (e *Edits) restatAs(d dirFD, name, p string, st *unix.Stat_t, ok bool) (boo
 		return false, nil
 	}
 	e.tr.put(ent)
-	e.delta = append(e.delta, Delta{Path: p})
+	e.delta = append(e.delta, overlay.Delta{Path: p})
 	return true, nil
 }
 
@@ -278,11 +265,11 @@ func (e *Edits) restatGone(p string, whiteout bool) bool {
 	if n == nil || !n.hasObj && (n.hasWh || !whiteout) {
 		return false
 	}
-	e.tr.dropBelow(p, true, func(Entry) {})
+	e.tr.dropBelow(p, true, func(overlay.Entry) {})
 	if whiteout {
-		e.tr.put(Entry{Path: p, Type: Whiteout, Layer: EditsLayer, Source: e.host(p)})
+		e.tr.put(overlay.Entry{Path: p, Type: overlay.Whiteout, Layer: LayerName, Source: e.host(p)})
 	}
-	e.delta = append(e.delta, Delta{Path: p, Tree: true})
+	e.delta = append(e.delta, overlay.Delta{Path: p, Tree: true})
 	return true
 }
 
@@ -308,7 +295,7 @@ type deepEdit struct {
 	p string
 }
 
-func (c deepEdit) Open() (Reader, error) {
+func (c deepEdit) Open() (overlay.Reader, error) {
 	d, err := c.e.openDir(path.Dir(c.p))
 	if err != nil {
 		return nil, err
@@ -318,12 +305,12 @@ func (c deepEdit) Open() (Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := regular(f, c.p)
+	st, err := overlay.StatRegular(f, c.p)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &hostReader{File: f, size: st.Size}, nil
+	return overlay.FileReader(f, st.Size), nil
 }
 
 // linkKey names one symlink for its whole life: an inode number may be

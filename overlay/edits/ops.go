@@ -1,4 +1,4 @@
-package overlay
+package edits
 
 import (
 	"errors"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/volantvm/fledge/overlay"
 )
 
 // The mutations below take the merged view the caller is showing (the
@@ -22,7 +24,7 @@ import (
 
 // CopyUp makes the object at guest path p, as v shows it, exist in the
 // layer. It does nothing if the layer holds p already.
-func (e *Edits) CopyUp(v *View, p string) error {
+func (e *Edits) CopyUp(v *overlay.View, p string) error {
 	release, err := e.begin()
 	if err != nil {
 		return err
@@ -35,7 +37,7 @@ func (e *Edits) CopyUp(v *View, p string) error {
 // Create adds a new object described by ent at ent.Path. Its mtime is
 // ent.MTime, or now when that is zero. A directory made where a lower one
 // was deleted is opaque, so the old contents do not come back.
-func (e *Edits) Create(v *View, ent Entry) error {
+func (e *Edits) Create(v *overlay.View, ent overlay.Entry) error {
 	release, err := e.begin()
 	if err != nil {
 		return err
@@ -46,11 +48,11 @@ func (e *Edits) Create(v *View, ent Entry) error {
 }
 
 // create is Create while the change is begun.
-func (e *Edits) create(v *View, ent Entry) error {
+func (e *Edits) create(v *overlay.View, ent overlay.Entry) error {
 	if _, ok := v.Get(ent.Path); ok {
 		return fmt.Errorf("create %s: %w", ent.Path, syscall.EEXIST)
 	}
-	if ent.Type == CharDev && ent.Major == 0 && ent.Minor == 0 {
+	if ent.Type == overlay.CharDev && ent.Major == 0 && ent.Minor == 0 {
 		return fmt.Errorf("create %s: a character device 0,0 is how the edits record a deletion: %w", ent.Path, syscall.EPERM)
 	}
 	d, name, err := e.parentOf(v, ent.Path)
@@ -74,7 +76,7 @@ func (e *Edits) create(v *View, ent Entry) error {
 	// The new object replaces the whiteout in one rename: a create that
 	// fails leaves the deleted lower object deleted instead of bringing it
 	// back, and a directory is opaque from its first moment.
-	if err := d.materialize(name, &ent, timespec(mtime), ent.Type == Dir && hadWhiteout); err != nil {
+	if err := d.materialize(name, &ent, timespec(mtime), ent.Type == overlay.Dir && hadWhiteout); err != nil {
 		return fmt.Errorf("create %s: %w", ent.Path, err)
 	}
 	return e.clearLegacy(d, name)
@@ -82,7 +84,7 @@ func (e *Edits) create(v *View, ent Entry) error {
 
 // Remove deletes p from the merged view: the layer's copy goes, and a
 // whiteout hides what lower layers have there.
-func (e *Edits) Remove(v *View, p string) error {
+func (e *Edits) Remove(v *overlay.View, p string) error {
 	release, err := e.begin()
 	if err != nil {
 		return err
@@ -108,14 +110,14 @@ func (e *Edits) Remove(v *View, p string) error {
 }
 
 // inLower reports whether a layer below the edits has something at n's path.
-func inLower(n *Node) bool {
-	return n.Layer != EditsLayer || len(n.Shadowed) > 0
+func inLower(n *overlay.Node) bool {
+	return n.Layer != LayerName || len(n.Shadowed) > 0
 }
 
 // Rename moves oldp to newp, replacing what newp held. A directory moves
 // with its whole subtree copied up and is made opaque at its new place, so
 // its contents are exactly what it carried.
-func (e *Edits) Rename(v *View, oldp, newp string) error {
+func (e *Edits) Rename(v *overlay.View, oldp, newp string) error {
 	release, err := e.begin()
 	if err != nil {
 		return err
@@ -130,7 +132,7 @@ func (e *Edits) Rename(v *View, oldp, newp string) error {
 		return err
 	}
 	return e.twoPlaces(v, oldp, newp, func(od, nd dirFD, oldName, newName string) error {
-		if n.Type == Dir {
+		if n.Type == overlay.Dir {
 			// Opaque before it moves: at its new place it never shows
 			// what a lower layer has there.
 			if err := od.markOpaque(oldName); err != nil {
@@ -148,7 +150,7 @@ func (e *Edits) Rename(v *View, oldp, newp string) error {
 		wh := ok && isWhiteout(&st)
 		flags := uint(0)
 		switch {
-		case wh && n.Type == Dir:
+		case wh && n.Type == overlay.Dir:
 			flags = unix.RENAME_EXCHANGE
 		case !wh:
 			if err := nd.remove(newName); err != nil {
@@ -172,7 +174,7 @@ func (e *Edits) Rename(v *View, oldp, newp string) error {
 }
 
 // Link makes newp a hard link to oldp, both in the layer.
-func (e *Edits) Link(v *View, oldp, newp string) error {
+func (e *Edits) Link(v *overlay.View, oldp, newp string) error {
 	release, err := e.begin()
 	if err != nil {
 		return err
@@ -199,7 +201,7 @@ func (e *Edits) Link(v *View, oldp, newp string) error {
 // twoPlaces opens the parents of oldp and newp, runs fn on them and then
 // clears a whiteout at newp (the new object replaces what it hid). The
 // whiteout goes last, so a failed fn leaves what it hid deleted.
-func (e *Edits) twoPlaces(v *View, oldp, newp string, fn func(od, nd dirFD, oldName, newName string) error) error {
+func (e *Edits) twoPlaces(v *overlay.View, oldp, newp string, fn func(od, nd dirFD, oldName, newName string) error) error {
 	od, oldName, err := e.parentOf(v, oldp)
 	if err != nil {
 		return err
@@ -216,20 +218,8 @@ func (e *Edits) twoPlaces(v *View, oldp, newp string, fn func(od, nd dirFD, oldN
 	return e.clearLegacy(nd, newName)
 }
 
-// Attr is a change of metadata; nil fields stay as they are.
-type Attr struct {
-	Mode         *uint32 // permission bits with setuid, setgid, sticky (07777)
-	UID, GID     *int
-	Size         *int64
-	ATime, MTime *time.Time
-	// DropSetID clears the setuid bit, and the setgid bit where the group
-	// may execute, after the rest: what a truncate by an unprivileged
-	// caller does (see withoutSetID).
-	DropSetID bool
-}
-
 // SetAttr copies p up and changes its metadata.
-func (e *Edits) SetAttr(v *View, p string, a Attr) error {
+func (e *Edits) SetAttr(v *overlay.View, p string, a Attr) error {
 	release, err := e.begin()
 	if err != nil {
 		return err
@@ -296,12 +286,12 @@ func (e *Edits) holdsFile(p string) bool {
 		return false
 	}
 	n := e.tr.node(p, false)
-	return n != nil && n.hasObj && n.obj.Type == Regular && n.obj.LinkID == ""
+	return n != nil && n.hasObj && n.obj.Type == overlay.Regular && n.obj.LinkID == ""
 }
 
 // OpenFile opens the layer's copy of the regular file p. Writing opens copy
 // p up first, so the caller writes to the edit, never to a lower layer.
-func (e *Edits) OpenFile(v *View, p string, flag int) (*os.File, error) {
+func (e *Edits) OpenFile(v *overlay.View, p string, flag int) (*os.File, error) {
 	release, err := e.begin()
 	if err != nil {
 		return nil, err
@@ -323,25 +313,11 @@ func (e *Edits) OpenFile(v *View, p string, flag int) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := regular(f, p); err != nil {
+	if _, err := overlay.StatRegular(f, p); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
-}
-
-// regular returns the attributes of f, opened for the layer's file p, and
-// checks that it is a regular file: the host may have put something else
-// under the name since the layer was read.
-func regular(f *os.File, p string) (unix.Stat_t, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return st, err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return st, fmt.Errorf("%s: no longer a regular file", p)
-	}
-	return st, nil
 }
 
 // begin starts a change of the layer's tree. Changes run one at a time so
@@ -360,7 +336,7 @@ func (e *Edits) begin() (func(), error) {
 	}, nil
 }
 
-func (e *Edits) copyUp(v *View, p string) error {
+func (e *Edits) copyUp(v *overlay.View, p string) error {
 	d, _, err := e.copiedUp(v, p)
 	d.close()
 	return err
@@ -368,7 +344,7 @@ func (e *Edits) copyUp(v *View, p string) error {
 
 // copiedUp is copyUp that returns the folder holding p, open, and p's
 // name in it, as holder does: a change after the copy-up opens it once.
-func (e *Edits) copiedUp(v *View, p string) (dirFD, string, error) {
+func (e *Edits) copiedUp(v *overlay.View, p string) (dirFD, string, error) {
 	if p == "/" {
 		if err := e.ensureRoot(v); err != nil {
 			return -1, "", err
@@ -398,11 +374,11 @@ func (e *Edits) copiedUp(v *View, p string) (dirFD, string, error) {
 	return d, name, nil
 }
 
-func (e *Edits) copyUpTree(v *View, n *Node) error {
+func (e *Edits) copyUpTree(v *overlay.View, n *overlay.Node) error {
 	if err := e.copyUp(v, n.Path); err != nil {
 		return err
 	}
-	if n.Type != Dir {
+	if n.Type != overlay.Dir {
 		return nil
 	}
 	for _, k := range v.Children(n) {
@@ -415,7 +391,7 @@ func (e *Edits) copyUpTree(v *View, n *Node) error {
 
 // parentOf opens the layer's folder for p's parent, copying it up as
 // needed, and returns it with p's last component.
-func (e *Edits) parentOf(v *View, p string) (dirFD, string, error) {
+func (e *Edits) parentOf(v *overlay.View, p string) (dirFD, string, error) {
 	if p == "/" {
 		return -1, "", fmt.Errorf("the root has no parent: %w", syscall.EINVAL)
 	}
@@ -429,7 +405,7 @@ func (e *Edits) parentOf(v *View, p string) (dirFD, string, error) {
 
 // ensureDir opens the layer's folder for the guest directory made of
 // parts, creating every missing level as a copy of what v shows there.
-func (e *Edits) ensureDir(v *View, parts []string) (dirFD, error) {
+func (e *Edits) ensureDir(v *overlay.View, parts []string) (dirFD, error) {
 	// A folder kept open was there when opened, and the layer's folder
 	// with it; one gone since is dropped with the rest (see Reload).
 	cur := "/" + strings.Join(parts, "/")
@@ -449,7 +425,7 @@ func (e *Edits) ensureDir(v *View, parts []string) (dirFD, error) {
 		_, ok, err := d.stat(c)
 		if err == nil && !ok {
 			n, found := v.Get(cur)
-			if !found || n.Type != Dir {
+			if !found || n.Type != overlay.Dir {
 				d.close()
 				return -1, fmt.Errorf("copy-up %s: not a directory in the view: %w", cur, syscall.ENOTDIR)
 			}
@@ -471,7 +447,7 @@ func (e *Edits) ensureDir(v *View, parts []string) (dirFD, error) {
 
 // ensureRoot creates the layer's folder on the first change, with the
 // metadata of the image root, since the folder stands for it.
-func (e *Edits) ensureRoot(v *View) error {
+func (e *Edits) ensureRoot(v *overlay.View) error {
 	if _, err := os.Lstat(e.dir); err == nil || !os.IsNotExist(err) {
 		return err
 	}
@@ -516,18 +492,18 @@ func tempName() string {
 // made under a temporary name and renamed into place, replacing a whiteout
 // at name, so a crash never leaves a half-made object that looks like an
 // edit, nor an instant where what name hid shows again.
-func (d dirFD) materialize(name string, ent *Entry, mtime unix.Timespec, opaque bool) error {
+func (d dirFD) materialize(name string, ent *overlay.Entry, mtime unix.Timespec, opaque bool) error {
 	tmp := tempName()
 	var err error
 	switch ent.Type {
-	case Dir:
+	case overlay.Dir:
 		err = unix.Mkdirat(int(d), tmp, 0o700)
-	case Regular:
+	case overlay.Regular:
 		err = d.writeContent(tmp, ent.Content)
-	case Symlink:
+	case overlay.Symlink:
 		err = unix.Symlinkat(ent.Linkname, int(d), tmp)
-	case CharDev, BlockDev, FIFO, Socket:
-		err = unix.Mknodat(int(d), tmp, ent.UnixMode(), int(unix.Mkdev(ent.Major, ent.Minor)))
+	case overlay.CharDev, overlay.BlockDev, overlay.FIFO, overlay.Socket:
+		err = d.mknod(tmp, ent)
 	default:
 		return fmt.Errorf("cannot store a %s: %w", ent.Type, syscall.EINVAL)
 	}
@@ -589,13 +565,13 @@ func (e *Edits) clearLegacy(d dirFD, name string) error {
 	return d.remove(whiteoutPrefix + name)
 }
 
-func (d dirFD) writeContent(name string, c Content) error {
+func (d dirFD) writeContent(name string, c overlay.Content) error {
 	f, err := d.openFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
 	if c != nil {
-		var r Reader
+		var r overlay.Reader
 		if r, err = c.Open(); err == nil {
 			_, err = io.Copy(f, r)
 			r.Close()
@@ -610,7 +586,7 @@ func (d dirFD) writeContent(name string, c Content) error {
 // whiteout records the deletion of name, which must be free: a character
 // device 0/0, the overlayfs whiteout.
 func (e *Edits) whiteout(d dirFD, name string) error {
-	if err := unix.Mknodat(int(d), name, unix.S_IFCHR|0o600, 0); err != nil {
+	if err := d.mkWhiteout(name); err != nil {
 		return fmt.Errorf("whiteout %s: %w", name, err)
 	}
 	return e.clearLegacy(d, name)
@@ -627,158 +603,4 @@ func (d dirFD) markOpaque(dir string) error {
 		return fmt.Errorf("mark %s opaque: %w", dir, err)
 	}
 	return f.Close()
-}
-
-func (d dirFD) setAttr(name string, a Attr) error {
-	st, _, err := d.stat(name)
-	if err != nil {
-		return err
-	}
-	return d.setAttrOf(name, a, st.Mode&unix.S_IFMT == unix.S_IFLNK)
-}
-
-// setAttrOf is setAttr for name known to be a symlink or not.
-func (d dirFD) setAttrOf(name string, a Attr, isLink bool) error {
-	if uid, gid, ok := a.owner(); ok {
-		if err := unix.Fchownat(int(d), name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return err
-		}
-	}
-	if a.Mode != nil && !isLink {
-		if err := unix.Fchmodat(int(d), name, *a.Mode&0o7777, 0); err != nil {
-			return err
-		}
-	}
-	if a.Size != nil {
-		f, err := d.openFile(name, os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		err = f.Truncate(*a.Size)
-		f.Close()
-		if err != nil {
-			return err
-		}
-	}
-	if ts, ok := a.times(); ok {
-		if err := unix.UtimesNanoAt(int(d), name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return err
-		}
-	}
-	if a.DropSetID && !isLink {
-		var st unix.Stat_t
-		if err := unix.Fstatat(int(d), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return err
-		}
-		if mode, drop := withoutSetID(st.Mode); drop {
-			return unix.Fchmodat(int(d), name, mode&0o7777, 0)
-		}
-	}
-	return nil
-}
-
-// withoutSetID is mode as a write or truncate by a caller without
-// CAP_FSETID leaves it: no setuid bit, and no setgid bit if the group may
-// execute (setgid alone marks mandatory locking). drop says it changed.
-func withoutSetID(mode uint32) (m uint32, drop bool) {
-	m = mode &^ unix.S_ISUID
-	if mode&unix.S_IXGRP != 0 {
-		m &^= unix.S_ISGID
-	}
-	return m, m != mode
-}
-
-// DropSetID is withoutSetID for f, the open layer file at guest path p
-// (which may have no name left), for a write by a caller without
-// CAP_FSETID; it reports whether a bit was cleared, a change the layer
-// records.
-func (e *Edits) DropSetID(f *os.File, p string) (bool, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return false, err
-	}
-	// Most writes find nothing to clear, and take no lock.
-	if _, drop := withoutSetID(st.Mode); !drop {
-		return false, nil
-	}
-	release, err := e.begin()
-	if err != nil {
-		return false, err
-	}
-	defer release()
-	defer e.touchedAttr(p)
-	return clearSetID(int(f.Fd()))
-}
-
-// clearSetID applies withoutSetID to the open file fd and reports whether
-// it changed the mode.
-func clearSetID(fd int) (bool, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return false, err
-	}
-	mode, drop := withoutSetID(st.Mode)
-	if !drop {
-		return false, nil
-	}
-	return true, unix.Fchmod(fd, mode&0o7777)
-}
-
-// ApplyToFile changes the metadata of an open file of the layer, which may
-// have no name left (unlinked while open).
-func (a Attr) ApplyToFile(f *os.File) error {
-	fd := int(f.Fd())
-	if uid, gid, ok := a.owner(); ok {
-		if err := unix.Fchown(fd, uid, gid); err != nil {
-			return err
-		}
-	}
-	if a.Mode != nil {
-		if err := unix.Fchmod(fd, *a.Mode&0o7777); err != nil {
-			return err
-		}
-	}
-	if a.Size != nil {
-		if err := unix.Ftruncate(fd, *a.Size); err != nil {
-			return err
-		}
-	}
-	if ts, ok := a.times(); ok {
-		if err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH); err != nil {
-			return err
-		}
-	}
-	if a.DropSetID {
-		_, err := clearSetID(fd)
-		return err
-	}
-	return nil
-}
-
-// owner returns the chown arguments of a, -1 for what stays.
-func (a Attr) owner() (uid, gid int, ok bool) {
-	uid, gid = -1, -1
-	if a.UID != nil {
-		uid = *a.UID
-	}
-	if a.GID != nil {
-		gid = *a.GID
-	}
-	return uid, gid, a.UID != nil || a.GID != nil
-}
-
-// times returns the utimensat times of a, UTIME_OMIT for what stays.
-func (a Attr) times() ([]unix.Timespec, bool) {
-	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
-	if a.ATime != nil {
-		ts[0] = timespec(*a.ATime)
-	}
-	if a.MTime != nil {
-		ts[1] = timespec(*a.MTime)
-	}
-	return ts, a.ATime != nil || a.MTime != nil
-}
-
-func timespec(t time.Time) unix.Timespec {
-	return unix.NsecToTimespec(t.UnixNano())
 }

@@ -1,4 +1,4 @@
-package overlay
+package edits
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/volantvm/fledge/overlay"
 )
 
 // CreateFile adds the new regular file ent, as Create does, and returns it
@@ -19,7 +21,7 @@ import (
 // leave. Otherwise it is made the way Create makes it, and opened. A zero
 // ent.MTime leaves the file the times of its making. The file's fstat comes
 // with it.
-func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, unix.Stat_t, error) {
+func (e *Edits) CreateFile(v *overlay.View, ent overlay.Entry) (*os.File, unix.Stat_t, error) {
 	var st unix.Stat_t
 	release, err := e.begin()
 	if err != nil {
@@ -66,7 +68,7 @@ func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, unix.Stat_t, error) {
 		if f, err = d.openFile(name, os.O_RDWR, 0); err != nil {
 			return nil, st, err
 		}
-		if st, err = regular(f, ent.Path); err != nil {
+		if st, err = overlay.StatRegular(f, ent.Path); err != nil {
 			f.Close()
 			return nil, st, err
 		}
@@ -84,23 +86,4 @@ func (e *Edits) CreateFile(v *View, ent Entry) (*os.File, unix.Stat_t, error) {
 	e.touchedFile(d, name, ent.Path, &st, true)
 	recorded = true
 	return f, st, nil
-}
-
-// fileMeta gives name in d, open as f, the owner, mode and mtime (if any)
-// of ent; owner first, since chown clears setuid and setgid bits.
-func (d dirFD) fileMeta(name string, f *os.File, ent *Entry) error {
-	if err := unix.Fchown(int(f.Fd()), ent.UID, ent.GID); err != nil {
-		return fmt.Errorf("chown: %w", err)
-	}
-	if err := unix.Fchmod(int(f.Fd()), ent.UnixMode()&0o7777); err != nil {
-		return fmt.Errorf("chmod: %w", err)
-	}
-	if ent.MTime.IsZero() {
-		return nil
-	}
-	ts := []unix.Timespec{timespec(ent.MTime), timespec(ent.MTime)}
-	if err := unix.UtimesNanoAt(int(d), name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("set times: %w", err)
-	}
-	return nil
 }

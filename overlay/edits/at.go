@@ -1,4 +1,4 @@
-package overlay
+package edits
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/volantvm/fledge/overlay"
 )
 
 // The edits folder is only ever touched through directory file descriptors
@@ -41,7 +43,7 @@ func (e *Edits) splitGuest(p string) ([]string, error) {
 	if !strings.HasPrefix(p, "/") || path.Clean(p) != p {
 		return nil, fmt.Errorf("guest path %q is not clean and absolute: %w", p, syscall.EINVAL)
 	}
-	parts := components(p)
+	parts := overlay.Components(p)
 	legacy := e.legacy()
 	for _, c := range parts {
 		if err := checkName(c, legacy); err != nil {
@@ -211,26 +213,6 @@ func (d dirFD) remove(name string) error {
 		return err
 	}
 	return unix.Unlinkat(int(d), name, unix.AT_REMOVEDIR)
-}
-
-// setMeta gives name the owner, mode and mtime of ent. Owner first, since
-// chown clears setuid and setgid bits.
-func (d dirFD) setMeta(name string, ent *Entry, mtime unix.Timespec) error {
-	if err := unix.Fchownat(int(d), name, ent.UID, ent.GID, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("chown %s: %w", name, err)
-	}
-	if ent.Type != Symlink {
-		// name was just created by us and is not a symlink, so following
-		// (fchmodat has no working NOFOLLOW) cannot leave the folder.
-		if err := unix.Fchmodat(int(d), name, ent.UnixMode()&0o7777, 0); err != nil {
-			return fmt.Errorf("chmod %s: %w", name, err)
-		}
-	}
-	ts := []unix.Timespec{mtime, mtime}
-	if err := unix.UtimesNanoAt(int(d), name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("set times of %s: %w", name, err)
-	}
-	return nil
 }
 
 // openFile opens name in d for reading or writing, never through a symlink.

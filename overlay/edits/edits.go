@@ -1,4 +1,31 @@
-package overlay
+// Package edits is the edits layer of a workspace: the changes made
+// through a mount, kept in a folder on the host, so they survive remounts
+// and are packed like any other layer. It sits over the model (package
+// overlay), which knows nothing of it.
+//
+// The API:
+//
+//   - Open returns the layer kept in a folder, Dir the folder of a
+//     recipe's workspace; LayerName is the name its entries carry as their
+//     layer. The layer is handed on explicitly, beside the lower stack it
+//     goes over (fusefs.New takes the pair): nothing finds it by looking at
+//     a stack's top.
+//   - As an overlay.Layer and overlay.Tracked (Name, Entries, Delta, At),
+//     the layer goes on top of the lower stack's view (View.With, View.Update).
+//   - Mutations take the view the caller shows (the lower view with the edits
+//     on it) and copy up from it what they touch: CopyUp, Create, CreateFile,
+//     Remove, Rename, Link, SetAttr (an Attr), SetAttrHeld, OpenFile and
+//     DropSetID; Hold marks a write through an open file in progress.
+//   - Stat and StatHeld read one object of the folder; the method Dir
+//     names the folder.
+//   - Changes lists the edits against the lower view, Reset drops them,
+//     Problems names what a read had to leave out; Reload forgets what was
+//     read after another process changed the folder, whose Stamp file Reset
+//     touches.
+//
+// Owners, modes, device numbers and times of the layer's objects are read
+// and written in meta.go alone.
+package edits
 
 import (
 	"errors"
@@ -14,6 +41,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/volantvm/fledge/overlay"
 )
 
 // Edits is the top layer of a workspace: the changes made through the FUSE
@@ -52,10 +81,10 @@ type Edits struct {
 	problems map[string]error
 	gen      uint64
 	// sorted is list's result until the next change.
-	sorted []Entry
+	sorted []overlay.Entry
 	// delta holds the changes since the last Delta call; lost is set when
 	// the entries were dropped since (Reload), so they are unknown.
-	delta []Delta
+	delta []overlay.Delta
 	lost  bool
 
 	// dirs are the layer's folders kept open.
@@ -77,18 +106,24 @@ const (
 	// may leave behind and which must never be read as whiteouts).
 	metaPrefix   = ".wh..wh."
 	opaqueMarker = ".wh..wh..opq"
-	// EditsLayer is the name of the edits layer.
-	EditsLayer = "edits"
+	// LayerName is the name of the edits layer.
+	LayerName = "edits"
 )
 
-// OpenEdits returns the edits layer stored in dir. The directory is created
+// Dir returns the edits folder of the workspace beside base (a recipe's
+// folder): base/.fledge/edits.
+func Dir(base string) string {
+	return filepath.Join(base, overlay.Workspace, "edits")
+}
+
+// Open returns the edits layer stored in dir. The directory is created
 // by the first change, so merely reading a workspace leaves no trace.
-func OpenEdits(dir string) *Edits {
+func Open(dir string) *Edits {
 	return &Edits{dir: filepath.Clean(dir)}
 }
 
 // Name implements Layer.
-func (e *Edits) Name() string { return EditsLayer }
+func (e *Edits) Name() string { return LayerName }
 
 // Dir returns the folder the layer lives in.
 func (e *Edits) Dir() string { return e.dir }
@@ -134,7 +169,7 @@ func (e *Edits) stamp() error {
 // beyond read access to the folder. The folder is read once; after that
 // the entries follow the changes made through this Edits, and Reload reads
 // it again (after another process changed it).
-func (e *Edits) Entries() ([]Entry, error) {
+func (e *Edits) Entries() ([]overlay.Entry, error) {
 	for {
 		e.cmu.Lock()
 		if e.tr != nil {
@@ -177,7 +212,7 @@ func (e *Edits) forget() {
 // and removing the whiteout it replaces leaves both, where the object must
 // win (and the lower object stay deleted). The slice is shared until the
 // next change; callers copy it before changing it.
-func (e *Edits) list() []Entry {
+func (e *Edits) list() []overlay.Entry {
 	if e.sorted != nil {
 		return e.sorted
 	}
@@ -296,7 +331,7 @@ func (e *Edits) touchedFile(d dirFD, name, p string, st *unix.Stat_t, made bool)
 
 func (e *Edits) reread(p string) error {
 	links := map[string]bool{}
-	e.tr.dropBelow(p, false, func(ent Entry) {
+	e.tr.dropBelow(p, false, func(ent overlay.Entry) {
 		if ent.LinkID != "" {
 			links[ent.LinkID] = true
 		}
@@ -315,7 +350,7 @@ func (e *Edits) reread(p string) error {
 			links[n.obj.LinkID] = true
 		}
 	})
-	e.delta = append(e.delta, Delta{Path: p, Tree: true})
+	e.delta = append(e.delta, overlay.Delta{Path: p, Tree: true})
 	if err := e.climb(p); err != nil {
 		return err
 	}
@@ -332,7 +367,7 @@ func (e *Edits) reread(p string) error {
 }
 
 // sameEntry reports whether two reads of one object found it unchanged.
-func sameEntry(a, b *Entry) bool {
+func sameEntry(a, b *overlay.Entry) bool {
 	return a.Type == b.Type && a.Perm == b.Perm && a.UID == b.UID && a.GID == b.GID &&
 		a.Size == b.Size && a.MTime.Equal(b.MTime) && a.Linkname == b.Linkname &&
 		a.Major == b.Major && a.Minor == b.Minor && a.LinkID == b.LinkID && a.Opaque == b.Opaque

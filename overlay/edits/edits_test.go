@@ -1,39 +1,43 @@
-package overlay
+package edits
 
 import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/volantvm/fledge/overlay"
 )
 
-func editsStack(t *testing.T) (*Stack, *Edits, *Static) {
+func editsStack(t *testing.T) (*overlay.Stack, *Edits, *overlay.Static) {
 	t.Helper()
-	lower := &Static{LayerName: "busybox", List: []Entry{
-		{Path: "/bin/busybox", Type: Regular, Perm: 0o755, Content: Bytes("bb"), Size: 2},
-		{Path: "/bin/sh", Type: Symlink, Perm: 0o777, Linkname: "busybox"},
-		{Path: "/etc/motd", Type: Regular, Perm: 0o644, UID: 7, GID: 8, Content: Bytes("hi\n"), Size: 3},
-		{Path: "/usr/share/doc/a", Type: Regular, Perm: 0o600, Content: Bytes("a"), Size: 1},
+	lower := &overlay.Static{LayerName: "busybox", List: []overlay.Entry{
+		{Path: "/bin/busybox", Type: overlay.Regular, Perm: 0o755, Content: overlay.Bytes("bb"), Size: 2},
+		{Path: "/bin/sh", Type: overlay.Symlink, Perm: 0o777, Linkname: "busybox"},
+		{Path: "/etc/motd", Type: overlay.Regular, Perm: 0o644, UID: 7, GID: 8, Content: overlay.Bytes("hi\n"), Size: 3},
+		{Path: "/usr/share/doc/a", Type: overlay.Regular, Perm: 0o600, Content: overlay.Bytes("a"), Size: 1},
 	}}
-	e := OpenEdits(filepath.Join(t.TempDir(), ".fledge", "edits"))
-	return &Stack{Layers: []Layer{Skeleton(), lower, e}}, e, lower
+	e := Open(Dir(t.TempDir()))
+	return &overlay.Stack{Layers: []overlay.Layer{overlay.Skeleton(), lower, e}}, e, lower
 }
 
 // splitStack is editsStack with the view of the layers below the edits
 // and the view of all, built on it as a mount does.
-func splitStack(t *testing.T) (st *Stack, e *Edits, lower, v *View) {
+func splitStack(t *testing.T) (st *overlay.Stack, e *Edits, lower, v *overlay.View) {
 	t.Helper()
 	st, e, _ = editsStack(t)
-	lower = view(t, &Stack{Layers: st.Layers[:len(st.Layers)-1]})
+	lower = view(t, &overlay.Stack{Layers: st.Layers[:len(st.Layers)-1]})
 	v, err := lower.With(e)
 	if err != nil {
 		t.Fatal(err)
@@ -41,13 +45,32 @@ func splitStack(t *testing.T) (st *Stack, e *Edits, lower, v *View) {
 	return st, e, lower, v
 }
 
-func view(t *testing.T, s *Stack) *View {
+func view(t *testing.T, s *overlay.Stack) *overlay.View {
 	t.Helper()
 	v, err := s.View()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// fullListing renders a view with shadows, so tests compare everything
+// a view says, not only what wins (the same as overlay's stack_test.go).
+func fullListing(t *testing.T, v *overlay.View) string {
+	t.Helper()
+	var b strings.Builder
+	v.Walk(func(n *overlay.Node) error {
+		fmt.Fprintf(&b, "%s %s %s %o %s shadows:", n.Path, n.Type, n.Layer, n.UnixMode(), n.Linkname)
+		for _, s := range n.Shadowed {
+			b.WriteString(" " + s.Layer)
+		}
+		b.WriteByte('\n')
+		return nil
+	})
+	for _, p := range slices.Sorted(maps.Keys(v.Removed)) {
+		fmt.Fprintf(&b, "removed %s by %s\n", p, v.Removed[p].Layer)
+	}
+	return b.String()
 }
 
 func TestEditsWhiteoutsOpaqueAndChanges(t *testing.T) {
@@ -64,8 +87,8 @@ func TestEditsWhiteoutsOpaqueAndChanges(t *testing.T) {
 	must(e.Remove(view(t, st), "/bin/sh"))
 	must(e.Remove(view(t, st), "/usr/share/doc/a"))
 	must(e.Remove(view(t, st), "/usr/share/doc"))
-	must(e.Create(view(t, st), Entry{Path: "/usr/share/doc", Type: Dir, Perm: 0o755}))
-	must(e.Create(view(t, st), Entry{Path: "/etc/new", Type: Regular, Perm: 0o640}))
+	must(e.Create(view(t, st), overlay.Entry{Path: "/usr/share/doc", Type: overlay.Dir, Perm: 0o755}))
+	must(e.Create(view(t, st), overlay.Entry{Path: "/etc/new", Type: overlay.Regular, Perm: 0o640}))
 	mode := uint32(0o700)
 	must(e.SetAttr(view(t, st), "/etc/motd", Attr{Mode: &mode}))
 	must(e.Link(view(t, st), "/bin/busybox", "/bin/init"))
@@ -93,7 +116,7 @@ func TestEditsWhiteoutsOpaqueAndChanges(t *testing.T) {
 		t.Errorf("chmod copy-up: uid %d gid %d perm %v, want 7 8 0700 (owner kept)", m.UID, m.GID, m.Perm)
 	}
 
-	lower := &Stack{Layers: st.Layers[:len(st.Layers)-1]}
+	lower := &overlay.Stack{Layers: st.Layers[:len(st.Layers)-1]}
 	changes, err := e.Changes(view(t, lower))
 	must(err)
 	var got []string
@@ -140,13 +163,13 @@ func TestEditsRefuseEscapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"/etc/../../x", "/etc/a\x00b", "/etc/.wh..wh.motd", "/etc/.wh..wh..opq", "etc/rel", "/etc/"} {
-		err := e.Create(view(t, st), Entry{Path: p, Type: Regular, Perm: 0o644})
+		err := e.Create(view(t, st), overlay.Entry{Path: p, Type: overlay.Regular, Perm: 0o644})
 		if err == nil {
 			t.Errorf("create %q succeeded", p)
 		}
 	}
 	// A symlink in the layer pointing outside: writing "below" it must fail.
-	if err := e.Create(view(t, st), Entry{Path: "/evil", Type: Symlink, Perm: 0o777, Linkname: outside}); err != nil {
+	if err := e.Create(view(t, st), overlay.Entry{Path: "/evil", Type: overlay.Symlink, Perm: 0o777, Linkname: outside}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.OpenFile(view(t, st), "/evil/file", os.O_RDWR); err == nil {
@@ -163,7 +186,7 @@ func TestEditsRefuseEscapes(t *testing.T) {
 		t.Errorf("something was written outside the layer: %v", ents)
 	}
 	var errno syscall.Errno
-	err := e.Create(view(t, st), Entry{Path: "/etc/.wh..wh.x", Type: Regular})
+	err := e.Create(view(t, st), overlay.Entry{Path: "/etc/.wh..wh.x", Type: overlay.Regular})
 	if !errors.As(err, &errno) || errno != syscall.EPERM {
 		t.Errorf("reserved name: %v, want EPERM", err)
 	}
@@ -173,7 +196,7 @@ func TestEditsRefuseEscapes(t *testing.T) {
 // reading or writing, instead of waiting for the FIFO's other end.
 func TestEditsOpenRefusesAFIFOSwappedIn(t *testing.T) {
 	st, e, _ := editsStack(t)
-	if err := e.Create(view(t, st), Entry{Path: "/etc/note", Type: Regular, Perm: 0o644}); err != nil {
+	if err := e.Create(view(t, st), overlay.Entry{Path: "/etc/note", Type: overlay.Regular, Perm: 0o644}); err != nil {
 		t.Fatal(err)
 	}
 	v := view(t, st)
@@ -214,7 +237,7 @@ func TestEditsOpenRefusesAFIFOSwappedIn(t *testing.T) {
 // since there ".wh.NAME" deletes NAME.
 func TestEditsWhiteoutNamesByFormat(t *testing.T) {
 	st, e, _ := editsStack(t)
-	if err := e.Create(view(t, st), Entry{Path: "/etc/.wh.motd", Type: Regular, Perm: 0o644}); err != nil {
+	if err := e.Create(view(t, st), overlay.Entry{Path: "/etc/.wh.motd", Type: overlay.Regular, Perm: 0o644}); err != nil {
 		t.Fatalf("a name starting with .wh.: %v", err)
 	}
 	e.Reload()
@@ -227,7 +250,7 @@ func TestEditsWhiteoutNamesByFormat(t *testing.T) {
 	}
 	oldFormat(t, e)
 	var errno syscall.Errno
-	err := e.Create(view(t, st), Entry{Path: "/etc/.wh.x", Type: Regular})
+	err := e.Create(view(t, st), overlay.Entry{Path: "/etc/.wh.x", Type: overlay.Regular})
 	if !errors.As(err, &errno) || errno != syscall.EPERM {
 		t.Errorf("a .wh. name in a folder of the first format: %v, want EPERM", err)
 	}
@@ -251,17 +274,17 @@ func TestEditsReadableWithoutRoot(t *testing.T) {
 		t.Fatal("this test makes device nodes and then reads them as nobody: run it as root")
 	}
 	st, e, _ := editsStack(t)
-	if err := e.Create(view(t, st), Entry{Path: "/dev/ttyS0", Type: CharDev, Perm: 0o600, Major: 4, Minor: 64}); err != nil {
+	if err := e.Create(view(t, st), overlay.Entry{Path: "/dev/ttyS0", Type: overlay.CharDev, Perm: 0o600, Major: 4, Minor: 64}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Create(view(t, st), Entry{Path: "/etc/owned", Type: Regular, Perm: 0o644, UID: 1234}); err != nil {
+	if err := e.Create(view(t, st), overlay.Entry{Path: "/etc/owned", Type: overlay.Regular, Perm: 0o644, UID: 1234}); err != nil {
 		t.Fatal(err)
 	}
 	// A folder only root may list costs nobody that folder, not the layer.
-	if err := e.Create(view(t, st), Entry{Path: "/private", Type: Dir, Perm: 0o700}); err != nil {
+	if err := e.Create(view(t, st), overlay.Entry{Path: "/private", Type: overlay.Dir, Perm: 0o700}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Create(view(t, st), Entry{Path: "/private/secret", Type: Regular, Perm: 0o600}); err != nil {
+	if err := e.Create(view(t, st), overlay.Entry{Path: "/private/secret", Type: overlay.Regular, Perm: 0o600}); err != nil {
 		t.Fatal(err)
 	}
 	root := filepath.Dir(filepath.Dir(e.Dir()))
@@ -271,9 +294,9 @@ func TestEditsReadableWithoutRoot(t *testing.T) {
 	os.Chmod(filepath.Join(root, ".fledge"), 0o755)
 	os.Chmod(e.Dir(), 0o755)
 	prog := `package main
-import ("fmt";"os";"github.com/volantvm/fledge/overlay")
+import ("fmt";"os";"github.com/volantvm/fledge/overlay/edits")
 func main() {
-	ed := overlay.OpenEdits(os.Args[1])
+	ed := edits.Open(os.Args[1])
 	ents, err := ed.Entries()
 	if err != nil { fmt.Println("error:", err); os.Exit(1) }
 	for _, e := range ents { fmt.Println(e.Path, e.Type, e.Major, e.Minor, e.UID) }
@@ -305,8 +328,8 @@ func TestEditsFailedCreateKeepsTheWhiteout(t *testing.T) {
 	if err := e.Remove(view(t, st), "/etc/motd"); err != nil {
 		t.Fatal(err)
 	}
-	unreadable := HostFile(filepath.Join(t.TempDir(), "missing"))
-	err := e.Create(view(t, st), Entry{Path: "/etc/motd", Type: Regular, Perm: 0o644, Content: unreadable})
+	unreadable := overlay.HostFile(filepath.Join(t.TempDir(), "missing"))
+	err := e.Create(view(t, st), overlay.Entry{Path: "/etc/motd", Type: overlay.Regular, Perm: 0o644, Content: unreadable})
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("create with unreadable content: %v, want a not-exist error", err)
 	}
@@ -320,10 +343,10 @@ func TestEditsFailedCreateKeepsTheWhiteout(t *testing.T) {
 // names' order on disk ("-x" lists before ".wh.-x").
 func TestEditsObjectWinsOverItsLeftoverWhiteout(t *testing.T) {
 	st, e, _ := editsStack(t)
-	if err := e.Create(view(t, st), Entry{Path: "/etc/-x", Type: Regular, Perm: 0o644}); err != nil {
+	if err := e.Create(view(t, st), overlay.Entry{Path: "/etc/-x", Type: overlay.Regular, Perm: 0o644}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Create(view(t, st), Entry{Path: "/etc/y", Type: Regular, Perm: 0o644}); err != nil {
+	if err := e.Create(view(t, st), overlay.Entry{Path: "/etc/y", Type: overlay.Regular, Perm: 0o644}); err != nil {
 		t.Fatal(err)
 	}
 	oldFormat(t, e)
@@ -335,7 +358,7 @@ func TestEditsObjectWinsOverItsLeftoverWhiteout(t *testing.T) {
 	e.Reload() // as the next process reads the folder
 	v := view(t, st)
 	for _, p := range []string{"/etc/-x", "/etc/y"} {
-		if n, ok := v.Get(p); !ok || n.Layer != EditsLayer {
+		if n, ok := v.Get(p); !ok || n.Layer != LayerName {
 			t.Errorf("%s is hidden by a whiteout of its own layer", p)
 		}
 	}
@@ -381,7 +404,7 @@ func TestEditsResetWaitsForMutations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := OpenEdits(mount.dir) // as the reset command opens it
+	other := Open(mount.dir) // as the reset command opens it
 	done := make(chan error, 1)
 	go func() { done <- other.Reset("/etc/motd") }()
 	select {
@@ -427,8 +450,8 @@ func TestEditsFollowTheirChanges(t *testing.T) {
 		switch rng.IntN(9) {
 		case 0:
 			p := fresh("")
-			typ := []Type{Regular, Dir, Symlink}[rng.IntN(3)]
-			op, err = "create "+p, e.Create(v, Entry{Path: p, Type: typ, Perm: 0o644, Linkname: "target"})
+			typ := []overlay.Type{overlay.Regular, overlay.Dir, overlay.Symlink}[rng.IntN(3)]
+			op, err = "create "+p, e.Create(v, overlay.Entry{Path: p, Type: typ, Perm: 0o644, Linkname: "target"})
 		case 1:
 			p := pick()
 			op, err = "remove "+p, e.Remove(v, p)
@@ -465,7 +488,7 @@ func TestEditsFollowTheirChanges(t *testing.T) {
 			}
 			op = "create and open " + p
 			var f *os.File
-			if f, _, err = e.CreateFile(v, Entry{Path: p, Type: Regular, Perm: 0o4750, UID: 7, GID: 8}); err == nil {
+			if f, _, err = e.CreateFile(v, overlay.Entry{Path: p, Type: overlay.Regular, Perm: 0o4750, UID: 7, GID: 8}); err == nil {
 				f.Close()
 			}
 		}
@@ -474,7 +497,7 @@ func TestEditsFollowTheirChanges(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%d %s: entries: %v", i, op, err)
 		}
-		want, err := OpenEdits(e.Dir()).Entries()
+		want, err := Open(e.Dir()).Entries()
 		if err != nil {
 			t.Fatalf("%d %s: fresh read: %v", i, op, err)
 		}
@@ -482,7 +505,7 @@ func TestEditsFollowTheirChanges(t *testing.T) {
 			t.Fatalf("after change %d (%s), kept entries differ from a fresh read:\nkept:\n%s\nfresh:\n%s", i, op, g, w)
 		}
 		before := fullListing(t, kept)
-		next, _, err := kept.Update(lower, e)
+		next, changes, err := kept.Update(lower, e)
 		if err != nil {
 			t.Fatalf("%d %s: update: %v", i, op, err)
 		}
@@ -492,7 +515,7 @@ func TestEditsFollowTheirChanges(t *testing.T) {
 		if after := fullListing(t, kept); after != before {
 			t.Fatalf("after change %d (%s), Update changed the view it started from", i, op)
 		}
-		if !next.moved && next != kept {
+		if len(changes) > 0 {
 			updates++
 		}
 		kept = next
@@ -503,7 +526,7 @@ func TestEditsFollowTheirChanges(t *testing.T) {
 }
 
 // entryList prints entries one per line, sorted, for comparison.
-func entryList(es []Entry) string {
+func entryList(es []overlay.Entry) string {
 	lines := make([]string, len(es))
 	for i, e := range es {
 		lines[i] = fmt.Sprintf("%+v", e)
@@ -519,7 +542,7 @@ func entryList(es []Entry) string {
 func TestUpdateKeepsWhatOpaqueFoldersHide(t *testing.T) {
 	st, e, lower, v := splitStack(t)
 	var err error
-	step := func(what string, change func(v *View) error) {
+	step := func(what string, change func(v *overlay.View) error) {
 		t.Helper()
 		if err := change(v); err != nil {
 			t.Fatalf("%s: %v", what, err)
@@ -531,15 +554,15 @@ func TestUpdateKeepsWhatOpaqueFoldersHide(t *testing.T) {
 			t.Fatalf("after %s, the updated view differs from a full merge:\nupdated:\n%s\nfull:\n%s", what, g, w)
 		}
 	}
-	step("rm /usr/share/doc/a", func(v *View) error { return e.Remove(v, "/usr/share/doc/a") })
-	step("rmdir /usr/share/doc", func(v *View) error { return e.Remove(v, "/usr/share/doc") })
-	step("mkdir /usr/share/doc", func(v *View) error {
-		return e.Create(v, Entry{Path: "/usr/share/doc", Type: Dir, Perm: 0o755})
+	step("rm /usr/share/doc/a", func(v *overlay.View) error { return e.Remove(v, "/usr/share/doc/a") })
+	step("rmdir /usr/share/doc", func(v *overlay.View) error { return e.Remove(v, "/usr/share/doc") })
+	step("mkdir /usr/share/doc", func(v *overlay.View) error {
+		return e.Create(v, overlay.Entry{Path: "/usr/share/doc", Type: overlay.Dir, Perm: 0o755})
 	})
-	step("create /usr/share/doc/a", func(v *View) error {
-		return e.Create(v, Entry{Path: "/usr/share/doc/a", Type: Regular, Perm: 0o644})
+	step("create /usr/share/doc/a", func(v *overlay.View) error {
+		return e.Create(v, overlay.Entry{Path: "/usr/share/doc/a", Type: overlay.Regular, Perm: 0o644})
 	})
-	step("rm /usr/share/doc/a again", func(v *View) error { return e.Remove(v, "/usr/share/doc/a") })
+	step("rm /usr/share/doc/a again", func(v *overlay.View) error { return e.Remove(v, "/usr/share/doc/a") })
 	if n, ok := v.Get("/usr/share/doc"); !ok || len(v.Children(n)) != 0 {
 		t.Fatalf("/usr/share/doc = %v, %v; want an empty folder", n, ok)
 	}
@@ -551,30 +574,30 @@ func TestUpdateKeepsWhatOpaqueFoldersHide(t *testing.T) {
 // back, its content opened, and reset.
 func TestEditsLongNamesAndDeepPaths(t *testing.T) {
 	long := strings.Repeat("n", 255)
-	lower := &Static{LayerName: "rootfs", List: []Entry{
-		{Path: "/etc/" + long, Type: Regular, Perm: 0o644, Content: Bytes("x"), Size: 1},
+	lower := &overlay.Static{LayerName: "rootfs", List: []overlay.Entry{
+		{Path: "/etc/" + long, Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes("x"), Size: 1},
 	}}
-	e := OpenEdits(filepath.Join(t.TempDir(), ".fledge", "edits"))
-	st := &Stack{Layers: []Layer{Skeleton(), lower, e}}
+	e := Open(Dir(t.TempDir()))
+	st := &overlay.Stack{Layers: []overlay.Layer{overlay.Skeleton(), lower, e}}
 	if err := e.Remove(view(t, st), "/etc/"+long); err != nil {
 		t.Fatalf("deleting a lower file named with 255 bytes: %v", err)
 	}
 	if _, ok := view(t, st).Get("/etc/" + long); ok {
 		t.Error("the 255-byte name is still shown after its delete")
 	}
-	if err := e.Create(view(t, st), Entry{Path: "/etc/" + long, Type: Dir, Perm: 0o755}); err != nil {
+	if err := e.Create(view(t, st), overlay.Entry{Path: "/etc/" + long, Type: overlay.Dir, Perm: 0o755}); err != nil {
 		t.Fatalf("a folder in place of the deleted file: %v", err)
 	}
 
 	deep := "/tmp"
 	for len(e.Dir())+len(deep) < 4300 {
 		deep += "/" + strings.Repeat("d", 200)
-		if err := e.Create(view(t, st), Entry{Path: deep, Type: Dir, Perm: 0o755}); err != nil {
+		if err := e.Create(view(t, st), overlay.Entry{Path: deep, Type: overlay.Dir, Perm: 0o755}); err != nil {
 			t.Fatalf("mkdir at depth %d: %v", len(deep), err)
 		}
 	}
 	file := deep + "/f"
-	if err := e.Create(view(t, st), Entry{Path: file, Type: Regular, Perm: 0o644, Content: Bytes("deep\n")}); err != nil {
+	if err := e.Create(view(t, st), overlay.Entry{Path: file, Type: overlay.Regular, Perm: 0o644, Content: overlay.Bytes("deep\n")}); err != nil {
 		t.Fatal(err)
 	}
 	e.Reload()
@@ -608,7 +631,7 @@ func TestEditsLongNamesAndDeepPaths(t *testing.T) {
 // old-style whiteout files of earlier versions still delete.
 func TestEditsLeftoversAndOldWhiteouts(t *testing.T) {
 	st, e, _ := editsStack(t)
-	if err := e.Create(view(t, st), Entry{Path: "/etc/new", Type: Regular, Perm: 0o644}); err != nil {
+	if err := e.Create(view(t, st), overlay.Entry{Path: "/etc/new", Type: overlay.Regular, Perm: 0o644}); err != nil {
 		t.Fatal(err)
 	}
 	oldFormat(t, e)
@@ -625,7 +648,7 @@ func TestEditsLeftoversAndOldWhiteouts(t *testing.T) {
 			t.Errorf("%s shown", k.Path)
 		}
 	}
-	if err := e.Create(v, Entry{Path: "/etc/motd", Type: Regular, Perm: 0o644}); err != nil {
+	if err := e.Create(v, overlay.Entry{Path: "/etc/motd", Type: overlay.Regular, Perm: 0o644}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(filepath.Join(etc, ".wh.motd")); !errors.Is(err, fs.ErrNotExist) {
@@ -633,7 +656,7 @@ func TestEditsLeftoversAndOldWhiteouts(t *testing.T) {
 	}
 }
 
-func mustGet(t *testing.T, v *View, p string) *Node {
+func mustGet(t *testing.T, v *overlay.View, p string) *overlay.Node {
 	t.Helper()
 	n, ok := v.Get(p)
 	if !ok {
@@ -656,20 +679,20 @@ func TestEditsCreateFile(t *testing.T) {
 	}
 	must(e.Remove(view(t, st), "/etc/motd"))
 	for _, p := range []string{"/etc/new", "/etc/motd"} {
-		f, _, err := e.CreateFile(view(t, st), Entry{Path: p, Type: Regular, Perm: 0o4750 | fs.ModeSetuid, UID: 7, GID: 8, MTime: mtime})
+		f, _, err := e.CreateFile(view(t, st), overlay.Entry{Path: p, Type: overlay.Regular, Perm: 0o4750 | fs.ModeSetuid, UID: 7, GID: 8, MTime: mtime})
 		must(err)
 		_, err = f.WriteString("data")
 		must(err)
 		must(f.Close())
 		n, ok := view(t, st).Get(p)
-		if !ok || n.Layer != EditsLayer || n.UnixMode() != 0o104750 || n.UID != 7 || n.GID != 8 || !n.MTime.Equal(mtime) {
+		if !ok || n.Layer != LayerName || n.UnixMode() != 0o104750 || n.UID != 7 || n.GID != 8 || !n.MTime.Equal(mtime) {
 			t.Fatalf("%s = %+v, want an edit 0104750 7:8 at %v", p, n, mtime)
 		}
 		if got, _ := os.ReadFile(filepath.Join(e.Dir(), p)); string(got) != "data" {
 			t.Errorf("%s holds %q", p, got)
 		}
 	}
-	if _, _, err := e.CreateFile(view(t, st), Entry{Path: "/etc/new", Type: Regular, Perm: 0o644}); !errors.Is(err, syscall.EEXIST) {
+	if _, _, err := e.CreateFile(view(t, st), overlay.Entry{Path: "/etc/new", Type: overlay.Regular, Perm: 0o644}); !errors.Is(err, syscall.EEXIST) {
 		t.Errorf("CreateFile of an existing name: %v, want EEXIST", err)
 	}
 }

@@ -1,8 +1,10 @@
-package overlay
+package edits
 
 import (
 	"sort"
 	"strings"
+
+	"github.com/volantvm/fledge/overlay"
 )
 
 // tree holds the entries of the edits layer by guest path, so a change
@@ -18,7 +20,7 @@ type tree struct {
 // crash between creating an object and removing the whiteout it replaces
 // leaves both), and the paths below.
 type treeNode struct {
-	obj, wh       Entry
+	obj, wh       overlay.Entry
 	hasObj, hasWh bool
 	kids          map[string]*treeNode
 }
@@ -30,7 +32,7 @@ func newTree() *tree {
 // node returns the node at p, creating the way when make is set.
 func (t *tree) node(p string, make bool) *treeNode {
 	n := t.root
-	for c := range eachComponent(p) {
+	for c := range overlay.EachComponent(p) {
 		next := n.kids[c]
 		if next == nil {
 			if !make {
@@ -53,9 +55,9 @@ func (t *tree) holds(p string) bool {
 	return n != nil && n.hasObj
 }
 
-func (t *tree) put(ent Entry) {
+func (t *tree) put(ent overlay.Entry) {
 	n := t.node(ent.Path, true)
-	if ent.Type == Whiteout {
+	if ent.Type == overlay.Whiteout {
 		n.wh, n.hasWh = ent, true
 		return
 	}
@@ -83,7 +85,7 @@ func (t *tree) unlink(n *treeNode) {
 
 // dropBelow forgets p and everything below it, calling fn with each
 // object forgotten; keepWhiteout keeps a whiteout at p itself.
-func (t *tree) dropBelow(p string, keepWhiteout bool, fn func(Entry)) {
+func (t *tree) dropBelow(p string, keepWhiteout bool, fn func(overlay.Entry)) {
 	n := t.node(p, false)
 	if n == nil {
 		return
@@ -101,11 +103,11 @@ func (t *tree) dropBelow(p string, keepWhiteout bool, fn func(Entry)) {
 	drop(n)
 	switch {
 	case keepWhiteout && n.hasWh:
-		n.obj, n.hasObj, n.kids = Entry{}, false, nil
+		n.obj, n.hasObj, n.kids = overlay.Entry{}, false, nil
 	case p == "/":
 		t.root = &treeNode{}
 	default:
-		parts := components(p)
+		parts := overlay.Components(p)
 		parent := t.node(strings.Join(parts[:len(parts)-1], "/"), false)
 		delete(parent.kids, parts[len(parts)-1])
 	}
@@ -128,8 +130,8 @@ func (t *tree) walk(p string, fn func(*treeNode)) {
 // below returns the entries at and below p in the order a view applies
 // them: by path, and of one path the whiteout first, so that of a
 // leftover pair the object wins (and the lower object stays deleted).
-func (t *tree) below(p string) []Entry {
-	var out []Entry
+func (t *tree) below(p string) []overlay.Entry {
+	var out []overlay.Entry
 	t.walk(p, func(n *treeNode) {
 		if n.hasWh {
 			out = append(out, n.wh)
@@ -142,18 +144,18 @@ func (t *tree) below(p string) []Entry {
 		if out[i].Path != out[j].Path {
 			return out[i].Path < out[j].Path
 		}
-		return out[i].Type == Whiteout && out[j].Type != Whiteout
+		return out[i].Type == overlay.Whiteout && out[j].Type != overlay.Whiteout
 	})
 	return out
 }
 
 // at returns the entries at p alone, whiteout first.
-func (t *tree) at(p string) []Entry {
+func (t *tree) at(p string) []overlay.Entry {
 	n := t.node(p, false)
 	if n == nil {
 		return nil
 	}
-	var out []Entry
+	var out []overlay.Entry
 	if n.hasWh {
 		out = append(out, n.wh)
 	}
@@ -168,8 +170,8 @@ func (t *tree) at(p string) []Entry {
 // that is no directory.
 func (t *tree) hides(p string) bool {
 	n := t.root
-	for c := range eachComponent(p) {
-		if n.hasWh || n.hasObj && (n.obj.Opaque || n.obj.Type != Dir) {
+	for c := range overlay.EachComponent(p) {
+		if n.hasWh || n.hasObj && (n.obj.Opaque || n.obj.Type != overlay.Dir) {
 			return true
 		}
 		if n = n.kids[c]; n == nil {
@@ -189,7 +191,7 @@ func (t *tree) linked(id string) []string {
 }
 
 // Delta implements Tracked.
-func (e *Edits) Delta() ([]Delta, bool) {
+func (e *Edits) Delta() ([]overlay.Delta, bool) {
 	e.cmu.Lock()
 	defer e.cmu.Unlock()
 	d, ok := e.delta, !e.lost && e.tr != nil
@@ -198,7 +200,7 @@ func (e *Edits) Delta() ([]Delta, bool) {
 }
 
 // At implements Tracked.
-func (e *Edits) At(p string, deep bool) (ents []Entry, hidden, ok bool) {
+func (e *Edits) At(p string, deep bool) (ents []overlay.Entry, hidden, ok bool) {
 	e.cmu.Lock()
 	defer e.cmu.Unlock()
 	if e.tr == nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/volantvm/fledge/initc"
 	"github.com/volantvm/fledge/overlay"
 	"github.com/volantvm/fledge/overlay/fetch"
+	"github.com/volantvm/fledge/overlay/kmod"
 	"github.com/volantvm/fledge/overlay/ldso"
 	"github.com/volantvm/fledge/overlay/rootfs"
 )
@@ -25,7 +26,8 @@ type Options struct {
 }
 
 // Assemble turns a recipe into its layer stack, bottom first: skeleton,
-// rootfs, busybox, init, agent, libraries (what the mapped and edited
+// rootfs, busybox, init, agent, modules (the [kernel] modules and what
+// they need), libraries (what the mapped and edited
 // programs need from the host, unless source.host_libraries = false),
 // mappings, edits (.fledge/edits beside the recipe: changes made through
 // fledge mount). Inputs that cost time
@@ -66,6 +68,13 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 		}
 		st.Layers = append(st.Layers, single("init", "/init", overlay.HostFile(p), fileSize(p), p))
 	}
+	if k := r.Kernel; k != nil && len(k.Modules) > 0 {
+		l, err := modulesLayer(k)
+		if err != nil {
+			return nil, err
+		}
+		st.Layers = append(st.Layers, l)
+	}
 	top := []overlay.Layer{
 		overlay.Mappings(r.Dir, r.Mappings),
 		overlay.OpenEdits(filepath.Join(r.Dir, overlay.Workspace, "edits")),
@@ -76,6 +85,32 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 	}
 	st.Layers = append(st.Layers, top...)
 	return st, nil
+}
+
+// modulesLayer resolves [kernel] modules in the kernel's tree.
+func modulesLayer(k *Kernel) (overlay.Layer, error) {
+	tree, err := kmod.Open(k.Path, k.Version)
+	if err != nil {
+		return nil, err
+	}
+	c, err := tree.Resolve(k.Modules)
+	if err != nil {
+		return nil, err
+	}
+	return c.Layer(), nil
+}
+
+// KernelImage is the kernel the recipe's [kernel] tree holds,
+// boot/vmlinuz-VERSION; "" when the recipe has no [kernel].
+func (r *Recipe) KernelImage() (string, error) {
+	if r.Kernel == nil {
+		return "", nil
+	}
+	tree, err := kmod.Open(r.Kernel.Path, r.Kernel.Version)
+	if err != nil {
+		return "", err
+	}
+	return tree.Kernel(), nil
 }
 
 func (r *Recipe) rootfsSpec() rootfs.Spec {

@@ -201,3 +201,42 @@ func TestBootKernelTreeWithoutImage(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want the missing boot/vmlinuz-6.1.0-test named", r.code, r.stderr)
 	}
 }
+
+// customModulesInit is a custom init using the two lines docs/kernel.md
+// shows: BusyBox modprobe by name (modules.dep of the image), then the
+// load list in order (insmod says "File exists" for what is loaded).
+const customModulesInit = `#!/bin/sh
+mount -t proc proc /proc
+modprobe virtio_net
+grep -q '^virtio_net ' /proc/modules && echo "custom-init: modprobe loaded virtio_net"
+while read -r m; do insmod "$m"; done < /etc/fledge/modules
+while read -r mod rest; do echo "custom-init: module $mod"; done </proc/modules
+ip link show eth0 >/dev/null && echo "custom-init: eth0 present"
+echo "custom-init: done"
+poweroff -f
+`
+
+// TestBootCustomInitLoadsModules: in custom mode the image's modules.dep
+// serves BusyBox modprobe, and /etc/fledge/modules BusyBox insmod.
+func TestBootCustomInitLoadsModules(t *testing.T) {
+	t.Parallel()
+	dir := copyExample(t, "custom")
+	if err := os.WriteFile(filepath.Join(dir, "my-init"), []byte(customModulesInit), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "fledge.toml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n[kernel]\npath = %q\nmodules = [\"virtio_pci\", \"virtio_net\"]\n", kernelTree(t))
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := mustFledge(t, dir, []string{"FLEDGE_KERNEL="}, "boot", "-c", "fledge.toml", "--nic",
+		"--expect", "^custom-init: done$", "--timeout", "3m")
+	for _, line := range []string{"custom-init: modprobe loaded virtio_net", "custom-init: module virtio_net", "custom-init: module virtio_pci", "custom-init: eth0 present"} {
+		if !hasLine([]byte(r.stdout), line) {
+			t.Errorf("console lacks %q:\n%s", line, r.stdout)
+		}
+	}
+}

@@ -207,8 +207,10 @@ func TestBootKernelTreeWithoutImage(t *testing.T) {
 // load list in order (insmod says "File exists" for what is loaded).
 const customModulesInit = `#!/bin/sh
 mount -t proc proc /proc
-modprobe virtio_net
-grep -q '^virtio_net ' /proc/modules && echo "custom-init: modprobe loaded virtio_net"
+modprobe -a virtio_pci virtio_net
+for m in virtio_pci virtio_net; do
+	grep -q "^$m " /proc/modules && echo "custom-init: modprobe loaded $m"
+done
 while read -r m; do insmod "$m"; done < /etc/fledge/modules
 while read -r mod rest; do echo "custom-init: module $mod"; done </proc/modules
 ip link show eth0 >/dev/null && echo "custom-init: eth0 present"
@@ -234,7 +236,7 @@ func TestBootCustomInitLoadsModules(t *testing.T) {
 	}
 	r := mustFledge(t, dir, []string{"FLEDGE_KERNEL="}, "boot", "-c", "fledge.toml", "--nic",
 		"--expect", "^custom-init: done$", "--timeout", "3m")
-	for _, line := range []string{"custom-init: modprobe loaded virtio_net", "custom-init: module virtio_net", "custom-init: module virtio_pci", "custom-init: eth0 present"} {
+	for _, line := range []string{"custom-init: modprobe loaded virtio_pci", "custom-init: modprobe loaded virtio_net", "custom-init: module virtio_net", "custom-init: module virtio_pci", "custom-init: eth0 present"} {
 		if !hasLine([]byte(r.stdout), line) {
 			t.Errorf("console lacks %q:\n%s", line, r.stdout)
 		}

@@ -1,6 +1,7 @@
 // Package initc builds fledge's own C init: the PID 1 of a default-mode
-// initramfs, which mounts /dev, /proc, /sys, /tmp and /run and execs
-// /bin/kestrel. The source is embedded; the binary is compiled on the host
+// initramfs, which mounts /dev, /proc, /sys, /tmp and /run, loads the
+// modules /etc/fledge/modules lists, brings up lo and the interface of the
+// command line's ip= (where the kernel did not), and execs /bin/kestrel. The source is embedded; the binary is compiled on the host
 // with musl-gcc (or gcc) and cached by what determines its bytes.
 package initc
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// compilers are tried in order: musl gives a ~20 KB init, glibc ~700 KB.
+// compilers are tried in order: musl gives a ~22 KB init, glibc ~700 KB.
 var compilers = []string{"musl-gcc", "gcc"}
 
 // ErrNoCompiler is returned (wrapped) when no C compiler is on PATH.
@@ -25,7 +25,7 @@ func Compiler() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("initc: %w: neither musl-gcc nor gcc is on PATH (%s); "+
-		"install one with `apt-get install musl-tools` (preferred, ~20 KB init) "+
+		"install one with `apt-get install musl-tools` (preferred, ~22 KB init) "+
 		"or `apt-get install gcc`, or give the recipe its own init with [init] path",
 		ErrNoCompiler, os.Getenv("PATH"))
 }

@@ -68,7 +68,8 @@ func runInit(t *testing.T, root string, args, env []string) (string, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.WaitDelay = 5 * time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:   syscall.CLONE_NEWPID,
+		// A network namespace of its own: the init brings up its lo.
+		Cloneflags:   syscall.CLONE_NEWPID | syscall.CLONE_NEWNET,
 		Unshareflags: syscall.CLONE_NEWNS, // Go also makes / private
 		Chroot:       root,
 	}
@@ -173,6 +174,7 @@ func TestInitStartsAgent(t *testing.T) {
 				"mount=/tmp tmpfs", "mount=/run tmpfs",
 				"mode=/tmp 1777", "mode=/run 755",
 				"session=1",
+				"lo_flags=0x9", // IFF_UP | IFF_LOOPBACK
 			} {
 				if !got[want] {
 					t.Errorf("agent did not report %q", want)
@@ -216,6 +218,29 @@ func TestInitFailurePowersOff(t *testing.T) {
 				t.Errorf("init ended with %v, want a poweroff (SIGINT in a PID namespace)", err)
 			}
 		})
+	}
+}
+
+// TestInitModuleFailureGoesOn: a module of /etc/fledge/modules that
+// cannot be loaded costs one line, and the agent still starts. (Loading a
+// real module would load it into the host's kernel, so this stays with a
+// file that is missing; the QEMU boot tests load real ones.)
+func TestInitModuleFailureGoesOn(t *testing.T) {
+	root := nsRoot(t, buildWith(t, t.TempDir(), muslTools...), true)
+	mustMkdir(t, filepath.Join(root, "etc", "fledge"))
+	mustWrite(t, filepath.Join(root, "etc", "fledge", "modules"), []byte("/lib/modules/9.9/gone.ko\n/lib/modules/9.9/also-gone.ko"), 0o644)
+	out, err := runInit(t, root, nil, []string{"HOME=/", "TERM=linux"})
+	if err != nil {
+		t.Fatalf("init and agent: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"fledge-init: load /lib/modules/9.9/gone.ko: No such file or directory\n",
+		"fledge-init: load /lib/modules/9.9/also-gone.ko: No such file or directory\n",
+		"argv0=kestrel\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console lacks %q:\n%s", want, out)
+		}
 	}
 }
 

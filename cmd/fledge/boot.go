@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/volantvm/fledge/cmd/fledge/internal/qemu"
+	"github.com/volantvm/fledge/overlay/recipe"
 )
 
 // The exit statuses of boot (1 is left to "could not try").
@@ -39,6 +40,7 @@ type bootFlags struct {
 	accel    string
 	json     bool
 	console  string
+	nic      bool
 }
 
 func newBootCmd() *cobra.Command {
@@ -56,11 +58,16 @@ that powers off sooner, with no failure shown, passes too. --expect-poweroff
 is stricter: the guest must also power off by itself before --timeout. A
 recipe is packed to a temporary archive first; an artifact is booted as it is.
 
-The kernel is --kernel, else $FLEDGE_KERNEL, else /boot/vmlinuz-$(uname -r),
-else the newest /boot/vmlinuz-* (by modification time). It must be a file
-QEMU boots with an initramfs: a bzImage (as /boot/vmlinuz-* are), a multiboot
-image or an ELF vmlinux with a PVH entry note; it is checked before anything
-is packed.
+The kernel is --kernel, else $FLEDGE_KERNEL, else, for a recipe with
+[kernel], boot/vmlinuz-VERSION of its kernel.path (the kernel its modules
+were built for), else /boot/vmlinuz-$(uname -r), else the newest
+/boot/vmlinuz-* (by modification time). It must be a file QEMU boots with an
+initramfs: a bzImage (as /boot/vmlinuz-* are), a multiboot image or an ELF
+vmlinux with a PVH entry note; it is checked before anything is packed.
+
+--nic gives the guest a virtio-net-pci NIC on QEMU's user network, where the
+host's loopback answers at 10.0.2.2; with --append 'ip=10.0.2.15::10.0.2.2:
+255.255.255.0::eth0:off' fledge's init configures it (see docs/kernel.md).
 
 Where the time went is read from the kernel's printk timestamps (printk.time=1
 is always on the command line): kernel (start to "Trying to unpack rootfs image
@@ -84,7 +91,8 @@ attempted, 130 Ctrl-C interrupted it (143 for SIGTERM; QEMU is stopped).`,
   fledge boot --kernel vmlinuz --expect '^app: ready$' --grace 5s   # 5s with no panic after the line
   fledge boot --kernel vmlinuz --expect '^app: done$' --expect-poweroff
   FLEDGE_KERNEL=vmlinuz fledge boot dist/app.cpio.gz --json --console boot.log
-  fledge boot --kernel vmlinuz --append 'loglevel=3' --memory 512 --accel kvm`,
+  fledge boot --kernel vmlinuz --append 'loglevel=3' --memory 512 --accel kvm
+  fledge boot -c fledge.toml --nic --append 'ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.graceSet = cmd.Flags().Changed("grace")
@@ -110,6 +118,7 @@ attempted, 130 Ctrl-C interrupted it (143 for SIGTERM; QEMU is stopped).`,
 	fl.StringVar(&f.accel, "accel", qemu.DefaultAccel, "QEMU accelerator: tcg or kvm")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object {verdict, reason, elapsed_s, stopped, phases} on stdout; the console goes to stderr or --console")
 	fl.StringVar(&f.console, "console", "", "write the serial console to FILE instead of stdout (stderr with --json)")
+	fl.BoolVar(&f.nic, "nic", false, "give the guest a virtio-net-pci NIC on QEMU user networking (the host's loopback is 10.0.2.2)")
 	return cmd
 }
 
@@ -238,6 +247,14 @@ func boot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg string, liv
 		return qemu.Result{}, err
 	}
 	defer t.Close()
+	if cfg.Kernel == "" {
+		if cfg.Kernel, err = defaultKernel(t.Recipe); err != nil {
+			return qemu.Result{}, err
+		}
+		if err := checkKernel(cfg.Kernel); err != nil {
+			return qemu.Result{}, err
+		}
+	}
 	cfg.Initrd = t.Artifact
 	if t.Recipe != nil {
 		tmp, err := os.MkdirTemp("", "fledge-boot-")
@@ -264,10 +281,16 @@ func boot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg string, liv
 
 // config checks the flags before anything is packed, so a typo costs no
 // build.
+// The kernel is found here only when the user names one: otherwise a
+// recipe's [kernel] may name it, and defaultKernel looks once it is loaded.
 func (f *bootFlags) config() (qemu.Config, error) {
-	kernel, err := findKernel(f.kernel, os.Getenv("FLEDGE_KERNEL"), "/boot", uname())
-	if err != nil {
-		return qemu.Config{}, err
+	var kernel string
+	if env := os.Getenv("FLEDGE_KERNEL"); f.kernel != "" || env != "" {
+		k, err := findKernel(f.kernel, env, "/boot", uname())
+		if err != nil {
+			return qemu.Config{}, err
+		}
+		kernel = k
 	}
 	re, err := regexp.Compile(f.expect)
 	if err != nil {
@@ -292,13 +315,39 @@ func (f *bootFlags) config() (qemu.Config, error) {
 		return qemu.Config{}, fmt.Errorf("--memory %d: expected a positive number of MiB", f.memory)
 	}
 	// The kernel is read last, once the flags are known to be good.
-	if err := qemu.CheckKernel(kernel); err != nil {
-		return qemu.Config{}, fmt.Errorf("%w; name one with --kernel PATH or FLEDGE_KERNEL=PATH", err)
+	if kernel != "" {
+		if err := checkKernel(kernel); err != nil {
+			return qemu.Config{}, err
+		}
 	}
 	return qemu.Config{
 		Kernel: kernel, Append: f.append, Expect: re, Timeout: f.timeout,
-		Grace: grace, MemoryMB: f.memory, Accel: f.accel,
+		Grace: grace, MemoryMB: f.memory, Accel: f.accel, NIC: f.nic,
 	}, nil
+}
+
+// checkKernel refuses, before anything is packed, a file QEMU cannot boot.
+func checkKernel(kernel string) error {
+	if err := qemu.CheckKernel(kernel); err != nil {
+		return fmt.Errorf("%w; name one with --kernel PATH or FLEDGE_KERNEL=PATH", err)
+	}
+	return nil
+}
+
+// defaultKernel is the kernel of a recipe's [kernel] tree, or else the
+// host's (see findKernel).
+func defaultKernel(r *recipe.Recipe) (string, error) {
+	if r == nil || r.Kernel == nil {
+		return findKernel("", "", "/boot", uname())
+	}
+	k, err := r.KernelImage()
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Stat(k); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("no kernel to boot: [kernel] path %s has no regular file boot/%s for the modules of %s; name the kernel with --kernel PATH", r.Kernel.Path, filepath.Base(k), r.File)
+	}
+	return k, nil
 }
 
 // findKernel picks the kernel to boot: the flag, else the environment,

@@ -10,3 +10,4 @@ echo "mode=/run $(busybox stat -c %a /run)"
 set -- $(busybox cut -d' ' -f6,7 /proc/1/stat)
 echo "session=$1"
 echo "tty_nr=$2"
+echo "lo_flags=$(busybox cat /sys/class/net/lo/flags)"

@@ -14,6 +14,7 @@ import (
 	"github.com/volantvm/fledge/initc"
 	"github.com/volantvm/fledge/overlay"
 	"github.com/volantvm/fledge/overlay/fetch"
+	"github.com/volantvm/fledge/overlay/kmod"
 	"github.com/volantvm/fledge/overlay/ldso"
 	"github.com/volantvm/fledge/overlay/rootfs"
 )
@@ -28,12 +29,12 @@ type Options struct {
 }
 
 // Assemble turns a recipe into the layer stack below its edits, bottom
-// first: skeleton, rootfs, busybox, init, agent, libraries (what the mapped
-// programs and those of ed need from the host, unless
-// source.host_libraries = false), mappings. ed is the workspace's edits
-// layer (see edits.Dir), which goes on top of the stack and is not in it;
-// nil for none. Inputs that cost time (downloads, the compiled init,
-// BuildKit output) come from the cache.
+// first: skeleton, rootfs, busybox, init, agent, modules (the [kernel]
+// modules and what they need), libraries (what the mapped programs and
+// those of ed need from the host, unless source.host_libraries = false),
+// mappings. ed is the workspace's edits layer (see edits.Dir), which goes
+// on top of the stack and is not in it; nil for none. Inputs that cost
+// time (downloads, the compiled init, BuildKit output) come from the cache.
 func Assemble(ctx context.Context, r *Recipe, ed overlay.Layer, o Options) (*overlay.Stack, error) {
 	cache := &fetch.Cache{Dir: o.CacheDir, Offline: o.Offline, Progress: o.Progress}
 	st := &overlay.Stack{Epoch: o.Epoch, Layers: []overlay.Layer{overlay.Skeleton()}}
@@ -72,6 +73,13 @@ func Assemble(ctx context.Context, r *Recipe, ed overlay.Layer, o Options) (*ove
 			return nil, fmt.Errorf("%s: %w", r.Key("init.path"), err)
 		}
 		st.Layers = append(st.Layers, single("init", "/init", overlay.HostFile(p), fileSize(p), p))
+	}
+	if k := r.Kernel; k != nil && len(k.Modules) > 0 {
+		l, err := modulesLayer(k)
+		if err != nil {
+			return nil, err
+		}
+		st.Layers = append(st.Layers, l)
 	}
 	mappings := overlay.Mappings(r.Dir, r.Mappings)
 	if r.WantsHostLibraries() {
@@ -120,6 +128,32 @@ func (r *Recipe) settleRootfsInit(l overlay.Layer, progress io.Writer) error {
 		fmt.Fprintf(progress, "fledge: the Dockerfile's /init is kept as PID 1 (no fledge init, no agent); %s puts fledge's init and the Kestrel agent in its place\n", r.Setting("init", "default"))
 	}
 	return nil
+}
+
+// modulesLayer resolves [kernel] modules in the kernel's tree.
+func modulesLayer(k *Kernel) (overlay.Layer, error) {
+	tree, err := kmod.Open(k.Path, k.Version)
+	if err != nil {
+		return nil, err
+	}
+	c, err := tree.Resolve(k.Modules)
+	if err != nil {
+		return nil, err
+	}
+	return c.Layer(), nil
+}
+
+// KernelImage is the kernel the recipe's [kernel] tree holds,
+// boot/vmlinuz-VERSION; "" when the recipe has no [kernel].
+func (r *Recipe) KernelImage() (string, error) {
+	if r.Kernel == nil {
+		return "", nil
+	}
+	tree, err := kmod.Open(r.Kernel.Path, r.Kernel.Version)
+	if err != nil {
+		return "", err
+	}
+	return tree.Kernel(), nil
 }
 
 func (r *Recipe) rootfsSpec() rootfs.Spec {

@@ -34,13 +34,14 @@ const (
 
 // Recipe is a validated fledge.toml. Host paths in it are absolute.
 type Recipe struct {
-	File     string // absolute path of the recipe
-	Dir      string // the folder relative paths resolve against
-	Version  string `toml:"version"`
-	Strategy string `toml:"strategy"`
-	Agent    *Agent `toml:"agent"`
-	Init     *Init  `toml:"init"`
-	Source   Source `toml:"source"`
+	File     string  // absolute path of the recipe
+	Dir      string  // the folder relative paths resolve against
+	Version  string  `toml:"version"`
+	Strategy string  `toml:"strategy"`
+	Agent    *Agent  `toml:"agent"`
+	Init     *Init   `toml:"init"`
+	Source   Source  `toml:"source"`
+	Kernel   *Kernel `toml:"kernel"`
 	// Filesystem belongs to the oci_rootfs strategy of the earlier fledge;
 	// it is decoded only so such recipes get the "not supported" message
 	// instead of an unknown-key error.
@@ -107,6 +108,17 @@ type Source struct {
 	// Contexts are BuildKit named contexts (name → value), e.g. a base
 	// image from a local OCI layout: base = "oci-layout://./base@sha256:…".
 	Contexts map[string]string `toml:"contexts"`
+}
+
+// Kernel names a kernel's module tree and the modules the image loads.
+type Kernel struct {
+	// Path holds lib/modules/VERSION (and boot/vmlinuz-VERSION): a
+	// kernel package unpacked with dpkg-deb -x, or "/" for the host's.
+	Path string `toml:"path"`
+	// Version chooses among several lib/modules/VERSION folders.
+	Version string `toml:"version"`
+	// Modules are names (virtio_net, virtio-net) or aliases.
+	Modules []string `toml:"modules"`
 }
 
 // Output says how the recipe's artifact is written.

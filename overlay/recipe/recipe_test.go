@@ -76,6 +76,12 @@ func TestValidationRules(t *testing.T) {
 		{"unknown source key without hint", head + "[source]\nzzzzzz = 1", `unknown key "zzzzzz" in [source]; known keys: busybox_url`},
 		{"output compression unknown", head + "[output]\ncompression = \"lzo\"", `fledge.toml:4: output.compression "lzo" is unknown; use one of gzip, zstd, xz, lz4, none`},
 		{"output key typo", head + "[output]\ncompresion = \"lz4\"", `unknown key "compresion" in [output]; did you mean "compression"?`},
+		{"kernel without path", head + "[kernel]\nmodules = [\"virtio_net\"]", `fledge.toml:3: kernel.path is required`},
+		{"kernel path missing", head + "[kernel]\npath = \"./kernel\"", `fledge.toml:4: kernel.path: DIR/kernel does not exist`},
+		{"kernel path a file", head + "[kernel]\npath = \"./app\"", `kernel.path: DIR/app is not a directory`},
+		{"kernel version a path", head + "[kernel]\npath = \"./tree\"\nversion = \"../x\"", `fledge.toml:5: kernel.version "../x" must be the name of a folder in lib/modules`},
+		{"kernel module a path", head + "[kernel]\npath = \"./tree\"\nmodules = [\"a/b.ko\"]", `fledge.toml:5: kernel.modules: "a/b.ko" is not a module name`},
+		{"kernel key typo", head + "[kernel]\npath = \"./tree\"\nmodule = []", `unknown key "module" in [kernel]; did you mean "modules"?`},
 		{"syntax error has a line", head + "agent = = 1\n", `fledge.toml:3: `},
 		{"mapping a device", head + "[mappings]\n\"/dev/null\" = \"/null\"", `fledge.toml:4: mapping "/dev/null": /dev/null is a character device; map regular files, folders, symlinks or FIFOs`},
 		{"busybox_url scheme", head + "[source]\nbusybox_url = \"ftp://x/busybox\"", `fledge.toml:4: source.busybox_url "ftp://x/busybox": use an https://, http:// or file:// URL, or the path of a file`},
@@ -363,6 +369,38 @@ func TestBusyBoxURLMayBeAPath(t *testing.T) {
 		}
 		if r.Source.BusyBoxURL != want {
 			t.Errorf("busybox_url = %q: read as %q, want %q", given, r.Source.BusyBoxURL, want)
+		}
+	}
+}
+
+// TestKernelInSchemaAndRecipe: [kernel] is read with its path resolved
+// against the recipe's folder, and the schema kept in testdata takes it.
+func TestKernelInSchemaAndRecipe(t *testing.T) {
+	dir := recipeDir(t)
+	text := head + "[agent]\nsource_strategy = \"local\"\npath = \"./kestrel\"\n[source]\nbusybox_url = \"file:///bin/busybox\"\n[kernel]\npath = \"./tree\"\nversion = \"6.1.0-28-amd64\"\nmodules = [\"virtio_pci\", \"virtio-net\"]\n"
+	r, err := parse(t, dir, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Kernel{Path: filepath.Join(dir, "tree"), Version: "6.1.0-28-amd64", Modules: []string{"virtio_pci", "virtio-net"}}
+	if r.Kernel == nil || r.Kernel.Path != want.Path || r.Kernel.Version != want.Version || !slices.Equal(r.Kernel.Modules, want.Modules) {
+		t.Errorf("got %+v, want %+v", r.Kernel, want)
+	}
+	s := schema(t, "fledge-toml-v1.json")
+	agent := head + "[agent]\nsource_strategy = \"local\"\npath = \"./kestrel\"\n[source]\nbusybox_url = \"file:///bin/busybox\"\n"
+	for doc, ok := range map[string]bool{
+		text:                                    true,
+		agent + "[kernel]\npath = \"/\"\n":      true,
+		agent + "[kernel]\nmodules = [\"x\"]\n": false,
+		agent + "[kernel]\npath = \"/\"\nmodules = [\"a/b\"]\n": false,
+		agent + "[kernel]\npath = \"/\"\nextra = 1\n":           false,
+	} {
+		var d map[string]any
+		if _, err := toml.Decode(doc, &d); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Validate(d); (err == nil) != ok {
+			t.Errorf("schema on %q: %v, want valid %v", doc, err, ok)
 		}
 	}
 }

@@ -27,7 +27,8 @@ func (v *validator) add(key []string, format string, args ...any) {
 
 // knownKeys lists the keys each table accepts, for "did you mean" hints.
 var knownKeys = map[string][]string{
-	"":           {"version", "strategy", "agent", "init", "source", "filesystem", "output", "mappings"},
+	"":           {"version", "strategy", "agent", "init", "source", "kernel", "filesystem", "output", "mappings"},
+	"kernel":     {"path", "version", "modules"},
 	"output":     {"compression"},
 	"agent":      {"source_strategy", "version", "path", "url", "checksum"},
 	"init":       {"path", "none"},
@@ -81,6 +82,7 @@ func (v *validator) validate() {
 	v.validateAgent()
 	v.validateSource()
 	v.validateMappings()
+	v.validateKernel()
 	if c := r.Output.Compression; c != "" && !slices.Contains(Compressions, c) {
 		v.add([]string{"output", "compression"}, "output.compression %q is unknown; use one of %s", c, strings.Join(Compressions, ", "))
 	}
@@ -215,6 +217,28 @@ func (v *validator) resolveContexts() {
 			host = oci + host + suffix
 		}
 		v.r.Source.Contexts[name] = host
+	}
+}
+
+// validateKernel checks [kernel] and resolves kernel.path. The module tree
+// itself is read when the image is assembled.
+func (v *validator) validateKernel() {
+	k := v.r.Kernel
+	if k == nil {
+		return
+	}
+	if k.Path == "" {
+		v.add([]string{"kernel"}, `kernel.path is required: the folder holding lib/modules/VERSION (a kernel package unpacked with dpkg-deb -x), or "/" for the host's`)
+	} else if host, ok := v.hostDir([]string{"kernel", "path"}, "kernel.path", k.Path); ok {
+		k.Path = host
+	}
+	if k.Version != "" && (strings.Contains(k.Version, "/") || k.Version == "." || k.Version == "..") {
+		v.add([]string{"kernel", "version"}, "kernel.version %q must be the name of a folder in lib/modules, such as \"6.1.0-28-amd64\"", k.Version)
+	}
+	for _, m := range k.Modules {
+		if m == "" || strings.ContainsAny(m, "/ \t\n") {
+			v.add([]string{"kernel", "modules"}, "kernel.modules: %q is not a module name; write names such as \"virtio_net\" (no paths, no spaces)", m)
+		}
 	}
 }
 

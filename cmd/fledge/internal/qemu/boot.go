@@ -174,9 +174,15 @@ func (c Config) args() []string {
 	if c.Append != "" {
 		cmdline += " " + c.Append
 	}
-	return []string{
+	args := []string{
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
 		"-m", strconv.Itoa(c.MemoryMB), "-smp", "1", "-accel", c.Accel,
 		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", cmdline,
 	}
+	if c.NIC {
+		// romfile= leaves out the NIC's boot ROM: the kernel is given, and
+		// the ROM's file is a package (ipxe-qemu) QEMU may lack.
+		args = append(args, "-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile=")
+	}
+	return args
 }

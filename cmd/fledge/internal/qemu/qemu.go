@@ -49,6 +49,9 @@ type Config struct {
 	Append   string
 	MemoryMB int    // DefaultMemoryMB when zero
 	Accel    string // DefaultAccel when empty
+	// NIC adds a virtio-net-pci NIC on QEMU's user network, where the
+	// guest reaches the host's loopback at 10.0.2.2.
+	NIC bool
 	// Timeout bounds the whole boot; QEMU is killed when it passes.
 	// DefaultTimeout when zero: a boot without a bound can hang a CI run.
 	Timeout time.Duration

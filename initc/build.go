@@ -1,8 +1,10 @@
-// Package initc builds fledge's own C init: the PID 1 of a default-mode
+// Package initc provides fledge's own C init: the PID 1 of a default-mode
 // initramfs, which mounts /dev, /proc, /sys, /tmp and /run, loads the
 // modules /etc/fledge/modules lists, brings up lo and the interface of the
-// command line's ip= (where the kernel did not), and execs /bin/kestrel. The source is embedded; the binary is compiled on the host
-// with musl-gcc (or gcc) and cached by what determines its bytes.
+// command line's ip= (where the kernel did not), and execs /bin/kestrel.
+// fledge carries it prebuilt (see prebuilt.go), so building an image needs
+// no compiler; on request the embedded source is compiled on the host and
+// cached by what determines its bytes.
 package initc
 
 import (
@@ -40,12 +42,16 @@ var flags = []string{
 	"-Wall", "-Wextra", "-ffile-prefix-map=%s=.",
 }
 
-// Build returns the static init binary. It reads it from
-// cacheDir/initc/<key> when an earlier Build with the same source,
-// compiler and flags left it there, and compiles it otherwise. An empty
-// cacheDir compiles every time.
-func Build(ctx context.Context, cacheDir string) ([]byte, error) {
-	cc, err := Compiler()
+// Build returns the static init binary: the prebuilt one when cc is empty,
+// else the one the compiler cc (a name on PATH or a path; see CompilerEnv)
+// makes of the source. A compiled init is read from cacheDir/initc/<key>
+// when an earlier Build with the same source, compiler and flags left it
+// there; an empty cacheDir compiles every time.
+func Build(ctx context.Context, cc, cacheDir string) ([]byte, error) {
+	if cc == "" {
+		return Prebuilt()
+	}
+	cc, err := lookCompiler(cc)
 	if err != nil {
 		return nil, err
 	}

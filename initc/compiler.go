@@ -10,35 +10,48 @@ import (
 	"strings"
 )
 
-// compilers are tried in order: musl gives a ~22 KB init, glibc ~700 KB.
-var compilers = []string{"musl-gcc", "gcc"}
+// CompilerEnv is the environment variable that asks for the init to be
+// compiled rather than taken prebuilt: it names the compiler (musl-gcc,
+// gcc, or a path). Unset or empty, fledge needs no compiler.
+const CompilerEnv = "FLEDGE_INIT_CC"
 
-// ErrNoCompiler is returned (wrapped) when no C compiler is on PATH.
+// ErrNoCompiler is returned (wrapped) when the compiler a rebuild asks for
+// is not on PATH.
 var ErrNoCompiler = errors.New("no C compiler for the default init")
 
-// Compiler returns the path of the C compiler Build uses: musl-gcc when it
-// is on PATH, gcc otherwise.
-func Compiler() (string, error) {
-	for _, name := range compilers {
-		if path, err := exec.LookPath(name); err == nil {
-			return path, nil
-		}
+// lookCompiler returns the path of the compiler name.
+func lookCompiler(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("initc: %w: %s=%s, which is not on PATH (%s); "+
+			"install it (`apt-get install musl-tools` for musl-gcc, a ~22 KB init, or `apt-get install gcc libc6-dev`), "+
+			"or unset %s to use the prebuilt init",
+			ErrNoCompiler, CompilerEnv, name, os.Getenv("PATH"), CompilerEnv)
 	}
-	return "", fmt.Errorf("initc: %w: neither musl-gcc nor gcc is on PATH (%s); "+
-		"install one with `apt-get install musl-tools` (preferred, ~22 KB init) "+
-		"or `apt-get install gcc`, or give the recipe its own init with [init] path",
-		ErrNoCompiler, os.Getenv("PATH"))
+	return path, nil
 }
 
 // identity describes the compiler well enough that a different compiler,
-// version or target gives a different cache key: its resolved path, its
-// --version text and its target triple.
+// version or target gives a different cache key: its resolved path and
+// its description.
 func identity(ctx context.Context, cc string) (string, error) {
 	resolved, err := filepath.EvalSymlinks(cc)
 	if err != nil {
 		return "", fmt.Errorf("initc: resolve compiler %s: %w", cc, err)
 	}
-	parts := []string{"path " + resolved}
+	desc, err := describe(ctx, cc)
+	if err != nil {
+		return "", err
+	}
+	return "path " + resolved + "\n" + desc, nil
+}
+
+// describe gives the first line of the compiler's --version and its target
+// triple ("x86_64-linux-gnu-gcc (Debian 12.2.0-14+deb12u1) 12.2.0, target
+// x86_64-linux-gnu"): what the prebuilt init's stamp records, as it holds
+// no path of the machine.
+func describe(ctx context.Context, cc string) (string, error) {
+	var parts []string
 	for _, arg := range []string{"--version", "-dumpmachine"} {
 		out, err := compilerCommand(ctx, cc, arg).Output()
 		if err != nil {
@@ -46,7 +59,8 @@ func identity(ctx context.Context, cc string) (string, error) {
 				"is the compiler installed completely? (apt-get install musl-tools or gcc)",
 				cc, arg, err)
 		}
-		parts = append(parts, arg+" "+strings.TrimSpace(string(out)))
+		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		parts = append(parts, first)
 	}
-	return strings.Join(parts, "\n"), nil
+	return parts[0] + ", target " + parts[1], nil
 }

@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// hostPATH is the PATH the tests started with; tests narrow PATH to decide
-// which compiler Build finds, and look up the real tools here.
+// hostPATH is the PATH the tests started with; tests narrow PATH to what a
+// compiler needs, and look up the real tools here.
 var hostPATH = os.Getenv("PATH")
 
 // hostTool finds a tool on hostPATH.
@@ -27,7 +27,7 @@ func hostTool(t *testing.T, name string) string {
 }
 
 // toolDir makes a directory holding links to the named host tools and
-// nothing else, for use as PATH: it decides which compiler Build finds.
+// nothing else, for use as PATH.
 func toolDir(t *testing.T, tools ...string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -46,11 +46,12 @@ var (
 	gccTools  = []string{"gcc", "as", "ld"}
 )
 
-// buildWith builds the init with PATH set to only the given tools.
+// buildWith compiles the init with the first of tools, PATH set to only
+// the given tools.
 func buildWith(t *testing.T, cacheDir string, tools ...string) []byte {
 	t.Helper()
 	t.Setenv("PATH", toolDir(t, tools...))
-	bin, err := Build(testContext(t), cacheDir)
+	bin, err := Build(testContext(t), tools[0], cacheDir)
 	if err != nil {
 		t.Fatalf("Build with %s: %v", strings.Join(tools, ", "), err)
 	}

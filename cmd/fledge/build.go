@@ -40,6 +40,11 @@ are root unless a layer carries real ones, and times come from
 SOURCE_DATE_EPOCH (or 1970-01-01). A gzip rebuild compresses only what changed
 and takes the rest from the cache, with the same bytes as a cold build.
 
+The default mode's init is the one fledge carries prebuilt (x86_64, musl,
+static), so no C compiler is needed. FLEDGE_INIT_CC names a compiler
+(musl-gcc, gcc or a path) to compile it from fledge's source instead, cached
+by source, compiler and flags (see docs/init-modes.md).
+
 A RECIPE argument is the same as -c RECIPE. An argument is read as a recipe
 when it is TOML (a name ending in .toml, or TOML content); anything else is a
 Dockerfile.
@@ -57,6 +62,7 @@ agent); --init default puts fledge's init and the agent there instead.`,
   fledge build -m runtime.toml --compression zstd
   fledge build -o dist/app.cpio.zst      # zstd, chosen by the extension
   SOURCE_DATE_EPOCH=1700000000 fledge build --offline
+  FLEDGE_INIT_CC=musl-gcc fledge build   # compile the default init here
   fledge build ./Dockerfile --output-initramfs --build-arg VERSION=1.2 -o dist/app
   fledge build ./Dockerfile --output-initramfs --init default --agent ./kestrel
   fledge build ./Dockerfile --output-initramfs --busybox=false`,

@@ -72,8 +72,9 @@ func mustFledge(t *testing.T, dir string, env []string, args ...string) result {
 	return r
 }
 
-// cacheDir is one fledge cache for the package's tests, so the C init is
-// compiled once; a test about caching passes its own XDG_CACHE_HOME in env.
+// cacheDir is one fledge cache for the package's tests, so downloads and
+// BuildKit output are made once; a test about caching passes its own
+// XDG_CACHE_HOME in env.
 var cacheDir string
 
 // copyExample copies examples/NAME into a fresh temp folder, so builds

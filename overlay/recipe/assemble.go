@@ -22,6 +22,7 @@ import (
 // Options are the machine-side settings of an assembly.
 type Options struct {
 	CacheDir string    // fledge's cache; see fetch.DefaultDir
+	InitCC   string    // compiler for the default init; "" = the prebuilt one (see initc.CompilerEnv)
 	Offline  bool      // use the cache only
 	Progress io.Writer // downloads and builds report here; nil = silent
 	Epoch    time.Time // mtime of entries that carry none
@@ -34,7 +35,7 @@ type Options struct {
 // those of ed need from the host, unless source.host_libraries = false),
 // mappings. ed is the workspace's edits layer (see edits.Dir), which goes
 // on top of the stack and is not in it; nil for none. Inputs that cost
-// time (downloads, the compiled init, BuildKit output) come from the cache.
+// time (downloads, a compiled init, BuildKit output) come from the cache.
 func Assemble(ctx context.Context, r *Recipe, ed overlay.Layer, o Options) (*overlay.Stack, error) {
 	cache := &fetch.Cache{Dir: o.CacheDir, Offline: o.Offline, Progress: o.Progress}
 	st := &overlay.Stack{Epoch: o.Epoch, Layers: []overlay.Layer{overlay.Skeleton()}}
@@ -57,7 +58,7 @@ func Assemble(ctx context.Context, r *Recipe, ed overlay.Layer, o Options) (*ove
 	}
 	switch r.Mode() {
 	case ModeDefault:
-		bin, err := initc.Build(ctx, o.CacheDir)
+		bin, err := initc.Build(ctx, o.InitCC, o.CacheDir)
 		if err != nil {
 			return nil, fmt.Errorf("init: %w", err)
 		}

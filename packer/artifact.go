@@ -19,6 +19,7 @@ import (
 // file for large archives); nothing is extracted.
 type Artifact struct {
 	path    string
+	name    string
 	entries []overlay.Entry
 	closer  io.Closer
 }
@@ -26,7 +27,7 @@ type Artifact struct {
 var _ overlay.Layer = (*Artifact)(nil)
 
 // Name implements overlay.Layer.
-func (a *Artifact) Name() string { return "artifact" }
+func (a *Artifact) Name() string { return a.name }
 
 // Entries implements overlay.Layer.
 func (a *Artifact) Entries() ([]overlay.Entry, error) { return a.entries, nil }
@@ -45,15 +46,22 @@ func (a *Artifact) Close() error {
 // larger than 16 MiB are kept in cacheDir/streams/<sha256 of the
 // artifact>.cpio and reused by the next open; with an empty cacheDir they
 // go to an unnamed temporary file.
+// The layer is named "artifact".
 func OpenArtifact(path, cacheDir string) (*Artifact, error) {
-	a, err := openArtifact(path, cacheDir)
+	return OpenArtifactAs(path, cacheDir, "artifact")
+}
+
+// OpenArtifactAs is OpenArtifact naming the layer layer, such as the base
+// of a recipe: its entries record layer and path as their provenance.
+func OpenArtifactAs(path, cacheDir, layer string) (*Artifact, error) {
+	a, err := openArtifact(path, cacheDir, layer)
 	if err != nil {
 		return nil, fmt.Errorf("artifact %s: %w", path, err)
 	}
 	return a, nil
 }
 
-func openArtifact(path, cacheDir string) (*Artifact, error) {
+func openArtifact(path, cacheDir, layer string) (*Artifact, error) {
 	// One open file for the hash and the decoding: opened twice, an
 	// artifact replaced in between would be cached under the other's hash.
 	f, err := openRegular(path)
@@ -68,7 +76,7 @@ func openArtifact(path, cacheDir string) (*Artifact, error) {
 			return nil, err
 		}
 		cache = filepath.Join(cacheDir, "streams", sum+".cpio")
-		if a, err := openCached(path, cache); err == nil {
+		if a, err := openCached(path, layer, cache); err == nil {
 			return a, nil
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -90,13 +98,13 @@ func openArtifact(path, cacheDir string) (*Artifact, error) {
 		k.abort()
 		return nil, err
 	}
-	return newArtifact(path, ms, stream, closer)
+	return newArtifact(path, layer, ms, stream, closer)
 }
 
 // openCached reads the index from a stream cached by an earlier open. Any
 // failure (absent, unreadable, damaged) sends the caller back to the
 // artifact itself.
-func openCached(path, cache string) (*Artifact, error) {
+func openCached(path, layer, cache string) (*Artifact, error) {
 	f, err := os.Open(cache)
 	if err != nil {
 		return nil, err
@@ -107,18 +115,18 @@ func openCached(path, cache string) (*Artifact, error) {
 		os.Remove(cache)
 		return nil, fmt.Errorf("damaged stream cache %s: %v", cache, err)
 	}
-	return newArtifact(path, s.members, f, f)
+	return newArtifact(path, layer, s.members, f, f)
 }
 
-func newArtifact(path string, ms []member, stream io.ReaderAt, closer io.Closer) (*Artifact, error) {
-	ents, err := entries(ms, stream, path)
+func newArtifact(path, layer string, ms []member, stream io.ReaderAt, closer io.Closer) (*Artifact, error) {
+	ents, err := entries(ms, stream, layer, path)
 	if err != nil {
 		if closer != nil {
 			closer.Close()
 		}
 		return nil, err
 	}
-	return &Artifact{path: path, entries: ents, closer: closer}, nil
+	return &Artifact{path: path, name: layer, entries: ents, closer: closer}, nil
 }
 
 func readerSHA256(r io.Reader) (string, error) {

@@ -170,7 +170,7 @@ func FuzzDecode(f *testing.F) {
 				continue
 			}
 			stream, _, _ := k.finish()
-			ents, err := entries(ms, stream, "fuzz")
+			ents, err := entries(ms, stream, "artifact", "fuzz")
 			if err != nil {
 				continue
 			}

@@ -10,13 +10,13 @@ import (
 
 // entries turns archive members into layer entries: what the kernel
 // leaves when it unpacks them one after the other (see unpack).
-func entries(ms []member, stream io.ReaderAt, source string) ([]overlay.Entry, error) {
+func entries(ms []member, stream io.ReaderAt, layer, source string) ([]overlay.Entry, error) {
 	all, err := unpack(ms, stream)
 	if err != nil {
 		return nil, err
 	}
 	for i := range all {
-		all[i].Layer, all[i].Source = "artifact", source
+		all[i].Layer, all[i].Source = layer, source
 	}
 	return all, nil
 }

@@ -33,7 +33,9 @@ to it. Without -o the outputs are plugin.cpio.gz and plugin.manifest.json in the
 recipe's folder. A manifest.toml beside the recipe is used unless -m names
 another; missing required fields get documented defaults (see docs/recipe.md).
 Edits made through 'fledge mount' are included; build says how many, and
-'fledge diff' lists them.
+'fledge diff' lists them. A recipe may build over an existing initramfs
+([source] initramfs = "./base.cpio.gz"): its entries, with their owners,
+modes, devices and times, are the bottom layer (see docs/recipe.md).
 
 The same inputs give the same bytes on any machine: entries are sorted, owners
 are root unless a layer carries real ones, and times come from
@@ -118,6 +120,7 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 	if err != nil {
 		return err
 	}
+	defer st.Close()
 	warnOutputMapped(cmd, r, o.artifact)
 	if err := noteEdits(cmd, st); err != nil {
 		return err

@@ -75,6 +75,7 @@ func workspaceChanges(cmd *cobra.Command, f *stackFlags) ([]overlay.Change, erro
 	if err != nil {
 		return nil, err
 	}
+	defer st.Close()
 	if st.Edits == nil {
 		return nil, fmt.Errorf("the stack of %s has no edits layer", f.config)
 	}

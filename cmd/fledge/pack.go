@@ -35,6 +35,7 @@ compresses only what changed, with the same bytes as a cold pack.`,
 			if err != nil {
 				return err
 			}
+			defer st.Close()
 			o, err := outputOf(output, compression, r)
 			if err != nil {
 				return err

@@ -52,6 +52,14 @@ type layers struct {
 	Edits *edits.Edits // nil for none: an artifact, which mounts read-only
 }
 
+// Close releases what the layers hold open (a base initramfs's stream).
+func (l layers) Close() error {
+	if l.Lower == nil {
+		return nil
+	}
+	return recipe.Close(l.Lower)
+}
+
 // View merges the layers, the edits on top.
 func (l layers) View() (*overlay.View, error) {
 	return (&overlay.Stack{Layers: l.All(), Epoch: l.Lower.Epoch}).View()
@@ -105,6 +113,13 @@ func (f *stackFlags) assemble(ctx context.Context, cmd *cobra.Command, r *recipe
 			Progress: f.progress,
 			Out:      cmd.ErrOrStderr(),
 			Offline:  f.offline,
+		},
+		OpenBase: func(path, layer string) (overlay.Layer, error) {
+			a, err := packer.OpenArtifactAs(path, cache, layer)
+			if err != nil {
+				return nil, err
+			}
+			return a, nil
 		},
 	})
 	return layers{Lower: lower, Edits: ed}, err
@@ -160,7 +175,8 @@ type target struct {
 	close    func() error
 }
 
-// Close releases the artifact's decompressed stream, if any.
+// Close releases the decompressed stream of the artifact or of the
+// recipe's base initramfs, if any.
 func (t *target) Close() error {
 	if t.close == nil {
 		return nil
@@ -206,7 +222,7 @@ func (f *stackFlags) open(ctx context.Context, cmd *cobra.Command, arg string) (
 	if err != nil {
 		return nil, err
 	}
-	return &target{Recipe: r, Stack: st}, nil
+	return &target{Recipe: r, Stack: st, close: st.Close}, nil
 }
 
 // isArtifactArg reports whether arg is to be opened as an artifact: its

@@ -27,32 +27,71 @@ type Options struct {
 	Progress io.Writer // downloads and builds report here; nil = silent
 	Epoch    time.Time // mtime of entries that carry none
 	BuildKit rootfs.Options
+	// OpenBase opens the existing initramfs at path (source.initramfs)
+	// as a layer named layer, its entries keeping the archive's owners,
+	// modes, devices and times. A layer that holds resources (an open
+	// stream) is an io.Closer; see Close. The reader lives outside
+	// overlay, so the caller supplies it; nil refuses a base.
+	OpenBase func(path, layer string) (overlay.Layer, error)
 }
 
+// BaseLayer names the layer source.initramfs becomes.
+const BaseLayer = "initramfs"
+
 // Assemble turns a recipe into the layer stack below its edits, bottom
-// first: skeleton, rootfs, busybox, init, agent, modules (the [kernel]
-// modules and what they need), libraries (what the mapped programs and
-// those of ed need from the host, unless source.host_libraries = false),
-// mappings. ed is the workspace's edits layer (see edits.Dir), which goes
-// on top of the stack and is not in it; nil for none. Inputs that cost
-// time (downloads, a compiled init, BuildKit output) come from the cache.
+// first: skeleton, rootfs or the base initramfs, busybox, init, agent,
+// modules (the [kernel] modules and what they need), libraries (what the
+// mapped programs and those of ed need from the host, unless
+// source.host_libraries = false), mappings. ed is the workspace's edits
+// layer (see edits.Dir), which goes on top of the stack and is not in it;
+// nil for none. Inputs that cost time (downloads, a compiled init, BuildKit
+// output) come from the cache. The caller closes the stack's layers (Close)
+// when done with it.
 func Assemble(ctx context.Context, r *Recipe, ed overlay.Layer, o Options) (*overlay.Stack, error) {
+	st, err := assemble(ctx, r, ed, o)
+	if err != nil {
+		Close(st)
+		return nil, err
+	}
+	return st, nil
+}
+
+// Close releases what the layers of st hold open (the base initramfs's
+// stream); their contents are unreadable after.
+func Close(st *overlay.Stack) error {
+	var errs []error
+	for _, l := range st.Layers {
+		if c, ok := l.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func assemble(ctx context.Context, r *Recipe, ed overlay.Layer, o Options) (*overlay.Stack, error) {
 	cache := &fetch.Cache{Dir: o.CacheDir, Offline: o.Offline, Progress: o.Progress}
 	st := &overlay.Stack{Epoch: o.Epoch, Layers: []overlay.Layer{overlay.Skeleton()}}
+	if r.HasBase() {
+		l, err := r.baseLayer(o.OpenBase)
+		if err != nil {
+			return st, err
+		}
+		st.Layers = append(st.Layers, l)
+	}
 	if r.HasRootfs() {
 		l, err := rootfs.Build(ctx, r.rootfsSpec(), o.BuildKit)
 		if err != nil {
-			return nil, fmt.Errorf("rootfs: %w", err)
+			return st, fmt.Errorf("rootfs: %w", err)
 		}
 		st.Layers = append(st.Layers, l)
 		if err := r.settleRootfsInit(l, o.Progress); err != nil {
-			return nil, err
+			return st, err
 		}
 	}
 	if r.WantsBusyBox() {
 		l, err := busyBoxLayer(ctx, cache, r.Source.BusyBoxURL, r.Source.BusyBoxSHA256)
 		if err != nil {
-			return nil, r.busyBoxError(err)
+			return st, r.busyBoxError(err)
 		}
 		st.Layers = append(st.Layers, l)
 	}
@@ -60,18 +99,18 @@ func Assemble(ctx context.Context, r *Recipe, ed overlay.Layer, o Options) (*ove
 	case ModeDefault:
 		bin, err := initc.Build(ctx, o.InitCC, o.CacheDir)
 		if err != nil {
-			return nil, fmt.Errorf("init: %w", err)
+			return st, fmt.Errorf("init: %w", err)
 		}
 		st.Layers = append(st.Layers, single("init", "/init", overlay.Bytes(bin), int64(len(bin)), "initc"))
 		agent, err := agentLayer(ctx, cache, r)
 		if err != nil {
-			return nil, err
+			return st, err
 		}
 		st.Layers = append(st.Layers, agent)
 	case ModeCustom:
 		p, err := overlay.ResolveHost(r.Dir, r.HostPath(r.Init.Path))
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", r.Key("init.path"), err)
+			return st, fmt.Errorf("%s: %w", r.Key("init.path"), err)
 		}
 		st.Layers = append(st.Layers, single("init", "/init", overlay.HostFile(p), fileSize(p), p))
 	}
@@ -93,6 +132,23 @@ func Assemble(ctx context.Context, r *Recipe, ed overlay.Layer, o Options) (*ove
 	}
 	st.Layers = append(st.Layers, mappings)
 	return st, nil
+}
+
+// baseLayer opens source.initramfs with open.
+func (r *Recipe) baseLayer(open func(path, layer string) (overlay.Layer, error)) (overlay.Layer, error) {
+	key := r.Key("source.initramfs")
+	if open == nil {
+		return nil, fmt.Errorf("%s: this command cannot read an initramfs base", key)
+	}
+	p, err := overlay.ResolveHost(r.Dir, r.HostPath(r.Source.Initramfs))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	l, err := open(p, BaseLayer)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return l, nil
 }
 
 // busyBoxError says what to do about a BusyBox that could not be had: for

@@ -108,6 +108,9 @@ type Source struct {
 	// Contexts are BuildKit named contexts (name → value), e.g. a base
 	// image from a local OCI layout: base = "oci-layout://./base@sha256:…".
 	Contexts map[string]string `toml:"contexts"`
+	// Initramfs is an existing initramfs whose entries are the bottom
+	// image layer, in place of a rootfs (not with Dockerfile or Image).
+	Initramfs string `toml:"initramfs"`
 }
 
 // Kernel names a kernel's module tree and the modules the image loads.
@@ -154,6 +157,9 @@ func (r *Recipe) WantsHostLibraries() bool {
 
 // HasRootfs reports whether a Dockerfile or image provides a rootfs layer.
 func (r *Recipe) HasRootfs() bool { return r.Source.Dockerfile != "" || r.Source.Image != "" }
+
+// HasBase reports whether an existing initramfs is the bottom image layer.
+func (r *Recipe) HasBase() bool { return r.Source.Initramfs != "" }
 
 // Load reads, decodes and validates a recipe. All problems found are
 // reported together, each with the file and, where known, the line.

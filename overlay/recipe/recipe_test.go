@@ -86,6 +86,12 @@ func TestValidationRules(t *testing.T) {
 		{"mapping a device", head + "[mappings]\n\"/dev/null\" = \"/null\"", `fledge.toml:4: mapping "/dev/null": /dev/null is a character device; map regular files, folders, symlinks or FIFOs`},
 		{"busybox_url scheme", head + "[source]\nbusybox_url = \"ftp://x/busybox\"", `fledge.toml:4: source.busybox_url "ftp://x/busybox": use an https://, http:// or file:// URL, or the path of a file`},
 		{"busybox_url path missing", head + "[source]\nbusybox_url = \"./nope\"", `fledge.toml:4: source.busybox_url: DIR/nope does not exist`},
+		{"base and dockerfile", head + "[source]\ndockerfile = \"./Dockerfile\"\ninitramfs = \"./app\"", `fledge.toml:5: source.initramfs and source.dockerfile cannot be used together: both are the bottom image layer`},
+		{"base and image", head + "[source]\ninitramfs = \"./app\"\nimage = \"alpine:3.20\"", `fledge.toml:4: source.initramfs and source.image cannot be used together`},
+		{"base missing", head + "[source]\ninitramfs = \"./base.cpio.gz\"", `fledge.toml:4: source.initramfs: DIR/base.cpio.gz does not exist`},
+		{"base is a folder", head + "[source]\ninitramfs = \"./tree\"", `fledge.toml:4: source.initramfs: DIR/tree is a directory, expected a file`},
+		{"base escapes", head + "[source]\ninitramfs = \"../base.cpio.gz\"", `source.initramfs: "../base.cpio.gz" leads outside the recipe folder`},
+		{"base misspelt", head + "[source]\ninitrmfs = \"./app\"", `did you mean "initramfs"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,6 +151,9 @@ func TestModesAndDefaults(t *testing.T) {
 		{head + "[init]\npath = \"./my-init\"", ModeCustom, "", true, DefaultBusyBoxURL},
 		{head + "[init]\nnone = true\n[mappings]\n\"./init\" = \"/init\"\n[source]\nbusybox = false", ModeNone, "", false, DefaultBusyBoxURL},
 		{head + "[init]\nnone = true\n[mappings]\n\"./tree\" = \"/\"\n\"./init\" = \"/init\"", ModeNone, "", true, DefaultBusyBoxURL},
+		// A base initramfs may bring /init, as a rootfs may: only the
+		// built image tells (fledge check).
+		{head + "[init]\nnone = true\n[source]\ninitramfs = \"./app\"", ModeNone, "", true, DefaultBusyBoxURL},
 	}
 	for _, tt := range tests {
 		r, err := parse(t, dir, tt.text)
@@ -298,7 +307,7 @@ func TestWrongTypeIsExplained(t *testing.T) {
 	}
 }
 
-// init.path, agent.path and source.dockerfile are read whole; a FIFO
+// init.path, agent.path, source.dockerfile and source.initramfs are read whole; a FIFO
 // there would block the build forever, a device would never end.
 func TestHostFilesMustBeRegular(t *testing.T) {
 	dir := recipeDir(t)
@@ -311,6 +320,7 @@ func TestHostFilesMustBeRegular(t *testing.T) {
 		head + "[agent]\nsource_strategy = \"local\"\npath = \"./fifo\"",
 		head + "[agent]\nsource_strategy = \"local\"\npath = \"/dev/zero\"",
 		head + "[source]\ndockerfile = \"./fifo\"",
+		head + "[source]\ninitramfs = \"./fifo\"",
 	}
 	for _, text := range cases {
 		_, err := parse(t, dir, text)
@@ -337,6 +347,32 @@ func TestOutputCompressionInSchemaAndRecipe(t *testing.T) {
 			t.Errorf("compression %q: recipe error %v, schema error %v", c, err, serr)
 		} else if known && r.Output.Compression != c {
 			t.Errorf("compression %q read as %q", c, r.Output.Compression)
+		}
+	}
+}
+
+// TestBaseInSchemaAndRecipe: source.initramfs is read, and the recipe
+// schema kept in testdata accepts and refuses the same uses of it.
+func TestBaseInSchemaAndRecipe(t *testing.T) {
+	s := schema(t, "fledge-toml-v1.json")
+	dir := recipeDir(t)
+	for source, ok := range map[string]bool{
+		`initramfs = "./app"`: true,
+		`initramfs = "./app"` + "\ndockerfile = \"./Dockerfile\"": false,
+		`initramfs = "./app"` + "\nimage = \"alpine:3.20\"":       false,
+		`initramfs = 5`: false,
+	} {
+		text := head + "[agent]\nsource_strategy = \"local\"\npath = \"./kestrel\"\n[source]\nbusybox_url = \"file:///bin/busybox\"\n" + source + "\n"
+		r, err := parse(t, dir, text)
+		var doc map[string]any
+		if _, derr := toml.Decode(text, &doc); derr != nil {
+			t.Fatal(derr)
+		}
+		serr := s.Validate(doc)
+		if ok != (err == nil) || ok != (serr == nil) {
+			t.Errorf("%s: recipe error %v, schema error %v; want accepted = %v", source, err, serr, ok)
+		} else if ok && r.Source.Initramfs != "./app" {
+			t.Errorf("%s: read as %q", source, r.Source.Initramfs)
 		}
 	}
 }

@@ -32,7 +32,7 @@ var knownKeys = map[string][]string{
 	"output":     {"compression"},
 	"agent":      {"source_strategy", "version", "path", "url", "checksum"},
 	"init":       {"path", "none"},
-	"source":     {"busybox_url", "busybox_sha256", "busybox", "host_libraries", "dockerfile", "context", "target", "build_args", "image", "contexts"},
+	"source":     {"busybox_url", "busybox_sha256", "busybox", "host_libraries", "dockerfile", "context", "target", "build_args", "image", "contexts", "initramfs"},
 	"filesystem": {"type", "size_buffer_mb", "preallocate"},
 }
 
@@ -86,8 +86,8 @@ func (v *validator) validate() {
 	if c := r.Output.Compression; c != "" && !slices.Contains(Compressions, c) {
 		v.add([]string{"output", "compression"}, "output.compression %q is unknown; use one of %s", c, strings.Join(Compressions, ", "))
 	}
-	if r.Mode() == ModeNone && !r.HasRootfs() && !v.providesInit() {
-		v.add([]string{"init", "none"}, "init.none = true needs a mapping that places your binary at /init (e.g. \"./init\" = \"/init\") or a Dockerfile rootfs that has one")
+	if r.Mode() == ModeNone && !r.HasRootfs() && !r.HasBase() && !v.providesInit() {
+		v.add([]string{"init", "none"}, "init.none = true needs a mapping that places your binary at /init (e.g. \"./init\" = \"/init\"), or a Dockerfile rootfs or source.initramfs that has one")
 	}
 }
 
@@ -163,6 +163,7 @@ func (v *validator) validateSource() {
 	if s.Dockerfile != "" {
 		v.hostFile([]string{"source", "dockerfile"}, "source.dockerfile", s.Dockerfile)
 	}
+	v.validateBase()
 	if s.Context != "" {
 		if s.Dockerfile == "" {
 			v.add([]string{"source", "context"}, "source.context needs source.dockerfile")
@@ -173,6 +174,22 @@ func (v *validator) validateSource() {
 		v.add([]string{"source", "target"}, "source.target needs source.dockerfile")
 	}
 	v.resolveContexts()
+}
+
+// validateBase checks source.initramfs: a file, and the only bottom image
+// layer (a Dockerfile or image rootfs would take the same place). Whether
+// the file is an initramfs is found when it is opened (see Options).
+func (v *validator) validateBase() {
+	s, key := v.r.Source, []string{"source", "initramfs"}
+	if s.Initramfs == "" {
+		return
+	}
+	for _, other := range []struct{ key, val string }{{"dockerfile", s.Dockerfile}, {"image", s.Image}} {
+		if other.val != "" {
+			v.add(key, "source.initramfs and source.%s cannot be used together: both are the bottom image layer; keep one (a base initramfs, or a rootfs)", other.key)
+		}
+	}
+	v.hostFile(key, "source.initramfs", s.Initramfs)
 }
 
 // resolveBusyBoxURL takes a source.busybox_url without a scheme for the

@@ -117,7 +117,7 @@ func bootQEMU(t *testing.T, kernel, img string) string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "tcg", "-nodefaults", "-display", "none",
 		"-serial", "stdio", "-no-reboot", "-m", "256", "-smp", "1", "-kernel", kernel, "-initrd", img,
-		"-append", "console=ttyS0 panic=-1 init=/init")
+		"-append", "console=ttyS0 panic=-1 init=/init no_timer_check")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -205,12 +205,21 @@ func TestMountRecoversFromKill9DuringTarX(t *testing.T) {
 	for len(names) < 300 && sc.Scan() {
 		names = append(names, strings.TrimSuffix(sc.Text(), "/"))
 	}
+	// tar waits while the finished files are synced and the mount is
+	// killed: on a loaded machine the syncs take long enough for tar to
+	// reach the end of the tree otherwise, and the kill would hit no tar x.
+	if err := tarx.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
 	finished := names[:len(names)-1]
 	for _, n := range finished {
 		syncThrough(t, filepath.Join(into, n))
 	}
 	m.cmd.Process.Kill()
 	m.cmd.Wait()
+	if err := tarx.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
 	go io.Copy(io.Discard, out)
 	if err := tarx.Wait(); err == nil {
 		t.Fatal("tar x finished before the kill; the test needs a bigger tree")

@@ -88,12 +88,29 @@ measures the unpack alone), init (to "Run /init as init process") and
 userspace (to the expected line, whose guest time is the last kernel
 timestamp plus the host time between the two lines' arrival).
 
+-m MANIFEST boots a plugin as Volant does and judges it by its health check
+(docs/boot.md): Volant's kernel command line with ip= for QEMU's user network
+and volant.manifest (the manifest as gzip-compressed JSON in unpadded
+base64url, as Volant's pluginspec encodes it), -smp and -m from resources, a
+virtio-net NIC with workload.base_url's port forwarded from a free port of
+127.0.0.1. MANIFEST is a NAME.manifest.json, or for a recipe its
+manifest.toml, completed as build completes it. fledge polls base_url +
+health_check.endpoint through the forwarded port: ok on the first 2xx answer;
+failed when health_check.timeout_ms (counted from the kernel's hand-over to
+/init) passes without one, on a panic, or when the guest powers off first.
+An --expect given must also appear. --keep-running then leaves the guest up
+and prints the forwarded address until Ctrl-C. --base-initramfs FILE boots an
+archive in front of the image, as Volant's kernel unpacks a plugin over its
+built-in initramfs. --dry-run prints the QEMU command and boots nothing.
+
 The verdict, its reason and the phases are printed on stderr in one line
 ("?" for a phase the console did not show). With --json, stdout holds exactly
 one object {"verdict": "ok"|"failed"|"timeout"|"error"|"interrupted",
 "reason", "elapsed_s", "stopped", "phases": {"kernel_s", "unpack_s",
-"init_s", "userspace_s"}} ("stopped" is true when fledge stopped QEMU, false
-when QEMU exited by itself; a phase the console did not show is null) and the
+"init_s", "userspace_s", "healthy_s"}, "cmdline"} ("stopped" is true when
+fledge stopped QEMU, false when QEMU exited by itself; a phase the console did
+not show is null; healthy_s, power-on to the first healthy answer, needs -m;
+"cmdline" is the kernel command line) and the
 console goes to stderr, or to --console FILE. Exit status: 0 the boot
 succeeded, 2 it failed, 3 it timed out (QEMU killed), 1 it could not be
 attempted, 130 Ctrl-C interrupted it (143 for SIGTERM; QEMU is stopped).`,
@@ -103,7 +120,11 @@ attempted, 130 Ctrl-C interrupted it (143 for SIGTERM; QEMU is stopped).`,
   fledge boot --kernel vmlinuz --expect '^app: done$' --expect-poweroff
   FLEDGE_KERNEL=vmlinuz fledge boot dist/app.cpio.gz --json --console boot.log
   fledge boot --kernel vmlinuz --append 'loglevel=3' --memory 512 --accel kvm
-  fledge boot -c fledge.toml --nic --append 'ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off'`,
+  fledge boot -c fledge.toml --nic --append 'ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off'
+  fledge boot dist/http.cpio.gz -m dist/http.manifest.json --kernel vmlinuz
+  fledge boot -c fledge.toml -m manifest.toml --keep-running    # then curl the printed address
+  fledge boot dist/http.cpio.gz -m dist/http.manifest.json --kernel vmlinuz --dry-run
+  fledge boot dist/app.cpio.gz --kernel vmlinuz --base-initramfs volant-base.cpio.gz`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fl := cmd.Flags()
@@ -308,8 +329,20 @@ func boot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg string, liv
 	if err != nil {
 		return qemu.Result{}, err
 	}
+	var status *statusLine
+	if cfg.Health != nil && f.console == "" {
+		status = newStatusLine(live, os.Stderr)
+	}
+	if status != nil {
+		live = status
+		cfg.Health.Status = func(s string) { status.Set("waiting for " + s) }
+		defer status.Set("")
+	}
 	if h := cfg.Health; h != nil && f.keepRunning {
 		h.Serving = func(addr string) {
+			if status != nil {
+				status.Set("")
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "fledge: healthy; the plugin serves %s at http://%s (try: curl http://%s%s); Ctrl-C stops it\n", h.URL, addr, addr, h.RequestURI)
 		}
 	}
@@ -354,6 +387,14 @@ func prepareBoot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg stri
 			return cfg, cleanup, err
 		}
 	}
+	// The manifest is read before packing, so a mistake in it costs no
+	// pack.
+	var m *recipe.Manifest
+	if f.manifest != "" {
+		if m, err = readBootManifest(cmd, f.manifest); err != nil {
+			return cfg, cleanup, err
+		}
+	}
 	cfg.Initrd = t.Artifact
 	var tmp string
 	if t.Recipe != nil || f.baseInitramfs != "" {
@@ -368,8 +409,8 @@ func prepareBoot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg stri
 			return cfg, cleanup, fmt.Errorf("packing %s for the boot: %w", t.Name(), err)
 		}
 	}
-	if f.manifest != "" {
-		if err := f.volant(cmd, t, &cfg); err != nil {
+	if m != nil {
+		if err := f.volant(cmd, m, t, &cfg); err != nil {
 			return cfg, cleanup, err
 		}
 	}
@@ -386,8 +427,8 @@ func prepareBoot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg stri
 // volant makes cfg boot t the way Volant boots a plugin with the manifest
 // of -m: its command line, the VM size of its resources (--memory given
 // on the command line wins), and its health check as the verdict.
-func (f *bootFlags) volant(cmd *cobra.Command, t *target, cfg *qemu.Config) error {
-	m, err := bootManifest(cmd, t, f.manifest, cfg.Initrd)
+func (f *bootFlags) volant(cmd *cobra.Command, m *recipe.Manifest, t *target, cfg *qemu.Config) error {
+	err := completeBootManifest(cmd, m, t, f.manifest, cfg.Initrd)
 	if err != nil {
 		return err
 	}

@@ -145,22 +145,23 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// bootManifest is the manifest a boot of t uses: for a recipe, file (a
-// manifest.toml or NAME.manifest.json) completed as the build completes
-// it, for the archive packed at initrd; for an artifact, file completed
-// for the artifact. A checksum the manifest gives that is not the
-// artifact's is reported: Volant would refuse the download.
-func bootManifest(cmd *cobra.Command, t *target, file, initrd string) (*recipe.Manifest, error) {
+// readBootManifest reads -m: a NAME.manifest.json or a manifest.toml.
+func readBootManifest(cmd *cobra.Command, file string) (*recipe.Manifest, error) {
 	m, warnings, err := recipe.ReadManifest(file)
 	for _, w := range warnings {
 		fmt.Fprintln(cmd.ErrOrStderr(), "fledge: warning:", w)
 	}
-	if err != nil {
-		return nil, err
-	}
+	return m, err
+}
+
+// completeBootManifest completes m as a build does: for a recipe, with
+// the facts of the archive packed at initrd; for an artifact, with the
+// artifact's. A checksum the manifest gives that is not the artifact's is
+// reported: Volant would refuse the download.
+func completeBootManifest(cmd *cobra.Command, m *recipe.Manifest, t *target, file, initrd string) error {
 	sum, err := fileSHA256(initrd)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	facts := recipe.ManifestFacts{SHA256: sum}
 	if r := t.Recipe; r != nil {
@@ -173,7 +174,7 @@ func bootManifest(cmd *cobra.Command, t *target, file, initrd string) (*recipe.M
 		}
 	}
 	m.Complete(facts)
-	return m, nil
+	return nil
 }
 
 func fileSHA256(path string) (string, error) {

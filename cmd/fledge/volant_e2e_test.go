@@ -103,6 +103,7 @@ func TestBootDryRunVolantCmdline(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "manifest.toml"), manifest, 0o644)
 	out := filepath.Join(t.TempDir(), "http")
 	mustFledge(t, dir, nil, "build", "-c", "fledge.toml", "-o", out)
+	validateManifest(t, compileManifestSchema(t), out+".manifest.json", sha256File(t, out+".cpio.gz"))
 
 	r := mustFledge(t, dir, nil, "boot", out+".cpio.gz", "-m", out+".manifest.json", "--kernel", kernel, "--append", "extra.arg=1", "--dry-run")
 	line := regexp.MustCompile(`-append '([^']*)'`).FindStringSubmatch(r.stdout)
@@ -161,6 +162,7 @@ func TestBootVolantHTTPExample(t *testing.T) {
 	dir, kernel := httpExample(t)
 	out := filepath.Join(t.TempDir(), "http")
 	mustFledge(t, dir, nil, "build", "-c", "fledge.toml", "-o", out)
+	validateManifest(t, compileManifestSchema(t), out+".manifest.json", sha256File(t, out+".cpio.gz"))
 
 	cmd := exec.Command(fledgeBin, "boot", out+".cpio.gz", "-m", out+".manifest.json", "--kernel", kernel, "--json", "--keep-running", "--timeout", "3m")
 	cmd.Dir = dir
@@ -243,7 +245,8 @@ func TestBootVolantUnhealthy(t *testing.T) {
 		}
 		writeFile(t, filepath.Join(cgi, "healthz"), "#!/bin/sh\nprintf 'Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\n'\necho \"not ready: $(/bin/extra)\"\necho second line\n", 0o755)
 		setManifest(t, dir, `endpoint = "/healthz"`, `endpoint = "/cgi-bin/healthz"`)
-		setManifest(t, dir, "timeout_ms = 20000", "timeout_ms = 3000")
+		// Long enough for httpd to come up on a loaded machine.
+		setManifest(t, dir, "timeout_ms = 20000", "timeout_ms = 10000")
 		out := filepath.Join(t.TempDir(), "http")
 		mustFledge(t, dir, nil, "build", "-c", "fledge.toml", "-o", out)
 		if archiveNames(t, out+".cpio.gz")["bin/extra"] {
@@ -252,7 +255,7 @@ func TestBootVolantUnhealthy(t *testing.T) {
 		base := baseArchive(t, map[string]string{"bin/extra": "#!/bin/sh\necho extra from the base archive\n"})
 		r := fledge(t, dir, nil, "boot", out+".cpio.gz", "-m", out+".manifest.json", "--kernel", kernel, "--base-initramfs", base, "--timeout", "3m")
 		want := `it answered 500 Internal Server Error, body "not ready: extra from the base archive"`
-		if r.code != exitBootFailed || !strings.Contains(r.stderr, "no healthy answer within 3s") || !strings.Contains(r.stderr, want) {
+		if r.code != exitBootFailed || !strings.Contains(r.stderr, "no healthy answer within 10s") || !strings.Contains(r.stderr, want) {
 			t.Errorf("exit %d, stderr %q; want failed: %s", r.code, r.stderr, want)
 		}
 	})
@@ -266,6 +269,27 @@ func TestBootVolantUnhealthy(t *testing.T) {
 			t.Errorf("exit %d, report %+v; want failed with the panic line, no healthy_s", r.code, rep)
 		}
 	})
+}
+
+// Flags that make no sense with (or without) a manifest are refused before
+// anything is packed, in one line naming them.
+func TestBootManifestFlagErrors(t *testing.T) {
+	t.Parallel()
+	dir, kernel := httpExample(t)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--keep-running"}, "--keep-running without -m"},
+		{[]string{"-m", "manifest.toml", "--grace", "5s"}, "-m manifest.toml with --grace or --expect-poweroff"},
+		{[]string{"-m", "manifest.toml", "--expect-poweroff"}, "-m manifest.toml with --grace or --expect-poweroff"},
+	} {
+		r := fledge(t, dir, nil, append([]string{"boot", "-c", "fledge.toml", "--kernel", kernel}, tt.args...)...)
+		msg := strings.TrimSpace(r.stderr)
+		if r.code != 1 || !strings.Contains(msg, tt.want) || strings.Contains(msg, "\n") {
+			t.Errorf("boot %v: exit %d, stderr %q; want one line naming %q", tt.args, r.code, msg, tt.want)
+		}
+	}
 }
 
 // setManifest replaces old with new in dir's manifest.toml.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -46,13 +47,17 @@ func Boot(ctx context.Context, cfg Config) (Result, error) {
 	}
 	var chk *checker
 	var health chan healthOutcome
+	stopCheck := func() {}
 	if cfg.Health != nil {
-		checkCtx, stopCheck := context.WithCancel(ctx)
-		defer stopCheck()
+		checkCtx, cancel := context.WithCancel(ctx)
 		chk, health = &checker{h: cfg.Health, start: start}, make(chan healthOutcome, 1)
-		go chk.run(checkCtx, con, health)
+		var wg sync.WaitGroup
+		wg.Go(func() { chk.run(checkCtx, con, health) })
+		// The check ends before Boot returns: no status is reported after.
+		stopCheck = func() { cancel(); wg.Wait() }
 	}
 	run := supervise(ctx, cmd, exited, con, cfg, health)
+	stopCheck()
 	con.finish()
 	res := Result{
 		Elapsed:  time.Since(start),

@@ -99,6 +99,9 @@ func (c *checker) run(ctx context.Context, con *console, done chan<- healthOutco
 			return
 		}
 		found, code := c.probe(ctx, client, target, deadline)
+		if ctx.Err() != nil {
+			return
+		}
 		if code >= 200 && code < 300 {
 			at := time.Since(c.start)
 			done <- healthOutcome{ok: true, at: at, reason: fmt.Sprintf("%s answered %s after %s (power-on to answer; forwarded from %s)", c.h.URL, found, round(at), c.h.Addr())}

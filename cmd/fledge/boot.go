@@ -20,6 +20,10 @@ import (
 	"github.com/volantvm/fledge/overlay/recipe"
 )
 
+// maxCmdline is the longest kernel command line an x86 kernel keeps:
+// COMMAND_LINE_SIZE (2048) less the terminating NUL.
+const maxCmdline = 2047
+
 // The exit statuses of boot (1 is left to "could not try").
 const (
 	exitBootFailed   = 2
@@ -41,6 +45,13 @@ type bootFlags struct {
 	json     bool
 	console  string
 	nic      bool
+	// memorySet and expectSet tell flags given on the command line from
+	// their defaults, which a manifest replaces.
+	memorySet, expectSet bool
+	manifest             string
+	baseInitramfs        string
+	keepRunning          bool
+	dryRun               bool
 }
 
 func newBootCmd() *cobra.Command {
@@ -77,12 +88,29 @@ measures the unpack alone), init (to "Run /init as init process") and
 userspace (to the expected line, whose guest time is the last kernel
 timestamp plus the host time between the two lines' arrival).
 
+-m MANIFEST boots a plugin as Volant does and judges it by its health check
+(docs/boot.md): Volant's kernel command line with ip= for QEMU's user network
+and volant.manifest (the manifest as gzip-compressed JSON in unpadded
+base64url, as Volant's pluginspec encodes it), -smp and -m from resources, a
+virtio-net NIC with workload.base_url's port forwarded from a free port of
+127.0.0.1. MANIFEST is a NAME.manifest.json, or for a recipe its
+manifest.toml, completed as build completes it. fledge polls base_url +
+health_check.endpoint through the forwarded port: ok on the first 2xx answer;
+failed when health_check.timeout_ms (counted from the kernel's hand-over to
+/init) passes without one, on a panic, or when the guest powers off first.
+An --expect given must also appear. --keep-running then leaves the guest up
+and prints the forwarded address until Ctrl-C. --base-initramfs FILE boots an
+archive in front of the image, as Volant's kernel unpacks a plugin over its
+built-in initramfs. --dry-run prints the QEMU command and boots nothing.
+
 The verdict, its reason and the phases are printed on stderr in one line
 ("?" for a phase the console did not show). With --json, stdout holds exactly
 one object {"verdict": "ok"|"failed"|"timeout"|"error"|"interrupted",
 "reason", "elapsed_s", "stopped", "phases": {"kernel_s", "unpack_s",
-"init_s", "userspace_s"}} ("stopped" is true when fledge stopped QEMU, false
-when QEMU exited by itself; a phase the console did not show is null) and the
+"init_s", "userspace_s", "healthy_s"}, "cmdline"} ("stopped" is true when
+fledge stopped QEMU, false when QEMU exited by itself; a phase the console did
+not show is null; healthy_s, power-on to the first healthy answer, needs -m;
+"cmdline" is the kernel command line) and the
 console goes to stderr, or to --console FILE. Exit status: 0 the boot
 succeeded, 2 it failed, 3 it timed out (QEMU killed), 1 it could not be
 attempted, 130 Ctrl-C interrupted it (143 for SIGTERM; QEMU is stopped).`,
@@ -92,13 +120,21 @@ attempted, 130 Ctrl-C interrupted it (143 for SIGTERM; QEMU is stopped).`,
   fledge boot --kernel vmlinuz --expect '^app: done$' --expect-poweroff
   FLEDGE_KERNEL=vmlinuz fledge boot dist/app.cpio.gz --json --console boot.log
   fledge boot --kernel vmlinuz --append 'loglevel=3' --memory 512 --accel kvm
-  fledge boot -c fledge.toml --nic --append 'ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off'`,
+  fledge boot -c fledge.toml --nic --append 'ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off'
+  fledge boot dist/http.cpio.gz -m dist/http.manifest.json --kernel vmlinuz
+  fledge boot -c fledge.toml -m manifest.toml --keep-running    # then curl the printed address
+  fledge boot dist/http.cpio.gz -m dist/http.manifest.json --kernel vmlinuz --dry-run
+  fledge boot dist/app.cpio.gz --kernel vmlinuz --base-initramfs volant-base.cpio.gz`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f.graceSet = cmd.Flags().Changed("grace")
+			fl := cmd.Flags()
+			f.graceSet, f.memorySet, f.expectSet = fl.Changed("grace"), fl.Changed("memory"), fl.Changed("expect")
 			arg := ""
 			if len(args) == 1 {
 				arg = args[0]
+			}
+			if f.dryRun {
+				return runBootDryRun(cmd.Context(), cmd, &f, arg)
 			}
 			if !f.json {
 				return runBoot(cmd.Context(), cmd, &f, arg)
@@ -119,7 +155,36 @@ attempted, 130 Ctrl-C interrupted it (143 for SIGTERM; QEMU is stopped).`,
 	fl.BoolVar(&f.json, "json", false, "print one JSON object {verdict, reason, elapsed_s, stopped, phases} on stdout; the console goes to stderr or --console")
 	fl.StringVar(&f.console, "console", "", "write the serial console to FILE instead of stdout (stderr with --json)")
 	fl.BoolVar(&f.nic, "nic", false, "give the guest a virtio-net-pci NIC on QEMU user networking (the host's loopback is 10.0.2.2)")
+	fl.StringVarP(&f.manifest, "manifest", "m", "", "boot as Volant does with this plugin manifest (NAME.manifest.json, or a recipe's manifest.toml) and judge its health check")
+	fl.StringVar(&f.baseInitramfs, "base-initramfs", "", "an initramfs the image is unpacked over, as Volant's kernel unpacks a plugin over its built-in one")
+	fl.BoolVar(&f.keepRunning, "keep-running", false, "with -m: after a healthy answer, leave the guest up and print the forwarded address; Ctrl-C stops it")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print the QEMU command line the boot would run (the kernel command line in it) and exit")
 	return cmd
+}
+
+// runBootDryRun prints the QEMU command, shell-quoted, without booting. A
+// recipe is still packed (the manifest's checksum is the archive's); the
+// archive is removed afterwards.
+func runBootDryRun(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg string) error {
+	cfg, cleanup, err := prepareBoot(ctx, cmd, f, arg)
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+	quoted := make([]string, 0, 32)
+	for _, a := range cfg.Command() {
+		quoted = append(quoted, shellQuote(a))
+	}
+	_, err = fmt.Fprintln(cmd.OutOrStdout(), strings.Join(quoted, " "))
+	return err
+}
+
+// shellQuote quotes s for a POSIX shell where it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.,/:+@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // runBoot boots and reports for humans: the console on stdout (or
@@ -133,7 +198,7 @@ func runBoot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg string) 
 		return err
 	}
 	// One line: the verdict, then where the time went.
-	phases := "; phases: " + humanPhases(res.Phases)
+	phases := "; phases: " + humanPhases(res)
 	switch {
 	case res.OK:
 		fmt.Fprintln(cmd.ErrOrStderr(), "fledge: boot ok:", res.Reason+phases)
@@ -147,11 +212,14 @@ func runBoot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg string) 
 
 // bootReport is the one object `boot --json` prints.
 type bootReport struct {
-	Verdict  string   `json:"verdict"`
-	Reason   string   `json:"reason"`
-	Elapsed  float64  `json:"elapsed_s"`
-	Stopped  bool     `json:"stopped"`
-	Phases   phasesJS `json:"phases"`
+	Verdict string   `json:"verdict"`
+	Reason  string   `json:"reason"`
+	Elapsed float64  `json:"elapsed_s"`
+	Stopped bool     `json:"stopped"`
+	Phases  phasesJS `json:"phases"`
+	// Cmdline is the kernel command line booted ("" when the boot could
+	// not be attempted).
+	Cmdline  string `json:"cmdline"`
 	exitCode int
 }
 
@@ -160,6 +228,8 @@ type phasesJS struct {
 	Unpack    *float64 `json:"unpack_s"`
 	Init      *float64 `json:"init_s"`
 	Userspace *float64 `json:"userspace_s"`
+	// Healthy is power-on (QEMU's start) to the first healthy answer.
+	Healthy *float64 `json:"healthy_s"`
 }
 
 // runBootJSON boots and prints exactly one object on stdout, whatever
@@ -184,7 +254,8 @@ func runBootJSON(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg stri
 		rep.Reason = strings.TrimPrefix(res.Reason, "boot failed: ")
 		rep.Elapsed, rep.Stopped = seconds(res.Elapsed), res.Stopped
 		p := res.Phases
-		rep.Phases = phasesJS{phaseJS(p.Kernel), phaseJS(p.Unpack), phaseJS(p.Init), phaseJS(p.Userspace)}
+		rep.Phases = phasesJS{phaseJS(p.Kernel), phaseJS(p.Unpack), phaseJS(p.Init), phaseJS(p.Userspace), phaseJS(healthyPhase(res))}
+		rep.Cmdline = res.Cmdline
 	}
 	enc := json.NewEncoder(cmd.OutOrStdout())
 	if werr := enc.Encode(rep); werr != nil {
@@ -220,12 +291,27 @@ func phaseJS(p qemu.Phase) *float64 {
 	return &s
 }
 
-func humanPhases(p qemu.Phases) string {
-	parts := make([]string, 0, 4)
-	for _, ph := range []struct {
-		name string
-		p    qemu.Phase
-	}{{"kernel", p.Kernel}, {"unpack", p.Unpack}, {"init", p.Init}, {"userspace", p.Userspace}} {
+// healthyPhase is power-on to the first healthy answer, when there was one.
+func healthyPhase(res qemu.Result) qemu.Phase {
+	return qemu.Phase{Took: res.HealthyAt, OK: res.Healthy}
+}
+
+// namedPhase is a phase as the human report lists it.
+type namedPhase struct {
+	name string
+	p    qemu.Phase
+}
+
+// humanPhases lists the phases; healthy only for a boot with a health
+// check.
+func humanPhases(res qemu.Result) string {
+	p := res.Phases
+	phases := []namedPhase{{"kernel", p.Kernel}, {"unpack", p.Unpack}, {"init", p.Init}, {"userspace", p.Userspace}}
+	if res.Healthy || res.Health != "" {
+		phases = append(phases, namedPhase{"healthy", healthyPhase(res)})
+	}
+	parts := make([]string, 0, len(phases))
+	for _, ph := range phases {
 		v := "?"
 		if ph.p.OK {
 			v = fmt.Sprintf("%.3fs", ph.p.Took.Seconds())
@@ -238,33 +324,26 @@ func humanPhases(p qemu.Phases) string {
 // boot resolves the flags, packs a recipe if need be and boots, streaming
 // the console to live unless --console names a file.
 func boot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg string, live io.Writer) (qemu.Result, error) {
-	cfg, err := f.config()
+	cfg, cleanup, err := prepareBoot(ctx, cmd, f, arg)
+	defer cleanup()
 	if err != nil {
 		return qemu.Result{}, err
 	}
-	t, err := f.open(ctx, cmd, arg)
-	if err != nil {
-		return qemu.Result{}, err
+	var status *statusLine
+	if cfg.Health != nil && f.console == "" {
+		status = newStatusLine(live, os.Stderr)
 	}
-	defer t.Close()
-	if cfg.Kernel == "" {
-		if cfg.Kernel, err = defaultKernel(t.Recipe); err != nil {
-			return qemu.Result{}, err
-		}
-		if err := checkKernel(cfg.Kernel); err != nil {
-			return qemu.Result{}, err
-		}
+	if status != nil {
+		live = status
+		cfg.Health.Status = func(s string) { status.Set("waiting for " + s) }
+		defer status.Set("")
 	}
-	cfg.Initrd = t.Artifact
-	if t.Recipe != nil {
-		tmp, err := os.MkdirTemp("", "fledge-boot-")
-		if err != nil {
-			return qemu.Result{}, err
-		}
-		defer os.RemoveAll(tmp)
-		cfg.Initrd = filepath.Join(tmp, "initramfs.cpio.gz")
-		if _, err := packView(ctx, &f.stackFlags, t.Stack, cfg.Initrd, "gzip"); err != nil {
-			return qemu.Result{}, fmt.Errorf("packing %s for the boot: %w", t.Name(), err)
+	if h := cfg.Health; h != nil && f.keepRunning {
+		h.Serving = func(addr string) {
+			if status != nil {
+				status.Set("")
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "fledge: healthy; the plugin serves %s at http://%s (try: curl http://%s%s); Ctrl-C stops it\n", h.URL, addr, addr, h.RequestURI)
 		}
 	}
 	cfg.Console = live
@@ -277,6 +356,101 @@ func boot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg string, liv
 		cfg.Console = out
 	}
 	return qemu.Boot(ctx, cfg)
+}
+
+// prepareBoot resolves the flags and the target into what QEMU boots:
+// the kernel, the archive (a recipe packed to a temporary file, a base
+// archive in front), and with -m Volant's command line, resources and
+// health check. cleanup removes the temporary files; call it even on an
+// error.
+func prepareBoot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg string) (qemu.Config, func(), error) {
+	var closers []func()
+	cleanup := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return cfg, cleanup, err
+	}
+	t, err := f.open(ctx, cmd, arg)
+	if err != nil {
+		return cfg, cleanup, err
+	}
+	closers = append(closers, func() { t.Close() })
+	if cfg.Kernel == "" {
+		if cfg.Kernel, err = defaultKernel(t.Recipe); err != nil {
+			return cfg, cleanup, err
+		}
+		if err := checkKernel(cfg.Kernel); err != nil {
+			return cfg, cleanup, err
+		}
+	}
+	// The manifest is read before packing, so a mistake in it costs no
+	// pack.
+	var m *recipe.Manifest
+	if f.manifest != "" {
+		if m, err = readBootManifest(cmd, f.manifest); err != nil {
+			return cfg, cleanup, err
+		}
+	}
+	cfg.Initrd = t.Artifact
+	var tmp string
+	if t.Recipe != nil || f.baseInitramfs != "" {
+		if tmp, err = os.MkdirTemp("", "fledge-boot-"); err != nil {
+			return cfg, cleanup, err
+		}
+		closers = append(closers, func() { os.RemoveAll(tmp) })
+	}
+	if t.Recipe != nil {
+		cfg.Initrd = filepath.Join(tmp, "initramfs.cpio.gz")
+		if _, err := packView(ctx, &f.stackFlags, t.Stack, cfg.Initrd, "gzip"); err != nil {
+			return cfg, cleanup, fmt.Errorf("packing %s for the boot: %w", t.Name(), err)
+		}
+	}
+	if m != nil {
+		if err := f.volant(cmd, m, t, &cfg); err != nil {
+			return cfg, cleanup, err
+		}
+	}
+	if f.baseInitramfs != "" {
+		joined := filepath.Join(tmp, "with-base.cpio")
+		if err := withBase(f.baseInitramfs, cfg.Initrd, joined); err != nil {
+			return cfg, cleanup, err
+		}
+		cfg.Initrd = joined
+	}
+	return cfg, cleanup, nil
+}
+
+// volant makes cfg boot t the way Volant boots a plugin with the manifest
+// of -m: its command line, the VM size of its resources (--memory given
+// on the command line wins), and its health check as the verdict.
+func (f *bootFlags) volant(cmd *cobra.Command, m *recipe.Manifest, t *target, cfg *qemu.Config) error {
+	err := completeBootManifest(cmd, m, t, f.manifest, cfg.Initrd)
+	if err != nil {
+		return err
+	}
+	if cfg.Cmdline, err = volantCmdline(m, f.append); err != nil {
+		return err
+	}
+	if n := len(cfg.Cmdline); n > maxCmdline {
+		msg := fmt.Sprintf("the kernel command line is %d bytes, more than the %d an x86 kernel keeps (COMMAND_LINE_SIZE), so Kestrel would read a cut volant.manifest, under Volant too; make the manifest smaller (workload.env, actions, labels)", n, maxCmdline)
+		if !f.dryRun {
+			return errors.New(msg)
+		}
+		fmt.Fprintln(cmd.ErrOrStderr(), "fledge: warning:", msg)
+	}
+	if cfg.Health, err = healthCheck(m, f.manifest); err != nil {
+		return err
+	}
+	cfg.Health.KeepRunning = f.keepRunning
+	cfg.CPUs = m.Resources.CPUCores
+	if !f.memorySet {
+		cfg.MemoryMB = m.Resources.MemoryMB
+	}
+	return nil
 }
 
 // config checks the flags before anything is packed, so a typo costs no
@@ -292,15 +466,24 @@ func (f *bootFlags) config() (qemu.Config, error) {
 		}
 		kernel = k
 	}
-	re, err := regexp.Compile(f.expect)
-	if err != nil {
-		return qemu.Config{}, fmt.Errorf("--expect %q: not a regular expression: %w", f.expect, err)
+	var re *regexp.Regexp
+	if f.manifest == "" || f.expectSet {
+		var err error
+		if re, err = regexp.Compile(f.expect); err != nil {
+			return qemu.Config{}, fmt.Errorf("--expect %q: not a regular expression: %w", f.expect, err)
+		}
 	}
 	if f.timeout <= 0 {
 		return qemu.Config{}, fmt.Errorf("--timeout %s: expected a positive duration such as 30s or 2m", f.timeout)
 	}
 	grace := f.grace
 	switch {
+	case f.manifest != "" && (f.poweroff || f.graceSet):
+		return qemu.Config{}, fmt.Errorf("-m %s with --grace or --expect-poweroff: expected neither; with a manifest the verdict is its health check, and a plugin stays up", f.manifest)
+	case f.keepRunning && f.manifest == "":
+		return qemu.Config{}, errors.New("--keep-running without -m: expected a plugin manifest whose health check says when the guest is up; add -m NAME.manifest.json")
+	case f.manifest != "":
+		grace = 0
 	case f.poweroff && f.graceSet:
 		return qemu.Config{}, fmt.Errorf("--grace %s and --expect-poweroff: expected one of them; --grace lets a guest that stays up pass, --expect-poweroff requires it to power off by itself", f.grace)
 	case f.poweroff:

@@ -100,8 +100,8 @@ func oneBootReport(t *testing.T, stdout string) bootReport {
 	var keys struct {
 		Phases map[string]any `json:"phases"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &keys); err != nil || len(keys.Phases) != 4 {
-		t.Fatalf("phases %v (%v); want the four keys, null when unknown", keys.Phases, err)
+	if err := json.Unmarshal([]byte(stdout), &keys); err != nil || len(keys.Phases) != 5 {
+		t.Fatalf("phases %v (%v); want the five keys, null when unknown", keys.Phases, err)
 	}
 	return rep
 }

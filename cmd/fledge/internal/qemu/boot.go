@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -44,18 +45,41 @@ func Boot(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("qemu: start %s: %w", bin, err)
 	}
-	run := supervise(ctx, cmd, exited, con, cfg)
+	var chk *checker
+	var health chan healthOutcome
+	stopCheck := func() {}
+	if cfg.Health != nil {
+		checkCtx, cancel := context.WithCancel(ctx)
+		chk, health = &checker{h: cfg.Health, start: start}, make(chan healthOutcome, 1)
+		var wg sync.WaitGroup
+		wg.Go(func() { chk.run(checkCtx, con, health) })
+		// The check ends before Boot returns: no status is reported after.
+		stopCheck = func() { cancel(); wg.Wait() }
+	}
+	run := supervise(ctx, cmd, exited, con, cfg, health)
+	stopCheck()
 	con.finish()
 	res := Result{
 		Elapsed:  time.Since(start),
 		Stderr:   stderr.Bytes(),
 		TimedOut: run.timedOut,
-		Stopped:  run != outcome{},
+		Stopped:  run.stopped,
 		ExitCode: cmd.ProcessState.ExitCode(),
 		PID:      cmd.Process.Pid,
+		Cmdline:  cfg.cmdline(),
 	}
 	con.fill(&res)
-	if run.canceled {
+	switch {
+	case run.health.ok:
+		res.Healthy, res.HealthyAt, res.Health = true, run.health.at, run.health.reason
+	case run.health.reason != "":
+		res.Health = run.health.reason
+	case chk != nil:
+		res.Health, _ = chk.lastFound()
+	}
+	// A guest kept running after a healthy answer is stopped by
+	// canceling: that ends the boot as planned.
+	if run.canceled && !run.passed {
 		res.Reason = "boot canceled; QEMU killed"
 		return res, fmt.Errorf("qemu: boot of %s: %w", cfg.Initrd, ctx.Err())
 	}
@@ -63,9 +87,11 @@ func Boot(ctx context.Context, cfg Config) (Result, error) {
 	return res, nil
 }
 
-// outcome says why supervise stopped QEMU, if it did.
+// outcome says why supervise stopped QEMU, if it did (stopped), and what
+// the health check found.
 type outcome struct {
-	timedOut, canceled, stoppedOnFailure, passed bool
+	timedOut, canceled, stoppedOnFailure, passed, unhealthy, stopped bool
+	health                                                           healthOutcome
 }
 
 // startLocked starts cmd from a goroutine that stays on its OS thread
@@ -97,24 +123,39 @@ func startLocked(cmd *exec.Cmd) (<-chan struct{}, error) {
 // supervise waits for QEMU to exit, killing its process group at the
 // timeout, on cancelation, a grace period after a failure marker, or (when
 // cfg.Grace is set) cfg.Grace after the expected line if no failure marker
-// came meanwhile.
-func supervise(ctx context.Context, cmd *exec.Cmd, exited <-chan struct{}, con *console, cfg Config) outcome {
+// came meanwhile. With a health check (its outcome arrives on health), the
+// boot passes once the check is healthy and the expected line, if any, has
+// appeared; a failed check stops QEMU, and a guest kept running after
+// passing is stopped by canceling.
+func supervise(ctx context.Context, cmd *exec.Cmd, exited <-chan struct{}, con *console, cfg Config, health <-chan healthOutcome) outcome {
 	deadline := time.NewTimer(cfg.Timeout)
 	defer deadline.Stop()
 	failed, canceled := con.failed, ctx.Done()
 	var expected <-chan struct{}
-	if cfg.Grace > 0 {
+	if cfg.Grace > 0 || cfg.Health != nil {
 		expected = con.expected
 	}
+	lineSeen := cfg.Expect == nil
 	var failureWait, passWait <-chan time.Time
 	var out outcome
 	kill := func(why *bool) {
-		*why = true
+		*why, out.stopped = true, true
 		// The negative pid addresses the whole group: QEMU and anything
 		// it may have started. QEMU holds no disk, so nothing is lost.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		deadline.Stop()
-		failed, expected, canceled, failureWait, passWait = nil, nil, nil, nil, nil
+		failed, expected, canceled, failureWait, passWait, health = nil, nil, nil, nil, nil, nil
+	}
+	pass := func() {
+		if !cfg.Health.KeepRunning {
+			kill(&out.passed)
+			return
+		}
+		out.passed = true
+		deadline.Stop()
+		if cfg.Health.Serving != nil {
+			cfg.Health.Serving(cfg.Health.Addr())
+		}
 	}
 	for {
 		select {
@@ -128,9 +169,22 @@ func supervise(ctx context.Context, cmd *exec.Cmd, exited <-chan struct{}, con *
 			// A failure ends any grace the expected line had started.
 			failed, expected, passWait = nil, nil, nil
 			failureWait = time.After(failureGrace)
+		case out.health = <-health:
+			health = nil
+			switch {
+			case !out.health.ok:
+				kill(&out.unhealthy)
+			case lineSeen:
+				pass()
+			}
 		case <-expected:
-			expected = nil
-			passWait = time.After(cfg.Grace)
+			expected, lineSeen = nil, true
+			switch {
+			case cfg.Health == nil:
+				passWait = time.After(cfg.Grace)
+			case out.health.ok:
+				pass()
+			}
 		case <-failureWait:
 			kill(&out.stoppedOnFailure)
 		case <-passWait:
@@ -140,7 +194,7 @@ func supervise(ctx context.Context, cmd *exec.Cmd, exited <-chan struct{}, con *
 }
 
 func (c Config) check() error {
-	if c.Expect == nil {
+	if c.Expect == nil && c.Health == nil {
 		return errors.New("qemu: no expected line given: a boot succeeds only when a console line matches it; set one (fledge boot --expect REGEX)")
 	}
 	if c.Timeout < 0 || c.MemoryMB < 0 || c.Grace < 0 {
@@ -170,19 +224,35 @@ func regularFile(what, path string) error {
 // on stdio (stdin is /dev/null, so nothing types at the guest), and QEMU
 // exits instead of rebooting, which turns panic=-1 into an exit.
 func (c Config) args() []string {
-	cmdline := BaseAppend
-	if c.Append != "" {
-		cmdline += " " + c.Append
-	}
 	args := []string{
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
-		"-m", strconv.Itoa(c.MemoryMB), "-smp", "1", "-accel", c.Accel,
-		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", cmdline,
+		"-m", strconv.Itoa(c.MemoryMB), "-smp", strconv.Itoa(c.CPUs), "-accel", c.Accel,
+		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", c.cmdline(),
 	}
-	if c.NIC {
+	if c.NIC || c.Health != nil {
+		netdev := "user,id=net0"
+		if h := c.Health; h != nil {
+			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s:%d", h.HostPort, GuestAddr, h.GuestPort)
+		}
 		// romfile= leaves out the NIC's boot ROM: the kernel is given, and
 		// the ROM's file is a package (ipxe-qemu) QEMU may lack.
-		args = append(args, "-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile=")
+		args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,romfile=")
 	}
 	return args
+}
+
+// Command is the QEMU command line a boot of c runs, binary first.
+func (c Config) Command() []string {
+	c = c.withDefaults()
+	return append([]string{c.QEMU}, c.args()...)
+}
+
+func (c Config) cmdline() string {
+	if c.Cmdline != "" {
+		return c.Cmdline
+	}
+	if c.Append != "" {
+		return BaseAppend + " " + c.Append
+	}
+	return BaseAppend
 }

@@ -33,12 +33,20 @@ type console struct {
 	// runner can stop a guest that will never power off by itself.
 	failed chan struct{}
 	// expected is closed when the expected line first shows up, so the
-	// runner can time the grace a guest that stays up is given.
+	// runner can time the grace a guest that stays up is given. With no
+	// expected pattern it is never closed.
 	expected chan struct{}
+	// handover is closed when the kernel says it runs /init, at
+	// handoverAt: a health check's deadline counts from there.
+	handover   chan struct{}
+	handoverAt time.Duration
 }
 
 func newConsole(expect *regexp.Regexp, live io.Writer, start time.Time) *console {
-	return &console{expect: expect, live: live, start: start, failureAt: -1, failed: make(chan struct{}), expected: make(chan struct{})}
+	return &console{
+		expect: expect, live: live, start: start, failureAt: -1,
+		failed: make(chan struct{}), expected: make(chan struct{}), handover: make(chan struct{}),
+	}
 }
 
 func (c *console) Write(p []byte) (int, error) {
@@ -79,12 +87,17 @@ func (c *console) finish() {
 func (c *console) judge(line string) {
 	line = strings.TrimRight(line, "\r")
 	arrived := time.Since(c.start)
-	first := !c.matched && c.expect.MatchString(line)
+	first := !c.matched && c.expect != nil && c.expect.MatchString(line)
 	if first {
 		c.matched, c.matchedAt, c.matchedLine = true, arrived, line
 		close(c.expected)
 	}
+	handedOver := c.timeline.runInit.ok
 	c.timeline.see(line, arrived, first)
+	if !handedOver && c.timeline.runInit.ok {
+		c.handoverAt = arrived
+		close(c.handover)
+	}
 	c.scanFailure(line)
 }
 
@@ -100,6 +113,14 @@ func (c *console) scanFailure(line string) {
 			return
 		}
 	}
+}
+
+// handedOverAt is when the kernel's hand-over to /init arrived, counted
+// from QEMU's start; read it once handover is closed.
+func (c *console) handedOverAt() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.handoverAt
 }
 
 // fill copies what the console saw into r.

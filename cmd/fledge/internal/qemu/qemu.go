@@ -49,8 +49,12 @@ type Config struct {
 	Kernel string // bzImage / vmlinuz
 	Initrd string // the initramfs
 	// Append is added after BaseAppend on the kernel command line.
-	Append   string
+	Append string
+	// Cmdline, when set, is the whole kernel command line instead of
+	// BaseAppend and Append.
+	Cmdline  string
 	MemoryMB int    // DefaultMemoryMB when zero
+	CPUs     int    // 1 when zero
 	Accel    string // DefaultAccel when empty
 	// NIC adds a virtio-net-pci NIC on QEMU's user network, where the
 	// guest reaches the host's loopback at 10.0.2.2.
@@ -59,8 +63,11 @@ type Config struct {
 	// DefaultTimeout when zero: a boot without a bound can hang a CI run.
 	Timeout time.Duration
 	// Expect must match a console line (without its line ending) for the
-	// boot to succeed. Required.
+	// boot to succeed. Required unless Health is set.
 	Expect *regexp.Regexp
+	// Health, when set, judges the boot by a health check through a
+	// forwarded port instead of the grace time, and gives the guest a NIC.
+	Health *Health
 	// Grace, when positive, lets a guest that stays up pass (an agent waits
 	// for work and never powers off): the boot succeeds once Grace has gone
 	// by after the expected line with no failure marker, and QEMU is then
@@ -85,6 +92,13 @@ type Result struct {
 	MatchedLine string
 	// Phases is where the time went, from the kernel's timestamps.
 	Phases Phases
+	// Healthy tells whether the health check had a 2xx answer, HealthyAt
+	// when (counted from QEMU's start), Health what the check found.
+	Healthy   bool
+	HealthyAt time.Duration
+	Health    string
+	// Cmdline is the kernel command line the boot used.
+	Cmdline string
 	// Failure is the first console line holding a failure marker.
 	Failure string
 	// TimedOut means QEMU was still running at the timeout and was killed.
@@ -111,6 +125,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.CPUs == 0 {
+		c.CPUs = 1
 	}
 	return c
 }

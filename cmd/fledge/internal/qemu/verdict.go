@@ -19,6 +19,8 @@ func verdict(r Result, cfg Config, out outcome) (bool, string) {
 			how = fmt.Sprintf("QEMU stopped %s later", failureGrace)
 		}
 		return false, fmt.Sprintf("boot failed: the console shows %q; %s", clip(r.Failure), how)
+	case cfg.Health != nil:
+		return healthVerdict(r, cfg, out)
 	case r.TimedOut && r.Matched && cfg.Grace > 0:
 		return false, fmt.Sprintf("expected line appeared after %s, but the %s timeout came before the %s grace time after it had passed; QEMU killed", round(r.MatchedAt), cfg.Timeout, cfg.Grace)
 	case r.TimedOut && r.Matched:
@@ -33,6 +35,38 @@ func verdict(r Result, cfg Config, out outcome) (bool, string) {
 		return false, fmt.Sprintf("the guest powered off after %s but no console line matched %q (last console line: %q)", round(r.Elapsed), cfg.Expect, lastLine(r.Output))
 	}
 	return true, fmt.Sprintf("expected line appeared after %s; the guest powered off after %s", round(r.MatchedAt), round(r.Elapsed))
+}
+
+// healthVerdict judges a boot with a health check: it passes when the
+// check had a 2xx answer and the expected line, if any, appeared.
+func healthVerdict(r Result, cfg Config, out outcome) (bool, string) {
+	lineOK := cfg.Expect == nil || r.Matched
+	switch {
+	case out.unhealthy:
+		return false, r.Health
+	case out.passed && out.canceled:
+		return true, r.Health + "; kept running until stopped"
+	case out.passed && !out.stopped:
+		return true, r.Health + fmt.Sprintf("; kept running until the guest powered off after %s", round(r.Elapsed))
+	case out.passed:
+		return true, r.Health + "; QEMU stopped"
+	case r.TimedOut && r.Healthy:
+		return false, fmt.Sprintf("%s, but no console line matched %q within %s; QEMU killed", r.Health, cfg.Expect, cfg.Timeout)
+	case r.TimedOut:
+		return false, fmt.Sprintf("no healthy answer from %s within the %s --timeout; QEMU killed (last probe: %s; last console line: %q)", cfg.Health.URL, cfg.Timeout, orNone(r.Health), lastLine(r.Output))
+	case r.ExitCode != 0:
+		return false, fmt.Sprintf("QEMU exited with status %d: %s", r.ExitCode, clip(firstLine(r.Stderr)))
+	case r.Healthy && !lineOK:
+		return false, fmt.Sprintf("%s, but the guest powered off after %s and no console line matched %q", r.Health, round(r.Elapsed), cfg.Expect)
+	}
+	return false, fmt.Sprintf("the guest powered off after %s, before %s answered (last probe: %s; last console line: %q)", round(r.Elapsed), cfg.Health.URL, orNone(r.Health), lastLine(r.Output))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none made"
+	}
+	return s
 }
 
 func round(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }

@@ -21,6 +21,10 @@ type Artifact struct {
 	path    string
 	entries []overlay.Entry
 	closer  io.Closer
+	// members and stream are the archive records and the decompressed
+	// stream they point into, which a re-pack copies from (repack.go).
+	members []member
+	stream  io.ReaderAt
 }
 
 var _ overlay.Layer = (*Artifact)(nil)
@@ -118,7 +122,7 @@ func newArtifact(path string, ms []member, stream io.ReaderAt, closer io.Closer)
 		}
 		return nil, err
 	}
-	return &Artifact{path: path, entries: ents, closer: closer}, nil
+	return &Artifact{path: path, entries: ents, closer: closer, members: ms, stream: stream}, nil
 }
 
 func readerSHA256(r io.Reader) (string, error) {

@@ -32,6 +32,8 @@ type Segment struct {
 	CompressedBytes int64  `json:"compressed_bytes"`
 	Bytes           int64  `json:"bytes"`   // uncompressed
 	Entries         int    `json:"entries"` // not counting trailers
+
+	pos int64 // where its archives start in the decompressed stream
 }
 
 // decode reads an artifact the way the kernel unpacks an initramfs:
@@ -60,6 +62,7 @@ func decode(r io.Reader, sink io.Writer) ([]member, []Segment, error) {
 			return nil, nil, fmt.Errorf("offset %d: the padding after the archive at offset %d does not end on a multiple of 4 bytes; the kernel stops there (\"broken padding\")", seg.Offset, segs[n-1].Offset)
 		}
 		pos, count := s.pos, len(s.members)
+		seg.pos = pos
 		head, _ := raw.Peek(len(magicLZO))
 		var err error
 		if bytes.HasPrefix(head, magicNewc) && seg.Offset%4 != 0 {

@@ -22,33 +22,17 @@ func shell(t *testing.T, dir, script string) []byte {
 	return out.Bytes()
 }
 
-// distroInitrd writes an initrd laid out as distributions ship them: an
-// uncompressed early archive holding the AMD microcode, then the main
-// archive compressed with compress (a shell filter), both written by GNU
-// cpio. The main archive has /init running /scripts/hello, a hard-link
-// pair and files to edit.
+// distroInitrd writes an initrd laid out as distributions ship them
+// (testdata/distro-initrd.sh): an uncompressed early archive holding the
+// AMD microcode, then the main archive compressed with compress (a shell
+// filter), both written by GNU cpio. The main archive has /init running
+// /scripts/hello, a hard-link pair and files to edit.
 func distroInitrd(t *testing.T, compress string) string {
 	t.Helper()
 	needTool(t, "cpio", "cpio")
 	busybox := needTool(t, "busybox", "busybox-static")
 	dir := t.TempDir()
-	shell(t, dir, `
-mkdir -p early/kernel/x86/microcode main/bin main/etc main/scripts main/dev
-head -c 4000 /dev/zero | tr '\0' 'u' > early/kernel/x86/microcode/AuthenticAMD.bin
-cp `+busybox+` main/bin/busybox
-ln -s busybox main/bin/sh
-printf '#!/bin/sh\n/scripts/hello\n/bin/busybox poweroff -f\n' > main/init
-printf '#!/bin/sh\necho hello from the initrd\n' > main/scripts/hello
-chmod 755 main/init main/scripts/hello
-echo motd > main/etc/motd
-echo a > main/etc/a
-ln main/etc/a main/etc/a2
-echo gone > main/etc/gone
-touch -d @1600000000 early/kernel/x86/microcode/AuthenticAMD.bin main/etc/* main/scripts/* main/init
-(cd early && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > early.cpio
-(cd main && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | `+compress+`) > main.cpio
-cat early.cpio main.cpio > initrd.img
-`)
+	shell(t, dir, filepath.Join(repoRoot(t), "testdata", "distro-initrd.sh")+" "+busybox+" && ("+compress+") < main.cpio > main.cz && cat early.cpio main.cz > initrd.img")
 	return filepath.Join(dir, "initrd.img")
 }
 

@@ -2,11 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/volantvm/fledge/cmd/fledge/internal/qemu"
+	"github.com/volantvm/fledge/packer"
 )
 
 // shell runs a bash script in dir and returns its stdout.
@@ -131,4 +137,92 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// debianInitrd writes the initrd Debian's mkinitramfs makes for the test
+// kernel (zstd), with an uncompressed early archive holding the AMD
+// microcode in front. mkinitramfs reads /lib/modules/VERSION and
+// /boot/config-VERSION: in a mount namespace of its own, the unpacked
+// kernel package .ci/setup keeps takes their place, so the host is left
+// as it is.
+func debianInitrd(t *testing.T) string {
+	t.Helper()
+	needRoot(t)
+	needTool(t, "mkinitramfs", "initramfs-tools")
+	needTool(t, "unshare", "util-linux")
+	tree := "/var/cache/fledge-ci/kernel"
+	versions, _ := filepath.Glob(filepath.Join(tree, "lib", "modules", "*"))
+	if len(versions) != 1 {
+		t.Fatalf("expected the unpacked test kernel's one module tree at %s/lib/modules/VERSION, found %v; run .ci/setup", tree, versions)
+	}
+	version := filepath.Base(versions[0])
+	dir := t.TempDir()
+	shell(t, dir, `
+unshare -m sh -ec '
+mount -t tmpfs none /lib/modules
+mkdir /lib/modules/`+version+`
+mount --bind `+versions[0]+` /lib/modules/`+version+`
+mount --bind `+tree+`/boot /boot
+mkinitramfs -o main.img `+version+`' >/dev/null 2>&1
+mkdir -p early/kernel/x86/microcode
+head -c 4000 /dev/zero | tr '\0' u > early/kernel/x86/microcode/AuthenticAMD.bin
+(cd early && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > early.cpio
+cat early.cpio main.img > initrd.img
+`)
+	return filepath.Join(dir, "initrd.img")
+}
+
+// The issue's acceptance: a Debian initrd is mounted, a script it runs is
+// changed to print a marker, a file deleted, another chmodded, and packed:
+// the early archive is byte-identical, the main one still zstd, diff lists
+// exactly the three changes, and the kernel runs the changed script. With
+// no edits the pack is the initrd itself.
+func TestDebianInitrdEditedAndRepacked(t *testing.T) {
+	art := debianInitrd(t)
+	dir := filepath.Dir(art)
+	same := filepath.Join(dir, "same.img")
+	mustFledge(t, dir, nil, "pack", art, "-o", same)
+	if a, b := must(os.ReadFile(art)), must(os.ReadFile(same)); !bytes.Equal(a, b) {
+		t.Errorf("pack without edits: %d bytes, differs from the initrd's %d", len(b), len(a))
+	}
+
+	m := startMount(t, "/", newMountpoint(t), art)
+	shell(t, m.mnt, `sed -i '2i echo fledge-marker-17; /usr/bin/busybox poweroff -f' init
+rm etc/fstab
+chmod 700 scripts/init-top/blacklist`)
+	m.umount(t)
+	out := filepath.Join(dir, "new.img")
+	mustFledge(t, dir, nil, "pack", art, "-o", out)
+
+	was, err := packer.Segments(art)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := packer.Segments(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(now) != 2 || now[0] != was[0] || now[1].Compression != "zstd" || now[1].Offset != was[1].Offset {
+		t.Fatalf("segments of the re-pack %+v; want the early one as it was, then zstd at %d (the initrd's: %+v)", now, was[1].Offset, was)
+	}
+	if a, b := must(os.ReadFile(art)), must(os.ReadFile(out)); !bytes.Equal(a[:was[0].CompressedBytes], b[:was[0].CompressedBytes]) {
+		t.Errorf("the early archive is not copied byte for byte")
+	}
+	r := fledge(t, dir, nil, "diff", art, out)
+	want := "removed  /etc/fstab  (file)\nchanged  /init  (content sha256 "
+	if r.code != 1 || len(strings.Split(strings.TrimSpace(r.stdout), "\n")) != 3 || !strings.HasPrefix(r.stdout, want) ||
+		!strings.HasSuffix(r.stdout, "changed  /scripts/init-top/blacklist  (mode 0755 -> 0700)\n") {
+		t.Errorf("diff of the initrd and its re-pack: exit %d\n%s\nwant exactly the three edits", r.code, r.stdout)
+	}
+	// 512 MB: the unpacked initrd alone takes 130 MB.
+	res, err := qemu.Boot(context.Background(), qemu.Config{
+		Kernel: testKernel(t), Initrd: out, MemoryMB: 512,
+		Expect: regexp.MustCompile("^fledge-marker-17$"), Timeout: 3 * time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK {
+		t.Errorf("boot of the re-pack: %s\nconsole:\n%s", res.Reason, res.Output)
+	}
 }

@@ -63,6 +63,7 @@ type repack struct {
 	v    *overlay.View
 	file *os.File
 	segs []Segment
+	at   []int64 // where each segment starts in a's stream
 	// seg, acts and nodes are per record of a.members: its segment, what
 	// to do with it, and for replace the node to write.
 	seg   []int
@@ -79,7 +80,7 @@ func planRepack(a *Artifact, v *overlay.View, f *os.File, compression string) (*
 	if err != nil {
 		return nil, err
 	}
-	ms, segs, err := decode(f, &sink{limit: streamLimit(fi.Size()), discard: true})
+	ms, segs, at, err := decodeAt(f, &sink{limit: streamLimit(fi.Size()), discard: true})
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +92,7 @@ func planRepack(a *Artifact, v *overlay.View, f *os.File, compression string) (*
 		return nil, err
 	}
 	r := &repack{
-		a: a, v: v, file: f, segs: segs,
+		a: a, v: v, file: f, segs: segs, at: at,
 		seg:     make([]int, len(ms)),
 		acts:    make([]action, len(ms)),
 		nodes:   make([]*overlay.Node, len(ms)),
@@ -105,7 +106,7 @@ func planRepack(a *Artifact, v *overlay.View, f *os.File, compression string) (*
 	paths := make([]string, len(a.members))
 	s := 0
 	for i, m := range a.members {
-		for s < len(segs)-1 && m.start >= segs[s].pos+segs[s].Bytes {
+		for s < len(segs)-1 && m.start >= at[s]+segs[s].Bytes {
 			s++
 		}
 		r.seg[i] = s
@@ -336,8 +337,8 @@ func (r *repack) segment(ctx context.Context, w io.Writer, i int) error {
 	// bytes, so the writer's padding is right without knowing the offset.
 	aw := NewWriter(bw)
 	recs := r.records(i)
-	cur, end := s.pos, s.pos+s.Bytes
-	insert := s.pos
+	cur, end := r.at[i], r.at[i]+s.Bytes
+	insert := cur
 	last := i == len(r.segs)-1
 	for j, m := range r.a.members {
 		if r.seg[j] != i {

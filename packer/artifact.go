@@ -22,6 +22,10 @@ type Artifact struct {
 	name    string
 	entries []overlay.Entry
 	closer  io.Closer
+	// members and stream are the archive records and the decompressed
+	// stream they point into, which a re-pack copies from (repack.go).
+	members []member
+	stream  io.ReaderAt
 }
 
 var _ overlay.Layer = (*Artifact)(nil)
@@ -126,7 +130,7 @@ func newArtifact(path, layer string, ms []member, stream io.ReaderAt, closer io.
 		}
 		return nil, err
 	}
-	return &Artifact{path: path, name: layer, entries: ents, closer: closer}, nil
+	return &Artifact{path: path, name: layer, entries: ents, closer: closer, members: ms, stream: stream}, nil
 }
 
 func readerSHA256(r io.Reader) (string, error) {

@@ -23,6 +23,12 @@ type Result struct {
 // file beside dst, synced and renamed into place, so a failed or cancelled
 // pack leaves whatever was at dst before and no temporary file.
 func WriteFile(ctx context.Context, v *overlay.View, dst string, opts Options) (Result, error) {
+	return writeFile(dst, func(w io.Writer) error { return Write(ctx, v, w, opts) })
+}
+
+// writeFile writes dst with write, through a temporary file beside it
+// that is synced and renamed into place.
+func writeFile(dst string, write func(io.Writer) error) (Result, error) {
 	dir, base := filepath.Split(dst)
 	if dir == "" {
 		dir = "."
@@ -31,7 +37,7 @@ func WriteFile(ctx context.Context, v *overlay.View, dst string, opts Options) (
 	if err != nil {
 		return Result{}, fmt.Errorf("creating the artifact next to %s: %w", dst, err)
 	}
-	res, err := writeTemp(ctx, v, tmp, opts)
+	res, err := writeTemp(tmp, write)
 	if err == nil {
 		err = os.Rename(tmp.Name(), dst)
 	}
@@ -44,10 +50,10 @@ func WriteFile(ctx context.Context, v *overlay.View, dst string, opts Options) (
 }
 
 // writeTemp fills and closes f, hashing what it writes.
-func writeTemp(ctx context.Context, v *overlay.View, f *os.File, opts Options) (Result, error) {
+func writeTemp(f *os.File, write func(io.Writer) error) (Result, error) {
 	h := sha256.New()
 	cw := &countingWriter{w: io.MultiWriter(f, h)}
-	err := Write(ctx, v, cw, opts)
+	err := write(cw)
 	if err == nil {
 		err = f.Chmod(0o644)
 	}

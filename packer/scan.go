@@ -12,6 +12,7 @@ import (
 type member struct {
 	Header
 	DevMajor, DevMinor uint32 // of the host that packed it; scope of Ino
+	start              int64  // where the header starts in the stream
 	off                int64  // where the data starts in the stream
 	archive            int    // which of the concatenated archives
 }
@@ -131,7 +132,7 @@ func (s *scanner) next() (member, error) {
 		return m, fmt.Errorf("name %q is not a single NUL-terminated string", name)
 	}
 	h.Name = string(name[:nameSize-1])
-	m = member{Header: h, DevMajor: devMajor, DevMinor: devMinor, off: s.pos, archive: s.archive}
+	m = member{Header: h, DevMajor: devMajor, DevMinor: devMinor, start: start, off: s.pos, archive: s.archive}
 	if err := s.skip(h.Size + padLen(s.pos+h.Size, 4)); err != nil {
 		return m, fmt.Errorf("%s: %w", h.Name, truncated(err, fmt.Sprintf("its %d bytes of data", h.Size)))
 	}

@@ -40,24 +40,34 @@ type Segment struct {
 // magic. All archive bytes, decompressed, are copied to sink; the members
 // point into it.
 func decode(r io.Reader, sink io.Writer) ([]member, []Segment, error) {
+	ms, segs, _, err := decodeAt(r, sink)
+	return ms, segs, err
+}
+
+// decodeAt is decode that also tells where each segment's archives start
+// in the stream written to sink.
+func decodeAt(r io.Reader, sink io.Writer) ([]member, []Segment, []int64, error) {
 	in := &countingReader{r: r}
 	raw := bufio.NewReaderSize(in, readBuf)
 	s := &scanner{src: raw, sink: sink}
-	var segs []Segment
+	var (
+		segs []Segment
+		at   []int64
+	)
 	for {
 		if err := s.zeros(); err == io.EOF {
 			break
 		} else if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if err := s.align(); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		seg := Segment{Offset: in.n - int64(raw.Buffered()), Compression: None}
 		if n := len(segs); n > 0 && segs[n-1].Compression == None && seg.Offset%4 != 0 {
 			// The kernel reads the padding after an uncompressed archive
 			// as part of it, and wants it to end on a multiple of 4.
-			return nil, nil, fmt.Errorf("offset %d: the padding after the archive at offset %d does not end on a multiple of 4 bytes; the kernel stops there (\"broken padding\")", seg.Offset, segs[n-1].Offset)
+			return nil, nil, nil, fmt.Errorf("offset %d: the padding after the archive at offset %d does not end on a multiple of 4 bytes; the kernel stops there (\"broken padding\")", seg.Offset, segs[n-1].Offset)
 		}
 		pos, count := s.pos, len(s.members)
 		head, _ := raw.Peek(len(magicLZO))
@@ -75,16 +85,16 @@ func decode(r io.Reader, sink io.Writer) ([]member, []Segment, error) {
 			err = unknownFormat(head, seg.Offset)
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		seg.CompressedBytes = in.n - int64(raw.Buffered()) - seg.Offset
 		seg.Bytes, seg.Entries = s.pos-pos, len(s.members)-count
-		segs = append(segs, seg)
+		segs, at = append(segs, seg), append(at, pos)
 	}
 	if len(s.members) == 0 {
-		return nil, nil, fmt.Errorf("no archive entries found")
+		return nil, nil, nil, fmt.Errorf("no archive entries found")
 	}
-	return s.members, segs, nil
+	return s.members, segs, at, nil
 }
 
 // segment scans the archives of one compressed segment.

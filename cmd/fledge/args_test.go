@@ -24,9 +24,9 @@ func TestArityErrorsNameTheArguments(t *testing.T) {
 	for _, tc := range []struct{ args, want string }{
 		{"umount", "umount needs MOUNTPOINT; see 'fledge umount --help'"},
 		{"why", "why needs PATH (usage: fledge why [RECIPE|ARTIFACT] PATH)"},
-		{"pack x", `pack takes no arguments, got 1: "x"`},
+		{"pack x y", `pack takes [ARTIFACT], got 2: "x" "y"`},
 		{"check a b", `check takes [RECIPE|ARTIFACT], got 2: "a" "b"`},
-		{"diff a", `diff takes [A B], got 1: "a"`},
+		{"diff a b c", `diff takes [ARTIFACT | A B], got 3: "a" "b" "c"`},
 	} {
 		r := fledge(t, t.TempDir(), nil, strings.Fields(tc.args)...)
 		if r.code != 1 || !strings.HasPrefix(r.stderr, "fledge: "+tc.want) {

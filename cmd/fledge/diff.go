@@ -14,13 +14,16 @@ func newDiffCmd() *cobra.Command {
 	var (
 		f       stackFlags
 		asJSON  bool
+		ws      string
 		changes []overlay.Change
 	)
 	cmd := &cobra.Command{
-		Use:   "diff [A B]",
+		Use:   "diff [ARTIFACT | A B]",
 		Short: "List the workspace's edits, or compare two artifacts or recipes",
 		Long: `With no arguments, diff lists the edits made through 'fledge mount' to the
 recipe's image: added, changed, deleted, and mode (permissions or owner only).
+With one, those made to that artifact (or recipe); an artifact's edits are
+kept in its workspace (see 'fledge mount --help'; --workspace names another).
 
 With two arguments, each an artifact (a cpio, plain or in any compression the kernel reads) or a recipe,
 it compares their images: added, removed, changed (type, content hash, link
@@ -30,13 +33,14 @@ Like diff(1), it exits 1 when there are differences. When there are none,
 stdout stays empty (so 'fledge diff | wc -l' counts changes) and stderr says
 "no edits" or "no differences".`,
 		Example: `  fledge diff
+  fledge diff initrd.img                # the edits made to an artifact
   fledge diff old.cpio.gz new.cpio.gz
   fledge diff fledge.toml dist/app.cpio.gz --json`,
-		Args: argCounts(0, 2),
+		Args: argCounts(0, 1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
-			if len(args) == 0 {
-				changes, err = workspaceChanges(cmd, &f)
+			if len(args) < 2 {
+				changes, err = workspaceChanges(cmd, &f, args, ws)
 			} else {
 				changes, err = compareTargets(cmd, &f, args[0], args[1])
 			}
@@ -57,29 +61,35 @@ stdout stays empty (so 'fledge diff | wc -l' counts changes) and stderr says
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of {path, kind, detail}")
+	cmd.Flags().StringVar(&ws, "workspace", "", workspaceHelp)
 	return cmd
 }
 
 // nothingChanged is the note for a diff that found nothing: the
 // workspace's edits of recipe, or two images compared.
 func nothingChanged(args []string, recipe string) string {
-	if len(args) == 0 {
+	switch len(args) {
+	case 0:
 		return "fledge: no edits in the workspace of " + recipe
+	case 1:
+		return "fledge: no edits in the workspace of " + args[0]
 	}
 	return fmt.Sprintf("fledge: no differences between %s and %s", args[0], args[1])
 }
 
-// workspaceChanges compares the recipe's edits layer with the layers below.
-func workspaceChanges(cmd *cobra.Command, f *stackFlags) ([]overlay.Change, error) {
-	_, st, err := f.load(cmd.Context(), cmd)
+// workspaceChanges compares the edits of the recipe's or artifact's
+// workspace with the layers below.
+func workspaceChanges(cmd *cobra.Command, f *stackFlags, args []string, ws string) ([]overlay.Change, error) {
+	arg := ""
+	if len(args) == 1 {
+		arg = args[0]
+	}
+	t, err := f.openWorkspace(cmd.Context(), cmd, arg, ws)
 	if err != nil {
 		return nil, err
 	}
-	defer st.Close()
-	if st.Edits == nil {
-		return nil, fmt.Errorf("the stack of %s has no edits layer", f.config)
-	}
-	return editChanges(st)
+	defer t.Close()
+	return editChanges(t.Stack)
 }
 
 // editChanges lists what the edits change in the layers below them; no

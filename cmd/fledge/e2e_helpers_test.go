@@ -26,6 +26,8 @@ func TestMain(m *testing.M) {
 	}
 	fledgeBin = filepath.Join(dir, "fledge")
 	cacheDir = filepath.Join(dir, "cache")
+	// Artifacts' workspaces go below it too, not into ~/.local/state.
+	os.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
 	build := exec.Command("go", "build", "-o", fledgeBin, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

@@ -22,13 +22,15 @@ import (
 
 func newMountCmd() *cobra.Command {
 	var (
-		f     stackFlags
-		opts  fusefs.Options
-		share string
+		f        stackFlags
+		opts     fusefs.Options
+		share    string
+		ws       string
+		readOnly bool
 	)
 	cmd := &cobra.Command{
 		Use:   "mount [ARTIFACT] MOUNTPOINT",
-		Short: "Mount the merged view of a recipe (editable) or of an artifact (read-only)",
+		Short: "Mount the merged view of a recipe or an artifact, editable",
 		Long: `mount shows the image as it will be packed: modes, owners, sizes, link targets,
 device nodes and times. It stays in the foreground until Ctrl-C, SIGTERM or
 'fledge umount MOUNTPOINT'.
@@ -50,8 +52,17 @@ change.
 Mounting over a folder that holds files hides them until the unmount; fledge
 warns with their count.
 
-Mounting an artifact (a cpio, plain or in any compression the kernel reads) is read-only; files are read
-from its decompressed stream, nothing is extracted.
+Mounting an artifact (a cpio, plain or in any compression the kernel reads,
+such as a distribution's initrd) is the same live workspace: files are read
+from its decompressed stream, nothing is extracted, the artifact itself is
+never written, and changes are kept in the artifact's own workspace,
+$XDG_STATE_HOME/fledge/artifacts/NAME-HASH (default ~/.local/state/...; HASH
+names the artifact's absolute path), or the folder --workspace names. They
+survive remounts; 'fledge diff ARTIFACT' lists them, 'fledge reset ARTIFACT'
+discards them, and 'fledge pack ARTIFACT -o NEW' writes the edited image,
+copying what no edit touched byte for byte. If the artifact changes while it
+has edits, fledge says so. --read-only mounts it (or a recipe) without
+taking changes.
 
 Who may use the mount (--share):
   read   (default as root) every user browses with the permissions the image
@@ -82,7 +93,8 @@ the mountpoint's type, /dev/fuse's mode, a missing fusermount3.`,
 		Example: `  mkdir -p /mnt/img                     # the mountpoint is a folder
   fledge mount /mnt/img                 # ./fledge.toml, editable
   fledge mount -c app/fledge.toml /mnt/img
-  fledge mount dist/app.cpio.gz /mnt/img  # read-only
+  fledge mount /boot/initrd.img-6.1.0-57-amd64 /mnt/img  # edits kept apart
+  fledge mount --read-only dist/app.cpio.gz /mnt/img
   fledge mount --share=write /mnt/img   # other users may write too
   fledge umount /mnt/img`,
 		Args: cobra.RangeArgs(1, 2),
@@ -94,11 +106,14 @@ the mountpoint's type, /dev/fuse's mode, a missing fusermount3.`,
 					return err
 				}
 			}
-			t, err := f.open(cmd.Context(), cmd, arg)
+			t, err := f.openWorkspace(cmd.Context(), cmd, arg, ws)
 			if err != nil {
 				return err
 			}
 			defer t.Close()
+			if readOnly {
+				t.Stack = layers{Lower: &overlay.Stack{Layers: t.Stack.All(), Epoch: t.Stack.Lower.Epoch}}
+			}
 			if err := outsideSources(t, mnt); err != nil {
 				return err
 			}
@@ -121,6 +136,8 @@ the mountpoint's type, /dev/fuse's mode, a missing fusermount3.`,
 	cmd.Flags().BoolVar(&opts.NoPassthrough, "no-passthrough", false, "read host files through fledge instead of kernel FUSE passthrough")
 	cmd.Flags().StringVar(&share, "share", "read", "who besides root may use the mount: none, read (browse; changes only from root\nand the sudo user) or write (every user, as permissions allow); an ordinary\nuser's default is none")
 	cmd.Flags().BoolVar(&opts.Xattrs, "xattrs", false, "serve the provenance attribute user.fledge.layer (getfattr); writes then\ncost the kernel's security.capability request each")
+	cmd.Flags().StringVar(&ws, "workspace", "", workspaceHelp)
+	cmd.Flags().BoolVar(&readOnly, "read-only", false, "show the image (with its edits) but take no changes")
 	cmd.Flags().BoolVar(&opts.Poll, "poll", false, "look for host changes every half second instead of being told by inotify\n(mapped folders on NFS, 9p or another FUSE mount report none)")
 	return cmd
 }
@@ -156,9 +173,6 @@ func sudoUID() (int, error) {
 // would walk into the mount, whose requests wait for that view, and the
 // mount would hang on its first request.
 func outsideSources(t *target, mnt string) error {
-	if t.Recipe == nil {
-		return nil
-	}
 	abs, err := filepath.Abs(mnt)
 	if err != nil {
 		return fmt.Errorf("mountpoint %s: %w", mnt, err)
@@ -173,6 +187,12 @@ func outsideSources(t *target, mnt string) error {
 		return fmt.Errorf("mountpoint %s: %w", mnt, err)
 	}
 	mp := filepath.Join(parent, filepath.Base(abs))
+	if t.Recipe == nil {
+		if ws, err := filepath.EvalSymlinks(t.Workspace); err == nil && overlay.Within(ws, mp) {
+			return fmt.Errorf("mountpoint %s is inside the workspace %s; mount it outside that folder", mnt, ws)
+		}
+		return nil
+	}
 	for _, m := range t.Recipe.Mappings {
 		host, err := overlay.ResolveHost(t.Recipe.Dir, m.Host)
 		if err == nil && overlay.Within(host, mp) {
@@ -188,12 +208,17 @@ func outsideSources(t *target, mnt string) error {
 
 // serveMount mounts t and serves it until the mount goes away.
 func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) error {
-	if t.Recipe != nil {
-		lock, err := lockWorkspace(t.Recipe.Dir, mnt)
+	if t.Stack.Edits != nil {
+		lock, err := lockWorkspace(t.Workspace, mnt)
 		if err != nil {
 			return err
 		}
 		defer lock.Close()
+		if t.Artifact != "" {
+			if err := recordArtifact(t.Artifact, t.Workspace); err != nil {
+				return err
+			}
+		}
 	}
 	serverRuntime()
 	fsys := fusefs.New(t.Stack.Lower, t.Stack.Edits)

@@ -183,13 +183,14 @@ func TestMountRoundTrip(t *testing.T) {
 	}
 }
 
-// An artifact mounts read-only and shows what GNU cpio extracts from it.
+// An artifact mounted --read-only shows what GNU cpio extracts from it and
+// takes no changes.
 func TestMountArtifact(t *testing.T) {
 	needTool(t, "cpio", "cpio")
 	dir := copyExample(t, "default")
 	art := filepath.Join(t.TempDir(), "a.cpio.gz")
 	mustFledge(t, dir, nil, "pack", "-o", art)
-	m := startMount(t, "/", newMountpoint(t), art)
+	m := startMount(t, "/", newMountpoint(t), "--read-only", art)
 	x := filepath.Join(t.TempDir(), "x")
 	os.Mkdir(x, 0o755)
 	gnuCPIO(t, art, x, "-idm", "--quiet", "--no-absolute-filenames")

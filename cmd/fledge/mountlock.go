@@ -13,7 +13,6 @@ import (
 
 	"github.com/volantvm/fledge/cmd/fledge/internal/inspect"
 	"github.com/volantvm/fledge/fusefs"
-	"github.com/volantvm/fledge/overlay"
 )
 
 // mountLockName is the file in the workspace that a mount of the recipe
@@ -32,11 +31,10 @@ import (
 // the edits again (see overlay.Edits.Stamp).
 const mountLockName = "mount.lock"
 
-// lockWorkspace takes the mount lock of the workspace in dir (the recipe's
-// folder) for a mount at mnt, or says which mount holds it. Closing the
-// file releases it.
-func lockWorkspace(dir, mnt string) (*os.File, error) {
-	ws := filepath.Join(dir, overlay.Workspace)
+// lockWorkspace takes the mount lock of the workspace ws (a recipe's
+// .fledge, or an artifact's workspace) for a mount at mnt, or says which
+// mount holds it. Closing the file releases it.
+func lockWorkspace(ws, mnt string) (*os.File, error) {
 	if err := os.MkdirAll(ws, 0o755); err != nil {
 		return nil, fmt.Errorf("workspace: %w", err)
 	}

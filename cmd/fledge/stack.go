@@ -172,7 +172,11 @@ type target struct {
 	Recipe   *recipe.Recipe // nil for an artifact
 	Artifact string         // the artifact path, "" for a recipe
 	Stack    layers
-	close    func() error
+	// Workspace is the folder of the edits and the mount lock; set by
+	// openWorkspace.
+	Workspace string
+	art       *packer.Artifact
+	close     func() error
 }
 
 // Close releases the decompressed stream of the artifact or of the
@@ -210,7 +214,7 @@ func (f *stackFlags) open(ctx context.Context, cmd *cobra.Command, arg string) (
 			a.Close()
 			return nil, err
 		}
-		return &target{Artifact: arg, Stack: layers{Lower: &overlay.Stack{Layers: []overlay.Layer{a}, Epoch: epoch}}, close: a.Close}, nil
+		return &target{Artifact: arg, Stack: layers{Lower: &overlay.Stack{Layers: []overlay.Layer{a}, Epoch: epoch}}, art: a, close: a.Close}, nil
 	}
 	if arg != "" {
 		if isForeignFile(arg) {
@@ -223,6 +227,33 @@ func (f *stackFlags) open(ctx context.Context, cmd *cobra.Command, arg string) (
 		return nil, err
 	}
 	return &target{Recipe: r, Stack: st, close: st.Close}, nil
+}
+
+// openWorkspace is open for the commands that work on a workspace (mount,
+// diff, reset, pack): an artifact comes with the edits kept in its
+// workspace, ws or the default one (see artifactWorkspace); a recipe with
+// those of .fledge beside it, and ws must be empty.
+func (f *stackFlags) openWorkspace(ctx context.Context, cmd *cobra.Command, arg, ws string) (*target, error) {
+	t, err := f.open(ctx, cmd, arg)
+	if err != nil {
+		return nil, err
+	}
+	if t.Recipe != nil {
+		if ws != "" {
+			return nil, fmt.Errorf("--workspace %s: a recipe's workspace is always %s beside it; --workspace is for artifacts", ws, overlay.Workspace)
+		}
+		t.Workspace = filepath.Join(t.Recipe.Dir, overlay.Workspace)
+		return t, nil
+	}
+	if t.Workspace, err = artifactWorkspace(arg, ws); err == nil {
+		t.Stack.Edits, err = artifactEdits(cmd, arg, t.Workspace)
+	}
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	warnUnreadableEdits(cmd, t.Stack.Edits)
+	return t, nil
 }
 
 // isArtifactArg reports whether arg is to be opened as an artifact: its

@@ -177,6 +177,7 @@ func completeBootManifest(cmd *cobra.Command, m *recipe.Manifest, t *target, fil
 	return nil
 }
 
+// fileSHA256 is the hex sha256 of the file at path.
 func fileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {

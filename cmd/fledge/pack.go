@@ -25,7 +25,8 @@ compresses only what changed, with the same bytes as a cold pack.`,
 		Example: `  fledge pack -o /tmp/initrd.cpio.gz
   fledge pack -c app/fledge.toml -o app.cpio --compression none
   fledge pack -o out/app.cpio.zst --manifest
-  fledge pack -o /tmp/fast --compression lz4`,
+  fledge pack -o /tmp/fast --compression lz4
+  fledge pack -o app.cpio.gz --cache-from type=local,src=/srv/buildcache  # a Dockerfile rootfs from a shared cache`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output == "" {
@@ -56,6 +57,7 @@ compresses only what changed, with the same bytes as a cold pack.`,
 		},
 	}
 	f.register(cmd)
+	f.registerCache(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "", "archive to write; its extension chooses the compression (.cpio.gz, .cpio.zst, .cpio.xz, .cpio.lz4, .cpio), and NAME without one gets the compression's")
 	cmd.Flags().StringVar(&compression, "compression", "", compressionHelp)
 	cmd.Flags().BoolVar(&manifest, "manifest", false, "also write NAME.manifest.json (from manifest.toml beside the recipe, if any)")

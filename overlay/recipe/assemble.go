@@ -37,7 +37,10 @@ func Assemble(ctx context.Context, r *Recipe, o Options) (*overlay.Stack, error)
 	cache := &fetch.Cache{Dir: o.CacheDir, Offline: o.Offline, Progress: o.Progress}
 	st := &overlay.Stack{Epoch: o.Epoch, Layers: []overlay.Layer{overlay.Skeleton()}}
 	if r.HasRootfs() {
-		l, err := rootfs.Build(ctx, r.rootfsSpec(), o.BuildKit)
+		bk := o.BuildKit
+		bk.CacheFrom = append(slices.Clone(r.Source.cacheFrom), bk.CacheFrom...)
+		bk.CacheTo = append(slices.Clone(r.Source.cacheTo), bk.CacheTo...)
+		l, err := rootfs.Build(ctx, r.rootfsSpec(), bk)
 		if err != nil {
 			return nil, fmt.Errorf("rootfs: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/moby/buildkit/client"
 
 	"github.com/volantvm/fledge/overlay"
 )
@@ -107,6 +108,13 @@ type Source struct {
 	// Contexts are BuildKit named contexts (name → value), e.g. a base
 	// image from a local OCI layout: base = "oci-layout://./base@sha256:…".
 	Contexts map[string]string `toml:"contexts"`
+	// CacheFrom and CacheTo share BuildKit's build cache between machines:
+	// imports and exports in BuildKit's syntax (type=registry,ref=…;
+	// type=local,src=DIR or dest=DIR, relative to the recipe).
+	CacheFrom []string `toml:"cache_from"`
+	CacheTo   []string `toml:"cache_to"`
+	// cacheFrom and cacheTo are CacheFrom and CacheTo parsed.
+	cacheFrom, cacheTo []client.CacheOptionsEntry
 }
 
 // Output says how the recipe's artifact is written.

@@ -58,7 +58,12 @@ or in the folder above the context when the current folder is inside it: an
 artifact inside the context would change it, and the next build would miss
 the rootfs cache (see docs/dockerfile.md).
 Without --init, a rootfs that has /init keeps it as PID 1 (no fledge init, no
-agent); --init default puts fledge's init and the agent there instead.`,
+agent); --init default puts fledge's init and the agent there instead.
+
+--cache-from and --cache-to share BuildKit's build cache of a Dockerfile
+rootfs between machines (a registry, a folder), in BuildKit's own syntax;
+they add to the recipe's source.cache_from and source.cache_to (see
+docs/dockerfile.md).`,
 		Example: `  fledge build
   fledge build examples/default/fledge.toml -o /tmp/demo
   fledge build -m runtime.toml --compression zstd
@@ -67,7 +72,9 @@ agent); --init default puts fledge's init and the agent there instead.`,
   FLEDGE_INIT_CC=musl-gcc fledge build   # compile the default init here
   fledge build ./Dockerfile --output-initramfs --build-arg VERSION=1.2 -o dist/app
   fledge build ./Dockerfile --output-initramfs --init default --agent ./kestrel
-  fledge build ./Dockerfile --output-initramfs --busybox=false`,
+  fledge build ./Dockerfile --output-initramfs --busybox=false
+  fledge build --cache-to type=registry,ref=registry.example/app/cache   # share BuildKit's cache
+  fledge build --cache-from type=registry,ref=registry.example/app/cache # use it on another machine`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 && !isRecipeArg(args[0]) {
@@ -86,6 +93,7 @@ agent); --init default puts fledge's init and the agent there instead.`,
 		},
 	}
 	f.register(cmd)
+	f.registerCache(cmd)
 	df.register(cmd)
 	cmd.Flags().StringVarP(&f.manifest, "manifest", "m", "", "manifest.toml with runtime defaults (default: manifest.toml beside the recipe, if present)")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "", "output NAME, or NAME with an extension that chooses the compression (.cpio.gz, .cpio.zst, .cpio.xz, .cpio.lz4, .cpio); the manifest is NAME.manifest.json (default: plugin in the recipe's folder)")

@@ -105,3 +105,11 @@ func needTool(t *testing.T, name, pkg string) string {
 	}
 	return p
 }
+
+// writeFile writes data to p with mode, failing the test on an error.
+func writeFile(t *testing.T, p, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+}

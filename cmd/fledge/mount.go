@@ -132,6 +132,7 @@ the mountpoint's type, /dev/fuse's mode, a missing fusermount3.`,
 		},
 	}
 	f.register(cmd)
+	f.registerCache(cmd)
 	cmd.Flags().BoolVar(&opts.Debug, "debug", false, "log every FUSE request")
 	cmd.Flags().BoolVar(&opts.NoPassthrough, "no-passthrough", false, "read host files through fledge instead of kernel FUSE passthrough")
 	cmd.Flags().StringVar(&share, "share", "read", "who besides root may use the mount: none, read (browse; changes only from root\nand the sudo user) or write (every user, as permissions allow); an ordinary\nuser's default is none")

@@ -46,6 +46,7 @@ itself is never written.`,
   fledge pack -c app/fledge.toml -o app.cpio --compression none
   fledge pack -o out/app.cpio.zst --manifest
   fledge pack -o /tmp/fast --compression lz4
+  fledge pack -o app.cpio.gz --cache-from type=local,src=/srv/buildcache  # a Dockerfile rootfs from a shared cache
   fledge pack /boot/initrd.img-6.1.0-57-amd64 -o /tmp/initrd.img   # edited artifact`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -90,6 +91,7 @@ itself is never written.`,
 		},
 	}
 	f.register(cmd)
+	f.registerCache(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "", "archive to write; its extension chooses the compression (.cpio.gz, .cpio.zst, .cpio.xz, .cpio.lz4, .cpio), and NAME without one gets the compression's")
 	cmd.Flags().StringVar(&compression, "compression", "", compressionHelp)
 	cmd.Flags().BoolVar(&manifest, "manifest", false, "also write NAME.manifest.json (from manifest.toml beside the recipe, if any)")

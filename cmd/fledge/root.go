@@ -28,6 +28,7 @@ A recipe (fledge.toml) describes them; every command reads the same merged view.
 		return fmt.Errorf("%w; '%s --help' lists the flags", err, cmd.CommandPath())
 	})
 	root.AddCommand(
+		newInitCmd(),
 		newBuildCmd(),
 		newPackCmd(),
 		newVersionCmd(),

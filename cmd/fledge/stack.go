@@ -33,6 +33,8 @@ type stackFlags struct {
 	offline      bool
 	buildkitAddr string
 	progress     string
+	cacheFrom    []string // BuildKit cache imports, see registerCache
+	cacheTo      []string
 }
 
 func (f *stackFlags) register(cmd *cobra.Command) {
@@ -41,7 +43,15 @@ func (f *stackFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache for downloads, the init compiled with $FLEDGE_INIT_CC, BuildKit output and the compressed pieces that make gzip re-packs fast (default $XDG_CACHE_HOME/fledge; pieces/ is pruned to $FLEDGE_PACK_CACHE_SIZE, default 1G)")
 	fl.BoolVar(&f.offline, "offline", false, "use only what is in the cache; fail instead of downloading")
 	fl.StringVar(&f.buildkitAddr, "buildkit-addr", os.Getenv("BUILDKIT_HOST"), "BuildKit daemon for Dockerfile rootfs builds (unix:// or tcp://); default: embedded BuildKit (needs root and runc)")
-	fl.StringVar(&f.progress, "progress", "auto", "BuildKit progress output: auto, tty, plain or quiet")
+	fl.StringVar(&f.progress, "progress", "auto", "BuildKit progress output: auto, tty, plain, quiet or rawjson (BuildKit's status stream as JSON lines)")
+}
+
+// registerCache adds the flags that share BuildKit's build cache between
+// machines, for the commands that build (build, pack, mount).
+func (f *stackFlags) registerCache(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "BuildKit cache to import for a Dockerfile rootfs (repeatable), in BuildKit's syntax: type=registry,ref=HOST/REPO:TAG or type=local,src=DIR (added to source.cache_from)")
+	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "BuildKit cache to export after a Dockerfile rootfs build (repeatable): type=registry,ref=HOST/REPO:TAG[,mode=max], type=local,dest=DIR or type=inline (added to source.cache_to); BuildKit then runs even when fledge's cache has the rootfs")
 }
 
 // layers is what an image is made of, as the mount, the packer and the
@@ -100,6 +110,17 @@ func (f *stackFlags) assemble(ctx context.Context, cmd *cobra.Command, r *recipe
 	if err != nil {
 		return layers{}, err
 	}
+	cacheFrom, err := rootfs.ParseCacheFrom("--cache-from", f.cacheFrom, filepath.Abs)
+	if err != nil {
+		return layers{}, err
+	}
+	cacheTo, err := rootfs.ParseCacheTo("--cache-to", f.cacheTo, filepath.Abs)
+	if err != nil {
+		return layers{}, err
+	}
+	if (len(f.cacheFrom) > 0 || len(f.cacheTo) > 0) && !r.HasRootfs() {
+		return layers{}, fmt.Errorf("--cache-from and --cache-to share the build cache of BuildKit, but %s builds no Dockerfile or image rootfs (source.dockerfile, source.image); leave them out", r.File)
+	}
 	ed := edits.Open(edits.Dir(r.Dir))
 	lower, err := recipe.Assemble(ctx, r, ed, recipe.Options{
 		CacheDir: cache,
@@ -108,11 +129,13 @@ func (f *stackFlags) assemble(ctx context.Context, cmd *cobra.Command, r *recipe
 		Progress: cmd.ErrOrStderr(),
 		Epoch:    epoch,
 		BuildKit: rootfs.Options{
-			Addr:     f.buildkitAddr,
-			CacheDir: cache,
-			Progress: f.progress,
-			Out:      cmd.ErrOrStderr(),
-			Offline:  f.offline,
+			Addr:      f.buildkitAddr,
+			CacheDir:  cache,
+			Progress:  f.progress,
+			Out:       cmd.ErrOrStderr(),
+			Offline:   f.offline,
+			CacheFrom: cacheFrom,
+			CacheTo:   cacheTo,
 		},
 		OpenBase: func(path, layer string) (overlay.Layer, error) {
 			a, err := packer.OpenArtifactAs(path, cache, layer)

@@ -72,14 +72,6 @@ func httpExample(t *testing.T) (dir, kernel string) {
 	return dir, kernels[0]
 }
 
-// writeFile writes a file of the test, failing it on an error.
-func writeFile(t *testing.T, path, content string, mode os.FileMode) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestBootDryRunVolantCmdline: the command line is Volant's, in its
 // order; volant.manifest decodes, the way pluginspec documents it, to the
 // manifest the build wrote, non-ASCII text and a large env included; the

@@ -79,7 +79,10 @@ func assemble(ctx context.Context, r *Recipe, ed overlay.Layer, o Options) (*ove
 		st.Layers = append(st.Layers, l)
 	}
 	if r.HasRootfs() {
-		l, err := rootfs.Build(ctx, r.rootfsSpec(), o.BuildKit)
+		bk := o.BuildKit
+		bk.CacheFrom = append(slices.Clone(r.Source.cacheFrom), bk.CacheFrom...)
+		bk.CacheTo = append(slices.Clone(r.Source.cacheTo), bk.CacheTo...)
+		l, err := rootfs.Build(ctx, r.rootfsSpec(), bk)
 		if err != nil {
 			return st, fmt.Errorf("rootfs: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/moby/buildkit/client"
 
 	"github.com/volantvm/fledge/overlay"
 )
@@ -111,6 +112,13 @@ type Source struct {
 	// Initramfs is an existing initramfs whose entries are the bottom
 	// image layer, in place of a rootfs (not with Dockerfile or Image).
 	Initramfs string `toml:"initramfs"`
+	// CacheFrom and CacheTo share BuildKit's build cache between machines:
+	// imports and exports in BuildKit's syntax (type=registry,ref=…;
+	// type=local,src=DIR or dest=DIR, relative to the recipe).
+	CacheFrom []string `toml:"cache_from"`
+	CacheTo   []string `toml:"cache_to"`
+	// cacheFrom and cacheTo are CacheFrom and CacheTo parsed.
+	cacheFrom, cacheTo []client.CacheOptionsEntry
 }
 
 // Kernel names a kernel's module tree and the modules the image loads.

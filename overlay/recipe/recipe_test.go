@@ -85,6 +85,10 @@ func TestValidationRules(t *testing.T) {
 		{"syntax error has a line", head + "agent = = 1\n", `fledge.toml:3: `},
 		{"mapping a device", head + "[mappings]\n\"/dev/null\" = \"/null\"", `fledge.toml:4: mapping "/dev/null": /dev/null is a character device; map regular files, folders, symlinks or FIFOs`},
 		{"busybox_url scheme", head + "[source]\nbusybox_url = \"ftp://x/busybox\"", `fledge.toml:4: source.busybox_url "ftp://x/busybox": use an https://, http:// or file:// URL, or the path of a file`},
+		{"cache without rootfs", head + "[source]\ncache_to = [\"type=local,dest=c\"]", `fledge.toml:4: source.cache_to shares the build cache of BuildKit, which builds only a source.dockerfile or source.image rootfs`},
+		{"cache syntax", head + "[source]\ndockerfile = \"./Dockerfile\"\ncache_from = [\"type=registry,\\\"ref\"]", `fledge.toml:5: source.cache_from "type=registry,\"ref": `},
+		{"cache local escapes", head + "[source]\ndockerfile = \"./Dockerfile\"\ncache_to = [\"type=local,dest=../../x\"]", `fledge.toml:5: source.cache_to "type=local,dest=../../x": dest: "../../x" leads outside the recipe folder`},
+		{"cache local without folder", head + "[source]\ndockerfile = \"./Dockerfile\"\ncache_from = [\"type=local\"]", `fledge.toml:5: source.cache_from "type=local": type=local needs src=`},
 		{"busybox_url path missing", head + "[source]\nbusybox_url = \"./nope\"", `fledge.toml:4: source.busybox_url: DIR/nope does not exist`},
 		{"base and dockerfile", head + "[source]\ndockerfile = \"./Dockerfile\"\ninitramfs = \"./app\"", `fledge.toml:5: source.initramfs and source.dockerfile cannot be used together: both are the bottom image layer`},
 		{"base and image", head + "[source]\ninitramfs = \"./app\"\nimage = \"alpine:3.20\"", `fledge.toml:4: source.initramfs and source.image cannot be used together`},
@@ -277,6 +281,21 @@ func TestNamedContextsResolveAgainstRecipeFolder(t *testing.T) {
 	}
 }
 
+func TestCacheFoldersResolveAgainstRecipeFolder(t *testing.T) {
+	dir := recipeDir(t)
+	r, err := parse(t, dir, head+"[source]\ndockerfile = \"./Dockerfile\"\ncache_from = [\"type=local,src=cache\", \"type=registry,ref=127.0.0.1:5000/c\"]\ncache_to = [\"type=local,dest=/srv/cache,mode=max\"]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := r.Source.cacheFrom, r.Source.cacheTo
+	if len(from) != 2 || from[0].Type != "local" || from[0].Attrs["src"] != filepath.Join(dir, "cache") || from[1].Type != "registry" || from[1].Attrs["ref"] != "127.0.0.1:5000/c" {
+		t.Errorf("cache_from parsed as %+v", from)
+	}
+	if len(to) != 1 || to[0].Attrs["dest"] != "/srv/cache" || to[0].Attrs["mode"] != "max" {
+		t.Errorf("cache_to parsed as %+v", to)
+	}
+}
+
 // A folder given as the recipe is the commonest slip ("fledge check
 // examples/default"); the message names the file to give instead.
 func TestLoadFolderNamesTheRecipeFile(t *testing.T) {
@@ -437,6 +456,23 @@ func TestKernelInSchemaAndRecipe(t *testing.T) {
 		}
 		if err := s.Validate(d); (err == nil) != ok {
 			t.Errorf("schema on %q: %v, want valid %v", doc, err, ok)
+		}
+	}
+}
+
+// TestCacheKeysInSchemaAndRecipe: source.cache_from and cache_to are
+// lists of strings to the recipe schema kept in testdata and to fledge.
+func TestCacheKeysInSchemaAndRecipe(t *testing.T) {
+	s := schema(t, "fledge-toml-v1.json")
+	for value, ok := range map[string]bool{`["type=local,src=c"]`: true, `"type=local,src=c"`: false, `[""]`: false} {
+		text := head + "[agent]\nsource_strategy = \"local\"\npath = \"./kestrel\"\n[source]\nbusybox_url = \"file:///bin/busybox\"\ndockerfile = \"./Dockerfile\"\ncache_from = " + value + "\n"
+		_, err := parse(t, recipeDir(t), text)
+		var doc map[string]any
+		if _, derr := toml.Decode(text, &doc); derr != nil {
+			t.Fatal(derr)
+		}
+		if serr := s.Validate(doc); ok != (err == nil) || ok != (serr == nil) {
+			t.Errorf("cache_from = %s: recipe error %v, schema error %v; want both to %s", value, err, serr, map[bool]string{true: "accept", false: "refuse"}[ok])
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/volantvm/fledge/overlay"
+	"github.com/volantvm/fledge/overlay/rootfs"
 )
 
 type validator struct {
@@ -32,7 +33,7 @@ var knownKeys = map[string][]string{
 	"output":     {"compression"},
 	"agent":      {"source_strategy", "version", "path", "url", "checksum"},
 	"init":       {"path", "none"},
-	"source":     {"busybox_url", "busybox_sha256", "busybox", "host_libraries", "dockerfile", "context", "target", "build_args", "image", "contexts", "initramfs"},
+	"source":     {"busybox_url", "busybox_sha256", "busybox", "host_libraries", "dockerfile", "context", "target", "build_args", "image", "contexts", "initramfs", "cache_from", "cache_to"},
 	"filesystem": {"type", "size_buffer_mb", "preallocate"},
 }
 
@@ -174,6 +175,38 @@ func (v *validator) validateSource() {
 		v.add([]string{"source", "target"}, "source.target needs source.dockerfile")
 	}
 	v.resolveContexts()
+	v.parseCache()
+}
+
+// parseCache checks source.cache_from and source.cache_to with BuildKit's
+// parser, and makes their local folders absolute against the recipe's.
+func (v *validator) parseCache() {
+	s := &v.r.Source
+	if (len(s.CacheFrom) > 0 || len(s.CacheTo) > 0) && !v.r.HasRootfs() {
+		key := []string{"source", "cache_from"}
+		if len(s.CacheFrom) == 0 {
+			key = []string{"source", "cache_to"}
+		}
+		v.add(key, "source.%s shares the build cache of BuildKit, which builds only a source.dockerfile or source.image rootfs; add one of them, or remove the key", key[1])
+		return
+	}
+	var err error
+	if s.cacheFrom, err = rootfs.ParseCacheFrom("source.cache_from", s.CacheFrom, v.cacheFolder); err != nil {
+		v.add([]string{"source", "cache_from"}, "%v", err)
+	}
+	if s.cacheTo, err = rootfs.ParseCacheTo("source.cache_to", s.CacheTo, v.cacheFolder); err != nil {
+		v.add([]string{"source", "cache_to"}, "%v", err)
+	}
+}
+
+// cacheFolder resolves the folder of a type=local cache against the
+// recipe's; like every relative path in a recipe, it may not lead out.
+func (v *validator) cacheFolder(p string) (string, error) {
+	host := v.r.HostPath(p)
+	if !filepath.IsAbs(p) && !overlay.Within(v.r.Dir, host) {
+		return "", fmt.Errorf("%q leads outside the recipe folder %s; name a folder inside it, or an absolute path", p, v.r.Dir)
+	}
+	return host, nil
 }
 
 // validateBase checks source.initramfs: a file, and the only bottom image

@@ -14,6 +14,10 @@ import (
 	"github.com/containerd/containerd/v2/plugins/snapshots/native"
 	ctdoverlay "github.com/containerd/containerd/v2/plugins/snapshots/overlay"
 	"github.com/containerd/containerd/v2/plugins/snapshots/overlay/overlayutils"
+	"github.com/moby/buildkit/cache/remotecache"
+	inlineremotecache "github.com/moby/buildkit/cache/remotecache/inline"
+	localremotecache "github.com/moby/buildkit/cache/remotecache/local"
+	registryremotecache "github.com/moby/buildkit/cache/remotecache/registry"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/moby/buildkit/control"
@@ -163,13 +167,24 @@ func (e *embedded) newController(ctx context.Context, root string) (_ *control.C
 		SessionManager:   sm,
 		WorkerController: wc,
 		Frontends:        frontends,
-		CacheManager:     solver.NewCacheManager(ctx, "local", cacheStore, worker.NewCacheResultStorage(wc)),
-		HistoryDB:        historyDB,
-		CacheStore:       cacheStore,
-		LeaseManager:     w.LeaseManager(),
-		ContentStore:     w.ContentStore(),
-		GarbageCollect:   w.GarbageCollect,
-		GracefulStop:     stop,
+		// The cache backends of embeddedCacheTypes, wired as buildkitd
+		// wires them; registries resolve as the worker's pulls do.
+		ResolveCacheExporterFuncs: map[string]remotecache.ResolveCacheExporterFunc{
+			"registry": registryremotecache.ResolveCacheExporterFunc(sm, w.RegistryHosts),
+			"local":    localremotecache.ResolveCacheExporterFunc(sm),
+			"inline":   inlineremotecache.ResolveCacheExporterFunc(),
+		},
+		ResolveCacheImporterFuncs: map[string]remotecache.ResolveCacheImporterFunc{
+			"registry": registryremotecache.ResolveCacheImporterFunc(sm, w.ContentStore(), w.RegistryHosts),
+			"local":    localremotecache.ResolveCacheImporterFunc(sm),
+		},
+		CacheManager:   solver.NewCacheManager(ctx, "local", cacheStore, worker.NewCacheResultStorage(wc)),
+		HistoryDB:      historyDB,
+		CacheStore:     cacheStore,
+		LeaseManager:   w.LeaseManager(),
+		ContentStore:   w.ContentStore(),
+		GarbageCollect: w.GarbageCollect,
+		GracefulStop:   stop,
 		// Build history is for a long-running daemon's clients; recording
 		// it in the background would race with Close.
 		HistoryConfig: &config.HistoryConfig{MaxEntries: new(int64)},

@@ -19,6 +19,9 @@
 //
 // The result is cached under CacheDir/rootfs by the build's inputs, so an
 // unchanged Dockerfile and context are served without starting BuildKit.
+// BuildKit's own build cache can be shared between machines through cache
+// imports and exports (Options.CacheFrom, CacheTo: a registry, a local
+// folder, …).
 // File times in the result are SOURCE_DATE_EPOCH (or 1970), which makes
 // the embedded and an external BuildKit give the same bytes.
 package rootfs
@@ -29,6 +32,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/moby/buildkit/client"
 
 	"github.com/volantvm/fledge/overlay"
 )
@@ -57,6 +62,12 @@ type Options struct {
 	// Offline resolves base images from what BuildKit already holds, never
 	// from a registry.
 	Offline bool
+	// CacheFrom and CacheTo are BuildKit cache imports and exports (see
+	// ParseCacheFrom, ParseCacheTo). They change how fast a build is, never
+	// its result, so they are no part of the cache key; but a build with
+	// CacheTo always runs BuildKit, even when the result is cached, so that
+	// the export happens.
+	CacheFrom, CacheTo []client.CacheOptionsEntry
 }
 
 // DefaultStateDir is where embedded BuildKit keeps its state unless
@@ -83,7 +94,7 @@ func Build(ctx context.Context, s Spec, o Options) (overlay.Layer, error) {
 	}
 	dir := filepath.Join(o.CacheDir, "rootfs")
 	cached := filepath.Join(dir, key+".tar")
-	if _, err := os.Stat(cached); err == nil {
+	if _, err := os.Stat(cached); err == nil && len(o.CacheTo) == 0 {
 		return OpenTar(cached)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -149,7 +160,7 @@ func withDefaults(o Options) (Options, error) {
 		o.Progress = "auto"
 	case "auto", "tty", "plain", "quiet", "rawjson":
 	default:
-		return o, fmt.Errorf("progress mode %q: expected auto, tty, plain or quiet", o.Progress)
+		return o, fmt.Errorf("progress mode %q: expected auto, tty, plain, quiet or rawjson", o.Progress)
 	}
 	if o.Out == nil {
 		o.Out = os.Stderr

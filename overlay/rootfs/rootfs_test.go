@@ -20,7 +20,7 @@ func TestOptionDefaults(t *testing.T) {
 	if o, _ := withDefaults(Options{Addr: "unix:///x"}); o.Addr != "unix:///x" || o.StateDir != DefaultStateDir {
 		t.Errorf("explicit address or default state dir lost: %+v", o)
 	}
-	if _, err := withDefaults(Options{Progress: "fancy"}); err == nil || !strings.Contains(err.Error(), "expected auto, tty, plain or quiet") {
+	if _, err := withDefaults(Options{Progress: "fancy"}); err == nil || !strings.Contains(err.Error(), "expected auto, tty, plain, quiet or rawjson") {
 		t.Errorf("progress mode fancy: error %v", err)
 	}
 }

@@ -34,6 +34,9 @@ func connect(ctx context.Context, o Options) (*client.Client, func() error, erro
 		}
 		return c, c.Close, nil
 	}
+	if err := checkEmbeddedCache(o); err != nil {
+		return nil, nil, err
+	}
 	e, err := startEmbedded(ctx, o.StateDir)
 	if err != nil {
 		return nil, nil, err
@@ -117,6 +120,8 @@ func buildSolveOpt(in input, o Options, epoch int64, out io.Writer, tmp string) 
 		FrontendAttrs: frontendAttrs(in, o, named),
 		LocalMounts:   mounts,
 		OCIStores:     stores,
+		CacheImports:  o.CacheFrom,
+		CacheExports:  o.CacheTo,
 		Exports: []client.ExportEntry{{
 			Type:  client.ExporterTar,
 			Attrs: map[string]string{"source-date-epoch": strconv.FormatInt(epoch, 10)},

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/volantvm/fledge/overlay"
 )
 
 // The checks here run before the kernel is asked, so that a mount that
@@ -39,19 +41,10 @@ func checkMountpoint(mountpoint string) error {
 
 // fileKind names a file type for a message.
 func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsRegular():
+	if m.IsRegular() {
 		return "a regular file"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
 	}
-	return fmt.Sprintf("of type %v", m.Type())
+	return "a " + overlay.HostKind(m)
 }
 
 // hiddenEntries counts what the folder mountpoint holds, which the mount

@@ -217,7 +217,7 @@ func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) 
 		how = "edits kept in " + e.Dir()
 	}
 	pt := "off"
-	if fusefs.Passthrough(srv) && !opts.NoPassthrough {
+	if fsys.PassesThrough() {
 		pt = "on"
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "fledge: %s mounted at %s (%s; passthrough %s); Ctrl-C or `%s` to unmount\n",

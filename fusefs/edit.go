@@ -43,10 +43,10 @@ func (n *node) mayChange(ctx context.Context) syscall.Errno {
 	return n.fsys.mayWrite(ctx)
 }
 
-// newEntry describes an object created by the caller: owned by them, with
-// the mode the kernel passed (the umask already applied), and the times of
-// its making (no MTime).
-func newEntry(ctx context.Context, p string, mode uint32) (overlay.Entry, syscall.Errno) {
+// newEntry describes an object created by the caller: owned by them (by
+// root for the user of a rootless mount), with the mode the kernel passed
+// (the umask already applied), and the times of its making (no MTime).
+func (f *FS) newEntry(ctx context.Context, p string, mode uint32) (overlay.Entry, syscall.Errno) {
 	if len(path.Base(p)) > unix.NAME_MAX {
 		return overlay.Entry{}, syscall.ENAMETOOLONG
 	}
@@ -56,7 +56,8 @@ func newEntry(ctx context.Context, p string, mode uint32) (overlay.Entry, syscal
 	}
 	ent := overlay.Entry{Path: p, Type: t, Perm: perm}
 	if c, ok := fuse.FromContext(ctx); ok {
-		ent.UID, ent.GID = int(c.Uid), int(c.Gid)
+		o := f.imageOwner(c.Owner)
+		ent.UID, ent.GID = int(o.Uid), int(o.Gid)
 	}
 	return ent, 0
 }
@@ -75,7 +76,7 @@ func (n *node) make(ctx context.Context, ent overlay.Entry, out *fuse.EntryOut) 
 }
 
 func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	ent, errno := newEntry(ctx, join(n.guestPath(), name), mode|syscall.S_IFREG)
+	ent, errno := n.fsys.newEntry(ctx, join(n.guestPath(), name), mode|syscall.S_IFREG)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
@@ -110,7 +111,7 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	ent, errno := newEntry(ctx, join(n.guestPath(), name), mode|syscall.S_IFDIR)
+	ent, errno := n.fsys.newEntry(ctx, join(n.guestPath(), name), mode|syscall.S_IFDIR)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -118,7 +119,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 }
 
 func (n *node) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	ent, errno := newEntry(ctx, join(n.guestPath(), name), mode)
+	ent, errno := n.fsys.newEntry(ctx, join(n.guestPath(), name), mode)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -127,7 +128,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode, dev uint32, out *fu
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	ent, errno := newEntry(ctx, join(n.guestPath(), name), syscall.S_IFLNK|0o777)
+	ent, errno := n.fsys.newEntry(ctx, join(n.guestPath(), name), syscall.S_IFLNK|0o777)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -265,7 +266,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		if !ok {
 			return syscall.ENOENT
 		}
-		if err := a.ApplyToFile(ef.f); err != nil {
+		if err := n.fsys.edits.ApplyToFile(ef.f, a); err != nil {
 			return toErrno(err)
 		}
 		return n.Getattr(ctx, fh, out)

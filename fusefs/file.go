@@ -99,7 +99,7 @@ func (e *editFile) Write(ctx context.Context, data []byte, off int64) (uint32, s
 // Mount), and go-fuse does not pass on its request to; the kernel is told,
 // since it may exec the file on the mode it keeps.
 func (e *editFile) beginWrite(ctx context.Context) (func(), syscall.Errno) {
-	if unprivileged(ctx) {
+	if e.fsys.unprivileged(ctx) {
 		dropped, err := e.fsys.edits.DropSetID(e.f, e.node.guestPath())
 		if dropped {
 			e.fsys.changed()

@@ -92,6 +92,9 @@ type FS struct {
 	share  Share
 	writer int
 	xattrs bool
+	// user is the ordinary user who mounted (a rootless mount), who stands
+	// for the image's root in it; nil when root mounted.
+	user *fuse.Owner
 }
 
 type inoRec struct {

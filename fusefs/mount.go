@@ -80,12 +80,24 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 		return nil, err
 	}
 	f.share, f.writer, f.xattrs = o.Share, o.Writer, o.Xattrs
-	opts := []string{"default_permissions"}
+	// As root the kernel checks every caller against the modes and owners
+	// the image shows (default_permissions). An ordinary user's mount is
+	// rootless: that user is the image's root in it, and would fail the
+	// kernel's checks against files the image gives root, so the kernel
+	// checks nothing and fledge lets the user do what root may (see
+	// imageOwner and Access). Without --share only the user can reach the
+	// mount at all (the kernel lets no other uid in without allow_other).
+	var opts []string
+	if uid := os.Geteuid(); uid != 0 {
+		f.user = &fuse.Owner{Uid: uint32(uid), Gid: uint32(os.Getegid())}
+	} else {
+		opts = append(opts, "default_permissions")
+	}
 	if f.ReadOnly() {
 		opts = append(opts, "ro")
 	}
 	var disabled uint64
-	if o.NoPassthrough {
+	if o.NoPassthrough || !mayPassThrough() {
 		disabled = fuse.CAP_PASSTHROUGH
 	}
 	srv, err := fs.Mount(mountpoint, f.Root(), &fs.Options{
@@ -130,7 +142,7 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 		_ = unix.Unmount(mountpoint, unix.MNT_DETACH)
 		return nil, fmt.Errorf("mount %s as uid %d: %s", mountpoint, os.Geteuid(), strings.TrimSpace(err.Error()))
 	}
-	f.passthrough.Store(!o.NoPassthrough && Passthrough(srv))
+	f.passthrough.Store(disabled == 0 && kernelPassthrough(srv))
 	go f.inval.run()
 	go func() {
 		srv.Wait()
@@ -142,9 +154,26 @@ func Mount(mountpoint string, f *FS, o Options) (*fuse.Server, error) {
 	return srv, nil
 }
 
-// Passthrough reports whether the kernel agreed to read host files
-// directly (FUSE passthrough, Linux 6.9 or later, as root).
-func Passthrough(srv *fuse.Server) bool {
+// mayPassThrough reports whether the kernel takes host files for FUSE
+// passthrough from this process: handing one over needs CAP_SYS_ADMIN,
+// which an ordinary user lacks, so a rootless mount serves files itself.
+func mayPassThrough() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if unix.Capget(&hdr, &data[0]) != nil {
+		return false
+	}
+	return data[unix.CAP_SYS_ADMIN/32].Effective&(1<<(unix.CAP_SYS_ADMIN%32)) != 0
+}
+
+// PassesThrough reports whether the mount lets the kernel read and write
+// host files directly (FUSE passthrough): where the kernel offers it, to
+// root, unless Options.NoPassthrough.
+func (f *FS) PassesThrough() bool { return f.passthrough.Load() }
+
+// kernelPassthrough reports whether the kernel offers to read host files
+// directly (FUSE passthrough, Linux 6.9 or later).
+func kernelPassthrough(srv *fuse.Server) bool {
 	return srv.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0
 }
 

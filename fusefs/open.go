@@ -120,7 +120,7 @@ func (n *node) editHandle(ctx context.Context, f *os.File, writing bool) (fs.Fil
 	if err != nil {
 		return nil, toErrno(err)
 	}
-	serve := writing && mode&(unix.S_ISUID|unix.S_ISGID) != 0 && unprivileged(ctx)
+	serve := writing && mode&(unix.S_ISUID|unix.S_ISGID) != 0 && n.fsys.unprivileged(ctx)
 	deadline := time.Now().Add(releaseWait)
 	for {
 		n.mu.Lock()

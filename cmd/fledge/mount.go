@@ -89,7 +89,15 @@ As root fledge mounts directly. An ordinary user mounts through fusermount3
 (package fuse3) where /dev/fuse is open to users, as stock distributions
 ship it; read and write sharing then need user_allow_other in
 /etc/fuse.conf. When the mount cannot be made, the error says what was found:
-the mountpoint's type, /dev/fuse's mode, a missing fusermount3.`,
+the mountpoint's type, /dev/fuse's mode, a missing fusermount3.
+
+An ordinary user's mount is rootless: the user is the image's root in it
+(they may create, chown to any owner, chmod to setuid, delete anything), and
+the edits, files of the user, keep the image's owners, modes and device
+numbers as the extended attribute user.fledge.stat. The kernel then checks
+no permissions: other users let in with --share read (and with write,
+change) whatever the image holds. The kernel refuses mknod of devices to
+users before fledge is asked. See docs/workspace.md.`,
 		Example: `  mkdir -p /mnt/img                     # the mountpoint is a folder
   fledge mount /mnt/img                 # ./fledge.toml, editable
   fledge mount -c app/fledge.toml /mnt/img
@@ -243,7 +251,7 @@ func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) 
 		how = "edits kept in " + e.Dir()
 	}
 	pt := "off"
-	if fusefs.Passthrough(srv) && !opts.NoPassthrough {
+	if fsys.PassesThrough() {
 		pt = "on"
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "fledge: %s mounted at %s (%s; passthrough %s); Ctrl-C or `%s` to unmount\n",

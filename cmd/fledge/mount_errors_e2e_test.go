@@ -41,24 +41,41 @@ wait $pid
 cat "$LOG"
 exit $rc`
 
-// mountAsNobody runs userMountScript as nobody in a mount namespace of its
-// own, where /dev/fuse is a device node of the given mode and
-// /etc/fuse.conf is empty: the machine's own are left as they are.
+// mountAsNobody runs userMountScript as nobody (see asNobody).
 func mountAsNobody(t *testing.T, devMode os.FileMode, args ...string) (string, error) {
 	t.Helper()
-	needRoot(t)
-	needTool(t, "unshare", "util-linux")
-	needTool(t, "setpriv", "util-linux")
-	needTool(t, "fusermount3", "fuse3")
 	dir := copyExample(t, "default")
+	work := openTempDir(t)
+	art := filepath.Join(work, "a.cpio.gz")
+	mustFledge(t, dir, nil, "pack", "-o", art)
+	return asNobody(t, devMode, `exec setpriv --reuid=65534 --regid=65534 --clear-groups /bin/sh -c "$SCRIPT" sh "$@"`,
+		[]string{"SCRIPT=" + userMountScript, "ART=" + art}, args...)
+}
+
+// openTempDir is a t.TempDir that every user may read.
+func openTempDir(t *testing.T) string {
+	t.Helper()
 	work := t.TempDir()
 	for _, d := range []string{filepath.Dir(work), work} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	art := filepath.Join(work, "a.cpio.gz")
-	mustFledge(t, dir, nil, "pack", "-o", art)
+	return work
+}
+
+// asNobody runs the shell script setup as root in a mount namespace of
+// its own, where /dev/fuse is a device node of the given mode and
+// /etc/fuse.conf is empty: the machine's own are left as they are. The
+// script finds $FLEDGE, a folder of nobody's as $HOME with an empty
+// folder $MNT in it, $LOG there, and env.
+func asNobody(t *testing.T, devMode os.FileMode, setup string, env []string, args ...string) (string, error) {
+	t.Helper()
+	needRoot(t)
+	needTool(t, "unshare", "util-linux")
+	needTool(t, "setpriv", "util-linux")
+	needTool(t, "fusermount3", "fuse3")
+	work := openTempDir(t)
 	user := filepath.Join(work, "user")
 	for _, d := range []string{user, filepath.Join(user, "mnt")} {
 		if err := os.Mkdir(d, 0o755); err != nil {
@@ -78,21 +95,22 @@ func mountAsNobody(t *testing.T, devMode os.FileMode, args ...string) (string, e
 	if err := os.WriteFile(conf, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	setup := `mount --bind "$DEV" /dev/fuse && mount --bind "$CONF" /etc/fuse.conf && exec setpriv --reuid=65534 --regid=65534 --clear-groups /bin/sh -c "$SCRIPT" sh "$@"`
+	setup = `mount --bind "$DEV" /dev/fuse && mount --bind "$CONF" /etc/fuse.conf && ` + setup
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "unshare", append([]string{"-m", "--propagation", "private", "/bin/sh", "-c", setup, "sh"}, args...)...)
 	cmd.Dir = "/"
-	cmd.Env = append(os.Environ(), "DEV="+dev, "CONF="+conf, "SCRIPT="+userMountScript, "FLEDGE="+fledgeBin,
-		"ART="+art, "MNT="+filepath.Join(user, "mnt"), "LOG="+filepath.Join(user, "log"),
-		"HOME="+user, "XDG_CACHE_HOME="+filepath.Join(user, "cache"))
+	cmd.Env = append(append(os.Environ(), "DEV="+dev, "CONF="+conf, "FLEDGE="+fledgeBin,
+		"MNT="+filepath.Join(user, "mnt"), "LOG="+filepath.Join(user, "log"),
+		"HOME="+user, "TMPDIR="+user, "XDG_CACHE_HOME="+filepath.Join(user, "cache")), env...)
 	// The whole group goes on a timeout: the namespace, and the mount in
 	// it, last as long as one of its processes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		t.Fatalf("mounting as nobody did not finish within a minute:\n%s", out)
+		t.Fatalf("running as nobody did not finish within a minute:\n%s", out)
 	}
 	return string(out), err
 }

@@ -81,6 +81,8 @@ func (e *Edits) reset(p string) error {
 		if err := os.RemoveAll(e.dir); err != nil {
 			return fmt.Errorf("reset: %w", err)
 		}
+		// The next change makes the folder again, as whoever makes it.
+		e.kind.Store(0)
 		return nil
 	}
 	parts, err := e.splitGuest(p)

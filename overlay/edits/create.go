@@ -68,15 +68,18 @@ func (e *Edits) CreateFile(v *overlay.View, ent overlay.Entry) (*os.File, unix.S
 		if f, err = d.openFile(name, os.O_RDWR, 0); err != nil {
 			return nil, st, err
 		}
-		if st, err = overlay.StatRegular(f, ent.Path); err != nil {
+		if _, err = overlay.StatRegular(f, ent.Path); err == nil {
+			st, err = e.fstat(int(f.Fd()))
+		}
+		if err != nil {
 			f.Close()
 			return nil, st, err
 		}
 		return f, st, nil
 	}
-	err = d.fileMeta(name, f, &ent)
+	err = e.fileMeta(d, name, f, &ent)
 	if err == nil {
-		err = unix.Fstat(int(f.Fd()), &st)
+		st, err = e.fstat(int(f.Fd()))
 	}
 	if err != nil {
 		f.Close()

@@ -93,6 +93,8 @@ type Edits struct {
 	// format2 is set once the folder is known to be of the second format
 	// (see legacy).
 	format2 atomic.Bool
+	// kind is the kind of folder (see userFolder in meta.go), once known.
+	kind atomic.Int32
 
 	// links are the symlink targets read (see linkTarget).
 	linksMu sync.Mutex

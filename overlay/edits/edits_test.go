@@ -696,3 +696,61 @@ func TestEditsCreateFile(t *testing.T) {
 		t.Errorf("CreateFile of an existing name: %v, want EEXIST", err)
 	}
 }
+
+// A workspace whose edits folder belongs to an ordinary user keeps the
+// image's types, owners, modes and device numbers in user.fledge.stat on
+// regular files of the host, whoever changes it (here root); an object
+// with a value that cannot be read is left out and named, the rest read on.
+func TestEditsOfAUserKeepMetadataInXattrs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root, to give the edits folder to another user")
+	}
+	st, e, _ := editsStack(t)
+	if err := os.MkdirAll(e.Dir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(e.Dir(), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(e.Create(view(t, st), overlay.Entry{Path: "/dev/zero", Type: overlay.CharDev, Perm: 0o666, UID: 3, GID: 4, Major: 1, Minor: 5}))
+	must(e.Create(view(t, st), overlay.Entry{Path: "/etc/link", Type: overlay.Symlink, Perm: 0o777, UID: 5, GID: 6, Linkname: "../motd"}))
+	uid, mode := 33, uint32(0o4755)
+	must(e.SetAttr(view(t, st), "/bin/busybox", Attr{UID: &uid, Mode: &mode}))
+	must(e.Create(view(t, st), overlay.Entry{Path: "/etc/plain", Type: overlay.Regular, Perm: 0o644}))
+	for _, p := range []string{"dev/zero", "etc/link", "bin/busybox"} {
+		fi, err := os.Lstat(filepath.Join(e.Dir(), p))
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+			t.Errorf("host %s: %v, %v; want a regular file 0600", p, fi.Mode(), err)
+		}
+	}
+	check := func(p string, mode uint32, uid, gid int, extra string) {
+		t.Helper()
+		n := mustGet(t, view(t, st), p)
+		got := fmt.Sprintf("%o %d:%d %s%d,%d", n.UnixMode(), n.UID, n.GID, n.Linkname, n.Major, n.Minor)
+		if want := fmt.Sprintf("%o %d:%d %s", mode, uid, gid, extra); got != want || n.Layer != LayerName {
+			t.Errorf("%s = %s in layer %s, want %s", p, got, n.Layer, want)
+		}
+	}
+	check("/dev/zero", 0o20666, 3, 4, "1,5")
+	check("/etc/link", 0o120777, 5, 6, "../motd0,0")
+	check("/bin/busybox", 0o104755, 33, 0, "0,0")
+	// What the host cannot tell, an object without the attribute reads as
+	// the user's: root's.
+	must(syscall.Removexattr(filepath.Join(e.Dir(), "etc/plain"), "user.fledge.stat"))
+	must(syscall.Setxattr(filepath.Join(e.Dir(), "dev/zero"), "user.fledge.stat", []byte("20666 0 0 0 0"), 0))
+	e.Reload()
+	check("/etc/plain", 0o100600, 0, 0, "0,0")
+	if _, ok := view(t, st).Get("/dev/zero"); ok {
+		t.Error("a device 0,0 in user.fledge.stat is read")
+	}
+	if p := e.Problems(); len(p) != 1 || p[0].Path != "/dev/zero" || !strings.Contains(p[0].String(), "deletion") {
+		t.Errorf("problems %v, want /dev/zero's attribute", p)
+	}
+	check("/etc/link", 0o120777, 5, 6, "../motd0,0")
+}

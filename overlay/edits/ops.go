@@ -76,7 +76,7 @@ func (e *Edits) create(v *overlay.View, ent overlay.Entry) error {
 	// The new object replaces the whiteout in one rename: a create that
 	// fails leaves the deleted lower object deleted instead of bringing it
 	// back, and a directory is opaque from its first moment.
-	if err := d.materialize(name, &ent, timespec(mtime), ent.Type == overlay.Dir && hadWhiteout); err != nil {
+	if err := e.materialize(d, name, &ent, timespec(mtime), ent.Type == overlay.Dir && hadWhiteout); err != nil {
 		return fmt.Errorf("create %s: %w", ent.Path, err)
 	}
 	return e.clearLegacy(d, name)
@@ -231,7 +231,7 @@ func (e *Edits) SetAttr(v *overlay.View, p string, a Attr) error {
 		return err
 	}
 	defer d.close()
-	if err := d.setAttr(name, a); err != nil {
+	if err := e.setAttr(d, name, a); err != nil {
 		return fmt.Errorf("setattr %s: %w", p, err)
 	}
 	return nil
@@ -255,9 +255,9 @@ func (e *Edits) SetAttrHeld(p string, a Attr) (st unix.Stat_t, ok bool, err erro
 		return st, true, err
 	}
 	defer d.close()
-	err = d.setAttrOf(name, a, false)
+	err = e.setAttrOf(d, name, a, false)
 	if err == nil {
-		err = unix.Fstatat(int(d), name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		st, _, err = e.lstat(d, name)
 	}
 	if err != nil {
 		e.touchedAttr(p)
@@ -361,7 +361,7 @@ func (e *Edits) copiedUp(v *overlay.View, p string) (dirFD, string, error) {
 		if !found {
 			err = syscall.ENOENT
 		} else {
-			err = d.materialize(name, &n.Entry, timespec(v.MTime(n)), false)
+			err = e.materialize(d, name, &n.Entry, timespec(v.MTime(n)), false)
 		}
 		if err != nil {
 			err = fmt.Errorf("copy-up %s: %w", p, err)
@@ -429,7 +429,7 @@ func (e *Edits) ensureDir(v *overlay.View, parts []string) (dirFD, error) {
 				d.close()
 				return -1, fmt.Errorf("copy-up %s: not a directory in the view: %w", cur, syscall.ENOTDIR)
 			}
-			err = d.materialize(c, &n.Entry, timespec(v.MTime(n)), false)
+			err = e.materialize(d, c, &n.Entry, timespec(v.MTime(n)), false)
 		}
 		var next dirFD
 		if err == nil {
@@ -468,7 +468,7 @@ func (e *Edits) ensureRoot(v *overlay.View) error {
 		return err
 	}
 	defer pd.close()
-	return pd.setMeta(path.Base(e.dir), &root.Entry, timespec(v.MTime(root)))
+	return e.setMeta(pd, path.Base(e.dir), &root.Entry, timespec(v.MTime(root)))
 }
 
 func openHostDir(dir string) (dirFD, error) {
@@ -492,26 +492,14 @@ func tempName() string {
 // made under a temporary name and renamed into place, replacing a whiteout
 // at name, so a crash never leaves a half-made object that looks like an
 // edit, nor an instant where what name hid shows again.
-func (d dirFD) materialize(name string, ent *overlay.Entry, mtime unix.Timespec, opaque bool) error {
+func (e *Edits) materialize(d dirFD, name string, ent *overlay.Entry, mtime unix.Timespec, opaque bool) error {
 	tmp := tempName()
-	var err error
-	switch ent.Type {
-	case overlay.Dir:
-		err = unix.Mkdirat(int(d), tmp, 0o700)
-	case overlay.Regular:
-		err = d.writeContent(tmp, ent.Content)
-	case overlay.Symlink:
-		err = unix.Symlinkat(ent.Linkname, int(d), tmp)
-	case overlay.CharDev, overlay.BlockDev, overlay.FIFO, overlay.Socket:
-		err = d.mknod(tmp, ent)
-	default:
-		return fmt.Errorf("cannot store a %s: %w", ent.Type, syscall.EINVAL)
-	}
+	err := e.makeObject(d, tmp, ent)
 	if err == nil && opaque {
 		err = d.markOpaque(tmp)
 	}
 	if err == nil {
-		err = d.setMeta(tmp, ent, mtime)
+		err = e.setMeta(d, tmp, ent, mtime)
 	}
 	if err == nil {
 		err = d.place(tmp, name)

@@ -192,7 +192,13 @@ func (e *Edits) host(p string) string {
 
 // entry describes name in d, guest path p, whose lstat is st.
 func (e *Edits) entry(d dirFD, name, p string, st *unix.Stat_t) (overlay.Entry, error) {
-	ent, err := statEntry(st)
+	img := *st
+	if e.userFolder() {
+		if err := imageStat(at(d, name), &img); err != nil {
+			return overlay.Entry{}, err
+		}
+	}
+	ent, err := statEntry(&img)
 	if err != nil {
 		return overlay.Entry{}, err
 	}
@@ -207,7 +213,12 @@ func (e *Edits) entry(d dirFD, name, p string, st *unix.Stat_t) (overlay.Entry, 
 			ent.Content = deepEdit{e: e, p: p}
 		}
 	case overlay.Symlink:
-		if ent.Linkname, err = e.linkTarget(d, name, st); err != nil {
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			ent.Linkname, err = fileLink(d, name)
+		} else {
+			ent.Linkname, err = e.linkTarget(d, name, st)
+		}
+		if err != nil {
 			return overlay.Entry{}, err
 		}
 	}
@@ -276,16 +287,19 @@ func (e *Edits) restatGone(p string, whiteout bool) bool {
 // Stat returns the lstat of the layer's object at guest path p, however
 // deep it is.
 func (e *Edits) Stat(p string) (unix.Stat_t, error) {
-	var st unix.Stat_t
 	if host := e.host(p); len(host) < unix.PathMax {
-		return st, unix.Lstat(host, &st)
+		return e.hostStat(host)
 	}
 	d, err := e.openDir(path.Dir(p))
 	if err != nil {
-		return st, err
+		return unix.Stat_t{}, err
 	}
 	defer d.close()
-	return st, unix.Fstatat(int(d), path.Base(p), &st, unix.AT_SYMLINK_NOFOLLOW)
+	st, ok, err := e.lstat(d, path.Base(p))
+	if err == nil && !ok {
+		err = unix.ENOENT
+	}
+	return st, err
 }
 
 // deepEdit is the content of an edit whose host path is longer than

@@ -21,6 +21,9 @@ type Options struct {
 	// CacheLimit is the size CacheDir is pruned to; 0 means the value of
 	// FLEDGE_PACK_CACHE_SIZE, or DefaultCacheLimit.
 	CacheLimit int64
+	// Warn receives one line when CacheDir cannot be written (the pack
+	// still succeeds, reading what the cache holds); nil drops it.
+	Warn func(string)
 
 	stats *packStats // when set, counts what the pack did (tests)
 }

@@ -30,7 +30,7 @@ var finalBlock = []byte{0x03, 0x00}
 // on all cores.
 func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Writer, opts Options) error {
 	start := time.Now()
-	cache, err := openPieceCache(opts.CacheDir, opts.CacheLimit)
+	cache, err := openPieceCache(opts.CacheDir, opts.CacheLimit, opts.Warn)
 	if err != nil {
 		return err
 	}

@@ -208,7 +208,7 @@ func boot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg string, liv
 		}
 		defer os.RemoveAll(tmp)
 		cfg.Initrd = filepath.Join(tmp, "initramfs.cpio.gz")
-		if _, err := packView(ctx, &f.stackFlags, t.Stack, cfg.Initrd, "gzip"); err != nil {
+		if _, err := packView(ctx, cmd.ErrOrStderr(), &f.stackFlags, t.Stack, cfg.Initrd, "gzip"); err != nil {
 			return qemu.Result{}, fmt.Errorf("packing %s for the boot: %w", t.Name(), err)
 		}
 	}

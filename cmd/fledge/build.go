@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,7 +117,7 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 	if err := noteEdits(cmd, st); err != nil {
 		return err
 	}
-	res, err := packView(ctx, &f.stackFlags, st, o.artifact, o.compression)
+	res, err := packView(ctx, cmd.ErrOrStderr(), &f.stackFlags, st, o.artifact, o.compression)
 	if err != nil {
 		return err
 	}
@@ -195,8 +196,9 @@ func writeManifest(cmd *cobra.Command, m *recipe.Manifest, r *recipe.Recipe, res
 // packView merges the stack and writes the archive atomically, creating
 // its folder as the documented "-o dist/app" expects. Compressed pieces
 // are kept in the pieces folder of the cache, so the next pack of a
-// slightly different stack compresses only what changed.
-func packView(ctx context.Context, f *stackFlags, st *overlay.Stack, dst, compression string) (packer.Result, error) {
+// slightly different stack compresses only what changed; a cache that
+// cannot be written is a warning on stderr.
+func packView(ctx context.Context, stderr io.Writer, f *stackFlags, st *overlay.Stack, dst, compression string) (packer.Result, error) {
 	v, err := st.View()
 	if err != nil {
 		return packer.Result{}, err
@@ -204,7 +206,9 @@ func packView(ctx context.Context, f *stackFlags, st *overlay.Stack, dst, compre
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return packer.Result{}, fmt.Errorf("output folder for %s: %w", dst, err)
 	}
-	opts := packer.Options{Compression: compression}
+	opts := packer.Options{Compression: compression, Warn: func(msg string) {
+		fmt.Fprintln(stderr, "fledge: warning:", msg)
+	}}
 	if cache, err := f.cache(); err == nil { // without a cache folder, packs are cold
 		opts.CacheDir = filepath.Join(cache, "pieces")
 	}

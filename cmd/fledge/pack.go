@@ -40,7 +40,7 @@ compresses only what changed, with the same bytes as a cold pack.`,
 				return err
 			}
 			warnOutputMapped(cmd, r, o.artifact)
-			res, err := packView(cmd.Context(), &f, st, o.artifact, o.compression)
+			res, err := packView(cmd.Context(), cmd.ErrOrStderr(), &f, st, o.artifact, o.compression)
 			if err != nil {
 				return err
 			}

@@ -38,7 +38,7 @@ Edits made through 'fledge mount' are included; build says how many, and
 
 The same inputs give the same bytes on any machine: entries are sorted, owners
 are root unless a layer carries real ones, and times come from
-SOURCE_DATE_EPOCH (or 1970-01-01). A gzip rebuild compresses only what changed
+SOURCE_DATE_EPOCH (or 1970-01-01). A rebuild compresses only what changed
 and takes the rest from the cache, with the same bytes as a cold build.
 
 A RECIPE argument is the same as -c RECIPE. An argument is read as a recipe

@@ -19,9 +19,11 @@ func newPackCmd() *cobra.Command {
 		Long: `pack writes the same merged view that build and mount use, including edits made
 through 'fledge mount', to one archive. It writes no manifest unless --manifest
 is given. The archive is written to a temporary file and renamed into place, so
-an interrupted pack never leaves a truncated artifact. A gzip pack keeps its
+an interrupted pack never leaves a truncated artifact. A pack keeps its
 compressed pieces in the cache (pieces/ below --cache-dir), so the next pack
-compresses only what changed, with the same bytes as a cold pack.`,
+compresses only what changed, with the same bytes as a cold pack (gzip, zstd,
+xz and lz4; none has nothing to save). A cache that cannot be written is
+named in a warning, and the pack goes on without storing pieces.`,
 		Example: `  fledge pack -o /tmp/initrd.cpio.gz
   fledge pack -c app/fledge.toml -o app.cpio --compression none
   fledge pack -o out/app.cpio.zst --manifest

@@ -75,7 +75,7 @@ for c in $comps; do
 	rm -rf "$work/cold"
 	pack "$work/cold" "$work/cold$e"
 	cmp "$work/warm$e" "$work/cold$e" || { echo "repack.sh: the $c re-pack differs from a cold pack of the same tree" >&2; exit 1; }
-	"$c" -t "$work/warm$e"
+	"$c" -t -q "$work/warm$e"
 	if [ "$c" = gzip ]; then
 		"$work/packtree" -compression none -o "$work/raw.cpio" "$tree"
 		gzip -9 -c "$work/raw.cpio" >"$work/whole$e"

@@ -1,64 +1,93 @@
 #!/usr/bin/env bash
-# Measures re-packing with the piece cache, on a copy of a large tree
-# (default: the Go source tree), all in one run:
+# Measures re-packing with the piece cache, for each pieced compression, with
+# the real fledge binary: DIR (default: the Go source tree) copied and mapped
+# at /src into a none-mode recipe without BusyBox, all in one run:
 #
-#   base cold    the packer at BASE (default: origin of this branch, main)
-#   cold         this packer, empty cache
-#   warm         this packer, re-pack after writing a new 1 MiB file
-#   gzip -9      of the same uncompressed archive, for the size
+#   cold         empty cache
+#   +1 MiB       re-pack after writing a new 1 MiB file into the tree
+#   no change    re-pack with nothing changed
 #
-# and checks that the warm artifact is byte-identical to a cold pack of the
-# changed tree and passes `gzip -t`.
+# Times are the best of RUNS, ratios against the cold pack. Each re-pack must
+# be byte-identical to a cold pack of the same tree and pass its tool's test
+# (gzip -t, zstd -t, lz4 -t, xz -t); its size is compared with one stream of
+# the same compression (bench/packtree -whole), and for gzip with `gzip -9`.
+# The load average is printed: the figures mean little on a busy machine.
 #
-#   bench/repack.sh [DIR]      RUNS=3 BASE=main bench/repack.sh
+#   bench/repack.sh [DIR]      RUNS=5 COMPRESSIONS="gzip zstd" bench/repack.sh
 set -euo pipefail
 
 src=${1:-$(go env GOROOT)/src}
 runs=${RUNS:-3}
-base=${BASE:-main}
+comps=${COMPRESSIONS:-gzip zstd lz4 xz}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-for tool in gzip cp; do
+declare -A ext=([gzip]=.cpio.gz [zstd]=.cpio.zst [lz4]=.cpio.lz4 [xz]=.cpio.xz)
+for c in $comps; do
+	tool=$c
+	[ -n "${ext[$c]:-}" ] || { echo "repack.sh: $c is not a pieced compression (gzip zstd lz4 xz)" >&2; exit 1; }
 	command -v "$tool" >/dev/null || { echo "repack.sh: $tool not found" >&2; exit 1; }
 done
-mkdir "$work/base"
-git -C "$repo" archive "$base" | tar -x -C "$work/base"
-(cd "$work/base" && go build -o "$work/packtree-base" ./bench/packtree)
-(cd "$repo" && go build -o "$work/packtree" ./bench/packtree)
-cp -a "$src" "$work/tree"
-tree=$work/tree
+(cd "$repo" && go build -o "$work/fledge" ./cmd/fledge && go build -o "$work/packtree" ./bench/packtree)
+mkdir "$work/r"
+cp -a "$src" "$work/r/tree"
+printf '#!/bin/sh\n' >"$work/r/init"
+chmod 755 "$work/r/init"
+cat >"$work/r/fledge.toml" <<'TOML'
+version = "1"
+strategy = "initramfs"
+[init]
+none = true
+[source]
+busybox = false
+[mappings]
+"./init" = "/init"
+"./tree" = "/src"
+TOML
+tree=$work/r/tree
 
 . "$here/timed.sh"
 
-basecold() { "$work/packtree-base" -o "$work/base.gz" "$tree"; }
-cold() { rm -rf "$work/cold-cache"; "$work/packtree" -cache "$work/cold-cache" -o "$work/cold.gz" "$tree"; }
-warm() { "$work/packtree" -cache "$work/cache" -o "$work/warm.gz" "$tree"; }
+pack() { "$work/fledge" pack -c "$work/r/fledge.toml" --cache-dir "$1" -o "$2" >/dev/null; }
 newfile() { head -c 786432 /dev/urandom | base64 -w 0 >"$tree/new-$1.txt"; } # 1 MiB of text
 
-basecold # a warm page cache for everyone
-warm     # fills the cache
-b= c= w=
-for ((i = 0; i < runs; i++)); do
-	b=$(best "$b" "$(timed basecold)")
-	c=$(best "$c" "$(timed cold)")
-	newfile "$i"
-	w=$(best "$w" "$(timed warm)")
+echo "tree: copy of $src ($(find "$tree" | wc -l) entries, $(du -sb "$tree" | awk '{printf "%.0f MB", $1 / 1e6}'), $(nproc) cores, best of $runs)"
+echo "load before: $(uptime | sed 's/.*load average: //')"
+printf '%-5s %9s %9s %7s %9s %7s %11s %9s\n' "" cold "+1 MiB" ratio "no change" ratio bytes "vs whole"
+n=0
+for c in $comps; do
+	e=${ext[$c]}
+	cache=$work/cache-$c
+	cold= change= same=
+	for ((i = 0; i < runs; i++)); do
+		rm -rf "$work/cold"
+		cold=$(best "$cold" "$(timed pack "$work/cold" "$work/cold$e")")
+	done
+	pack "$cache" "$work/warm$e" # fills the cache
+	for ((i = 0; i < runs; i++)); do
+		newfile "$n"
+		n=$((n + 1))
+		change=$(best "$change" "$(timed pack "$cache" "$work/warm$e")")
+		same=$(best "$same" "$(timed pack "$cache" "$work/warm$e")")
+	done
+	rm -rf "$work/cold"
+	pack "$work/cold" "$work/cold$e"
+	cmp "$work/warm$e" "$work/cold$e" || { echo "repack.sh: the $c re-pack differs from a cold pack of the same tree" >&2; exit 1; }
+	"$c" -t -q "$work/warm$e"
+	if [ "$c" = gzip ]; then
+		"$work/packtree" -compression none -o "$work/raw.cpio" "$tree"
+		gzip -9 -c "$work/raw.cpio" >"$work/whole$e"
+		"$work/packtree" -compression gzip -o "$work/pieced$e" "$tree"
+	else
+		"$work/packtree" -compression "$c" -whole -o "$work/whole$e" "$tree"
+		"$work/packtree" -compression "$c" -o "$work/pieced$e" "$tree"
+	fi
+	awk -v c="$c" -v cold="$cold" -v ch="$change" -v same="$same" -v size="$(stat -c %s "$work/warm$e")" \
+		-v p="$(stat -c %s "$work/pieced$e")" -v w="$(stat -c %s "$work/whole$e")" 'BEGIN {
+		printf "%-5s %8.3fs %8.3fs %6.3fx %8.3fs %6.3fx %11d %+8.2f%%\n", c, cold, ch, ch / cold, same, same / cold, size, (p / w - 1) * 100
+	}'
 done
-cold
-cmp "$work/warm.gz" "$work/cold.gz" || { echo "repack.sh: the warm re-pack differs from a cold pack of the same tree" >&2; exit 1; }
-gzip -t "$work/warm.gz"
-"$work/packtree" -compression none -o "$work/raw.cpio" "$tree"
-gzip -9 -c "$work/raw.cpio" >"$work/gnu.gz"
-
-awk -v b="$b" -v c="$c" -v w="$w" -v sw="$(stat -c %s "$work/warm.gz")" -v sg="$(stat -c %s "$work/gnu.gz")" \
-	-v sb="$(stat -c %s "$work/base.gz")" -v n="$(find "$tree" | wc -l)" -v bytes="$(du -sb "$tree" | cut -f1)" \
-	-v cores="$(nproc)" -v src="$src" -v runs="$runs" -v base="$base" 'BEGIN {
-	printf "tree                 copy of %s (%d entries, %.0f MB, %d cores, best of %d)\n", src, n, bytes / 1e6, cores, runs
-	printf "base cold (%s)     %7.3f s  %10d bytes\n", base, b, sb
-	printf "cold, empty cache    %7.3f s  %10d bytes   %.3fx base\n", c, sw, c / b
-	printf "warm, +1 MiB file    %7.3f s  identical   %.3fx cold\n", w, w / c
-	printf "gzip -9 of the cpio             %10d bytes   size ratio %.4f\n", sg, sw / sg
-}'
+echo "load after: $(uptime | sed 's/.*load average: //')"
+echo "every re-pack is byte-identical to a cold pack and passes its tool's test; 'vs whole' is the pieced size against one stream (gzip: gzip -9)"

@@ -71,8 +71,8 @@ func TestKernelUnpacksTheArchive(t *testing.T) {
 		draft.List[1].Content = overlay.Bytes(strings.Replace(bootProbe, "echo symlink", "echo draft", 1))
 		packCached(t, viewOf(t, overlay.Skeleton(), richLayer(), draft), cache, 0)
 		main, st := packCached(t, viewOf(t, overlay.Skeleton(), richLayer(), boot), cache, 0)
-		if st.reused.Load() == 0 || st.deflated.Load() == 0 {
-			t.Fatalf("%d pieces reused, %d compressed: not a spliced pack", st.reused.Load(), st.deflated.Load())
+		if st.reused.Load() == 0 || st.compressed.Load() == 0 {
+			t.Fatalf("%d pieces reused, %d compressed: not a spliced pack", st.reused.Load(), st.compressed.Load())
 		}
 		check(t, main)
 	})

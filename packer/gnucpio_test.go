@@ -40,8 +40,8 @@ func TestGNUCpioExtractsASplicedPack(t *testing.T) {
 	writeOld(t, filepath.Join(tree, "small/05"), []byte("changed, and shorter\n"))
 	v := view()
 	spliced, st := packCached(t, v, cache, 0)
-	if st.reused.Load() == 0 || st.deflated.Load() == 0 {
-		t.Fatalf("%d pieces reused, %d compressed: not a spliced pack", st.reused.Load(), st.deflated.Load())
+	if st.reused.Load() == 0 || st.compressed.Load() == 0 {
+		t.Fatalf("%d pieces reused, %d compressed: not a spliced pack", st.reused.Load(), st.compressed.Load())
 	}
 	checkGNUCpio(t, v, spliced)
 }

@@ -14,13 +14,21 @@ import (
 type Options struct {
 	// Compression is Gzip (the default when empty), Zstd, Xz, LZ4 or None.
 	Compression string
-	// CacheDir keeps the compressed pieces of gzip archives, so that a
-	// re-pack compresses only what changed (piececache.go); empty means no
-	// cache. The bytes written are the same with or without it.
+	// CacheDir keeps the compressed pieces of gzip, zstd, xz and lz4
+	// archives, so that a re-pack compresses only what changed
+	// (piececache.go); empty means no cache. The bytes written are the
+	// same with or without it.
 	CacheDir string
 	// CacheLimit is the size CacheDir is pruned to; 0 means the value of
 	// FLEDGE_PACK_CACHE_SIZE, or DefaultCacheLimit.
 	CacheLimit int64
+	// WholeStream writes zstd, xz and lz4 as one stream, as the tools
+	// do, instead of in pieces: a little smaller, never reused
+	// (bench/repack.sh compares the two).
+	WholeStream bool
+	// Warn receives one line when CacheDir cannot be written (the pack
+	// still succeeds, reading what the cache holds); nil drops it.
+	Warn func(string)
 
 	stats *packStats // when set, counts what the pack did (tests)
 }
@@ -35,8 +43,11 @@ func Write(ctx context.Context, v *overlay.View, w io.Writer, opts Options) erro
 	if err != nil {
 		return err
 	}
-	if opts.Compression == "" || opts.Compression == Gzip {
-		return writePieces(ctx, v, recs, w, opts)
+	if opts.Compression == "" {
+		opts.Compression = Gzip
+	}
+	if codec := pieceCodecs[opts.Compression]; codec != nil && (!opts.WholeStream || opts.Compression == Gzip) {
+		return writePieces(ctx, v, recs, w, opts, codec)
 	}
 	cw, err := compressor(w, opts.Compression)
 	if err != nil {

@@ -13,8 +13,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The piece cache keeps the compressed form of archive pieces (pieces.go)
@@ -34,6 +37,11 @@ type pieceCache struct {
 	idx   *statIndex
 	// added counts the bytes this pack put into the cache.
 	added atomic.Int64
+	// readOnly is set once the cache cannot be written: it still serves
+	// the pieces it holds, and warn has been told.
+	readOnly atomic.Bool
+	warn     func(string)
+	warned   sync.Once
 }
 
 const (
@@ -60,8 +68,10 @@ var (
 const pieceHeaderLen = 8 + 32 + 8 + 4 + 4
 
 // openPieceCache opens the cache in dir, or returns nil (no cache) when
-// dir is empty. It sweeps the temporary files of killed packs.
-func openPieceCache(dir string, limit int64) (*pieceCache, error) {
+// dir is empty. It sweeps the temporary files of killed packs. A cache
+// that cannot be written only costs speed: warn hears of it once, and the
+// pack uses what the cache holds.
+func openPieceCache(dir string, limit int64, warn func(string)) (*pieceCache, error) {
 	if dir == "" {
 		return nil, nil
 	}
@@ -71,15 +81,34 @@ func openPieceCache(dir string, limit int64) (*pieceCache, error) {
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		// A cache that cannot be created only costs speed, like one
-		// that cannot be written.
-		return nil, nil
+	c := &pieceCache{dir: dir, limit: limit, warn: warn}
+	tmp := filepath.Join(dir, "tmp")
+	err := os.MkdirAll(tmp, 0o755)
+	if err == nil {
+		if err = unix.Access(tmp, unix.W_OK); err != nil {
+			err = &os.PathError{Op: "write", Path: tmp, Err: err}
+		}
 	}
-	c := &pieceCache{dir: dir, limit: limit}
-	c.sweepTemps()
+	if err != nil {
+		c.unwritable(err)
+		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
+			return nil, nil
+		}
+	} else {
+		c.sweepTemps()
+	}
 	c.idx = loadStatIndex(filepath.Join(dir, "index"))
 	return c, nil
+}
+
+// unwritable stops writing to the cache and says so once.
+func (c *pieceCache) unwritable(err error) {
+	c.readOnly.Store(true)
+	c.warned.Do(func() {
+		if c.warn != nil {
+			c.warn(fmt.Sprintf("pack cache %s cannot be written (%v), so packs compress again what it lacks; make it this user's (sudo chown -R %d %s) or use another cache folder", c.dir, err, os.Getuid(), c.dir))
+		}
+	})
 }
 
 func cacheLimitFromEnv() (int64, error) {
@@ -138,9 +167,11 @@ func (c *pieceCache) get(key [32]byte, n int64) ([]byte, uint32, bool) {
 		os.Remove(p)
 		return nil, 0, false
 	}
-	// The mtime is the time of last use that pruning orders by.
-	now := time.Now()
-	os.Chtimes(p, now, now)
+	if !c.readOnly.Load() {
+		// The mtime is the time of last use that pruning orders by.
+		now := time.Now()
+		os.Chtimes(p, now, now)
+	}
 	return comp, crc, true
 }
 
@@ -162,10 +193,10 @@ func decodePiece(b []byte, key [32]byte, n int64) ([]byte, uint32, bool) {
 	return body[pieceHeaderLen:], binary.LittleEndian.Uint32(b[48:52]), true
 }
 
-// put stores a piece. A cache that cannot be written only costs speed, so
-// errors are dropped: the pack itself does not depend on the cache.
+// put stores a piece. A cache that cannot be written only costs speed: the
+// first error is a warning, and the pack goes on without storing pieces.
 func (c *pieceCache) put(key [32]byte, comp []byte, crc uint32, n int64) {
-	if c == nil {
+	if c == nil || c.readOnly.Load() {
 		return
 	}
 	head := make([]byte, 0, pieceHeaderLen)
@@ -175,12 +206,15 @@ func (c *pieceCache) put(key [32]byte, comp []byte, crc uint32, n int64) {
 	head = binary.LittleEndian.AppendUint32(head, uint32(len(comp)))
 	sum := crc32.Update(crc32.Checksum(head, castagnoli), castagnoli, comp)
 	p := c.path(key)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	err := os.MkdirAll(filepath.Dir(p), 0o755)
+	if err == nil {
+		err = c.writeFile(p, head, comp, binary.LittleEndian.AppendUint32(nil, sum))
+	}
+	if err != nil {
+		c.unwritable(err)
 		return
 	}
-	if c.writeFile(p, head, comp, binary.LittleEndian.AppendUint32(nil, sum)) == nil {
-		c.added.Add(int64(len(head) + len(comp) + 4))
-	}
+	c.added.Add(int64(len(head) + len(comp) + 4))
 }
 
 // writeFile puts the parts, one after the other, at p by way of a
@@ -220,7 +254,7 @@ func (c *pieceCache) sweepTemps() {
 // finish records what this pack learned of its host files and keeps the
 // cache within its limit.
 func (c *pieceCache) finish(srcs []*source, start time.Time) {
-	if c == nil {
+	if c == nil || c.readOnly.Load() {
 		return
 	}
 	for _, s := range srcs {

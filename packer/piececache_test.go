@@ -85,19 +85,25 @@ func hostView(t *testing.T, dir string) *overlay.View {
 // packCached packs v with the cache in dir and returns what it did.
 func packCached(t *testing.T, v *overlay.View, dir string, limit int64) ([]byte, *packStats) {
 	t.Helper()
+	return packWith(t, v, Options{CacheDir: dir, CacheLimit: limit})
+}
+
+// packWith packs v with opts and returns what it did.
+func packWith(t *testing.T, v *overlay.View, opts Options) ([]byte, *packStats) {
+	t.Helper()
 	var b bytes.Buffer
-	st := &packStats{}
-	if err := Write(context.Background(), v, &b, Options{CacheDir: dir, CacheLimit: limit, stats: st}); err != nil {
-		t.Fatalf("Write with cache %s: %v", dir, err)
+	opts.stats = &packStats{}
+	if err := Write(context.Background(), v, &b, opts); err != nil {
+		t.Fatalf("Write(%s) with cache %s: %v", opts.Compression, opts.CacheDir, err)
 	}
-	return b.Bytes(), st
+	return b.Bytes(), opts.stats
 }
 
 func wantStats(t *testing.T, what string, st *packStats, read, deflated int64) {
 	t.Helper()
-	if st.read.Load() != read || st.deflated.Load() != deflated {
+	if st.read.Load() != read || st.compressed.Load() != deflated {
 		t.Errorf("%s: %d chunks read, %d pieces compressed (%d reused); want %d read, %d compressed",
-			what, st.read.Load(), st.deflated.Load(), st.reused.Load(), read, deflated)
+			what, st.read.Load(), st.compressed.Load(), st.reused.Load(), read, deflated)
 	}
 }
 
@@ -111,7 +117,7 @@ func TestWarmPackIsTheColdPack(t *testing.T) {
 	if !bytes.Equal(first, cold) {
 		t.Fatalf("a pack into an empty cache differs from a pack without one")
 	}
-	wantStats(t, "first pack", st, 45, st.reused.Load()+st.deflated.Load())
+	wantStats(t, "first pack", st, 45, st.reused.Load()+st.compressed.Load())
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	for _, procs := range []int{1, 8} {
 		runtime.GOMAXPROCS(procs)
@@ -267,8 +273,8 @@ func TestHugePieceIsRebuilt(t *testing.T) {
 	if !bytes.Equal(got, good) {
 		t.Fatalf("a pack over a huge piece differs from the good artifact")
 	}
-	if st.deflated.Load() != 1 {
-		t.Errorf("%d pieces compressed, want the huge one", st.deflated.Load())
+	if st.compressed.Load() != 1 {
+		t.Errorf("%d pieces compressed, want the huge one", st.compressed.Load())
 	}
 }
 
@@ -304,7 +310,7 @@ func TestCacheStaysWithinItsLimit(t *testing.T) {
 	_, st := packCached(t, hostView(t, b), cache, limit)
 	wantStats(t, "re-pack of the newest tree", st, 0, 0)
 	_, st = packCached(t, hostView(t, a), cache, limit)
-	if st.deflated.Load() == 0 {
+	if st.compressed.Load() == 0 {
 		t.Errorf("the oldest tree's pieces all survived the pruning")
 	}
 }
@@ -413,8 +419,8 @@ func TestAddedFileLeavesTheOtherPieces(t *testing.T) {
 		if !bytes.Equal(got, pack(t, hostView(t, dir), Gzip)) {
 			t.Fatalf("after adding %s: the re-pack differs from a cold pack", add.name)
 		}
-		pieces := before.reused.Load() + before.deflated.Load()
-		if n := st.deflated.Load(); n > 2+int64(add.size/chunkSize+1) || st.reused.Load() < pieces-3 {
+		pieces := before.reused.Load() + before.compressed.Load()
+		if n := st.compressed.Load(); n > 2+int64(add.size/chunkSize+1) || st.reused.Load() < pieces-3 {
 			t.Errorf("after adding %s: %d pieces compressed, %d reused of %d before", add.name, n, st.reused.Load(), pieces)
 		}
 	}
@@ -471,8 +477,8 @@ func TestRewriteKeepingSizeAndMtime(t *testing.T) {
 	if !bytes.Equal(got, pack(t, hostView(t, dir), Gzip)) {
 		t.Fatalf("the re-pack differs from a cold pack of the changed tree: stale bytes")
 	}
-	if st.deflated.Load() != 1 {
-		t.Errorf("pack after the rewrite: %d pieces compressed, want the one holding small/11", st.deflated.Load())
+	if st.compressed.Load() != 1 {
+		t.Errorf("pack after the rewrite: %d pieces compressed, want the one holding small/11", st.compressed.Load())
 	}
 }
 

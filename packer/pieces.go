@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/volantvm/fledge/overlay"
 )
@@ -46,35 +44,6 @@ const (
 	groupMax    = 2 << 20
 	groupCut    = 4
 )
-
-// pieceFormat names the layout and the compressor in every cache key:
-// change it whenever the layout would give other bytes for the same input.
-// The compressor's module version is part of it, so a cache filled by a
-// fledge built with another deflate cannot make a warm pack differ from a
-// cold one.
-var pieceFormat = "fledge gzip pieces 1, " + flateVersion(debug.ReadBuildInfo())
-
-func flateVersion(bi *debug.BuildInfo, ok bool) string {
-	const mod = "github.com/klauspost/compress"
-	if ok {
-		for _, d := range bi.Deps {
-			if d.Path != mod {
-				continue
-			}
-			if d.Replace != nil {
-				d = d.Replace
-			}
-			// A module replaced by a folder has no version nor sum: its
-			// code may change under the same name.
-			if d.Version != "" && d.Sum != "" {
-				return mod + "@" + d.Version + " " + d.Sum
-			}
-		}
-	}
-	// Without build information no version can be trusted: a key of the
-	// process's own start keeps the cache from serving another build.
-	return fmt.Sprintf("%s@unknown %d", mod, time.Now().UnixNano())
-}
 
 // piece is a run of archive bytes compressed as one unit.
 type piece struct {
@@ -116,14 +85,25 @@ func (s *source) chunkLen(i int) int64 {
 }
 
 // layout cuts the records into pieces and names the sources of their data.
-func layout(ctx context.Context, v *overlay.View, recs []record, idx *statIndex) ([]*piece, []*source, error) {
+// With archives, each piece is a whole archive (piececodecs.go): a large
+// record is one piece, every piece ends with a trailer, and the members of
+// hard-link groups share the last piece.
+func layout(ctx context.Context, v *overlay.View, recs []record, idx *statIndex, archives bool) ([]*piece, []*source, error) {
+	g := groupSizes{smallRecord, groupMin, groupMax}
+	if archives {
+		g = archiveGroups
+	}
 	var (
 		pieces []*piece
 		srcs   []*source
 		group  *piece
+		links  *piece
 		off    int64
 	)
 	add := func(p *piece) {
+		if archives {
+			p.lit(archiveEnd)
+		}
 		pieces = append(pieces, p)
 		off += p.n
 	}
@@ -153,13 +133,20 @@ func layout(ctx context.Context, v *overlay.View, recs []record, idx *statIndex)
 		}
 		hdr := appendHeader(nil, &h, 0)
 		pad := zeros[:padLen(h.Size, 4)]
-		if int64(len(hdr))+h.Size+int64(len(pad)) >= smallRecord {
+		if archives && r.nlink > 1 && r.node.Type == overlay.Regular {
+			if links == nil {
+				links = &piece{}
+			}
+			srcs = links.record(hdr, r.node.Path, src, pad, srcs)
+			continue
+		}
+		if int64(len(hdr))+h.Size+int64(len(pad)) >= g.small {
 			closeGroup()
 			srcs = append(srcs, src)
 			p := &piece{}
 			p.header(hdr, r.node.Path)
 			for i := range src.sums {
-				if i > 0 {
+				if i > 0 && !archives {
 					add(p)
 					p = &piece{}
 				}
@@ -172,22 +159,27 @@ func layout(ctx context.Context, v *overlay.View, recs []record, idx *statIndex)
 		if group == nil {
 			group = &piece{}
 		}
-		group.header(hdr, r.node.Path)
-		if src != nil && src.size > 0 {
-			srcs = append(srcs, src)
-			group.data(src, 0)
-		}
-		group.lit(pad)
-		if group.n >= groupMax || group.n >= groupMin && nameHash(h.Name)%groupCut == 0 {
+		srcs = group.record(hdr, r.node.Path, src, pad, srcs)
+		if group.n >= g.max || group.n >= g.min && nameHash(h.Name)%groupCut == 0 {
 			closeGroup()
 		}
 	}
 	closeGroup()
+	if archives {
+		if links != nil {
+			add(links)
+		}
+		return pieces, srcs, nil
+	}
 	tail := &piece{}
 	tail.lit(trailerAt(off))
 	add(tail)
 	return pieces, srcs, nil
 }
+
+// archiveEnd is the trailer that ends the archive of each piece of a codec
+// that writes archives, unpadded: the next piece starts a new frame.
+var archiveEnd = appendHeader(nil, &Header{Name: trailerName, NLink: 1}, 0)
 
 func (s span) len() int64 {
 	if s.src == nil {
@@ -230,6 +222,20 @@ func (p *piece) where() string {
 
 func stopped(at string, err error) error {
 	return fmt.Errorf("packing stopped at %s: %w", at, err)
+}
+
+// record adds a whole record to p: its header, its data (from src, nil
+// when it has none) and padding, and returns srcs with src added.
+func (p *piece) record(hdr []byte, path string, src *source, pad []byte, srcs []*source) []*source {
+	p.header(hdr, path)
+	if src != nil && src.size > 0 {
+		srcs = append(srcs, src)
+		for i := range src.sums {
+			p.data(src, i)
+		}
+	}
+	p.lit(pad)
+	return srcs
 }
 
 func (p *piece) data(s *source, chunk int) {
@@ -327,12 +333,12 @@ func readFull(r io.ReaderAt, b []byte, off int64) error {
 	return err
 }
 
-// key names the compressed form of p: everything its bytes depend on.
-func (p *piece) key(level int) [32]byte {
+// key names the compressed form of p: everything its bytes depend on,
+// codec naming the layout and the compressor.
+func (p *piece) key(codec string) [32]byte {
 	h := sha256.New()
 	var b [binary.MaxVarintLen64 + 1]byte
-	h.Write([]byte(pieceFormat))
-	h.Write(binary.AppendUvarint(b[:0], uint64(level)))
+	h.Write([]byte(codec))
 	for _, s := range p.spans {
 		if s.src == nil {
 			h.Write(binary.AppendUvarint(append(b[:0], 'L'), uint64(len(s.lit))))

@@ -18,18 +18,19 @@ func main() {
 	out := flag.String("o", "fledge.cpio.gz", "artifact to write")
 	compression := flag.String("compression", packer.Gzip, "gzip, zstd, xz, lz4 or none")
 	cache := flag.String("cache", "", "piece cache directory (none when empty)")
+	whole := flag.Bool("whole", false, "write zstd, xz and lz4 as one stream, not in pieces")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: packtree [-o FILE] [-compression C] [-cache DIR] DIR")
+		fmt.Fprintln(os.Stderr, "usage: packtree [-o FILE] [-compression C] [-cache DIR] [-whole] DIR")
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), *out, *compression, *cache); err != nil {
+	if err := run(flag.Arg(0), *out, *compression, *cache, *whole); err != nil {
 		fmt.Fprintln(os.Stderr, "packtree:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, out, compression, cache string) error {
+func run(dir, out, compression, cache string, whole bool) error {
 	tree, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -42,6 +43,6 @@ func run(dir, out, compression, cache string) error {
 	if err != nil {
 		return err
 	}
-	_, err = packer.WriteFile(context.Background(), v, out, packer.Options{Compression: compression, CacheDir: cache})
+	_, err = packer.WriteFile(context.Background(), v, out, packer.Options{Compression: compression, CacheDir: cache, WholeStream: whole})
 	return err
 }

@@ -405,7 +405,7 @@ func prepareBoot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg stri
 	}
 	if t.Recipe != nil {
 		cfg.Initrd = filepath.Join(tmp, "initramfs.cpio.gz")
-		if _, err := packView(ctx, &f.stackFlags, t.Stack, cfg.Initrd, "gzip"); err != nil {
+		if _, err := packView(ctx, cmd.ErrOrStderr(), &f.stackFlags, t.Stack, cfg.Initrd, "gzip"); err != nil {
 			return cfg, cleanup, fmt.Errorf("packing %s for the boot: %w", t.Name(), err)
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,7 +40,7 @@ modes, devices and times, are the bottom layer (see docs/recipe.md).
 
 The same inputs give the same bytes on any machine: entries are sorted, owners
 are root unless a layer carries real ones, and times come from
-SOURCE_DATE_EPOCH (or 1970-01-01). A gzip rebuild compresses only what changed
+SOURCE_DATE_EPOCH (or 1970-01-01). A rebuild compresses only what changed
 and takes the rest from the cache, with the same bytes as a cold build.
 
 The default mode's init is the one fledge carries prebuilt (x86_64, musl,
@@ -133,7 +134,7 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 	if err := noteEdits(cmd, st); err != nil {
 		return err
 	}
-	res, err := packView(ctx, &f.stackFlags, st, o.artifact, o.compression)
+	res, err := packView(ctx, cmd.ErrOrStderr(), &f.stackFlags, st, o.artifact, o.compression)
 	if err != nil {
 		return err
 	}
@@ -211,8 +212,9 @@ func writeManifest(cmd *cobra.Command, m *recipe.Manifest, r *recipe.Recipe, res
 // packView merges the layers and writes the archive atomically, creating
 // its folder as the documented "-o dist/app" expects. Compressed pieces
 // are kept in the pieces folder of the cache, so the next pack of a
-// slightly different stack compresses only what changed.
-func packView(ctx context.Context, f *stackFlags, st layers, dst, compression string) (packer.Result, error) {
+// slightly different stack compresses only what changed; a cache that
+// cannot be written is a warning on stderr.
+func packView(ctx context.Context, stderr io.Writer, f *stackFlags, st layers, dst, compression string) (packer.Result, error) {
 	v, err := st.View()
 	if err != nil {
 		return packer.Result{}, err
@@ -220,7 +222,9 @@ func packView(ctx context.Context, f *stackFlags, st layers, dst, compression st
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return packer.Result{}, fmt.Errorf("output folder for %s: %w", dst, err)
 	}
-	opts := packer.Options{Compression: compression}
+	opts := packer.Options{Compression: compression, Warn: func(msg string) {
+		fmt.Fprintln(stderr, "fledge: warning:", msg)
+	}}
 	if cache, err := f.cache(); err == nil { // without a cache folder, packs are cold
 		opts.CacheDir = filepath.Join(cache, "pieces")
 	}

@@ -26,9 +26,11 @@ func newPackCmd() *cobra.Command {
 		Long: `pack writes the same merged view that build and mount use, including edits made
 through 'fledge mount', to one archive. It writes no manifest unless --manifest
 is given. The archive is written to a temporary file and renamed into place, so
-an interrupted pack never leaves a truncated artifact. A gzip pack keeps its
+an interrupted pack never leaves a truncated artifact. A pack keeps its
 compressed pieces in the cache (pieces/ below --cache-dir), so the next pack
-compresses only what changed, with the same bytes as a cold pack.
+compresses only what changed, with the same bytes as a cold pack (gzip, zstd,
+xz and lz4; none has nothing to save). A cache that cannot be written is
+named in a warning, and the pack goes on without storing pieces.
 
 With an ARTIFACT, pack writes it to FILE with the edits made through 'fledge
 mount ARTIFACT' (kept in its workspace, see 'fledge mount --help'), keeping
@@ -75,7 +77,7 @@ itself is never written.`,
 				return err
 			}
 			warnOutputMapped(cmd, r, o.artifact)
-			res, err := packView(cmd.Context(), &f, st, o.artifact, o.compression)
+			res, err := packView(cmd.Context(), cmd.ErrOrStderr(), &f, st, o.artifact, o.compression)
 			if err != nil {
 				return err
 			}

@@ -40,7 +40,7 @@ type stackFlags struct {
 func (f *stackFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVarP(&f.config, "config", "c", "fledge.toml", "recipe to read; relative paths in it resolve against its folder")
-	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache for downloads, the init compiled with $FLEDGE_INIT_CC, BuildKit output and the compressed pieces that make gzip re-packs fast (default $XDG_CACHE_HOME/fledge; pieces/ is pruned to $FLEDGE_PACK_CACHE_SIZE, default 1G)")
+	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache for downloads, the init compiled with $FLEDGE_INIT_CC, BuildKit output and the compressed pieces that make re-packs fast (default $XDG_CACHE_HOME/fledge; pieces/ is pruned to $FLEDGE_PACK_CACHE_SIZE, default 1G)")
 	fl.BoolVar(&f.offline, "offline", false, "use only what is in the cache; fail instead of downloading")
 	fl.StringVar(&f.buildkitAddr, "buildkit-addr", os.Getenv("BUILDKIT_HOST"), "BuildKit daemon for Dockerfile rootfs builds (unix:// or tcp://); default: embedded BuildKit (needs root and runc)")
 	fl.StringVar(&f.progress, "progress", "auto", "BuildKit progress output: auto, tty, plain, quiet or rawjson (BuildKit's status stream as JSON lines)")

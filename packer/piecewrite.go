@@ -1,10 +1,8 @@
 package packer
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -13,28 +11,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/klauspost/compress/flate"
 	"github.com/volantvm/fledge/overlay"
 )
 
-// gzipHeader is RFC 1952's fixed header with no name, no time (0 means
-// none) and OS "unknown", so nothing of the packing host shows.
-var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
-
-// finalBlock is an empty final deflate block (fixed Huffman, only the end
-// code): the pieces end with non-final blocks, so the stream needs one.
-var finalBlock = []byte{0x03, 0x00}
-
-// writePieces writes the records as one gzip member made of pieces (see
-// pieces.go), taking from the cache what it holds and compressing the rest
-// on all cores.
-func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Writer, opts Options) error {
+// writePieces writes the records in pieces (see pieces.go) compressed by
+// codec, taking from the cache what it holds and compressing the rest on
+// all cores.
+func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Writer, opts Options, codec *pieceCodec) error {
 	start := time.Now()
-	cache, err := openPieceCache(opts.CacheDir, opts.CacheLimit)
+	cache, err := openPieceCache(opts.CacheDir, opts.CacheLimit, opts.Warn)
 	if err != nil {
 		return err
 	}
-	pieces, srcs, err := layout(ctx, v, recs, cache.index())
+	pieces, srcs, err := layout(ctx, v, recs, cache.index(), codec.archives)
 	if err != nil {
 		return err
 	}
@@ -42,14 +31,15 @@ func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Write
 	if stats == nil {
 		stats = &packStats{}
 	}
-	if err := compressPieces(ctx, pieces, cache, stats, w); err != nil {
+	if err := compressPieces(ctx, pieces, codec, cache, stats, w); err != nil {
 		return err
 	}
 	cache.finish(srcs, start)
 	return nil
 }
 
-// pieceOut is a compressed piece and the CRC-32 of its uncompressed bytes.
+// pieceOut is a compressed piece and the CRC-32 of its uncompressed bytes
+// (for a codec that needs it).
 type pieceOut struct {
 	comp []byte
 	crc  uint32
@@ -59,7 +49,7 @@ type pieceOut struct {
 // compressPieces runs one worker per core over the pieces and writes their
 // results in archive order; at most a few pieces per worker wait to be
 // written, which bounds the memory used whatever the size of the image.
-func compressPieces(ctx context.Context, pieces []*piece, cache *pieceCache, stats *packStats, w io.Writer) error {
+func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cache *pieceCache, stats *packStats, w io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	procs := runtime.GOMAXPROCS(0)
 	outs := make([]chan pieceOut, len(pieces))
@@ -84,7 +74,7 @@ func compressPieces(ctx context.Context, pieces []*piece, cache *pieceCache, sta
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &pieceCompressor{cache: cache, stats: stats}
+			c := &pieceCompressor{codec: codec, enc: codec.encoder(), cache: cache, stats: stats}
 			for i := range todo {
 				outs[i] <- c.compress(ctx, pieces[i])
 			}
@@ -94,7 +84,7 @@ func compressPieces(ctx context.Context, pieces []*piece, cache *pieceCache, sta
 		cancel()
 		wg.Wait()
 	}()
-	if _, err := w.Write(gzipHeader); err != nil {
+	if _, err := w.Write(codec.head); err != nil {
 		return fmt.Errorf("writing archive: %w", err)
 	}
 	var crc uint32
@@ -116,9 +106,10 @@ func compressPieces(ctx context.Context, pieces []*piece, cache *pieceCache, sta
 		crc = crc32Combine(crc, o.crc, p.n)
 		size += p.n
 	}
-	tail := binary.LittleEndian.AppendUint32(append([]byte(nil), finalBlock...), crc)
-	tail = binary.LittleEndian.AppendUint32(tail, uint32(size)) // ISIZE is the length modulo 2^32
-	if _, err := w.Write(tail); err != nil {
+	if codec.tail == nil {
+		return nil
+	}
+	if _, err := w.Write(codec.tail(crc, size)); err != nil {
 		return fmt.Errorf("writing archive: %w", err)
 	}
 	return nil
@@ -127,15 +118,15 @@ func compressPieces(ctx context.Context, pieces []*piece, cache *pieceCache, sta
 // packStats counts what a pack did: chunks of file data read, pieces
 // taken from the cache and pieces compressed.
 type packStats struct {
-	read, reused, deflated atomic.Int64
+	read, reused, compressed atomic.Int64
 }
 
-// pieceCompressor is one worker's deflate state, reused piece after piece.
+// pieceCompressor is one worker's state, reused piece after piece.
 type pieceCompressor struct {
+	codec *pieceCodec
+	enc   pieceEncoder
 	cache *pieceCache
 	stats *packStats
-	fw    *flate.Writer
-	buf   bytes.Buffer
 	raw   []byte
 }
 
@@ -161,7 +152,7 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 			return pieceOut{err: err}
 		}
 	}
-	key := p.key(gzipLevel)
+	key := p.key(c.codec.id)
 	if comp, crc, ok := c.cache.get(key, p.n); ok {
 		c.stats.reused.Add(1)
 		return pieceOut{comp: comp, crc: crc}
@@ -172,13 +163,16 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 	if err := c.fill(ctx, p, raw, done, func(span) bool { return true }); err != nil {
 		return pieceOut{err: err}
 	}
-	key = p.key(gzipLevel) // a sum may have been corrected
-	comp, err := c.deflate(raw)
+	key = p.key(c.codec.id) // a sum may have been corrected
+	comp, err := c.enc.encode(raw)
 	if err != nil {
-		return pieceOut{err: err}
+		return pieceOut{err: fmt.Errorf("compressing the piece at %s: %w", p.where(), err)}
 	}
-	c.stats.deflated.Add(1)
-	crc := crc32.ChecksumIEEE(raw)
+	c.stats.compressed.Add(1)
+	var crc uint32
+	if c.codec.tail != nil {
+		crc = crc32.ChecksumIEEE(raw)
+	}
 	c.cache.put(key, comp, crc, p.n)
 	return pieceOut{comp: comp, crc: crc}
 }
@@ -216,26 +210,4 @@ func (c *pieceCompressor) fill(ctx context.Context, p *piece, raw []byte, done [
 		s.src.sums[s.chunk], s.src.known[s.chunk] = sum, true
 	}
 	return nil
-}
-
-// deflate compresses raw from an empty window and ends with a sync flush:
-// byte-aligned, not final, so pieces concatenate into one stream.
-func (c *pieceCompressor) deflate(raw []byte) ([]byte, error) {
-	c.buf.Reset()
-	if c.fw == nil {
-		fw, err := flate.NewWriter(&c.buf, gzipLevel)
-		if err != nil {
-			return nil, err
-		}
-		c.fw = fw
-	} else {
-		c.fw.Reset(&c.buf)
-	}
-	if _, err := c.fw.Write(raw); err != nil {
-		return nil, err
-	}
-	if err := c.fw.Flush(); err != nil {
-		return nil, err
-	}
-	return bytes.Clone(c.buf.Bytes()), nil
 }

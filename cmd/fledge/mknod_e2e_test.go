@@ -17,16 +17,7 @@ import (
 // while the mount is live and waits for the mount to show it; then, with no
 // mount, adds a block device, and packs. It prints what stat showed, the
 // pack's listing and the edits not nobody's.
-const mknodScript = `set -e
-cp -R "$EXAMPLE" "$HOME/ex" && cd "$HOME/ex"
-"$FLEDGE" mount "$MNT" 2>"$LOG" & pid=$!
-trap 'kill $pid 2>/dev/null || :' EXIT
-i=0
-until grep -q "mounted at" "$LOG"; do
-	if ! kill -0 $pid 2>/dev/null || [ $i -gt 300 ]; then cat "$LOG"; exit 1; fi
-	i=$((i+1)); sleep 0.1
-done
-if stat "$MNT/dev/ttyS9" 2>/dev/null; then echo "ttyS9 there before mknod"; fi
+const mknodScript = mountExampleScript + `if stat "$MNT/dev/ttyS9" 2>/dev/null; then echo "ttyS9 there before mknod"; fi
 "$FLEDGE" mknod /dev/ttyS9 c 4 64 --owner 5:6 --mode 0620
 i=0
 until [ -e "$MNT/dev/ttyS9" ] || [ $i -gt 100 ]; do i=$((i+1)); sleep 0.1; done

@@ -32,7 +32,7 @@ The node is kept in the workspace's edits like a change made through
 'fledge mount': .fledge/edits beside the recipe, or the workspace of ARTIFACT
 (see 'fledge mount --help'); pack and build include it, 'fledge diff' lists
 it, 'fledge reset PATH' drops it. A live mount of the workspace shows it
-within a few seconds.
+within a second.
 
 This is how an ordinary user adds a device: in a rootless mount the kernel
 refuses mknod(2) of a character or block device ("Operation not permitted")

@@ -57,7 +57,8 @@ wait $pid`
 // pack shows each with the owners, bits and device numbers given, while
 // every host file of the edits stays theirs and nobody else sees the
 // mount. mknod of a device is refused by the kernel to anyone without
-// CAP_MKNOD before a FUSE file system is asked, so it is not among them.
+// CAP_MKNOD before a FUSE file system is asked, so it is not among them
+// (fledge mknod adds one: TestMknodRootless).
 func TestRootlessMount(t *testing.T) {
 	needTool(t, "cpio", "cpio")
 	out, err := asNobody(t, 0o666, rootlessSetup,

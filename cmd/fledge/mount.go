@@ -43,7 +43,8 @@ build pick them up ('fledge diff' lists them, 'fledge reset' discards them).
 Lower layers and host files are never modified. A workspace has one mount
 at a time (two would not see each other's changes): a second mount of the
 same recipe is refused, naming the first one's mountpoint and pid. diff,
-reset, pack and build work beside a live mount, which shows a reset at once.
+reset, mknod, pack and build work beside a live mount, which shows a reset
+or a mknod at once.
 
 The mount keeps the stack it was built with: when the recipe file changes
 while it serves, fledge says so on stderr (one line); remount to see the
@@ -96,14 +97,17 @@ An ordinary user's mount is rootless: the user is the image's root in it
 the edits, files of the user, keep the image's owners, modes and device
 numbers as the extended attribute user.fledge.stat. The kernel then checks
 no permissions: other users let in with --share read (and with write,
-change) whatever the image holds. The kernel refuses mknod of devices to
-users before fledge is asked. See docs/workspace.md.`,
+change) whatever the image holds. The kernel refuses mknod of character and
+block devices to users ("Operation not permitted") before fledge is asked:
+'fledge mknod PATH c MAJOR MINOR' adds one to the workspace instead, and the
+live mount shows it (see 'fledge mknod --help'). See docs/workspace.md.`,
 		Example: `  mkdir -p /mnt/img                     # the mountpoint is a folder
   fledge mount /mnt/img                 # ./fledge.toml, editable
   fledge mount -c app/fledge.toml /mnt/img
   fledge mount /boot/initrd.img-6.1.0-57-amd64 /mnt/img  # edits kept apart
   fledge mount --read-only dist/app.cpio.gz /mnt/img
   fledge mount --share=write /mnt/img   # other users may write too
+  fledge mknod /dev/ttyS1 c 4 65        # a device, as a user too
   fledge umount /mnt/img`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {

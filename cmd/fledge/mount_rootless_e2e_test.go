@@ -6,11 +6,11 @@ import (
 	"testing"
 )
 
-// rootlessScript, run as nobody, copies $EXAMPLE into its own folder,
-// mounts it, changes it as the image's root would, lets root's part of
-// the test (rootlessSetup) try the mount as another user, unmounts and
-// packs. It prints the pack's listing and the edits not nobody's.
-const rootlessScript = `set -e
+// mountExampleScript, run as nobody, copies $EXAMPLE into its own folder
+// and mounts it at $MNT, in the background as $pid, waiting until it
+// serves; on exit it stops the mount and creates $HOME/mounted, so a part
+// of the test waiting for that file never waits in vain.
+const mountExampleScript = `set -e
 cp -R "$EXAMPLE" "$HOME/ex" && cd "$HOME/ex"
 "$FLEDGE" mount "$MNT" 2>"$LOG" & pid=$!
 trap 'kill $pid 2>/dev/null || :; : >"$HOME/mounted"' EXIT
@@ -19,7 +19,13 @@ until grep -q "mounted at" "$LOG"; do
 	if ! kill -0 $pid 2>/dev/null || [ $i -gt 300 ]; then cat "$LOG"; exit 1; fi
 	i=$((i+1)); sleep 0.1
 done
-echo hello >"$MNT/etc/motd"
+`
+
+// rootlessScript, run as nobody, mounts a copy of $EXAMPLE, changes it as
+// the image's root would, lets root's part of the test (rootlessSetup) try
+// the mount as another user, unmounts and packs. It prints the pack's
+// listing and the edits not nobody's.
+const rootlessScript = mountExampleScript + `echo hello >"$MNT/etc/motd"
 chown 33:33 "$MNT/etc/motd"
 chmod 4755 "$MNT/usr/bin/hello"
 mkfifo "$MNT/etc/fifo"
@@ -51,7 +57,8 @@ wait $pid`
 // pack shows each with the owners, bits and device numbers given, while
 // every host file of the edits stays theirs and nobody else sees the
 // mount. mknod of a device is refused by the kernel to anyone without
-// CAP_MKNOD before a FUSE file system is asked, so it is not among them.
+// CAP_MKNOD before a FUSE file system is asked, so it is not among them
+// (fledge mknod adds one: TestMknodRootless).
 func TestRootlessMount(t *testing.T) {
 	needTool(t, "cpio", "cpio")
 	out, err := asNobody(t, 0o666, rootlessSetup,

@@ -36,6 +36,7 @@ A recipe (fledge.toml) describes them; every command reads the same merged view.
 		newUmountCmd(),
 		newDiffCmd(),
 		newResetCmd(),
+		newMknodCmd(),
 		newLsCmd(),
 		newWhyCmd(),
 		newCatCmd(),

@@ -90,3 +90,27 @@ func (e *Edits) CreateFile(v *overlay.View, ent overlay.Entry) (*os.File, unix.S
 	recorded = true
 	return f, st, nil
 }
+
+// Add is Create for a process that serves no mount of the layer (fledge
+// mknod), while a mount in another process may serve it: like Reset it
+// waits for the changes in progress in any process and keeps new ones out
+// while it works, and it touches the Stamp, so that mount reads the edits
+// again and shows ent. v is the view the caller read, with the layer on
+// top.
+func (e *Edits) Add(v *overlay.View, ent overlay.Entry) error {
+	f, err := e.openLock()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := flock(f, unix.LOCK_EX); err != nil {
+		return fmt.Errorf("edits lock %s: %w", f.Name(), err)
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	defer e.touched(ent.Path)
+	if err := e.create(v, ent); err != nil {
+		return err
+	}
+	return e.stamp()
+}

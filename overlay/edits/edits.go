@@ -15,13 +15,14 @@
 //   - Mutations take the view the caller shows (the lower view with the edits
 //     on it) and copy up from it what they touch: CopyUp, Create, CreateFile,
 //     Remove, Rename, Link, SetAttr (an Attr), SetAttrHeld, OpenFile and
-//     DropSetID; Hold marks a write through an open file in progress.
+//     DropSetID; Hold marks a write through an open file in progress. Add
+//     is Create for another process than a live mount's.
 //   - Stat and StatHeld read one object of the folder; the method Dir
 //     names the folder.
 //   - Changes lists the edits against the lower view, Reset drops them,
 //     Problems names what a read had to leave out; Reload forgets what was
 //     read after another process changed the folder, whose Stamp file Reset
-//     touches.
+//     and Add touch.
 //
 // Owners, modes, device numbers and times of the layer's objects are read
 // and written in meta.go alone.
@@ -134,9 +135,9 @@ func (e *Edits) Dir() string { return e.dir }
 // as an entry.
 func (e *Edits) lockPath() string { return e.dir + ".lock" }
 
-// Stamp returns the file a Reset touches when it has changed the layer, so
-// a mount in another process that watches it knows its view is out of
-// date. It is created (with the workspace folder) if missing.
+// Stamp returns the file a Reset or an Add touches when it has changed the
+// layer, so a mount in another process that watches it knows its view is
+// out of date. It is created (with the workspace folder) if missing.
 func (e *Edits) Stamp() (string, error) {
 	f, err := e.openLock()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -67,6 +68,10 @@ type Entry struct {
 	// entries; it never replaces the metadata of a directory from below.
 	Implicit bool
 	Content  Content
+	// HostStat is the lstat of the host file a HostFile Content names, as
+	// the layer saw it when it read the host (nil when it took none): the
+	// packer judges its stat index by it instead of statting the file again.
+	HostStat *syscall.Stat_t
 
 	// Layer names the layer the entry comes from; Source says where in that
 	// layer (a host path for mappings, a URL or cache path for downloads).

@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Mapping places a host file or directory at a guest path.
@@ -170,6 +171,7 @@ func hostEntry(host, guest string, fi fs.FileInfo) (Entry, error) {
 		e.Type, e.Perm, e.Implicit = Dir, 0o755, true
 	case mode.IsRegular():
 		e.Type, e.Size, e.Content = Regular, fi.Size(), HostFile(host)
+		e.HostStat, _ = fi.Sys().(*syscall.Stat_t)
 		e.Perm = 0o644
 		if mode&0o111 != 0 || wantsExec(guest) {
 			e.Perm = 0o755

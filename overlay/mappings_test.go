@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -173,5 +174,41 @@ func TestMappingsWatch(t *testing.T) {
 	}
 	if strings.Join(names, "\n") != strings.Join(wantNames, "\n") {
 		t.Errorf("names:\n%s\nwant:\n%s", strings.Join(names, "\n"), strings.Join(wantNames, "\n"))
+	}
+}
+
+// TestMappingsKeepTheHostStat: a mapped file's entry carries the lstat its
+// walk took (the packer's stat index judges the file by it instead of
+// statting it again), for a file in a mapped folder and a mapped file.
+func TestMappingsKeepTheHostStat(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"tree/a", "single"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ents, err := Mappings(dir, []Mapping{{Host: filepath.Join(dir, "tree"), Guest: "/t"}, {Host: filepath.Join(dir, "single"), Guest: "/s"}}).Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, e := range ents {
+		if e.Type != Regular {
+			continue
+		}
+		var st syscall.Stat_t
+		if err := syscall.Lstat(string(e.Content.(HostFile)), &st); err != nil {
+			t.Fatal(err)
+		}
+		if e.HostStat == nil || *e.HostStat != st {
+			t.Fatalf("%s: HostStat %+v, the file's lstat %+v", e.Path, e.HostStat, st)
+		}
+		seen++
+	}
+	if seen != 2 {
+		t.Fatalf("%d regular entries, want 2", seen)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"iter"
 	"maps"
 	"path"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -30,6 +31,16 @@ type Live interface {
 	// A path that cannot be resolved right now is named as given, so its
 	// creation is still seen.
 	Watch() (dirs, names []string)
+}
+
+// Composite is a layer whose entries are worked out from what other layers
+// hold (the host libraries layer reads the layers above it). A view reads
+// each layer once while it is built: it hands the composite its reader,
+// which gives a layer's entries as the view itself gets them.
+type Composite interface {
+	Layer
+	// EntriesFrom is Entries, reading other layers through read.
+	EntriesFrom(read func(Layer) ([]Entry, error)) ([]Entry, error)
 }
 
 // Tracked is a layer that knows what changed in it, so a view built with
@@ -130,7 +141,7 @@ func (s *Stack) View() (*View, error) {
 	if v.epoch.IsZero() {
 		v.epoch = DefaultEpoch
 	}
-	if err := v.applyLayers(s.Layers); err != nil {
+	if err := v.applyLayers(s.Layers, newReads()); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -142,7 +153,7 @@ func (s *Stack) View() (*View, error) {
 // small layer changes, not a merge of everything below it again.
 func (v *View) With(layers ...Layer) (*View, error) {
 	nv := v.derive()
-	if err := nv.applyLayers(layers); err != nil {
+	if err := nv.applyLayers(layers, newReads()); err != nil {
 		return nil, err
 	}
 	nv.owned = nil
@@ -297,9 +308,38 @@ func (v *View) updateNode(cur, below *Node, ents []Entry) bool {
 	return true
 }
 
-func (v *View) applyLayers(layers []Layer) error {
+// reads keeps the entries of the layers read while one view is built, so
+// that a Composite and the view read each layer once: a walk of a large
+// mapped tree costs a stat per file, and a second walk as much again.
+type reads map[Layer][]Entry
+
+func newReads() reads { return reads{} }
+
+// read returns l's entries, reading l the first time. A layer whose type
+// cannot key a map is read each time it is asked for.
+func (r reads) read(l Layer) ([]Entry, error) {
+	keep := reflect.TypeOf(l).Comparable()
+	if keep {
+		if ents, ok := r[l]; ok {
+			return ents, nil
+		}
+	}
+	var ents []Entry
+	var err error
+	if c, ok := l.(Composite); ok {
+		ents, err = c.EntriesFrom(r.read)
+	} else {
+		ents, err = l.Entries()
+	}
+	if err == nil && keep {
+		r[l] = ents
+	}
+	return ents, err
+}
+
+func (v *View) applyLayers(layers []Layer, r reads) error {
 	for _, l := range layers {
-		ents, err := l.Entries()
+		ents, err := r.read(l)
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", l.Name(), err)
 		}

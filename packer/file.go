@@ -1,6 +1,7 @@
 package packer
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/volantvm/fledge/overlay"
 )
@@ -21,13 +23,16 @@ type Result struct {
 
 // WriteFile packs the view into dst. The archive is written to a temporary
 // file beside dst, synced and renamed into place, so a failed or cancelled
-// pack leaves whatever was at dst before and no temporary file.
+// pack leaves whatever was at dst before and no temporary file. When dst
+// already holds exactly these bytes (a warm build of an unchanged recipe),
+// it is left in place and only synced, which is nearly free for a file
+// already on disk.
 func WriteFile(ctx context.Context, v *overlay.View, dst string, opts Options) (Result, error) {
 	return writeFile(dst, func(w io.Writer) error { return Write(ctx, v, w, opts) })
 }
 
 // writeFile writes dst with write, through a temporary file beside it
-// that is synced and renamed into place.
+// that is synced and renamed into place, unless dst already holds the same.
 func writeFile(dst string, write func(io.Writer) error) (Result, error) {
 	dir, base := filepath.Split(dst)
 	if dir == "" {
@@ -38,18 +43,33 @@ func writeFile(dst string, write func(io.Writer) error) (Result, error) {
 		return Result{}, fmt.Errorf("creating the artifact next to %s: %w", dst, err)
 	}
 	res, err := writeTemp(tmp, write)
+	same := false
 	if err == nil {
+		same, err = unchanged(tmp, dst, res.Size)
+	}
+	if err == nil && !same {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && !same {
 		err = os.Rename(tmp.Name(), dst)
 	}
-	if err != nil {
+	if err != nil || same {
 		os.Remove(tmp.Name())
+	}
+	if err != nil {
 		return Result{}, fmt.Errorf("writing %s: %w", dst, err)
 	}
 	res.Path = dst
+	if same {
+		return res, nil
+	}
 	return res, syncDir(dir)
 }
 
-// writeTemp fills and closes f, hashing what it writes.
+// writeTemp fills f, hashing what it writes.
 func writeTemp(f *os.File, write func(io.Writer) error) (Result, error) {
 	h := sha256.New()
 	cw := &countingWriter{w: io.MultiWriter(f, h)}
@@ -57,13 +77,37 @@ func writeTemp(f *os.File, write func(io.Writer) error) (Result, error) {
 	if err == nil {
 		err = f.Chmod(0o644)
 	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	return Result{Size: cw.n, SHA256: hex.EncodeToString(h.Sum(nil))}, err
+}
+
+// unchanged reports whether dst is already what tmp holds, as the rename
+// would leave it: a regular file of this user, mode 0644, not hard-linked,
+// with the same bytes. It then syncs dst, in case whoever wrote it did not.
+func unchanged(tmp *os.File, dst string, size int64) (bool, error) {
+	f, err := os.OpenFile(dst, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return false, nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, nil
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 || fi.Size() != size || st.Nlink != 1 || int(st.Uid) != os.Getuid() {
+		return false, nil
+	}
+	a, b := make([]byte, 1<<20), make([]byte, 1<<20)
+	for off := int64(0); off < size; off += int64(len(a)) {
+		n := min(int64(len(a)), size-off)
+		if readFull(tmp, a[:n], off) != nil || readFull(f, b[:n], off) != nil || !bytes.Equal(a[:n], b[:n]) {
+			return false, nil
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return false, fmt.Errorf("syncing %s: %w", dst, err)
+	}
+	return true, nil
 }
 
 // syncDir makes the rename durable: without it a crash can leave the old

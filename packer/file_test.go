@@ -1,6 +1,7 @@
 package packer
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/volantvm/fledge/overlay"
@@ -31,6 +33,53 @@ func TestWriteFileReportsWhatItWrote(t *testing.T) {
 		t.Fatalf("artifact mode %v, want 0644", fi.Mode().Perm())
 	}
 	checkOnly(t, filepath.Dir(dst), "out.cpio.gz")
+}
+
+// TestUnchangedArtifactIsKept: packing the same view again leaves the
+// artifact's file in place (no rename, no second fsync of new bytes), and
+// any difference in bytes, mode or links replaces it as before.
+func TestUnchangedArtifactIsKept(t *testing.T) {
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "out.cpio.gz")
+	v := viewOf(t, richLayer())
+	first, err := WriteFile(context.Background(), v, dst, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inode := func() uint64 {
+		t.Helper()
+		fi, err := os.Stat(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	before := inode()
+	again, err := WriteFile(context.Background(), v, dst, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first || inode() != before {
+		t.Fatalf("a pack of the same view replaced the artifact (inode %d, now %d; results %+v, %+v)", before, inode(), first, again)
+	}
+	checkOnly(t, dir, "out.cpio.gz")
+	b, _ := os.ReadFile(dst)
+	for name, spoil := range map[string]func(){
+		"other bytes": func() { b[len(b)-1] ^= 1; os.WriteFile(dst, b, 0o644); b[len(b)-1] ^= 1 },
+		"other mode":  func() { os.Chmod(dst, 0o600) },
+		"hard-linked": func() { os.Link(dst, filepath.Join(t.TempDir(), "link")) },
+	} {
+		spoil()
+		was := inode()
+		if _, err := WriteFile(context.Background(), v, dst, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(dst)
+		if fi, _ := os.Stat(dst); inode() == was || !bytes.Equal(got, b) || fi.Mode().Perm() != 0o644 {
+			t.Fatalf("%s: the artifact was kept (inode %d, now %d; mode %v)", name, was, inode(), fi.Mode())
+		}
+		checkOnly(t, dir, "out.cpio.gz")
+	}
 }
 
 type failingContent struct{}

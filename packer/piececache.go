@@ -2,6 +2,7 @@ package packer
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -37,6 +38,9 @@ type pieceCache struct {
 	idx   *statIndex
 	// added counts the bytes this pack put into the cache.
 	added atomic.Int64
+	// used holds the paths of the pieces this pack took or stored, which
+	// pruning keeps whatever their last-use mark says.
+	used sync.Map
 	// readOnly is set once the cache cannot be written: it still serves
 	// the pieces it holds, and warn has been told.
 	readOnly atomic.Bool
@@ -55,6 +59,11 @@ const (
 	// staleTemp is the age after which a temporary file is taken for the
 	// leftover of a killed pack; no pack writes one file for that long.
 	staleTemp = time.Hour
+	// pieceUseRefresh is how stale a piece's last-use mark may be: a warm
+	// re-pack within it writes no mark (one utimensat per piece
+	// otherwise), and pruning orders by use only that finely, taking the
+	// pieces of the pack that prunes last.
+	pieceUseRefresh = 10 * time.Minute
 )
 
 var (
@@ -167,9 +176,10 @@ func (c *pieceCache) get(key [32]byte, n int64) ([]byte, uint32, bool) {
 		os.Remove(p)
 		return nil, 0, false
 	}
-	if !c.readOnly.Load() {
-		// The mtime is the time of last use that pruning orders by.
-		now := time.Now()
+	c.used.Store(p, true)
+	if now := time.Now(); !c.readOnly.Load() && now.Sub(fi.ModTime()) > pieceUseRefresh {
+		// The mtime is the time of last use that pruning orders by,
+		// kept to within pieceUseRefresh.
 		os.Chtimes(p, now, now)
 	}
 	return comp, crc, true
@@ -214,6 +224,7 @@ func (c *pieceCache) put(key [32]byte, comp []byte, crc uint32, n int64) {
 		c.unwritable(err)
 		return
 	}
+	c.used.Store(p, true)
 	c.added.Add(int64(len(head) + len(comp) + 4))
 }
 
@@ -292,14 +303,15 @@ func (c *pieceCache) account() {
 	c.writeFile(usageFile, []byte(strconv.FormatInt(used, 10)+"\n"))
 }
 
-// prune removes the least recently used pieces until what remains fits in
-// nine tenths of the limit (so pruning is not needed again at once) and
-// returns the bytes that remain.
+// prune removes the least recently used pieces, those this pack used last,
+// until what remains fits in nine tenths of the limit (so pruning is not
+// needed again at once) and returns the bytes that remain.
 func (c *pieceCache) prune() int64 {
 	type entry struct {
 		path string
 		size int64
 		used time.Time
+		mine bool // used by this pack
 	}
 	var all []entry
 	var total int64
@@ -311,12 +323,19 @@ func (c *pieceCache) prune() int64 {
 		files, _ := os.ReadDir(filepath.Join(c.dir, d.Name()))
 		for _, f := range files {
 			if fi, err := f.Info(); err == nil && fi.Mode().IsRegular() {
-				all = append(all, entry{filepath.Join(c.dir, d.Name(), f.Name()), fi.Size(), fi.ModTime()})
+				p := filepath.Join(c.dir, d.Name(), f.Name())
+				_, mine := c.used.Load(p)
+				all = append(all, entry{p, fi.Size(), fi.ModTime(), mine})
 				total += fi.Size()
 			}
 		}
 	}
-	slices.SortFunc(all, func(a, b entry) int { return a.used.Compare(b.used) })
+	slices.SortFunc(all, func(a, b entry) int {
+		if a.mine != b.mine {
+			return cmp.Compare(btoi(a.mine), btoi(b.mine))
+		}
+		return a.used.Compare(b.used)
+	})
 	for _, e := range all {
 		if total <= c.limit/10*9 {
 			break
@@ -326,4 +345,11 @@ func (c *pieceCache) prune() int64 {
 		}
 	}
 	return total
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

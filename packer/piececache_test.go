@@ -523,3 +523,28 @@ func TestHostFileSwappedForAFIFO(t *testing.T) {
 		t.Fatalf("the pack still waited on the FIFO after 30 s")
 	}
 }
+
+// TestPieceUseIsMarkedCoarsely: a warm re-pack marks the use of a piece
+// (its mtime, which pruning orders by) only when the mark is older than
+// pieceUseRefresh, so a re-pack soon after writes no mark per piece.
+func TestPieceUseIsMarkedCoarsely(t *testing.T) {
+	dir, cache := hostTree(t), t.TempDir()
+	packCached(t, hostView(t, dir), cache, 0)
+	pieces, _ := filepath.Glob(filepath.Join(cache, "??", "*"))
+	if len(pieces) < 2 {
+		t.Fatalf("%d pieces in the cache, want several", len(pieces))
+	}
+	recent, old := time.Now().Add(-time.Minute), time.Now().Add(-pieceUseRefresh-time.Minute)
+	os.Chtimes(pieces[0], recent, recent)
+	os.Chtimes(pieces[1], old, old)
+	packCached(t, hostView(t, dir), cache, 0)
+	for p, want := range map[string]bool{pieces[0]: false, pieces[1]: true} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if marked := time.Since(fi.ModTime()) < time.Minute/2; marked != want {
+			t.Errorf("%s: use marked %v (mtime %v), want %v", p, marked, fi.ModTime(), want)
+		}
+	}
+}

@@ -244,18 +244,25 @@ func (p *piece) data(s *source, chunk int) {
 }
 
 // openSource finds the size of c's data, and for a host file whose stat the
-// index knows, the sums of its chunks, without reading it.
+// index knows, the sums of its chunks, without reading it. The stat is the
+// one the view's layer took (Entry.HostStat) when it has one, while the
+// view was built just before the pack; a chunk that is read is checked
+// against it by fstat and by its sum, as against a stat taken here.
 func openSource(n *overlay.Node, c overlay.Content, idx *statIndex) (*source, error) {
 	s := &source{path: n.Path, layer: n.Layer, content: c}
 	if hf, ok := c.(overlay.HostFile); ok {
-		fi, err := os.Lstat(string(hf))
-		if err != nil {
-			return nil, fmt.Errorf("%s: host file of layer %s: %w", n.Path, n.Layer, err)
+		st := n.HostStat
+		if st == nil {
+			fi, err := os.Lstat(string(hf))
+			if err != nil {
+				return nil, fmt.Errorf("%s: host file of layer %s: %w", n.Path, n.Layer, err)
+			}
+			st = fi.Sys().(*syscall.Stat_t)
 		}
-		if !fi.Mode().IsRegular() {
+		if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 			return nil, fmt.Errorf("%s: %s is no longer a regular file", n.Path, hf)
 		}
-		s.host, s.stat, s.size = string(hf), statOf(fi.Sys().(*syscall.Stat_t)), fi.Size()
+		s.host, s.stat, s.size = string(hf), statOf(st), st.Size
 	} else {
 		rd, err := c.Open()
 		if err != nil {

@@ -49,7 +49,10 @@ func DefaultDir() (string, error) {
 // With sha256hex, a blob already in the cache is used without any request,
 // and a download enters the cache only when its hash matches. Without it,
 // the download is stored by its computed hash and a ref records which blob
-// the URL gave last, so an offline build can still find it.
+// the URL gave last, so an offline build can still find it; for a file://
+// URL the ref also keeps the file's stat, and while that stat is unchanged
+// (device, inode, size, mtime, ctime) the blob is used without reading the
+// file again.
 func (c *Cache) Fetch(ctx context.Context, rawURL, sha256hex string) (string, error) {
 	if c.Dir == "" {
 		return "", errNoDir
@@ -67,6 +70,11 @@ func (c *Cache) Fetch(ctx context.Context, rawURL, sha256hex string) (string, er
 			return p, nil
 		}
 	}
+	if want == "" && !src.remote() {
+		if p, ok := c.lookupFile(rawURL, src.u.Path); ok {
+			return p, nil
+		}
+	}
 	if c.Offline && src.remote() {
 		if want == "" {
 			if p, ok := c.lookupRef(rawURL); ok {
@@ -75,12 +83,12 @@ func (c *Cache) Fetch(ctx context.Context, rawURL, sha256hex string) (string, er
 		}
 		return "", c.offlineMiss(rawURL)
 	}
-	p, err := c.download(ctx, src, want)
+	p, file, err := c.download(ctx, src, want)
 	if err != nil {
 		return "", fmt.Errorf("fetch %s: %w", rawURL, err)
 	}
 	if want == "" {
-		if err := c.writeRef(rawURL, filepath.Base(p)); err != nil {
+		if err := c.writeRef(rawURL, filepath.Base(p), file); err != nil {
 			return "", fmt.Errorf("fetch %s: %w", rawURL, err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // maxBlob bounds one download: a broken or hostile server could otherwise
@@ -23,20 +24,20 @@ const maxBlob = 1 << 30
 // goes, and renames it into blobs/ only when the hash is what was wanted
 // (any hash, when want is empty). Whatever fails, the cache is left as it
 // was: the temporary file and every directory this call created are removed.
-func (c *Cache) download(ctx context.Context, src source, want string) (string, error) {
-	body, size, err := c.open(ctx, src)
+func (c *Cache) download(ctx context.Context, src source, want string) (string, *fileStat, error) {
+	body, size, file, err := c.open(ctx, src)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer body.Close()
 	if size > maxBlob {
-		return "", fmt.Errorf("the file is %s, larger than the %s fledge accepts", human(size), human(maxBlob))
+		return "", nil, fmt.Errorf("the file is %s, larger than the %s fledge accepts", human(size), human(maxBlob))
 	}
 	var undo undoList
 	defer undo.run()
 	tmp, err := undo.createTemp(filepath.Join(c.Dir, "tmp"))
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	got, n, err := c.copyHashed(tmp, body, src.raw, size)
 	if err == nil {
@@ -49,23 +50,23 @@ func (c *Cache) download(ctx context.Context, src source, want string) (string, 
 		err = cerr
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if want != "" && got != want {
-		return "", &MismatchError{Want: want, Got: got, Size: n}
+		return "", nil, &MismatchError{Want: want, Got: got, Size: n}
 	}
 	if err := os.Chmod(tmp.Name(), 0o444); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	dst := c.blobPath(got)
 	if err := undo.mkdirs(filepath.Dir(dst)); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", fmt.Errorf("storing the download in the cache: %w", err)
+		return "", nil, fmt.Errorf("storing the download in the cache: %w", err)
 	}
 	undo.commit()
-	return dst, nil
+	return dst, file, nil
 }
 
 // MismatchError is a download whose sha256 is not the one expected.
@@ -95,14 +96,15 @@ func (c *Cache) copyHashed(w io.Writer, body io.Reader, name string, size int64)
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// open starts reading src and returns its body and size (-1 if unknown).
-func (c *Cache) open(ctx context.Context, src source) (io.ReadCloser, int64, error) {
+// open starts reading src and returns its body and size (-1 if unknown),
+// and for a local file its stat.
+func (c *Cache) open(ctx context.Context, src source) (io.ReadCloser, int64, *fileStat, error) {
 	if !src.remote() {
 		return openFile(ctx, src.u.Path)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.raw, nil)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	resp, err := c.client().Do(req)
 	if err != nil {
@@ -111,29 +113,30 @@ func (c *Cache) open(ctx context.Context, src source) (io.ReadCloser, int64, err
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, 0, fmt.Errorf("server answered %s", resp.Status)
+		return nil, 0, nil, fmt.Errorf("server answered %s", resp.Status)
 	}
-	return resp.Body, resp.ContentLength, nil
+	return resp.Body, resp.ContentLength, nil, nil
 }
 
-func openFile(ctx context.Context, name string) (io.ReadCloser, int64, error) {
+func openFile(ctx context.Context, name string) (io.ReadCloser, int64, *fileStat, error) {
+	start := time.Now()
 	// O_NONBLOCK lets a FIFO open without a writer, so that it reaches the
 	// check below instead of hanging; regular files ignore the flag.
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, 0, fmt.Errorf("%s does not exist", name)
+			return nil, 0, nil, fmt.Errorf("%s does not exist", name)
 		}
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
@@ -141,9 +144,9 @@ func openFile(ctx context.Context, name string) (io.ReadCloser, int64, error) {
 		if fi.IsDir() {
 			kind = "directory"
 		}
-		return nil, 0, fmt.Errorf("%s is a %s, not a regular file", name, kind)
+		return nil, 0, nil, fmt.Errorf("%s is a %s, not a regular file", name, kind)
 	}
-	return ctxReader{ctx, f}, fi.Size(), nil
+	return ctxReader{ctx, f}, fi.Size(), statOf(fi, start), nil
 }
 
 // ctxReader stops a local copy when the context is cancelled, as an HTTP

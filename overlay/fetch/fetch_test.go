@@ -261,6 +261,64 @@ func TestFetchFileURL(t *testing.T) {
 	}
 }
 
+// TestFetchFileURLByStat: an unpinned file:// URL whose file is unchanged
+// since it was read (and was not written in the tick it was read) gives the
+// blob without reading the file; the test plants other bytes in the blob to
+// see that. A file edited to the same size with its mtime put back is read
+// again: its ctime moved. A file read just after it was written is read
+// again too (racy).
+func TestFetchFileURLByStat(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "busybox")
+	if err := os.WriteFile(src, payload, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := &Cache{Dir: t.TempDir()}
+	fetch := func() string {
+		t.Helper()
+		p, err := c.Fetch(context.Background(), "file://"+src, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	planted := bytes.ToUpper(payload)
+	plant := func(p string) {
+		t.Helper()
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, planted, 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holds := func(p string, want []byte, what string) {
+		t.Helper()
+		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %s holds %.20q (%v), want %.20q", what, p, got, err, want)
+		}
+	}
+	plant(fetch())
+	holds(fetch(), payload, "a file read in the tick it was written")
+	time.Sleep(2100 * time.Millisecond) // the racy window
+	p := fetch()                        // reads it, no longer racy
+	holds(p, payload, "the first read out of the racy window")
+	plant(p)
+	holds(fetch(), planted, "an unchanged file")
+
+	fi, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.ReplaceAll(payload, []byte("busybox"), []byte("BUSYBOX"))
+	if err := os.WriteFile(src, edited, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(src, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	assertBlob(t, fetch(), edited)
+}
+
 func TestFetchProgress(t *testing.T) {
 	srv := newServer(t)
 	var out bytes.Buffer

@@ -71,7 +71,7 @@ func (c *Cache) kestrelRelease(ctx context.Context, version string) (string, err
 	if err != nil {
 		return "", err
 	}
-	if err := c.writeRef(key, filepath.Base(p)); err != nil {
+	if err := c.writeRef(key, filepath.Base(p), nil); err != nil {
 		return "", err
 	}
 	return p, nil

@@ -83,11 +83,25 @@ func (l *libraries) baseView() (*overlay.View, error) {
 // nor the host has is an error naming the program, the object and where
 // it was looked for.
 func (l *libraries) Entries() ([]overlay.Entry, error) {
+	return l.EntriesFrom(func(a overlay.Layer) ([]overlay.Entry, error) { return a.Entries() })
+}
+
+// EntriesFrom implements overlay.Composite: the layers above are read
+// through read, so a view that holds them reads each once.
+func (l *libraries) EntriesFrom(read func(overlay.Layer) ([]overlay.Entry, error)) ([]overlay.Entry, error) {
 	base, err := l.baseView()
 	if err != nil {
 		return nil, err
 	}
-	v, err := base.With(l.above...)
+	above := make([]overlay.Layer, len(l.above))
+	for i, a := range l.above {
+		ents, err := read(a)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", a.Name(), err)
+		}
+		above[i] = &overlay.Static{LayerName: a.Name(), List: ents}
+	}
+	v, err := base.With(above...)
 	if err != nil {
 		return nil, err
 	}

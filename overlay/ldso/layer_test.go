@@ -116,3 +116,42 @@ func TestLibrariesForeignProgram(t *testing.T) {
 		}
 	}
 }
+
+// counted is a layer that counts how often it is read.
+type counted struct {
+	overlay.Layer
+	reads int
+}
+
+func (c *counted) Entries() ([]overlay.Entry, error) {
+	c.reads++
+	return c.Layer.Entries()
+}
+
+// TestViewReadsTheLayersAboveOnce: building a view whose stack holds the
+// libraries layer reads each layer above it once, not once for the
+// libraries and again for the view (a mapped tree walked twice costs two
+// stats per file), and the view still has the libraries the programs need.
+func TestViewReadsTheLayersAboveOnce(t *testing.T) {
+	host := newSysroot(t)
+	host.loader()
+	host.lib("/usr/lib/liba.so.1", "liba.so.1", nil)
+	app := newSysroot(t)
+	app.src = host.src
+	app.prog("/app", interp, []string{"liba.so.1"})
+	below := []overlay.Layer{overlay.Skeleton()}
+	above := &counted{Layer: overlay.Mappings(app.root, []overlay.Mapping{{Host: filepath.Join(app.root, "app"), Guest: "/usr/bin/app"}})}
+	st := overlay.Stack{Layers: append(below, Libraries(below, []overlay.Layer{above}, Host{Root: host.root}), above)}
+	for i := 1; i <= 2; i++ {
+		v, err := st.View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if above.reads != i {
+			t.Fatalf("view %d: the layer above was read %d times in all, want %d", i, above.reads, i)
+		}
+		if n, ok := v.Get("/usr/lib/liba.so.1"); !ok || n.Layer != LayerName {
+			t.Fatalf("view %d: /usr/lib/liba.so.1 is %+v, %v; want it from the libraries layer", i, n, ok)
+		}
+	}
+}

@@ -120,7 +120,7 @@ func assemble(ctx context.Context, r *Recipe, ed overlay.Layer, o Options) (*ove
 	if k := r.Kernel; k != nil && len(k.Modules) > 0 {
 		l, err := modulesLayer(k)
 		if err != nil {
-			return nil, err
+			return st, err
 		}
 		st.Layers = append(st.Layers, l)
 	}

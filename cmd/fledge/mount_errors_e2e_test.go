@@ -102,7 +102,8 @@ func asNobody(t *testing.T, devMode os.FileMode, setup string, env []string, arg
 	cmd.Dir = "/"
 	cmd.Env = append(append(os.Environ(), "DEV="+dev, "CONF="+conf, "FLEDGE="+fledgeBin,
 		"MNT="+filepath.Join(user, "mnt"), "LOG="+filepath.Join(user, "log"),
-		"HOME="+user, "TMPDIR="+user, "XDG_CACHE_HOME="+filepath.Join(user, "cache")), env...)
+		"HOME="+user, "TMPDIR="+user, "XDG_CACHE_HOME="+filepath.Join(user, "cache"),
+		"XDG_STATE_HOME="+filepath.Join(user, "state")), env...)
 	// The whole group goes on a timeout: the namespace, and the mount in
 	// it, last as long as one of its processes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

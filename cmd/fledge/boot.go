@@ -144,7 +144,7 @@ attempted, 130 Ctrl-C interrupted it (143 for SIGTERM; QEMU is stopped).`,
 	}
 	f.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&f.kernel, "kernel", "", "kernel to boot (a bzImage such as /boot/vmlinuz-*, or a PVH vmlinux); default $FLEDGE_KERNEL, /boot/vmlinuz-$(uname -r), the newest /boot/vmlinuz-*")
+	fl.StringVar(&f.kernel, "kernel", "", "kernel to boot (a bzImage such as /boot/vmlinuz-*, or a PVH vmlinux); default $FLEDGE_KERNEL, a recipe's [kernel] boot/vmlinuz-VERSION, /boot/vmlinuz-$(uname -r), the newest /boot/vmlinuz-*")
 	fl.StringVar(&f.append, "append", "", "extra kernel command line, after \""+qemu.BaseAppend+"\"")
 	fl.StringVar(&f.expect, "expect", "Run /init as init process", "regular expression a console line must match for success")
 	fl.DurationVar(&f.grace, "grace", qemu.DefaultGrace, "after the expected line, how long the console must show no failure before the boot passes and QEMU is stopped")
@@ -152,7 +152,7 @@ attempted, 130 Ctrl-C interrupted it (143 for SIGTERM; QEMU is stopped).`,
 	fl.DurationVar(&f.timeout, "timeout", qemu.DefaultTimeout, "how long the boot may take before QEMU is killed (Go duration: 30s, 2m)")
 	fl.IntVar(&f.memory, "memory", qemu.DefaultMemoryMB, "guest memory in MiB")
 	fl.StringVar(&f.accel, "accel", qemu.DefaultAccel, "QEMU accelerator: tcg or kvm")
-	fl.BoolVar(&f.json, "json", false, "print one JSON object {verdict, reason, elapsed_s, stopped, phases} on stdout; the console goes to stderr or --console")
+	fl.BoolVar(&f.json, "json", false, "print one JSON object {verdict, reason, elapsed_s, stopped, phases, cmdline} on stdout; the console goes to stderr or --console")
 	fl.StringVar(&f.console, "console", "", "write the serial console to FILE instead of stdout (stderr with --json)")
 	fl.BoolVar(&f.nic, "nic", false, "give the guest a virtio-net-pci NIC on QEMU user networking (the host's loopback is 10.0.2.2)")
 	fl.StringVarP(&f.manifest, "manifest", "m", "", "boot as Volant does with this plugin manifest (NAME.manifest.json, or a recipe's manifest.toml) and judge its health check")

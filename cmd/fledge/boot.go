@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/volantvm/fledge/cmd/fledge/internal/qemu"
+	"github.com/volantvm/fledge/fusefs"
 	"github.com/volantvm/fledge/overlay/recipe"
 )
 
@@ -173,18 +174,10 @@ func runBootDryRun(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg st
 	}
 	quoted := make([]string, 0, 32)
 	for _, a := range cfg.Command() {
-		quoted = append(quoted, shellQuote(a))
+		quoted = append(quoted, fusefs.ShellQuote(a))
 	}
 	_, err = fmt.Fprintln(cmd.OutOrStdout(), strings.Join(quoted, " "))
 	return err
-}
-
-// shellQuote quotes s for a POSIX shell where it needs it.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.,/:+@%") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // runBoot boots and reports for humans: the console on stdout (or

@@ -99,10 +99,13 @@ manifest.toml, completed as build completes it. fledge polls base_url +
 health_check.endpoint through the forwarded port: ok on the first 2xx answer;
 failed when health_check.timeout_ms (counted from the kernel's hand-over to
 /init) passes without one, on a panic, or when the guest powers off first.
-An --expect given must also appear. --keep-running then leaves the guest up
-and prints the forwarded address until Ctrl-C. --base-initramfs FILE boots an
-archive in front of the image, as Volant's kernel unpacks a plugin over its
-built-in initramfs. --dry-run prints the QEMU command and boots nothing.
+An --expect given must also appear; --grace and --expect-poweroff do not
+go with -m (a plugin stays up). With --keep-running a healthy guest stays
+up, and fledge prints the forwarded address until Ctrl-C. --base-initramfs
+FILE boots an archive in front of the image, as Volant's kernel unpacks a
+plugin over its built-in initramfs. --dry-run prints the QEMU command and
+boots nothing (a recipe's archive in it is a temporary file, removed when
+fledge exits: dry-run a built artifact to run the command yourself).
 
 The verdict, its reason and the phases are printed on stderr in one line
 ("?" for a phase the console did not show). With --json, stdout holds exactly

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Times a warm `fledge build` of a recipe (default: examples/default) with
 # fledge at BASE (default: main) and with this checkout, in the same run:
-# both get a warmed cache (BusyBox, the compiled init, the piece cache)
-# before the timed builds, and a warm artifact must equal the cold one.
+# both get a warmed cache (BusyBox and the piece cache) before the timed
+# builds, and a warm artifact must equal the cold one.
 #
 #   bench/rebuild.sh [RECIPE]      RUNS=5 BASE=main bench/rebuild.sh
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Times `fledge build` of the minimal default-mode recipe (examples/default):
-# the cold build (empty cache: the C init is compiled, every piece
+# the cold build (empty cache: BusyBox read, every piece
 # compressed) once, and the warm build (everything cached, the artifact
 # unchanged) as the median of RUNS, printed side by side with the load
 # average, which the figures depend on.

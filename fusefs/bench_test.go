@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -208,7 +207,11 @@ func BenchmarkCreateAfterEdits(b *testing.B) {
 // tar x of the Go source tree into the mount and on the host: the same
 // work as bench/mount-tar.sh, in-process, so -cpuprofile sees the server.
 func BenchmarkUntarGoTree(b *testing.B) {
-	src := filepath.Join(runtime.GOROOT(), "src")
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		b.Fatalf("go env GOROOT: %v", err)
+	}
+	src := filepath.Join(string(bytes.TrimSpace(goroot)), "src")
 	tarball := filepath.Join(b.TempDir(), "src.tar")
 	if out, err := exec.Command("tar", "-C", filepath.Dir(src), "-cf", tarball, "src").CombinedOutput(); err != nil {
 		b.Fatalf("tar c: %v: %s", err, out)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -185,18 +186,29 @@ func TestBrokenToolchain(t *testing.T) {
 	}
 }
 
-// The README states the size of the prebuilt init; it must stay its size,
-// to the nearest KB.
+// The README, docs/kernel.md and the message about a missing compiler
+// state the size of the prebuilt init; each must stay its size, to the
+// nearest KB.
 func TestReadmeStatesTheInitSize(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
+	want := strconv.Itoa((len(prebuilt) + 512) >> 10)
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("..", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
 	}
-	m := regexp.MustCompile(`a ~(\d+) KB init`).FindSubmatch(readme)
-	if m == nil {
-		t.Fatal(`README.md no longer says "a ~N KB init"; keep the size stated, or drop this test with it`)
-	}
-	if got := (len(prebuilt) + 512) >> 10; string(m[1]) != strconv.Itoa(got) {
-		t.Errorf("README.md says a ~%s KB init; the prebuilt init is %d bytes (~%d KB)", m[1], len(prebuilt), got)
+	_, noCC := lookCompiler("fledge-no-such-compiler")
+	for _, c := range []struct{ where, text, pattern string }{
+		{"README.md", read("README.md"), `a ~(\d+) KB init`},
+		{"docs/kernel.md", read("docs/kernel.md"), `small \(about (\d+) KB`},
+		{"the missing-compiler message", fmt.Sprint(noCC), `a ~(\d+) KB init`},
+	} {
+		m := regexp.MustCompile(c.pattern).FindStringSubmatch(c.text)
+		if m == nil {
+			t.Errorf("%s no longer matches %q; keep the size stated, or drop it from this test", c.where, c.pattern)
+		} else if m[1] != want {
+			t.Errorf("%s says ~%s KB; the prebuilt init is %d bytes (~%s KB)", c.where, m[1], len(prebuilt), want)
+		}
 	}
 }

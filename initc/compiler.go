@@ -24,7 +24,7 @@ func lookCompiler(name string) (string, error) {
 	path, err := exec.LookPath(name)
 	if err != nil {
 		return "", fmt.Errorf("initc: %w: %s=%s, which is not on PATH (%s); "+
-			"install it (`apt-get install musl-tools` for musl-gcc, a ~22 KB init, or `apt-get install gcc libc6-dev`), "+
+			"install it (`apt-get install musl-tools` for musl-gcc, a ~21 KB init, or `apt-get install gcc libc6-dev`), "+
 			"or unset %s to use the prebuilt init",
 			ErrNoCompiler, CompilerEnv, name, os.Getenv("PATH"), CompilerEnv)
 	}

@@ -38,7 +38,7 @@ const (
 	// the repository's root.
 	Regenerate = "go generate ./initc"
 
-	// prebuiltCC compiles the prebuilt init: musl gives a ~22 KB static
+	// prebuiltCC compiles the prebuilt init: musl gives a ~21 KB static
 	// init, glibc ~700 KB.
 	prebuiltCC = "musl-gcc"
 )

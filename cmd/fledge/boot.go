@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/volantvm/fledge/cmd/fledge/internal/qemu"
+	"github.com/volantvm/fledge/fusefs"
 	"github.com/volantvm/fledge/overlay/recipe"
 )
 
@@ -98,10 +99,13 @@ manifest.toml, completed as build completes it. fledge polls base_url +
 health_check.endpoint through the forwarded port: ok on the first 2xx answer;
 failed when health_check.timeout_ms (counted from the kernel's hand-over to
 /init) passes without one, on a panic, or when the guest powers off first.
-An --expect given must also appear. --keep-running then leaves the guest up
-and prints the forwarded address until Ctrl-C. --base-initramfs FILE boots an
-archive in front of the image, as Volant's kernel unpacks a plugin over its
-built-in initramfs. --dry-run prints the QEMU command and boots nothing.
+An --expect given must also appear; --grace and --expect-poweroff do not
+go with -m (a plugin stays up). With --keep-running a healthy guest stays
+up, and fledge prints the forwarded address until Ctrl-C. --base-initramfs
+FILE boots an archive in front of the image, as Volant's kernel unpacks a
+plugin over its built-in initramfs. --dry-run prints the QEMU command and
+boots nothing (a recipe's archive in it is a temporary file, removed when
+fledge exits: dry-run a built artifact to run the command yourself).
 
 The verdict, its reason and the phases are printed on stderr in one line
 ("?" for a phase the console did not show). With --json, stdout holds exactly
@@ -144,7 +148,7 @@ attempted, 130 Ctrl-C interrupted it (143 for SIGTERM; QEMU is stopped).`,
 	}
 	f.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&f.kernel, "kernel", "", "kernel to boot (a bzImage such as /boot/vmlinuz-*, or a PVH vmlinux); default $FLEDGE_KERNEL, /boot/vmlinuz-$(uname -r), the newest /boot/vmlinuz-*")
+	fl.StringVar(&f.kernel, "kernel", "", "kernel to boot (a bzImage such as /boot/vmlinuz-*, or a PVH vmlinux); default $FLEDGE_KERNEL, a recipe's [kernel] boot/vmlinuz-VERSION, /boot/vmlinuz-$(uname -r), the newest /boot/vmlinuz-*")
 	fl.StringVar(&f.append, "append", "", "extra kernel command line, after \""+qemu.BaseAppend+"\"")
 	fl.StringVar(&f.expect, "expect", "Run /init as init process", "regular expression a console line must match for success")
 	fl.DurationVar(&f.grace, "grace", qemu.DefaultGrace, "after the expected line, how long the console must show no failure before the boot passes and QEMU is stopped")
@@ -152,7 +156,7 @@ attempted, 130 Ctrl-C interrupted it (143 for SIGTERM; QEMU is stopped).`,
 	fl.DurationVar(&f.timeout, "timeout", qemu.DefaultTimeout, "how long the boot may take before QEMU is killed (Go duration: 30s, 2m)")
 	fl.IntVar(&f.memory, "memory", qemu.DefaultMemoryMB, "guest memory in MiB")
 	fl.StringVar(&f.accel, "accel", qemu.DefaultAccel, "QEMU accelerator: tcg or kvm")
-	fl.BoolVar(&f.json, "json", false, "print one JSON object {verdict, reason, elapsed_s, stopped, phases} on stdout; the console goes to stderr or --console")
+	fl.BoolVar(&f.json, "json", false, "print one JSON object {verdict, reason, elapsed_s, stopped, phases, cmdline} on stdout; the console goes to stderr or --console")
 	fl.StringVar(&f.console, "console", "", "write the serial console to FILE instead of stdout (stderr with --json)")
 	fl.BoolVar(&f.nic, "nic", false, "give the guest a virtio-net-pci NIC on QEMU user networking (the host's loopback is 10.0.2.2)")
 	fl.StringVarP(&f.manifest, "manifest", "m", "", "boot as Volant does with this plugin manifest (NAME.manifest.json, or a recipe's manifest.toml) and judge its health check")
@@ -173,18 +177,10 @@ func runBootDryRun(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg st
 	}
 	quoted := make([]string, 0, 32)
 	for _, a := range cfg.Command() {
-		quoted = append(quoted, shellQuote(a))
+		quoted = append(quoted, fusefs.ShellQuote(a))
 	}
 	_, err = fmt.Fprintln(cmd.OutOrStdout(), strings.Join(quoted, " "))
 	return err
-}
-
-// shellQuote quotes s for a POSIX shell where it needs it.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.,/:+@%") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // runBoot boots and reports for humans: the console on stdout (or

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +83,29 @@ func TestBootRefusesANonKernel(t *testing.T) {
 	r = fledge(t, dir, []string{"FLEDGE_KERNEL=" + src}, "boot", "--json")
 	if rep := oneBootReport(t, r.stdout); r.code != 1 || rep.Verdict != "error" || !strings.Contains(rep.Reason, "not a kernel") {
 		t.Errorf("boot --json with $FLEDGE_KERNEL=hello.c: exit %d, report %+v; want an error saying it is not a kernel", r.code, rep)
+	}
+}
+
+// --dry-run prints the QEMU command as one line that a shell reads back as
+// the same words: an --append holding an escape sequence and a newline is
+// quoted as $'…', never sent raw to the terminal.
+func TestBootDryRunIsOneShellLine(t *testing.T) {
+	needTool(t, "bash", "bash")
+	dir := noneRecipe(t, "poweroff -f\n", 0o755)
+	appended := "a\x1b[31mb\nc 'q'"
+	r := mustFledge(t, dir, nil, "boot", "--kernel", testKernel(t), "--append", appended, "--dry-run")
+	line := strings.TrimSuffix(r.stdout, "\n")
+	if strings.ContainsAny(line, "\n\x1b") {
+		t.Fatalf("dry run printed control characters raw: %q", r.stdout)
+	}
+	out, err := exec.Command("bash", "-c", "set -- "+line+`; printf '%s\0' "$@"`).Output()
+	if err != nil {
+		t.Fatalf("bash cannot read the dry run's line back: %v\n%s", err, line)
+	}
+	words := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	i := slices.Index(words, "-append")
+	if i < 0 || i+1 == len(words) || !strings.HasSuffix(words[i+1], " "+appended) {
+		t.Errorf("dry run's words %q; want -append ending in %q", words, appended)
 	}
 }
 

@@ -83,7 +83,7 @@ docs/dockerfile.md).`,
 			}
 			if len(args) == 1 {
 				if cmd.Flags().Changed("config") {
-					return fmt.Errorf("fledge build %s: -c names a recipe too; give the recipe once", args[0])
+					return fmt.Errorf("build %s: -c names a recipe too; give the recipe once", args[0])
 				}
 				f.config = args[0]
 			}

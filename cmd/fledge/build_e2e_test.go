@@ -271,31 +271,20 @@ func TestPackWritesOnlyTheArchive(t *testing.T) {
 	}
 }
 
-// TestBuildNeedsNoRoot builds the default example as nobody, with a cache
+// TestBuildNeedsNoRoot builds the default example as nobody, with a home
 // of its own, and gets the bytes root gets.
 func TestBuildNeedsNoRoot(t *testing.T) {
-	const nobody = 65534
 	dir := copyExample(t, "default")
-	work := t.TempDir()
 	// t.TempDir's folders are root's and 0700; nobody must read the recipe.
-	for _, d := range []string{filepath.Dir(dir), filepath.Dir(filepath.Dir(dir)), work} {
+	for _, d := range []string{filepath.Dir(dir), filepath.Dir(filepath.Dir(dir))} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, sub := range []string{"tmp", "cache", "out"} {
-		p := filepath.Join(work, sub)
-		if err := os.Mkdir(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(p, nobody, nobody); err != nil {
-			t.Fatal(err)
-		}
-	}
-	asNobody := filepath.Join(work, "out", "img")
+	home := nobodyHome(t)
+	asNobody := filepath.Join(home, "img")
 	cmd := exec.Command(fledgeBin, "build", "-c", filepath.Join(dir, "fledge.toml"), "-o", asNobody)
-	cmd.Env = append(os.Environ(), "HOME="+work, "TMPDIR="+filepath.Join(work, "tmp"), "XDG_CACHE_HOME="+filepath.Join(work, "cache"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	runAsNobody(cmd, home)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build as nobody: %v\n%s", err, out)
 	}

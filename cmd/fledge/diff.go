@@ -25,9 +25,10 @@ recipe's image: added, changed, deleted, and mode (permissions or owner only).
 With one, those made to that artifact (or recipe); an artifact's edits are
 kept in its workspace (see 'fledge mount --help'; --workspace names another).
 
-With two arguments, each an artifact (a cpio, plain or in any compression the kernel reads) or a recipe,
-it compares their images: added, removed, changed (type, content hash, link
-target, device numbers, mode, owner), one line per path.
+With two arguments, each an artifact (a cpio, plain or in any compression
+the kernel reads) or a recipe, it compares their images: added, removed,
+changed (type, content hash, link target, device numbers, mode, owner), one
+line per path.
 
 Like diff(1), it exits 1 when there are differences. When there are none,
 stdout stays empty (so 'fledge diff | wc -l' counts changes) and stderr says

@@ -88,10 +88,10 @@ func needDockerfile(cmd *cobra.Command) error {
 // manifest.toml come from there, and the recipe pipeline does the rest.
 func runDockerfileBuild(ctx context.Context, cmd *cobra.Command, f *buildFlags, d *dockerfileFlags, dockerfile string) error {
 	if !d.initramfs {
-		return fmt.Errorf("fledge build %s: only initramfs output is supported; add --output-initramfs", dockerfile)
+		return fmt.Errorf("build %s: only initramfs output is supported; add --output-initramfs", dockerfile)
 	}
 	if cmd.Flags().Changed("config") {
-		return fmt.Errorf("fledge build %s: -c names a recipe, but a Dockerfile was given; use one of them", dockerfile)
+		return fmt.Errorf("build %s: -c names a recipe, but a Dockerfile was given; use one of them", dockerfile)
 	}
 	r, err := d.recipe(dockerfile)
 	if err != nil {
@@ -189,7 +189,7 @@ func (d *dockerfileFlags) recipe(dockerfile string) (*recipe.Recipe, error) {
 		for i, p := range re.Problems {
 			msgs[i] = flagWords.Replace(p.Msg)
 		}
-		return nil, fmt.Errorf("fledge build %s: %s", dockerfile, strings.Join(msgs, "; "))
+		return nil, fmt.Errorf("build %s: %s", dockerfile, strings.Join(msgs, "; "))
 	}
 	if err != nil {
 		return nil, err

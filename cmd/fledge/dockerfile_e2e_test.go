@@ -149,8 +149,8 @@ func TestDockerfileFailingRunLeavesNoArtifact(t *testing.T) {
 func TestDockerfileDirectFormNeedsOutputInitramfs(t *testing.T) {
 	parent := dockerfileProject(t, issueDockerfile)
 	r := fledge(t, parent, nil, "build", "myplugin/Dockerfile")
-	if r.code == 0 || !strings.Contains(r.stderr, "only initramfs output is supported; add --output-initramfs") {
-		t.Fatalf("exit %d, stderr %q; want the initramfs-only message", r.code, r.stderr)
+	if want := "fledge: build myplugin/Dockerfile: only initramfs output is supported; add --output-initramfs"; r.code == 0 || !strings.HasPrefix(r.stderr, want) {
+		t.Fatalf("exit %d, stderr %q; want %q", r.code, r.stderr, want)
 	}
 }
 

@@ -203,8 +203,7 @@ func TestExtractWithoutRoot(t *testing.T) {
 	}
 	cmd := exec.Command(fledgeBin, "extract", art, out)
 	cmd.Dir = "/"
-	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(out, ".cache"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}}
+	runAsNobody(cmd, nobodyHome(t))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
@@ -214,7 +213,6 @@ func TestExtractWithoutRoot(t *testing.T) {
 	if stderr.String() != want {
 		t.Errorf("stderr %q, want %q", stderr.String(), want)
 	}
-	os.RemoveAll(filepath.Join(out, ".cache"))
 	facts := treeFacts(t, out, true)
 	for p, w := range map[string]string{
 		"/bin/su":   "mode 104755 owner 65534:65534 mtime 1300000000",

@@ -78,7 +78,7 @@ func runInit(cmd *cobra.Command, f *initFlags, arg string) error {
 	}
 	for _, name := range initFiles {
 		if _, err := os.Lstat(filepath.Join(wd, name)); !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("fledge init: %s already exists in %s; init never overwrites: move it away, or edit it instead", name, wd)
+			return fmt.Errorf("init: %s already exists in %s; init never overwrites: move it away, or edit it instead", name, wd)
 		}
 	}
 	p := &initPlan{dir: wd, name: filepath.Base(wd)}
@@ -95,7 +95,7 @@ func runInit(cmd *cobra.Command, f *initFlags, arg string) error {
 	// What is written must load as written: a name the recipe cannot hold
 	// is refused here, before any file exists.
 	if _, err := recipe.Parse(filepath.Join(wd, "fledge.toml"), texts[0]); err != nil {
-		return fmt.Errorf("fledge init: the recipe for %s would not load, so nothing was written: %w", arg, err)
+		return fmt.Errorf("init: the recipe for %s would not load, so nothing was written: %w", arg, err)
 	}
 	for i, name := range initFiles {
 		if err := createNew(filepath.Join(wd, name), texts[i]); err != nil {
@@ -120,10 +120,10 @@ func runInit(cmd *cobra.Command, f *initFlags, arg string) error {
 func createNew(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("fledge init: %s already exists; init never overwrites: move it away, or edit it instead", path)
+		return fmt.Errorf("init: %s already exists; init never overwrites: move it away, or edit it instead", path)
 	}
 	if err != nil {
-		return fmt.Errorf("fledge init: %w", err)
+		return fmt.Errorf("init: %w", err)
 	}
 	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
@@ -131,7 +131,7 @@ func createNew(path string, data []byte) error {
 	}
 	if err != nil {
 		os.Remove(path)
-		return fmt.Errorf("fledge init: writing %s: %w", path, err)
+		return fmt.Errorf("init: writing %s: %w", path, err)
 	}
 	return nil
 }
@@ -183,20 +183,20 @@ func (p *initPlan) subject(arg string) error {
 	if arg == "" {
 		return nil
 	}
-	rel, err := p.hostFile("fledge init", arg)
+	rel, err := p.hostFile("init", arg)
 	if err != nil {
 		return err
 	}
 	switch kind, err := fileKind(arg); {
 	case err != nil:
-		return fmt.Errorf("fledge init %s: %w", arg, err)
+		return fmt.Errorf("init %s: %w", arg, err)
 	case kind == "program":
 		p.mapping, p.name = rel, filepath.Base(arg)
 		p.guest = "/usr/bin/" + p.name
 	case kind == "dockerfile":
 		p.dockerfile = rel
 	default:
-		return fmt.Errorf("fledge init %s: neither a program (no execute permission) nor a Dockerfile (its first instruction is not FROM or ARG); chmod +x a program, or name a Dockerfile", arg)
+		return fmt.Errorf("init %s: neither a program (no execute permission) nor a Dockerfile (its first instruction is not FROM or ARG); chmod +x a program, or name a Dockerfile", arg)
 	}
 	return nil
 }

@@ -48,7 +48,7 @@ func TestInitProgramBuildsChecksAndBoots(t *testing.T) {
 	// Again: refused, naming the file, and nothing changes.
 	before := readFiles(t, dir, initFiles...)
 	r := fledge(t, dir, nil, "init", "--agent", "./kestrel", "./hello")
-	if r.code == 0 || !strings.Contains(r.stderr, "fledge.toml already exists in "+dir) {
+	if r.code == 0 || !strings.HasPrefix(r.stderr, "fledge: init: fledge.toml already exists in "+dir) {
 		t.Errorf("init over an existing recipe: exit %d, stderr %q; want a refusal naming fledge.toml", r.code, r.stderr)
 	}
 	if after := readFiles(t, dir, initFiles...); after != before {
@@ -130,12 +130,12 @@ func TestInitRefusals(t *testing.T) {
 		{[]string{"init", "--agent", "not a version", "./app"}, `--agent not a version: no such file here, and not a release version`},
 		{[]string{"init", "--agent", "./gone/kestrel", "./app"}, "--agent ./gone/kestrel does not exist"},
 		{[]string{"init", ".", "x"}, "init takes [PROGRAM | DOCKERFILE], got 2"},
-		{[]string{"init", "."}, "fledge init . is a folder; expected a file"},
+		{[]string{"init", "."}, "fledge: init . is a folder; expected a file"},
 	}
 	for _, c := range cases {
 		r := fledge(t, dir, nil, c.args...)
-		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
-			t.Errorf("fledge %v: exit %d, stderr %q; want an error mentioning %q", c.args, r.code, r.stderr, c.want)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "fledge: fledge ") {
+			t.Errorf("fledge %v: exit %d, stderr %q; want an error mentioning %q, prefixed by fledge once", c.args, r.code, r.stderr, c.want)
 		}
 		if fileExists(filepath.Join(dir, "fledge.toml")) || fileExists(filepath.Join(dir, "manifest.toml")) {
 			t.Fatalf("fledge %v failed but wrote a file", c.args)

@@ -38,7 +38,8 @@ the image, a relative one taken from the root as cpio names it (etc/passwd is
   -l          adds the mode, uid:gid, size (or device numbers), mtime (as
               cpio -tv prints it: local time, the year instead of the time for
               dates over six months old), link target and provenance: the
-              layer, and the source for mappings and downloads.
+              layer, and the source of host files (mappings, libraries,
+              kernel modules, a base initramfs) and downloads.
   --json      prints one JSON array of objects (path, type, mode, perm, uid,
               gid, size, mtime (RFC 3339, UTC), mtime_unix (seconds since
               1970), link_target, major, minor, layer, source, shadowed).

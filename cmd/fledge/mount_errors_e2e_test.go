@@ -64,6 +64,32 @@ func openTempDir(t *testing.T) string {
 	return work
 }
 
+// nobodyHome is an empty folder of nobody's, for runAsNobody.
+func nobodyHome(t *testing.T) string {
+	t.Helper()
+	home := filepath.Join(openTempDir(t), "home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	return home
+}
+
+// runAsNobody makes cmd run as nobody (uid and gid 65534, no
+// supplementary groups) with HOME, TMPDIR, XDG_CACHE_HOME and
+// XDG_STATE_HOME in home (see nobodyHome), never in the root's folders
+// TestMain sets.
+func runAsNobody(cmd *exec.Cmd, home string) {
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, "HOME="+home, "TMPDIR="+home,
+		"XDG_CACHE_HOME="+filepath.Join(home, "cache"), "XDG_STATE_HOME="+filepath.Join(home, "state"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}}
+}
+
 // asNobody runs the shell script setup as root in a mount namespace of
 // its own, where /dev/fuse is a device node of the given mode and
 // /etc/fuse.conf is empty: the machine's own are left as they are. The

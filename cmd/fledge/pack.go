@@ -33,11 +33,12 @@ xz and lz4; none has nothing to save). A cache that cannot be written is
 named in a warning, and the pack goes on without storing pieces.
 
 With an ARTIFACT, pack writes it to FILE with the edits made through 'fledge
-mount ARTIFACT' (kept in its workspace, see 'fledge mount --help'), keeping
-its layout: every segment (early archive, compressed archive) that no edit
+mount ARTIFACT' or 'fledge mknod ARTIFACT' (kept in its workspace, see
+'fledge mount --help'), keeping its layout: every segment (early archive, compressed archive) that no edit
 touches is copied byte for byte in its place; a changed segment keeps its
 compression, written with the settings the kernel reads (xz with CRC32, the
-legacy lz4 frame), unless --compression names another; in it, the records of
+legacy lz4 frame), unless --compression names another (bzip2, lzma and lzo
+are read but not written: a changed one needs it); in it, the records of
 untouched files are copied byte for byte (names, modes, owners, mtimes, inode
 and device numbers, hard links), changed ones are replaced in place, deleted
 ones left out, and new files go at the end of the last segment. No root is

@@ -127,10 +127,9 @@ func cachedPieces(t *testing.T, cache string) []string {
 // The pack warns in one line naming the cache, uses the pieces it holds,
 // and writes root's bytes.
 func TestPackCacheNotWritable(t *testing.T) {
-	const nobody = 65534
 	dir := bigTreeRecipe(t, 50, 2)
-	work := t.TempDir()
-	for _, d := range []string{dir, filepath.Dir(dir), work} {
+	work := openTempDir(t)
+	for _, d := range []string{dir, filepath.Dir(dir)} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -141,20 +140,11 @@ func TestPackCacheNotWritable(t *testing.T) {
 	}
 	asRoot := filepath.Join(work, "root.cpio.gz")
 	mustFledge(t, dir, nil, "pack", "--cache-dir", filled, "-o", asRoot)
-	for _, sub := range []string{"tmp", "out"} {
-		p := filepath.Join(work, sub)
-		if err := os.Mkdir(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(p, nobody, nobody); err != nil {
-			t.Fatal(err)
-		}
-	}
+	home := nobodyHome(t)
 	for _, cache := range []string{filled, empty} {
-		out := filepath.Join(work, "out", filepath.Base(cache)+".cpio.gz")
+		out := filepath.Join(home, filepath.Base(cache)+".cpio.gz")
 		cmd := packCmd(dir, cache, out)
-		cmd.Env = append(os.Environ(), "HOME="+work, "TMPDIR="+filepath.Join(work, "tmp"), "XDG_CACHE_HOME="+filepath.Join(work, "tmp"))
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		runAsNobody(cmd, home)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {

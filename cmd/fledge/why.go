@@ -15,12 +15,13 @@ func newWhyCmd() *cobra.Command {
 		Use:   "why [RECIPE|ARTIFACT] PATH",
 		Short: "Explain which layer provides a path, from which source, and what it hides",
 		Long: `why tells where PATH in the image comes from: the layer that provides it and
-the source in that layer (the host file of a mapping or of a library, the URL
-or cache file of a download), for a library the programs that needed it, what
-it shadows in the layers below, the symlinked folders it is
-reached through (/bin -> usr/bin), what a symlink resolves to, or, for a path
-that is gone, the whiteout that removed it. It exits 1 when PATH is not in the
-image. A relative PATH is taken from the image's root (bin/sh is /bin/sh); the
+the source in that layer (the host file of a mapping, a library or a kernel
+module, the URL or cache file of a download), for a library the programs
+that needed it (for a kernel module, the modules that did), what it shadows
+in the layers below, the symlinked folders it is reached through (/bin ->
+usr/bin), what a symlink resolves to, or, for a path that is gone, the
+whiteout that removed it. It exits 1 when PATH is not in the image. A
+relative PATH is taken from the image's root (bin/sh is /bin/sh); the
 recipe may be named by its folder.`,
 		Example: `  fledge why /bin/sh
   fledge why dist/app.cpio.gz /etc/passwd

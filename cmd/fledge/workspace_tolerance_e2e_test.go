@@ -146,7 +146,7 @@ func TestWorkspaceSurvivesWhatItCannotRead(t *testing.T) {
 }
 
 // diffAsNobody runs fledge diff on the recipe in dir as nobody, with a
-// cache of its own.
+// home of its own.
 func diffAsNobody(t *testing.T, dir string) (string, error) {
 	t.Helper()
 	for _, d := range []string{filepath.Dir(dir), filepath.Dir(filepath.Dir(dir))} {
@@ -154,14 +154,8 @@ func diffAsNobody(t *testing.T, dir string) (string, error) {
 			t.Fatal(err)
 		}
 	}
-	work := t.TempDir()
-	os.Chmod(work, 0o755)
-	if err := os.Chown(work, nobody, nobody); err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(fledgeBin, "diff", "-c", filepath.Join(dir, "fledge.toml"))
-	cmd.Env = append(os.Environ(), "HOME="+work, "TMPDIR="+work, "XDG_CACHE_HOME="+filepath.Join(work, "cache"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}}
+	runAsNobody(cmd, nobodyHome(t))
 	b, err := cmd.CombinedOutput()
 	return string(b), err
 }

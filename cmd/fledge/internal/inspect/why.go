@@ -15,7 +15,8 @@ type Provider struct {
 	Mode   string `json:"mode"`
 	Link   string `json:"link_target,omitempty"`
 	Path   string `json:"path,omitempty"`
-	// NeededBy names the programs a library was added for.
+	// NeededBy names the programs a library was added for, or the
+	// modules a kernel module was added for.
 	NeededBy []string `json:"needed_by,omitempty"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -40,9 +41,8 @@ func writeFile(dst string, write func(io.Writer) error) (Result, error) {
 	}
 	o := &output{dst: dst, dir: dir, base: base}
 	o.openOld()
-	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(o, h)}
-	err := write(cw)
+	aw := &artifactWriter{out: o, h: sha256.New()}
+	err := write(aw)
 	if err == nil {
 		err = o.finish()
 	}
@@ -50,7 +50,55 @@ func writeFile(dst string, write func(io.Writer) error) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("writing %s: %w", dst, err)
 	}
-	return Result{Path: dst, Size: cw.n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	sum := aw.sum()
+	return Result{Path: dst, Size: aw.n, SHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+// artifactWriter counts and hashes the bytes of an artifact on their way
+// to the file, unless the packer vouches for their sha256 before the first
+// byte (a pack whose every piece the cache holds, see piecewrite.go).
+type artifactWriter struct {
+	out     *output
+	h       hash.Hash
+	n       int64
+	vouched *[sha256.Size]byte
+}
+
+func (w *artifactWriter) Write(p []byte) (int, error) {
+	n, err := w.out.Write(p)
+	if w.vouched == nil {
+		w.h.Write(p[:n])
+	}
+	w.n += int64(n)
+	return n, err
+}
+
+// vouch tells the sha256 of all the bytes to come; it is taken only before
+// the first.
+func (w *artifactWriter) vouch(sum [sha256.Size]byte) {
+	if w.n == 0 {
+		w.vouched = &sum
+	}
+}
+
+// rehash drops a vouched sum found wrong and hashes the bytes written so
+// far, read back from the file that holds them.
+func (w *artifactWriter) rehash() error {
+	w.vouched = nil
+	w.h.Reset()
+	if _, err := io.Copy(w.h, io.NewSectionReader(w.out.holder(), 0, w.n)); err != nil {
+		return fmt.Errorf("reading back %s: %w", w.out.dst, err)
+	}
+	return nil
+}
+
+func (w *artifactWriter) sum() [sha256.Size]byte {
+	if w.vouched != nil {
+		return *w.vouched
+	}
+	var s [sha256.Size]byte
+	w.h.Sum(s[:0])
+	return s
 }
 
 // output writes an artifact without writing what is already there: while
@@ -100,6 +148,14 @@ func (o *output) Write(p []byte) (int, error) {
 	n, err := o.tmp.Write(p)
 	o.n += int64(n)
 	return n, err
+}
+
+// holder is the file that holds the bytes written so far.
+func (o *output) holder() *os.File {
+	if o.tmp != nil {
+		return o.tmp
+	}
+	return o.old
 }
 
 // same reports whether old holds p at the current offset.

@@ -31,11 +31,62 @@ func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Write
 	if stats == nil {
 		stats = &packStats{}
 	}
-	if err := compressPieces(ctx, pieces, codec, cache, stats, w); err != nil {
+	// The sha256 of an artifact made of pieces that were all made before is
+	// in the cache, under a key of the pieces' keys: it is not hashed again.
+	aw, _ := w.(*artifactWriter)
+	hashed := aw != nil && cache != nil
+	var expect [32]byte
+	if hashed && allKnown(pieces) {
+		keys := make([][32]byte, len(pieces))
+		for i, p := range pieces {
+			keys[i] = p.key(codec.id)
+		}
+		expect = outputKey(codec.id, keys)
+		if sum, _, ok := cache.get(expect, sha256.Size); ok {
+			aw.vouch([sha256.Size]byte(sum))
+		}
+	}
+	keys, err := compressPieces(ctx, pieces, codec, cache, stats, w)
+	if err != nil {
 		return err
+	}
+	if hashed {
+		// A sum the stat index gave that the data belied changes a key.
+		k := outputKey(codec.id, keys)
+		if aw.vouched != nil && k != expect {
+			if err := aw.rehash(); err != nil {
+				return err
+			}
+		}
+		if aw.vouched == nil {
+			sum := aw.sum()
+			cache.put(k, sum[:], 0, sha256.Size)
+		}
 	}
 	cache.finish(srcs, start)
 	return nil
+}
+
+func allKnown(pieces []*piece) bool {
+	for _, p := range pieces {
+		if !p.known() {
+			return false
+		}
+	}
+	return true
+}
+
+// outputKey names the sha256 of the artifact made of the pieces with these
+// keys, in the cache beside the pieces.
+func outputKey(codec string, keys [][32]byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte("artifact of " + codec))
+	for _, k := range keys {
+		h.Write(k[:])
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
 }
 
 // pieceOut is a compressed piece and the CRC-32 of its uncompressed bytes
@@ -43,13 +94,15 @@ func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Write
 type pieceOut struct {
 	comp []byte
 	crc  uint32
+	key  [32]byte
 	err  error
 }
 
-// compressPieces runs one worker per core over the pieces and writes their
-// results in archive order; at most a few pieces per worker wait to be
-// written, which bounds the memory used whatever the size of the image.
-func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cache *pieceCache, stats *packStats, w io.Writer) error {
+// compressPieces runs one worker per core over the pieces, writes their
+// results in archive order and returns their keys; at most a few pieces per
+// worker wait to be written, which bounds the memory used whatever the size
+// of the image.
+func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cache *pieceCache, stats *packStats, w io.Writer) ([][32]byte, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	procs := runtime.GOMAXPROCS(0)
 	outs := make([]chan pieceOut, len(pieces))
@@ -85,8 +138,9 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 		wg.Wait()
 	}()
 	if _, err := w.Write(codec.head); err != nil {
-		return fmt.Errorf("writing archive: %w", err)
+		return nil, fmt.Errorf("writing archive: %w", err)
 	}
+	keys := make([][32]byte, len(pieces))
 	var crc uint32
 	var size int64
 	for i, p := range pieces {
@@ -94,25 +148,26 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 		select {
 		case o = <-outs[i]:
 		case <-ctx.Done():
-			return stopped(p.where(), ctx.Err())
+			return nil, stopped(p.where(), ctx.Err())
 		}
 		<-ahead
 		if o.err != nil {
-			return o.err
+			return nil, o.err
 		}
 		if _, err := w.Write(o.comp); err != nil {
-			return fmt.Errorf("writing archive: %w", err)
+			return nil, fmt.Errorf("writing archive: %w", err)
 		}
+		keys[i] = o.key
 		crc = crc32Combine(crc, o.crc, p.n)
 		size += p.n
 	}
 	if codec.tail == nil {
-		return nil
+		return keys, nil
 	}
 	if _, err := w.Write(codec.tail(crc, size)); err != nil {
-		return fmt.Errorf("writing archive: %w", err)
+		return nil, fmt.Errorf("writing archive: %w", err)
 	}
-	return nil
+	return keys, nil
 }
 
 // packStats counts what a pack did: chunks of file data read, pieces
@@ -155,7 +210,7 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 	key := p.key(c.codec.id)
 	if comp, crc, ok := c.cache.get(key, p.n); ok {
 		c.stats.reused.Add(1)
-		return pieceOut{comp: comp, crc: crc}
+		return pieceOut{comp: comp, crc: crc, key: key}
 	}
 	if raw == nil {
 		raw = c.buffer(p.n)
@@ -174,7 +229,7 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 		crc = crc32.ChecksumIEEE(raw)
 	}
 	c.cache.put(key, comp, crc, p.n)
-	return pieceOut{comp: comp, crc: crc}
+	return pieceOut{comp: comp, crc: crc, key: key}
 }
 
 // fill puts into raw, laid out as the piece, its literals and the data of

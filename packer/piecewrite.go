@@ -42,7 +42,7 @@ func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Write
 			keys[i] = p.key(codec.id)
 		}
 		expect = outputKey(codec.id, keys)
-		if sum, _, ok := cache.get(expect, sha256.Size); ok {
+		if sum, _, _, ok := cache.get(expect, sha256.Size, nil); ok {
 			aw.vouch([sha256.Size]byte(sum))
 		}
 	}
@@ -96,6 +96,9 @@ type pieceOut struct {
 	crc  uint32
 	key  [32]byte
 	err  error
+	// buf holds comp, for another piece once comp is written; nil when
+	// comp is the compressor's.
+	buf []byte
 }
 
 // compressPieces runs one worker per core over the pieces, writes their
@@ -110,6 +113,7 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 		outs[i] = make(chan pieceOut, 1)
 	}
 	ahead := make(chan struct{}, 4*procs)
+	free := make(buffers, 5*procs)
 	todo := make(chan int)
 	go func() {
 		defer close(todo)
@@ -127,7 +131,7 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &pieceCompressor{codec: codec, enc: codec.encoder(), cache: cache, stats: stats}
+			c := &pieceCompressor{codec: codec, enc: codec.encoder(), cache: cache, stats: stats, free: free}
 			for i := range todo {
 				outs[i] <- c.compress(ctx, pieces[i])
 			}
@@ -158,6 +162,7 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 			return nil, fmt.Errorf("writing archive: %w", err)
 		}
 		keys[i] = o.key
+		free.give(o.buf)
 		crc = crc32Combine(crc, o.crc, p.n)
 		size += p.n
 	}
@@ -183,6 +188,31 @@ type pieceCompressor struct {
 	cache *pieceCache
 	stats *packStats
 	raw   []byte
+	free  buffers
+}
+
+// buffers keeps the buffers of written pieces for the workers' next reads.
+type buffers chan []byte
+
+// take returns a kept buffer, or nil.
+func (f buffers) take() []byte {
+	select {
+	case b := <-f:
+		return b
+	default:
+		return nil
+	}
+}
+
+// give keeps b, unless enough are kept.
+func (f buffers) give(b []byte) {
+	if b == nil {
+		return
+	}
+	select {
+	case f <- b:
+	default:
+	}
 }
 
 // buffer returns the worker's buffer for n uncompressed bytes: reused from
@@ -208,9 +238,8 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 		}
 	}
 	key := p.key(c.codec.id)
-	if comp, crc, ok := c.cache.get(key, p.n); ok {
-		c.stats.reused.Add(1)
-		return pieceOut{comp: comp, crc: crc, key: key}
+	if o, ok := c.cached(key, p.n); ok {
+		return o
 	}
 	if raw == nil {
 		raw = c.buffer(p.n)
@@ -230,6 +259,17 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 	}
 	c.cache.put(key, comp, crc, p.n)
 	return pieceOut{comp: comp, crc: crc, key: key}
+}
+
+// cached returns the piece of key from the cache, read into a kept buffer.
+func (c *pieceCompressor) cached(key [32]byte, n int64) (pieceOut, bool) {
+	comp, crc, buf, ok := c.cache.get(key, n, c.free.take())
+	if !ok {
+		c.free.give(buf)
+		return pieceOut{}, false
+	}
+	c.stats.reused.Add(1)
+	return pieceOut{comp: comp, crc: crc, key: key, buf: buf}, true
 }
 
 // fill puts into raw, laid out as the piece, its literals and the data of

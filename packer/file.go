@@ -55,36 +55,40 @@ func writeFile(dst string, write func(io.Writer) error) (Result, error) {
 }
 
 // artifactWriter counts and hashes the bytes of an artifact on their way
-// to the file, unless the packer vouches for their sha256 before the first
-// byte (a pack whose every piece the cache holds, see piecewrite.go).
+// to the file, unless told not to hash them before the first: the packer
+// then gives their sha256 (piecewrite.go), or has them hashed from the
+// file once written.
 type artifactWriter struct {
-	out     *output
-	h       hash.Hash
-	n       int64
-	vouched *[sha256.Size]byte
+	out      *output
+	h        hash.Hash
+	n        int64
+	unhashed bool
+	vouched  *[sha256.Size]byte
 }
 
 func (w *artifactWriter) Write(p []byte) (int, error) {
 	n, err := w.out.Write(p)
-	if w.vouched == nil {
+	if !w.unhashed {
 		w.h.Write(p[:n])
 	}
 	w.n += int64(n)
 	return n, err
 }
 
-// vouch tells the sha256 of all the bytes to come; it is taken only before
-// the first.
-func (w *artifactWriter) vouch(sum [sha256.Size]byte) {
-	if w.n == 0 {
-		w.vouched = &sum
-	}
+// skipHash stops hashing, before the first byte only.
+func (w *artifactWriter) skipHash() {
+	w.unhashed = w.unhashed || w.n == 0
 }
 
-// rehash drops a vouched sum found wrong and hashes the bytes written so
-// far, read back from the file that holds them.
+// vouch gives the sha256 of all the bytes.
+func (w *artifactWriter) vouch(sum [sha256.Size]byte) {
+	w.vouched = &sum
+}
+
+// rehash hashes the bytes written so far, read back from the file that
+// holds them, and those to come.
 func (w *artifactWriter) rehash() error {
-	w.vouched = nil
+	w.unhashed, w.vouched = false, nil
 	w.h.Reset()
 	if _, err := io.Copy(w.h, io.NewSectionReader(w.out.holder(), 0, w.n)); err != nil {
 		return fmt.Errorf("reading back %s: %w", w.out.dst, err)

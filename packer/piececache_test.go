@@ -551,10 +551,10 @@ func TestPieceUseIsMarkedCoarsely(t *testing.T) {
 	}
 }
 
-// TestArtifactSumFromTheCache: a warm pack takes the artifact's sha256
-// from the cache instead of hashing it, and still reports the right one
-// when the stat index vouched for a sum the file belies, which changes a
-// piece after the sum was taken on trust.
+// TestArtifactSumFromTheCache: a pack takes the artifact's sha256 from the
+// cache, or hashes the artifact it wrote when the cache lacks it (a first
+// pack, a change, a stat index that vouched for a sum the file belies),
+// and reports the sha256 of what it wrote every time.
 func TestArtifactSumFromTheCache(t *testing.T) {
 	t.Parallel()
 	dir, cache, out := hostTree(t), t.TempDir(), t.TempDir()

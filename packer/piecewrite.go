@@ -31,49 +31,32 @@ func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Write
 	if stats == nil {
 		stats = &packStats{}
 	}
-	// The sha256 of an artifact made of pieces that were all made before is
-	// in the cache, under a key of the pieces' keys: it is not hashed again.
+	// The sha256 of an artifact depends only on the keys of its pieces: the
+	// cache keeps it under a key of theirs, and the bytes are hashed, read
+	// back, only when it does not have it yet.
 	aw, _ := w.(*artifactWriter)
-	hashed := aw != nil && cache != nil
-	var expect [32]byte
-	if hashed && allKnown(pieces) {
-		keys := make([][32]byte, len(pieces))
-		for i, p := range pieces {
-			keys[i] = p.key(codec.id)
-		}
-		expect = outputKey(codec.id, keys)
-		if sum, _, _, ok := cache.get(expect, sha256.Size, nil); ok {
-			aw.vouch([sha256.Size]byte(sum))
-		}
+	lookup := aw != nil && cache != nil
+	if lookup {
+		aw.skipHash()
 	}
 	keys, err := compressPieces(ctx, pieces, codec, cache, stats, w)
 	if err != nil {
 		return err
 	}
-	if hashed {
-		// A sum the stat index gave that the data belied changes a key.
+	if lookup {
 		k := outputKey(codec.id, keys)
-		if aw.vouched != nil && k != expect {
+		if sum, _, _, ok := cache.get(k, sha256.Size, nil); ok {
+			aw.vouch([sha256.Size]byte(sum))
+		} else {
 			if err := aw.rehash(); err != nil {
 				return err
 			}
-		}
-		if aw.vouched == nil {
 			sum := aw.sum()
 			cache.put(k, sum[:], 0, sha256.Size)
 		}
 	}
 	cache.finish(srcs, start)
 	return nil
-}
-
-func allKnown(pieces []*piece) bool {
-	for _, p := range pieces {
-		if !p.known() {
-			return false
-		}
-	}
-	return true
 }
 
 // outputKey names the sha256 of the artifact made of the pieces with these

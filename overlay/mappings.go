@@ -6,7 +6,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -57,23 +59,8 @@ func (m *mappings) Entries() ([]Entry, error) {
 			out = append(out, e)
 			continue
 		}
-		workspace := m.workspace()
-		err = filepath.WalkDir(host, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() && p == workspace {
-				return filepath.SkipDir
-			}
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			rel, err := filepath.Rel(host, p)
-			if err != nil {
-				return err
-			}
-			e, err := hostEntry(p, path.Join(mp.Guest, filepath.ToSlash(rel)), fi)
+		err = walkHost(host, mp.Guest, m.workspace(), func(p, guest string, fi fs.FileInfo) error {
+			e, err := hostEntry(p, guest, fi)
 			if err != nil {
 				return err
 			}
@@ -85,6 +72,82 @@ func (m *mappings) Entries() ([]Entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// hostNode is one object of a walked host tree: its lstat, and for a folder
+// what it holds, sorted by name.
+type hostNode struct {
+	path, guest string
+	fi          fs.FileInfo
+	err         error // of the lstat, or for a folder of its read
+	kids        []*hostNode
+}
+
+// walkHost calls fn for root (whose image path is guest) and everything
+// below it, leaving out the folder skip, in the order of filepath.WalkDir:
+// a folder before what it holds, names sorted. Folders are read and their
+// entries lstat'ed on all cores first, then fn sees them in order; the
+// first error in that order ends the walk.
+func walkHost(root, guest, skip string, fn func(p, guest string, fi fs.FileInfo) error) error {
+	top := &hostNode{path: root, guest: guest}
+	top.fi, top.err = os.Lstat(root)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var read func(n *hostNode)
+	read = func(n *hostNode) {
+		defer wg.Done()
+		sem <- struct{}{}
+		n.read()
+		<-sem
+		for _, k := range n.kids {
+			if k.fi != nil && k.fi.IsDir() && k.path != skip {
+				wg.Add(1)
+				go read(k)
+			}
+		}
+	}
+	if top.err == nil && top.fi.IsDir() && root != skip {
+		wg.Add(1)
+		read(top)
+	}
+	wg.Wait()
+	var visit func(n *hostNode) error
+	visit = func(n *hostNode) error {
+		switch {
+		case n.fi == nil:
+			return n.err
+		case n.fi.IsDir() && n.path == skip:
+			return nil
+		}
+		if err := fn(n.path, n.guest, n.fi); err != nil {
+			return err
+		}
+		if n.err != nil {
+			return n.err
+		}
+		for _, k := range n.kids {
+			if err := visit(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return visit(top)
+}
+
+// read lists folder n and takes the lstat of each entry.
+func (n *hostNode) read() {
+	ents, err := os.ReadDir(n.path)
+	if err != nil {
+		n.err = err
+		return
+	}
+	n.kids = make([]*hostNode, len(ents))
+	for i, d := range ents {
+		k := &hostNode{path: filepath.Join(n.path, d.Name()), guest: path.Join(n.guest, d.Name())}
+		k.fi, k.err = d.Info()
+		n.kids[i] = k
+	}
 }
 
 // Watch implements Live: every folder below a mapped folder (the recipe's

@@ -3,6 +3,7 @@ package overlay
 import (
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,5 +211,51 @@ func TestMappingsKeepTheHostStat(t *testing.T) {
 	}
 	if seen != 2 {
 		t.Fatalf("%d regular entries, want 2", seen)
+	}
+}
+
+// TestMappingsWalkInOrder: a mapped tree read on all cores gives its
+// entries in filepath.WalkDir's order, each with the stat of its own path,
+// and a socket in it fails the walk, naming it.
+func TestMappingsWalkInOrder(t *testing.T) {
+	root := t.TempDir()
+	for _, p := range []string{"b/z", "b/a/deep/x", "a", "c/d/e/f/g", "B", "b/a/y", "c/d/e2"} {
+		writeFile(t, filepath.Join(root, "tree", p), p, 0o644)
+	}
+	if err := os.Symlink("a", filepath.Join(root, "tree/link")); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	err := filepath.WalkDir(filepath.Join(root, "tree"), func(p string, d fs.DirEntry, err error) error {
+		rel, _ := filepath.Rel(filepath.Join(root, "tree"), p)
+		want = append(want, filepath.Join("/srv", rel))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := Mappings(root, []Mapping{{Host: filepath.Join(root, "tree"), Guest: "/srv"}}).Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Path)
+		if e.Type == Regular && (e.HostStat == nil || e.HostStat.Size != int64(len(strings.TrimPrefix(e.Path, "/srv/")))) {
+			t.Errorf("%s: host stat %+v, not its own", e.Path, e.HostStat)
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("entries in the order\n%v\nwant WalkDir's\n%v", got, want)
+	}
+	sock := filepath.Join(root, "tree/c/d/sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = Mappings(root, []Mapping{{Host: filepath.Join(root, "tree"), Guest: "/srv"}}).Entries()
+	if err == nil || !strings.Contains(err.Error(), sock+" is a socket") {
+		t.Fatalf("mapping a tree with a socket: %v, want an error naming %s", err, sock)
 	}
 }

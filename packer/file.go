@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,7 +27,7 @@ type Result struct {
 // pack leaves whatever was at dst before and no temporary file. When dst
 // already holds exactly these bytes (a warm build of an unchanged recipe),
 // it is left in place and only synced, which is nearly free for a file
-// already on disk.
+// already on disk, and no temporary file is written at all.
 func WriteFile(ctx context.Context, v *overlay.View, dst string, opts Options) (Result, error) {
 	return writeFile(dst, func(w io.Writer) error { return Write(ctx, v, w, opts) })
 }
@@ -38,76 +39,215 @@ func writeFile(dst string, write func(io.Writer) error) (Result, error) {
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return Result{}, fmt.Errorf("creating the artifact next to %s: %w", dst, err)
-	}
-	res, err := writeTemp(tmp, write)
-	same := false
+	o := &output{dst: dst, dir: dir, base: base}
+	o.openOld()
+	aw := &artifactWriter{out: o, h: sha256.New()}
+	err := write(aw)
 	if err == nil {
-		same, err = unchanged(tmp, dst, res.Size)
+		err = o.finish()
 	}
-	if err == nil && !same {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && !same {
-		err = os.Rename(tmp.Name(), dst)
-	}
-	if err != nil || same {
-		os.Remove(tmp.Name())
-	}
+	o.close(err != nil)
 	if err != nil {
 		return Result{}, fmt.Errorf("writing %s: %w", dst, err)
 	}
-	res.Path = dst
-	if same {
-		return res, nil
-	}
-	return res, syncDir(dir)
+	sum := aw.sum()
+	return Result{Path: dst, Size: aw.n, SHA256: hex.EncodeToString(sum[:])}, nil
 }
 
-// writeTemp fills f, hashing what it writes.
-func writeTemp(f *os.File, write func(io.Writer) error) (Result, error) {
-	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(f, h)}
-	err := write(cw)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	return Result{Size: cw.n, SHA256: hex.EncodeToString(h.Sum(nil))}, err
+// artifactWriter counts and hashes the bytes of an artifact on their way
+// to the file, unless told not to hash them before the first: the packer
+// then gives their sha256 (piecewrite.go), or has them hashed from the
+// file once written.
+type artifactWriter struct {
+	out      *output
+	h        hash.Hash
+	n        int64
+	unhashed bool
+	vouched  *[sha256.Size]byte
 }
 
-// unchanged reports whether dst is already what tmp holds, as the rename
-// would leave it: a regular file of this user, mode 0644, not hard-linked,
-// with the same bytes. It then syncs dst, in case whoever wrote it did not.
-func unchanged(tmp *os.File, dst string, size int64) (bool, error) {
-	f, err := os.OpenFile(dst, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+func (w *artifactWriter) Write(p []byte) (int, error) {
+	n, err := w.out.Write(p)
+	if !w.unhashed {
+		w.h.Write(p[:n])
+	}
+	w.n += int64(n)
+	return n, err
+}
+
+// skipHash stops hashing, before the first byte only.
+func (w *artifactWriter) skipHash() {
+	w.unhashed = w.unhashed || w.n == 0
+}
+
+// vouch gives the sha256 of all the bytes.
+func (w *artifactWriter) vouch(sum [sha256.Size]byte) {
+	w.vouched = &sum
+}
+
+// rehash hashes the bytes written so far, read back from the file that
+// holds them, and those to come.
+func (w *artifactWriter) rehash() error {
+	w.unhashed, w.vouched = false, nil
+	w.h.Reset()
+	if _, err := io.Copy(w.h, io.NewSectionReader(w.out.holder(), 0, w.n)); err != nil {
+		return fmt.Errorf("reading back %s: %w", w.out.dst, err)
+	}
+	return nil
+}
+
+func (w *artifactWriter) sum() [sha256.Size]byte {
+	if w.vouched != nil {
+		return *w.vouched
+	}
+	var s [sha256.Size]byte
+	w.h.Sum(s[:0])
+	return s
+}
+
+// output writes an artifact without writing what is already there: while
+// the bytes match those of the artifact at dst (old), they are only
+// compared; at the first difference the temporary file is made, the
+// matching bytes copied into it from old inside the kernel
+// (copy_file_range), and the rest written to it.
+type output struct {
+	dst, dir, base string
+	old            *os.File // dst, while it may still be kept
+	oldStat        fileStat
+	tmp            *os.File
+	n              int64 // bytes written so far
+	buf            []byte
+}
+
+// openOld opens dst if the rename would leave it as it is, bytes aside: a
+// regular file of this user, mode 0644, not hard-linked.
+func (o *output) openOld() {
+	f, err := os.OpenFile(o.dst, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return false, nil
+		return
 	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return false, nil
+		f.Close()
+		return
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 || fi.Size() != size || st.Nlink != 1 || int(st.Uid) != os.Getuid() {
-		return false, nil
+	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 || st.Nlink != 1 || int(st.Uid) != os.Getuid() {
+		f.Close()
+		return
 	}
-	a, b := make([]byte, 1<<20), make([]byte, 1<<20)
-	for off := int64(0); off < size; off += int64(len(a)) {
-		n := min(int64(len(a)), size-off)
-		if readFull(tmp, a[:n], off) != nil || readFull(f, b[:n], off) != nil || !bytes.Equal(a[:n], b[:n]) {
-			return false, nil
+	o.old, o.oldStat, o.buf = f, statOf(st), make([]byte, 1<<20)
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	if o.tmp == nil && o.same(p) {
+		o.n += int64(len(p))
+		return len(p), nil
+	}
+	if o.tmp == nil {
+		if err := o.diverge(); err != nil {
+			return 0, err
 		}
 	}
-	if err := f.Sync(); err != nil {
-		return false, fmt.Errorf("syncing %s: %w", dst, err)
+	n, err := o.tmp.Write(p)
+	o.n += int64(n)
+	return n, err
+}
+
+// holder is the file that holds the bytes written so far.
+func (o *output) holder() *os.File {
+	if o.tmp != nil {
+		return o.tmp
 	}
-	return true, nil
+	return o.old
+}
+
+// same reports whether old holds p at the current offset.
+func (o *output) same(p []byte) bool {
+	if o.old == nil || o.n+int64(len(p)) > o.oldStat.size {
+		return false
+	}
+	for off := 0; off < len(p); off += len(o.buf) {
+		q := p[off:min(len(p), off+len(o.buf))]
+		b := o.buf[:len(q)]
+		if readFull(o.old, b, o.n+int64(off)) != nil || !bytes.Equal(b, q) {
+			return false
+		}
+	}
+	return true
+}
+
+// diverge makes the temporary file and puts in it the bytes written so far,
+// which old holds: old is checked unchanged since it was opened, so the
+// bytes copied are the bytes compared.
+func (o *output) diverge() error {
+	tmp, err := os.CreateTemp(o.dir, "."+o.base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("creating the artifact next to %s: %w", o.dst, err)
+	}
+	o.tmp = tmp
+	if o.n == 0 {
+		return nil
+	}
+	if _, err := o.old.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	copied, err := tmp.ReadFrom(&io.LimitedReader{R: o.old, N: o.n})
+	if err != nil {
+		return fmt.Errorf("copying the unchanged start of %s: %w", o.dst, err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(o.old.Fd()), &st); err != nil {
+		return err
+	}
+	if copied != o.n || statOf(&st) != o.oldStat {
+		return fmt.Errorf("%s changed while it was packed over; pack again", o.dst)
+	}
+	return nil
+}
+
+// finish leaves dst in place if it held all the bytes and no more, synced
+// in case whoever wrote it did not; otherwise it syncs the temporary file
+// and renames it over dst.
+func (o *output) finish() error {
+	if o.tmp == nil && o.old != nil && o.n == o.oldStat.size {
+		if err := o.old.Sync(); err != nil {
+			return fmt.Errorf("syncing %s: %w", o.dst, err)
+		}
+		return nil
+	}
+	if o.tmp == nil {
+		if err := o.diverge(); err != nil {
+			return err
+		}
+	}
+	if err := o.tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := o.tmp.Sync(); err != nil {
+		return err
+	}
+	if err := o.tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(o.tmp.Name(), o.dst); err != nil {
+		return err
+	}
+	o.tmp = nil
+	return syncDir(o.dir)
+}
+
+// close releases the files; failed removes the temporary file.
+func (o *output) close(failed bool) {
+	if o.old != nil {
+		o.old.Close()
+	}
+	if o.tmp != nil {
+		o.tmp.Close()
+		if failed {
+			os.Remove(o.tmp.Name())
+		}
+	}
 }
 
 // syncDir makes the rename durable: without it a crash can leave the old

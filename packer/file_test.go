@@ -67,6 +67,8 @@ func TestUnchangedArtifactIsKept(t *testing.T) {
 	for name, spoil := range map[string]func(){
 		"other bytes": func() { b[len(b)-1] ^= 1; os.WriteFile(dst, b, 0o644); b[len(b)-1] ^= 1 },
 		"other mode":  func() { os.Chmod(dst, 0o600) },
+		"longer":      func() { os.WriteFile(dst, append(b[:len(b):len(b)], 0), 0o644) },
+		"shorter":     func() { os.WriteFile(dst, b[:len(b)-1], 0o644) },
 		"hard-linked": func() { os.Link(dst, filepath.Join(t.TempDir(), "link")) },
 	} {
 		spoil()

@@ -151,30 +151,36 @@ func (c *pieceCache) path(key [32]byte) string {
 	return filepath.Join(c.dir, h[:2], h)
 }
 
-// get returns the cached piece for key if it is whole and holds n bytes.
-func (c *pieceCache) get(key [32]byte, n int64) ([]byte, uint32, bool) {
+// get returns the cached piece for key if it is whole and holds n bytes,
+// read into buf when it is large enough (fresh memory costs more in page
+// faults than the read does), and the buffer it was read into.
+func (c *pieceCache) get(key [32]byte, n int64, buf []byte) ([]byte, uint32, []byte, bool) {
 	if c == nil {
-		return nil, 0, false
+		return nil, 0, buf, false
 	}
 	p := c.path(key)
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, 0, false
+		return nil, 0, buf, false
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || fi.Size() < pieceHeaderLen+4 || fi.Size() > maxPieceFile(n) {
 		os.Remove(p)
-		return nil, 0, false
+		return nil, 0, buf, false
 	}
-	b := make([]byte, fi.Size())
+	if int64(cap(buf)) < fi.Size() {
+		// Room for the largest gzip or lz4 piece, so that it is kept.
+		buf = make([]byte, max(fi.Size(), 2<<20))
+	}
+	b := buf[:fi.Size()]
 	if _, err := io.ReadFull(f, b); err != nil {
-		return nil, 0, false
+		return nil, 0, buf, false
 	}
 	comp, crc, ok := decodePiece(b, key, n)
 	if !ok {
 		os.Remove(p)
-		return nil, 0, false
+		return nil, 0, buf, false
 	}
 	c.used.Store(p, true)
 	if now := time.Now(); !c.readOnly.Load() && now.Sub(fi.ModTime()) > pieceUseRefresh {
@@ -182,7 +188,7 @@ func (c *pieceCache) get(key [32]byte, n int64) ([]byte, uint32, bool) {
 		// kept to within pieceUseRefresh.
 		os.Chtimes(p, now, now)
 	}
-	return comp, crc, true
+	return comp, crc, buf, true
 }
 
 // maxPieceFile is more than any piece of n bytes can take in the cache:

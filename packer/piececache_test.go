@@ -3,7 +3,9 @@ package packer
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -547,4 +549,58 @@ func TestPieceUseIsMarkedCoarsely(t *testing.T) {
 			t.Errorf("%s: use marked %v (mtime %v), want %v", p, marked, fi.ModTime(), want)
 		}
 	}
+}
+
+// TestArtifactSumFromTheCache: a pack takes the artifact's sha256 from the
+// cache, or hashes the artifact it wrote when the cache lacks it (a first
+// pack, a change, a stat index that vouched for a sum the file belies),
+// and reports the sha256 of what it wrote every time.
+func TestArtifactSumFromTheCache(t *testing.T) {
+	t.Parallel()
+	dir, cache, out := hostTree(t), t.TempDir(), t.TempDir()
+	dst := filepath.Join(out, "a.cpio.gz")
+	p := filepath.Join(dir, "small/05")
+	packFile := func(what string) {
+		t.Helper()
+		res, err := WriteFile(context.Background(), hostView(t, dir), dst, Options{CacheDir: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(dst)
+		if sum := sha256.Sum256(b); res.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("%s: Result.SHA256 %s, the file's is %x", what, res.SHA256, sum)
+		}
+		if !bytes.Equal(b, pack(t, hostView(t, dir), Gzip)) {
+			t.Fatalf("%s: the artifact differs from a cold pack", what)
+		}
+	}
+	index := filepath.Join(cache, "index")
+	packFile("first pack")
+	packFile("warm pack")
+	before := loadStatIndex(index).entries[p].sums
+	old, _ := os.ReadFile(p)
+	writeOld(t, p, bytes.ToUpper(old))
+	settle()
+	packFile("pack after a change")
+	// The index now says the changed file holds its old bytes, and the
+	// pieces are gone: the pack reads the file and finds otherwise.
+	x := loadStatIndex(index)
+	e := x.entries[p]
+	e.sums = before
+	x.entries[p] = e
+	if err := os.WriteFile(index, x.encode(time.Now()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(cache, "??", "*"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		key, err := hex.DecodeString(filepath.Base(f))
+		if err != nil || len(key) != 32 {
+			t.Fatalf("%s in the cache", f)
+		}
+		if _, _, ok := decodePiece(b, [32]byte(key), sha256.Size); !ok {
+			os.Remove(f)
+		}
+	}
+	packFile("pack after a lying index")
 }

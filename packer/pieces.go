@@ -131,7 +131,7 @@ func layout(ctx context.Context, v *overlay.View, recs []record, idx *statIndex,
 		if err := check(&h); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", h.Name, err)
 		}
-		hdr := appendHeader(nil, &h, 0)
+		hdr := appendHeader(make([]byte, 0, newcHeaderLen+len(h.Name)+4), &h, 0)
 		pad := zeros[:padLen(h.Size, 4)]
 		if archives && r.nlink > 1 && r.node.Type == overlay.Regular {
 			if links == nil {

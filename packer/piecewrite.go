@@ -31,11 +31,45 @@ func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Write
 	if stats == nil {
 		stats = &packStats{}
 	}
-	if err := compressPieces(ctx, pieces, codec, cache, stats, w); err != nil {
+	// The sha256 of an artifact depends only on the keys of its pieces: the
+	// cache keeps it under a key of theirs, and the bytes are hashed, read
+	// back, only when it does not have it yet.
+	aw, _ := w.(*artifactWriter)
+	lookup := aw != nil && cache != nil
+	if lookup {
+		aw.skipHash()
+	}
+	keys, err := compressPieces(ctx, pieces, codec, cache, stats, w)
+	if err != nil {
 		return err
+	}
+	if lookup {
+		k := outputKey(codec.id, keys)
+		if sum, _, _, ok := cache.get(k, sha256.Size, nil); ok {
+			aw.vouch([sha256.Size]byte(sum))
+		} else {
+			if err := aw.rehash(); err != nil {
+				return err
+			}
+			sum := aw.sum()
+			cache.put(k, sum[:], 0, sha256.Size)
+		}
 	}
 	cache.finish(srcs, start)
 	return nil
+}
+
+// outputKey names the sha256 of the artifact made of the pieces with these
+// keys, in the cache beside the pieces.
+func outputKey(codec string, keys [][32]byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte("artifact of " + codec))
+	for _, k := range keys {
+		h.Write(k[:])
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
 }
 
 // pieceOut is a compressed piece and the CRC-32 of its uncompressed bytes
@@ -43,13 +77,18 @@ func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Write
 type pieceOut struct {
 	comp []byte
 	crc  uint32
+	key  [32]byte
 	err  error
+	// buf holds comp, for another piece once comp is written; nil when
+	// comp is the compressor's.
+	buf []byte
 }
 
-// compressPieces runs one worker per core over the pieces and writes their
-// results in archive order; at most a few pieces per worker wait to be
-// written, which bounds the memory used whatever the size of the image.
-func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cache *pieceCache, stats *packStats, w io.Writer) error {
+// compressPieces runs one worker per core over the pieces, writes their
+// results in archive order and returns their keys; at most a few pieces per
+// worker wait to be written, which bounds the memory used whatever the size
+// of the image.
+func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cache *pieceCache, stats *packStats, w io.Writer) ([][32]byte, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	procs := runtime.GOMAXPROCS(0)
 	outs := make([]chan pieceOut, len(pieces))
@@ -57,6 +96,7 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 		outs[i] = make(chan pieceOut, 1)
 	}
 	ahead := make(chan struct{}, 4*procs)
+	free := make(buffers, 5*procs)
 	todo := make(chan int)
 	go func() {
 		defer close(todo)
@@ -74,7 +114,7 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &pieceCompressor{codec: codec, enc: codec.encoder(), cache: cache, stats: stats}
+			c := &pieceCompressor{codec: codec, enc: codec.encoder(), cache: cache, stats: stats, free: free}
 			for i := range todo {
 				outs[i] <- c.compress(ctx, pieces[i])
 			}
@@ -85,8 +125,9 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 		wg.Wait()
 	}()
 	if _, err := w.Write(codec.head); err != nil {
-		return fmt.Errorf("writing archive: %w", err)
+		return nil, fmt.Errorf("writing archive: %w", err)
 	}
+	keys := make([][32]byte, len(pieces))
 	var crc uint32
 	var size int64
 	for i, p := range pieces {
@@ -94,25 +135,27 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 		select {
 		case o = <-outs[i]:
 		case <-ctx.Done():
-			return stopped(p.where(), ctx.Err())
+			return nil, stopped(p.where(), ctx.Err())
 		}
 		<-ahead
 		if o.err != nil {
-			return o.err
+			return nil, o.err
 		}
 		if _, err := w.Write(o.comp); err != nil {
-			return fmt.Errorf("writing archive: %w", err)
+			return nil, fmt.Errorf("writing archive: %w", err)
 		}
+		keys[i] = o.key
+		free.give(o.buf)
 		crc = crc32Combine(crc, o.crc, p.n)
 		size += p.n
 	}
 	if codec.tail == nil {
-		return nil
+		return keys, nil
 	}
 	if _, err := w.Write(codec.tail(crc, size)); err != nil {
-		return fmt.Errorf("writing archive: %w", err)
+		return nil, fmt.Errorf("writing archive: %w", err)
 	}
-	return nil
+	return keys, nil
 }
 
 // packStats counts what a pack did: chunks of file data read, pieces
@@ -128,6 +171,31 @@ type pieceCompressor struct {
 	cache *pieceCache
 	stats *packStats
 	raw   []byte
+	free  buffers
+}
+
+// buffers keeps the buffers of written pieces for the workers' next reads.
+type buffers chan []byte
+
+// take returns a kept buffer, or nil.
+func (f buffers) take() []byte {
+	select {
+	case b := <-f:
+		return b
+	default:
+		return nil
+	}
+}
+
+// give keeps b, unless enough are kept.
+func (f buffers) give(b []byte) {
+	if b == nil {
+		return
+	}
+	select {
+	case f <- b:
+	default:
+	}
 }
 
 // buffer returns the worker's buffer for n uncompressed bytes: reused from
@@ -153,9 +221,8 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 		}
 	}
 	key := p.key(c.codec.id)
-	if comp, crc, ok := c.cache.get(key, p.n); ok {
-		c.stats.reused.Add(1)
-		return pieceOut{comp: comp, crc: crc}
+	if o, ok := c.cached(key, p.n); ok {
+		return o
 	}
 	if raw == nil {
 		raw = c.buffer(p.n)
@@ -174,7 +241,18 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 		crc = crc32.ChecksumIEEE(raw)
 	}
 	c.cache.put(key, comp, crc, p.n)
-	return pieceOut{comp: comp, crc: crc}
+	return pieceOut{comp: comp, crc: crc, key: key}
+}
+
+// cached returns the piece of key from the cache, read into a kept buffer.
+func (c *pieceCompressor) cached(key [32]byte, n int64) (pieceOut, bool) {
+	comp, crc, buf, ok := c.cache.get(key, n, c.free.take())
+	if !ok {
+		c.free.give(buf)
+		return pieceOut{}, false
+	}
+	c.stats.reused.Add(1)
+	return pieceOut{comp: comp, crc: crc, key: key, buf: buf}, true
 }
 
 // fill puts into raw, laid out as the piece, its literals and the data of

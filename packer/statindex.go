@@ -116,14 +116,19 @@ func loadStatIndex(path string) *statIndex {
 }
 
 func decodeIndex(b []byte) (map[string]indexEntry, bool) {
-	entries := map[string]indexEntry{}
+	// An entry takes 91 bytes at least. The paths are cut from one string
+	// and the sums from one slice: two allocations, not two per entry.
+	entries := make(map[string]indexEntry, len(b)/91)
+	str := string(b)
+	all := make([][32]byte, 0, len(b)/32)
 	for len(b) > 0 {
 		n, k := binary.Uvarint(b)
 		// Compared so that no length, however large, wraps around.
 		if k <= 0 || n > uint64(len(b)-k) || uint64(len(b)-k)-n < 8*7+1 {
 			return nil, false
 		}
-		host := string(b[k : k+int(n)])
+		at := len(str) - len(b) + k
+		host := str[at : at+int(n)]
 		b = b[k+int(n):]
 		var f [7]uint64
 		for i := range f {
@@ -134,11 +139,12 @@ func decodeIndex(b []byte) (map[string]indexEntry, bool) {
 			return nil, false
 		}
 		b = b[k:]
-		sums := make([][32]byte, chunks)
-		for i := range sums {
-			copy(sums[i][:], b)
+		first := len(all)
+		for range chunks {
+			all = append(all, [32]byte(b))
 			b = b[32:]
 		}
+		sums := all[first:len(all):len(all)]
 		entries[host] = indexEntry{
 			stat: fileStat{dev: f[0], ino: f[1], size: int64(f[2]), mtime: int64(f[3]), ctime: int64(f[4])},
 			read: int64(f[5]), used: int64(f[6]), sums: sums,
@@ -150,7 +156,11 @@ func decodeIndex(b []byte) (map[string]indexEntry, bool) {
 // encode is the index as written to disk, without the entries unused for
 // indexRetention.
 func (x *statIndex) encode(now time.Time) []byte {
-	b := append([]byte(nil), indexMagic...)
+	size := len(indexMagic) + 4
+	for host, e := range x.entries {
+		size += 2*binary.MaxVarintLen64 + len(host) + 8*7 + 32*len(e.sums)
+	}
+	b := append(make([]byte, 0, size), indexMagic...)
 	for host, e := range x.entries {
 		if now.UnixNano()-e.used > int64(indexRetention) {
 			continue

@@ -219,8 +219,10 @@ func packView(ctx context.Context, stderr io.Writer, f *stackFlags, st layers, d
 	// A pack allocates much that it soon drops (the view's nodes, the
 	// pieces on their way out): collecting at a fifth of the default rate
 	// halves the CPU time of a warm pack of the Go source tree, for 120 MB
-	// at most where it took 85 MB.
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	// at most where it took 85 MB. GOGC, where set, has the last word.
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
 	v, err := st.View()
 	if err != nil {
 		return packer.Result{}, err

@@ -697,7 +697,7 @@ func TestEditsCreateFile(t *testing.T) {
 	}
 }
 
-// A workspace whose edits folder belongs to an ordinary user keeps the
+// A workspace made by an ordinary user (its format marker is theirs) keeps the
 // image's types, owners, modes and device numbers in user.fledge.stat on
 // regular files of the host, whoever changes it (here root); an object
 // with a value that cannot be read is left out and named, the rest read on.
@@ -710,6 +710,14 @@ func TestEditsOfAUserKeepMetadataInXattrs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.Chown(e.Dir(), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	// A user's workspace is told by the owner of its format marker.
+	marker := filepath.Join(e.Dir(), formatMarker)
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(marker, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
 	must := func(err error) {

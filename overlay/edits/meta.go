@@ -3,8 +3,8 @@ package edits
 // Every read and write of owners, modes, device numbers and times of the
 // layer's objects is in this file.
 //
-// A workspace is of one of two kinds, told by the owner of its edits
-// folder, whoever opens it later:
+// A workspace is of one of two kinds, told by who made its edits folder
+// (the owner of its format marker), whoever opens it later:
 //
 //   - Made by root, the folder holds every object as what it is, with the
 //     image's owner, mode and device numbers on the host file itself.
@@ -55,9 +55,13 @@ const (
 	kindUser
 )
 
-// userFolder reports whether the folder is of the rootless kind: it
-// belongs to an ordinary user, or, not made yet, will be made by one. The
-// owner is set as the folder is made, so no reader sees it half made.
+// userFolder reports whether the folder is of the rootless kind: its
+// format marker belongs to an ordinary user, or, not made yet, the folder
+// will be made by one. The marker, not the folder, tells: the folder
+// stands for the image's root and takes its owner (in a root workspace of
+// an image whose root is uid 1000, say), while the marker keeps the owner
+// of whoever made the folder. A folder without a marker predates rootless
+// workspaces, so it is root's.
 func (e *Edits) userFolder() bool {
 	switch e.kind.Load() {
 	case kindRoot:
@@ -70,7 +74,7 @@ func (e *Edits) userFolder() bool {
 		return os.Geteuid() != 0
 	}
 	k := kindRoot
-	if st.Uid != 0 {
+	if unix.Lstat(e.dir+"/"+formatMarker, &st) == nil && st.Uid != 0 {
 		k = kindUser
 	}
 	e.kind.Store(k)

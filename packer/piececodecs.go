@@ -73,9 +73,11 @@ var pieceCodecs = map[string]*pieceCodec{
 	},
 }
 
+// buildInfo is read once for the four codec ids, at start-up.
+var buildInfo, haveBuildInfo = debug.ReadBuildInfo()
+
 func codecID(layout, mod string, setting any) string {
-	bi, ok := debug.ReadBuildInfo()
-	return fmt.Sprintf("fledge %s, %s, %v", layout, moduleVersion(bi, ok, mod), setting)
+	return fmt.Sprintf("fledge %s, %s, %v", layout, moduleVersion(buildInfo, haveBuildInfo, mod), setting)
 }
 
 // moduleVersion returns what names module mod's code in the running

@@ -45,7 +45,7 @@ func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Write
 	}
 	if lookup {
 		k := outputKey(codec.id, keys)
-		if sum, _, _, ok := cache.get(k, sha256.Size, nil); ok {
+		if sum, _, _, ok := cache.get(k, sha256.Size, make([]byte, 0, pieceHeaderLen+sha256.Size+4)); ok {
 			aw.vouch([sha256.Size]byte(sum))
 		} else {
 			if err := aw.rehash(); err != nil {

@@ -93,20 +93,23 @@ func walkHost(root, guest, skip string, fn func(p, guest string, fi fs.FileInfo)
 	top.fi, top.err = os.Lstat(root)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	// A folder's reader is started once it has a slot, so no more
+	// goroutines wait than there are folders being read.
 	var read func(n *hostNode)
 	read = func(n *hostNode) {
 		defer wg.Done()
-		sem <- struct{}{}
 		n.read()
 		<-sem
 		for _, k := range n.kids {
 			if k.fi != nil && k.fi.IsDir() && k.path != skip {
+				sem <- struct{}{}
 				wg.Add(1)
 				go read(k)
 			}
 		}
 	}
 	if top.err == nil && top.fi.IsDir() && root != skip {
+		sem <- struct{}{}
 		wg.Add(1)
 		read(top)
 	}

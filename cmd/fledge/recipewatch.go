@@ -55,8 +55,9 @@ func watchRecipe(file, mnt string, out io.Writer) (*fsnotify.Watcher, error) {
 				}
 			case <-due:
 				due = nil
-				now, _ := os.ReadFile(file)
-				if bytes.Equal(now, was) {
+				// A recipe being replaced or gone has nothing to compare.
+				now, err := os.ReadFile(file)
+				if err != nil || bytes.Equal(now, was) {
 					continue
 				}
 				was = now

@@ -29,7 +29,7 @@ func (c *checker) scripts() ([]script, error) {
 	}
 	seen := map[*overlay.Node]bool{}
 	var files []*overlay.Node
-	for _, p := range append([]string{"/init"}, c.programs()...) {
+	for _, p := range c.programs() {
 		if n, ok := c.v.Resolve(p); ok {
 			files = append(files, n)
 		}

@@ -166,8 +166,9 @@ func supervise(ctx context.Context, cmd *exec.Cmd, exited <-chan struct{}, con *
 		case <-canceled:
 			kill(&out.canceled)
 		case <-failed:
-			// A failure ends any grace the expected line had started.
-			failed, expected, passWait = nil, nil, nil
+			// A failure ends any grace the expected line had started, and
+			// a health check answered after it passes nothing.
+			failed, expected, passWait, health = nil, nil, nil, nil
 			failureWait = time.After(failureGrace)
 		case out.health = <-health:
 			health = nil

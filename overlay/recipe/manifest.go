@@ -169,9 +169,8 @@ type ManifestFacts struct {
 // LoadManifest reads an optional manifest.toml ("" means none). Warnings
 // name earlier-format keys that the v1 schema cannot hold.
 func LoadManifest(file string) (*Manifest, []string, error) {
-	m := &Manifest{}
 	if file == "" {
-		return m, nil, nil
+		return &Manifest{}, nil, nil
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -180,6 +179,12 @@ func LoadManifest(file string) (*Manifest, []string, error) {
 		}
 		return nil, nil, fmt.Errorf("manifest: %w", err)
 	}
+	return decodeManifest(file, data)
+}
+
+// decodeManifest decodes data, the manifest.toml file, as LoadManifest.
+func decodeManifest(file string, data []byte) (*Manifest, []string, error) {
+	m := &Manifest{}
 	md, err := toml.Decode(string(data), m)
 	if err != nil {
 		var pe toml.ParseError
@@ -212,8 +217,11 @@ func LoadManifest(file string) (*Manifest, []string, error) {
 // manifest is an object, and no TOML document starts with "{".
 func ReadManifest(file string) (*Manifest, []string, error) {
 	data, err := os.ReadFile(file)
-	if err != nil || !bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
+	if err != nil {
 		return LoadManifest(file)
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
+		return decodeManifest(file, data)
 	}
 	m := &Manifest{}
 	dec := json.NewDecoder(bytes.NewReader(data))

@@ -5,6 +5,7 @@ import (
 	"io"
 	"runtime"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 )
@@ -23,11 +24,14 @@ const (
 // 0.8% less. bench/repack.sh measures it.
 const gzipLevel = 8
 
-// compressor wraps w in the named compression other than gzip, which
-// writePieces writes. Closing the result flushes the compressed stream but
-// leaves w open.
+// compressor wraps w in the named compression as one stream, as the
+// kernel reads it (a pack writes gzip in pieces, writePieces; a re-pack
+// of an artifact writes a changed segment whole). Closing the result
+// flushes the compressed stream but leaves w open.
 func compressor(w io.Writer, name string) (io.WriteCloser, error) {
 	switch name {
+	case Gzip:
+		return gzip.NewWriterLevel(w, gzipLevel)
 	case Zstd:
 		// Job-based encoding splits the input at fixed sizes derived from
 		// the window, so the frame is the same whatever the concurrency;

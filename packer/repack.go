@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/klauspost/compress/gzip"
-
 	"github.com/volantvm/fledge/overlay"
 )
 
@@ -328,7 +326,7 @@ func (r *repack) copyFile(w io.Writer, off, n int64) error {
 // extra records after its last record.
 func (r *repack) segment(ctx context.Context, w io.Writer, i int) error {
 	s := r.segs[i]
-	cw, err := segmentWriter(w, r.compression[i])
+	cw, err := compressor(w, r.compression[i])
 	if err != nil {
 		return err
 	}
@@ -471,12 +469,4 @@ func (r *repack) copyStream(w io.Writer, from, to int64) error {
 func recordEnd(m member) int64 {
 	end := m.off + m.Size
 	return end + padLen(end, 4)
-}
-
-// segmentWriter compresses a segment as the kernel reads it.
-func segmentWriter(w io.Writer, name string) (io.WriteCloser, error) {
-	if name == Gzip {
-		return gzip.NewWriterLevel(w, gzipLevel)
-	}
-	return compressor(w, name)
 }

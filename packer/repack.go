@@ -118,14 +118,6 @@ func planRepack(a *Artifact, v *overlay.View, f *os.File, compression string) (*
 		}
 	}
 	r.rewriteLinkGroups(lower, placed)
-	r.markTouched()
-	for i, p := range paths {
-		// A folder whose time alone changed is written again only in a
-		// segment written again anyway.
-		if n := retimed[p]; n != nil && r.touched[r.seg[i]] {
-			r.acts[i], r.nodes[i] = replace, n
-		}
-	}
 	for p := range gone {
 		if !placed[p] {
 			return nil, fmt.Errorf("%s is deleted, but no record of the archive is named %s (the archive makes it through a symlinked folder); it cannot be left out", p, p)
@@ -141,6 +133,13 @@ func planRepack(a *Artifact, v *overlay.View, f *os.File, compression string) (*
 		return nil, err
 	}
 	r.markTouched()
+	for i, p := range paths {
+		// A folder whose time alone changed is written again only in a
+		// segment written again anyway.
+		if n := retimed[p]; n != nil && r.touched[r.seg[i]] {
+			r.acts[i], r.nodes[i] = replace, n
+		}
+	}
 	return r, r.compressions(compression)
 }
 

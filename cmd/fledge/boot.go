@@ -19,6 +19,7 @@ import (
 	"github.com/volantvm/fledge/cmd/fledge/internal/qemu"
 	"github.com/volantvm/fledge/fusefs"
 	"github.com/volantvm/fledge/overlay/recipe"
+	"github.com/volantvm/fledge/packer"
 )
 
 // maxCmdline is the longest kernel command line an x86 kernel keeps:
@@ -399,14 +400,15 @@ func prepareBoot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg stri
 		}
 		closers = append(closers, func() { os.RemoveAll(tmp) })
 	}
+	var packed packer.Result
 	if t.Recipe != nil {
 		cfg.Initrd = filepath.Join(tmp, "initramfs.cpio.gz")
-		if _, err := packView(ctx, cmd.ErrOrStderr(), &f.stackFlags, t.Stack, cfg.Initrd, "gzip"); err != nil {
+		if packed, err = packView(ctx, cmd.ErrOrStderr(), &f.stackFlags, t.Stack, cfg.Initrd, "gzip"); err != nil {
 			return cfg, cleanup, fmt.Errorf("packing %s for the boot: %w", t.Name(), err)
 		}
 	}
 	if m != nil {
-		if err := f.volant(cmd, m, t, &cfg); err != nil {
+		if err := f.volant(cmd, m, t, packed.SHA256, &cfg); err != nil {
 			return cfg, cleanup, err
 		}
 	}
@@ -422,9 +424,10 @@ func prepareBoot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg stri
 
 // volant makes cfg boot t the way Volant boots a plugin with the manifest
 // of -m: its command line, the VM size of its resources (--memory given
-// on the command line wins), and its health check as the verdict.
-func (f *bootFlags) volant(cmd *cobra.Command, m *recipe.Manifest, t *target, cfg *qemu.Config) error {
-	err := completeBootManifest(cmd, m, t, f.manifest, cfg.Initrd)
+// on the command line wins), and its health check as the verdict. sum is
+// the archive's sha256 when the boot packed it, "" for an artifact.
+func (f *bootFlags) volant(cmd *cobra.Command, m *recipe.Manifest, t *target, sum string, cfg *qemu.Config) error {
+	err := completeBootManifest(cmd, m, t, f.manifest, cfg.Initrd, sum)
 	if err != nil {
 		return err
 	}

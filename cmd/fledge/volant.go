@@ -156,12 +156,15 @@ func readBootManifest(cmd *cobra.Command, file string) (*recipe.Manifest, error)
 
 // completeBootManifest completes m as a build does: for a recipe, with
 // the facts of the archive packed at initrd; for an artifact, with the
-// artifact's. A checksum the manifest gives that is not the artifact's is
-// reported: Volant would refuse the download.
-func completeBootManifest(cmd *cobra.Command, m *recipe.Manifest, t *target, file, initrd string) error {
-	sum, err := fileSHA256(initrd)
-	if err != nil {
-		return err
+// artifact's. sum is the archive's sha256 when it is known already ("":
+// read initrd for it). A checksum the manifest gives that is not the
+// artifact's is reported: Volant would refuse the download.
+func completeBootManifest(cmd *cobra.Command, m *recipe.Manifest, t *target, file, initrd, sum string) error {
+	if sum == "" {
+		var err error
+		if sum, err = fileSHA256(initrd); err != nil {
+			return err
+		}
 	}
 	facts := recipe.ManifestFacts{SHA256: sum}
 	if r := t.Recipe; r != nil {

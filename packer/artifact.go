@@ -26,9 +26,16 @@ type Artifact struct {
 	// stream they point into, which a re-pack copies from (repack.go).
 	members []member
 	stream  io.ReaderAt
+	// sum is the file's sha256 in hex when the open read it to find its
+	// stream in the cache; "" without a cache.
+	sum string
 }
 
 var _ overlay.Layer = (*Artifact)(nil)
+
+// SHA256 is the artifact file's sha256 in hex as it was opened, or "" when
+// it was opened without a cache folder and so not hashed.
+func (a *Artifact) SHA256() string { return a.sum }
 
 // Name implements overlay.Layer.
 func (a *Artifact) Name() string { return a.name }
@@ -73,14 +80,14 @@ func openArtifact(path, cacheDir, layer string) (*Artifact, error) {
 		return nil, err
 	}
 	defer f.Close()
-	cache := ""
+	cache, sum := "", ""
 	if cacheDir != "" {
-		sum, err := readerSHA256(f)
-		if err != nil {
+		if sum, err = readerSHA256(f); err != nil {
 			return nil, err
 		}
 		cache = filepath.Join(cacheDir, "streams", sum+".cpio")
 		if a, err := openCached(path, layer, cache); err == nil {
+			a.sum = sum
 			return a, nil
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -102,7 +109,12 @@ func openArtifact(path, cacheDir, layer string) (*Artifact, error) {
 		k.abort()
 		return nil, err
 	}
-	return newArtifact(path, layer, ms, stream, closer)
+	a, err := newArtifact(path, layer, ms, stream, closer)
+	if err != nil {
+		return nil, err
+	}
+	a.sum = sum
+	return a, nil
 }
 
 // openCached reads the index from a stream cached by an earlier open. Any

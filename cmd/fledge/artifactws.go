@@ -53,10 +53,24 @@ func artifactWorkspace(path, dir string) (string, error) {
 	return filepath.Join(state, "fledge", "artifacts", filepath.Base(abs)+"-"+hex.EncodeToString(sum[:8])), nil
 }
 
-// artifactEdits opens the edits of the artifact at path kept in the
-// workspace ws, and says on stderr when the artifact is not the file
-// they were made over.
-func artifactEdits(cmd *cobra.Command, path, ws string) (*edits.Edits, error) {
+// artifactSum is the sha256 of t's artifact: the one its open read, or
+// else read now.
+func (t *target) artifactSum() (string, error) {
+	if t.art != nil && t.art.SHA256() != "" {
+		return t.art.SHA256(), nil
+	}
+	sum, err := fileSHA256(t.Artifact)
+	if err != nil {
+		return "", fmt.Errorf("artifact %s: %w", t.Artifact, err)
+	}
+	return sum, nil
+}
+
+// artifactEdits opens the edits of t's artifact kept in the workspace
+// ws, and says on stderr when the artifact is not the file they were made
+// over.
+func artifactEdits(cmd *cobra.Command, t *target, ws string) (*edits.Edits, error) {
+	path := t.Artifact
 	e := edits.Open(filepath.Join(ws, "edits"))
 	ents, err := e.Entries()
 	if err != nil {
@@ -65,9 +79,9 @@ func artifactEdits(cmd *cobra.Command, path, ws string) (*edits.Edits, error) {
 	if len(ents) == 0 && len(e.Problems()) == 0 {
 		return e, nil
 	}
-	sum, err := fileSHA256(path)
+	sum, err := t.artifactSum()
 	if err != nil {
-		return nil, fmt.Errorf("artifact %s: %w", path, err)
+		return nil, err
 	}
 	was, err := readRecord(ws)
 	switch {
@@ -82,17 +96,18 @@ func artifactEdits(cmd *cobra.Command, path, ws string) (*edits.Edits, error) {
 	return e, nil
 }
 
-// recordArtifact notes in ws that its edits are made over the artifact
-// at path as it is now; mount calls it when it takes the workspace.
-func recordArtifact(path, ws string) error {
-	if _, err := readRecord(ws); err == nil {
+// recordArtifact notes in t's workspace that its edits are made over t's
+// artifact as it is now; mount and mknod call it when they take the
+// workspace.
+func recordArtifact(t *target) error {
+	if _, err := readRecord(t.Workspace); err == nil {
 		return nil
 	}
-	sum, err := fileSHA256(path)
+	sum, err := t.artifactSum()
 	if err != nil {
-		return fmt.Errorf("artifact %s: %w", path, err)
+		return err
 	}
-	return writeRecord(ws, path, sum)
+	return writeRecord(t.Workspace, t.Artifact, sum)
 }
 
 // readRecord returns the sha256 the record in ws names.

@@ -80,7 +80,7 @@ reproducible.`,
 			// The time the layers' entries get, so the pack stays reproducible.
 			n.ent.MTime = t.Stack.Lower.Epoch
 			if t.Artifact != "" {
-				if err := recordArtifact(t.Artifact, t.Workspace); err != nil {
+				if err := recordArtifact(t); err != nil {
 					return err
 				}
 			}

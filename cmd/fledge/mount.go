@@ -228,7 +228,7 @@ func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) 
 		}
 		defer lock.Close()
 		if t.Artifact != "" {
-			if err := recordArtifact(t.Artifact, t.Workspace); err != nil {
+			if err := recordArtifact(t); err != nil {
 				return err
 			}
 		}

@@ -269,7 +269,7 @@ func (f *stackFlags) openWorkspace(ctx context.Context, cmd *cobra.Command, arg,
 		return t, nil
 	}
 	if t.Workspace, err = artifactWorkspace(arg, ws); err == nil {
-		t.Stack.Edits, err = artifactEdits(cmd, arg, t.Workspace)
+		t.Stack.Edits, err = artifactEdits(cmd, t, t.Workspace)
 	}
 	if err != nil {
 		t.Close()

@@ -388,7 +388,7 @@ func prepareBoot(ctx context.Context, cmd *cobra.Command, f *bootFlags, arg stri
 	// pack.
 	var m *recipe.Manifest
 	if f.manifest != "" {
-		if m, err = readBootManifest(cmd, f.manifest); err != nil {
+		if m, err = readManifest(cmd, f.manifest); err != nil {
 			return cfg, cleanup, err
 		}
 	}

@@ -59,10 +59,7 @@ least one error, 1 when the image could not be read.`,
 				return err
 			}
 			if opts.Manifest != "" {
-				m, warnings, err := recipe.ReadManifest(opts.Manifest)
-				for _, w := range warnings {
-					fmt.Fprintln(cmd.ErrOrStderr(), "fledge: warning:", w)
-				}
+				m, err := readManifest(cmd, opts.Manifest)
 				if err != nil {
 					return err
 				}

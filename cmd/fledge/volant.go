@@ -145,8 +145,9 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// readBootManifest reads -m: a NAME.manifest.json or a manifest.toml.
-func readBootManifest(cmd *cobra.Command, file string) (*recipe.Manifest, error) {
+// readManifest reads a NAME.manifest.json or a manifest.toml (boot and
+// check -m), saying its warnings on stderr.
+func readManifest(cmd *cobra.Command, file string) (*recipe.Manifest, error) {
 	m, warnings, err := recipe.ReadManifest(file)
 	for _, w := range warnings {
 		fmt.Fprintln(cmd.ErrOrStderr(), "fledge: warning:", w)

@@ -147,8 +147,13 @@ func buildRecipe(ctx context.Context, cmd *cobra.Command, f *buildFlags, r *reci
 // that the build includes them: the artifact then differs from what the
 // recipe alone describes.
 func noteEdits(cmd *cobra.Command, st layers) error {
-	if st.Edits == nil || !fileExists(st.Edits.Dir()) {
+	if st.Edits == nil {
 		return nil
+	}
+	// Counting as diff does merges the layers below the edits once more:
+	// only worth it when the workspace holds something.
+	if ents, err := st.Edits.Entries(); err != nil || len(ents) == 0 {
+		return err
 	}
 	changes, err := editChanges(st)
 	if err != nil {

@@ -35,6 +35,7 @@ var baseTime = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
 // with the mtime baseTime. script is the script's text.
 func makeBase(t *testing.T, dir, script string) string {
 	t.Helper()
+	needRoot(t) // for the owners and the device node the base holds
 	needTool(t, "cpio", "cpio")
 	needTool(t, "gzip", "gzip")
 	tree := filepath.Join(t.TempDir(), "tree")

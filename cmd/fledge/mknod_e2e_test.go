@@ -65,7 +65,7 @@ func TestMknodRoot(t *testing.T) {
 	if _, err := os.Lstat(node); err == nil {
 		t.Fatalf("%s exists before mknod", node)
 	}
-	r := mustFledge(t, dir, nil, "mknod", "/dev/ttyS9", "c", "4", "64", "--owner", "5:6")
+	r := mustFledge(t, dir, nil, "mknod", "/dev/ttyS9", "c", "4", "64", "--owner", "5:6", "--mode", "0644")
 	if want := "added /dev/ttyS9: crw-r--r-- 5:6 4,64\n"; r.stdout != want {
 		t.Errorf("mknod said %q, want %q (mode 0666 less the umask 022)", r.stdout, want)
 	}

@@ -9,8 +9,10 @@
 #
 # Times are the best of RUNS, ratios against the cold pack. Each re-pack must
 # be byte-identical to a cold pack of the same tree and pass its tool's test
-# (gzip -t, zstd -t, lz4 -t, xz -t); its size is compared with one stream of
-# the same compression (bench/packtree -whole), and for gzip with `gzip -9`.
+# (gzip -t, zstd -t, lz4 -t, xz -t). The pieced size is compared with one
+# stream of the same compression (bench/packtree -whole), and for gzip with
+# `gzip -9`, on DIR itself: the random files the re-packs add grow with RUNS
+# and the order of COMPRESSIONS, and would skew it.
 # The load average is printed: the figures mean little on a busy machine.
 #
 #   bench/repack.sh [DIR]      RUNS=5 COMPRESSIONS="gzip zstd" bench/repack.sh
@@ -77,12 +79,12 @@ for c in $comps; do
 	cmp "$work/warm$e" "$work/cold$e" || { echo "repack.sh: the $c re-pack differs from a cold pack of the same tree" >&2; exit 1; }
 	"$c" -t -q "$work/warm$e"
 	if [ "$c" = gzip ]; then
-		"$work/packtree" -compression none -o "$work/raw.cpio" "$tree"
+		"$work/packtree" -compression none -o "$work/raw.cpio" "$src"
 		gzip -9 -c "$work/raw.cpio" >"$work/whole$e"
-		"$work/packtree" -compression gzip -o "$work/pieced$e" "$tree"
+		"$work/packtree" -compression gzip -o "$work/pieced$e" "$src"
 	else
-		"$work/packtree" -compression "$c" -whole -o "$work/whole$e" "$tree"
-		"$work/packtree" -compression "$c" -o "$work/pieced$e" "$tree"
+		"$work/packtree" -compression "$c" -whole -o "$work/whole$e" "$src"
+		"$work/packtree" -compression "$c" -o "$work/pieced$e" "$src"
 	fi
 	awk -v c="$c" -v cold="$cold" -v ch="$change" -v same="$same" -v size="$(stat -c %s "$work/warm$e")" \
 		-v p="$(stat -c %s "$work/pieced$e")" -v w="$(stat -c %s "$work/whole$e")" 'BEGIN {

@@ -221,7 +221,7 @@ func TestBootVolantUnhealthy(t *testing.T) {
 		t.Parallel()
 		dir, _ := httpExample(t)
 		writeFile(t, filepath.Join(dir, "serve"), "#!/bin/sh\necho never-listens\nexec sleep 100000\n", 0o755)
-		setManifest(t, dir, "timeout_ms = 20000", "timeout_ms = 3000")
+		replaceIn(t, filepath.Join(dir, "manifest.toml"), "timeout_ms = 20000", "timeout_ms = 3000")
 		r := fledge(t, dir, []string{"FLEDGE_KERNEL="}, "boot", "-c", "fledge.toml", "-m", "manifest.toml", "--timeout", "3m")
 		want := "no answer within 3s (health_check.timeout_ms, counted from the kernel's hand-over to /init) from http://127.0.0.1:8080/healthz"
 		if r.code != exitBootFailed || !strings.Contains(r.stderr, "boot failed: "+want) || !strings.Contains(r.stdout, "never-listens") {
@@ -236,9 +236,9 @@ func TestBootVolantUnhealthy(t *testing.T) {
 			t.Fatal(err)
 		}
 		writeFile(t, filepath.Join(cgi, "healthz"), "#!/bin/sh\nprintf 'Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\n'\necho \"not ready: $(/bin/extra)\"\necho second line\n", 0o755)
-		setManifest(t, dir, `endpoint = "/healthz"`, `endpoint = "/cgi-bin/healthz"`)
+		replaceIn(t, filepath.Join(dir, "manifest.toml"), `endpoint = "/healthz"`, `endpoint = "/cgi-bin/healthz"`)
 		// Long enough for httpd to come up on a loaded machine.
-		setManifest(t, dir, "timeout_ms = 20000", "timeout_ms = 10000")
+		replaceIn(t, filepath.Join(dir, "manifest.toml"), "timeout_ms = 20000", "timeout_ms = 10000")
 		out := filepath.Join(t.TempDir(), "http")
 		mustFledge(t, dir, nil, "build", "-c", "fledge.toml", "-o", out)
 		if archiveNames(t, out+".cpio.gz")["bin/extra"] {
@@ -282,20 +282,6 @@ func TestBootManifestFlagErrors(t *testing.T) {
 			t.Errorf("boot %v: exit %d, stderr %q; want one line naming %q", tt.args, r.code, msg, tt.want)
 		}
 	}
-}
-
-// setManifest replaces old with new in dir's manifest.toml.
-func setManifest(t *testing.T, dir, old, new string) {
-	t.Helper()
-	p := filepath.Join(dir, "manifest.toml")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(b, []byte(old)) {
-		t.Fatalf("%s lacks %q", p, old)
-	}
-	writeFile(t, p, strings.Replace(string(b), old, new, 1), 0o644)
 }
 
 // baseArchive makes a gzip-compressed newc archive of executable files

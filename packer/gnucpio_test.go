@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -110,13 +111,30 @@ func checkListing(t *testing.T, v *overlay.View, listing string) {
 	if len(lines) != len(want) {
 		t.Fatalf("cpio -itv lists %d entries, the view has %d:\n%s", len(lines), len(want), listing)
 	}
-	for i, n := range want {
-		f := strings.Fields(lines[i])
+	// The archive need not follow the view's order (large files come
+	// last), but each name once, and never before its folder.
+	at := map[string]int{}
+	for i, l := range lines {
+		name := l[strings.LastIndex(l, " ")+1:]
+		if f := strings.Fields(l); f[0][0] == 'l' {
+			name = f[len(f)-3]
+		}
+		at[name] = i
+	}
+	for _, n := range want {
 		name := archiveName(n.Path)
+		i, ok := at[name]
+		if !ok {
+			t.Errorf("cpio -itv does not list %s", name)
+			continue
+		}
+		if dir := path.Dir(name); dir != "." && at[dir] > i {
+			t.Errorf("cpio -itv lists %s at line %d, before its folder (line %d)", name, i, at[dir])
+		}
 		if n.Type == overlay.Symlink {
 			name += " -> " + n.Linkname
 		}
-		if !strings.HasSuffix(lines[i], " "+name) || f[0] != lsMode(n) {
+		if f := strings.Fields(lines[i]); !strings.HasSuffix(lines[i], " "+name) || f[0] != lsMode(n) {
 			t.Errorf("cpio -itv line %d = %q, want mode %s and name %q", i, lines[i], lsMode(n), name)
 		}
 	}

@@ -94,21 +94,41 @@ type record struct {
 // plan lists the records in packing order and groups hard links. A group is
 // the regular files of one layer sharing a LinkID; members that a higher
 // layer replaced carry that layer's name and fall out of the group.
+//
+// The order is v.Walk's, except that regular files of smallRecord bytes or
+// more that are not hard-linked come last, in the same order among
+// themselves: a large file added, removed or resized then moves no small
+// record, which keeps every group of small records a re-pack takes from
+// the piece cache (pieces.go) as it was. Each still follows its folder, so
+// the kernel and cpio create the folder first. The order is the same for
+// every compression, so a gzip artifact decompresses to the archive packed
+// with none.
 func plan(v *overlay.View) ([]record, error) {
-	var recs []record
+	var recs, large []record
 	inos := inodes{}
-	groups := map[[2]string][]int{}
+	type linkGroup struct {
+		ino       uint64
+		n, placed int
+	}
+	groups := map[[2]string]*linkGroup{}
 	err := v.Walk(func(n *overlay.Node) error {
 		r := record{node: n, nlink: 1, data: true}
-		if n.Type == overlay.Dir {
+		switch {
+		case n.Type == overlay.Dir:
 			r.nlink = 2
-		}
-		if n.Type == overlay.Regular && n.LinkID != "" {
+		case n.Type == overlay.Regular && n.LinkID != "":
 			key := [2]string{n.Layer, n.LinkID}
-			if g := groups[key]; len(g) > 0 {
-				r.ino = recs[g[0]].ino
+			g := groups[key]
+			if g == nil {
+				g = &linkGroup{ino: inos.assign(n.Path)}
+				groups[key] = g
 			}
-			groups[key] = append(groups[key], len(recs))
+			r.ino = g.ino
+			g.n++
+		case n.Type == overlay.Regular && n.Size >= smallRecord:
+			r.ino = inos.assign(n.Path)
+			large = append(large, r)
+			return nil
 		}
 		if r.ino == 0 {
 			r.ino = inos.assign(n.Path)
@@ -119,13 +139,15 @@ func plan(v *overlay.View) ([]record, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, g := range groups {
-		for i, at := range g {
-			recs[at].nlink = uint32(len(g))
-			recs[at].data = i == len(g)-1
+	for i := range recs {
+		n := recs[i].node
+		if n.Type == overlay.Regular && n.LinkID != "" {
+			g := groups[[2]string{n.Layer, n.LinkID}]
+			g.placed++
+			recs[i].nlink, recs[i].data = uint32(g.n), g.placed == g.n
 		}
 	}
-	return recs, nil
+	return append(recs, large...), nil
 }
 
 func writeNode(aw *Writer, v *overlay.View, r record) error {

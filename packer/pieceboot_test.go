@@ -99,10 +99,11 @@ func bytesOf(t *testing.T, p string) io.Reader {
 }
 
 // TestEveryCodecReusesPieces re-packs after a change with each pieced
-// compression but gzip (piececache_test.go): the bytes are the cold
-// pack's, and only the piece of the change is compressed again.
+// compression, then after a large file is added among small ones: the
+// bytes are the cold pack's, and only the pieces of the change are
+// compressed again.
 func TestEveryCodecReusesPieces(t *testing.T) {
-	for _, c := range []string{LZ4, Zstd, Xz} {
+	for _, c := range []string{Gzip, LZ4, Zstd, Xz} {
 		t.Run(c, func(t *testing.T) {
 			t.Parallel()
 			dir, cache := t.TempDir(), t.TempDir()
@@ -129,6 +130,23 @@ func TestEveryCodecReusesPieces(t *testing.T) {
 			}
 			if st.compressed.Load() != want || st.reused.Load() == 0 {
 				t.Errorf("%d pieces compressed, %d reused: want %d compressed", st.compressed.Load(), st.reused.Load(), want)
+			}
+			// A large file added among the small ones is pieces of its
+			// own: every other piece is reused.
+			size := int(archiveGroups.small) + chunkSize/2
+			writeOld(t, filepath.Join(dir, "small", "07a"), prose(rng, size))
+			settle()
+			before := st.reused.Load() + st.compressed.Load()
+			warm, st = packWith(t, hostView(t, dir), Options{Compression: c, CacheDir: cache})
+			if !bytes.Equal(warm, pack(t, hostView(t, dir), c)) {
+				t.Fatalf("the re-pack after adding a large file differs from a cold pack")
+			}
+			own, trailer := int64(1), int64(0)
+			if !pieceCodecs[c].archives {
+				own, trailer = int64((size+chunkSize-1)/chunkSize), 1
+			}
+			if st.compressed.Load() != own+trailer || st.reused.Load() != before-trailer {
+				t.Errorf("after adding a large file: %d pieces compressed, %d reused of %d; want %d compressed (%d of the file), the rest reused", st.compressed.Load(), st.reused.Load(), before, own+trailer, own)
 			}
 		})
 	}

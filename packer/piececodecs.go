@@ -212,9 +212,9 @@ type groupSizes struct{ small, min, max int64 }
 
 // archiveGroups are larger than gzip's (pieces.go): a zstd frame or xz
 // stream starts from nothing, and their windows reach far back, so
-// smaller pieces cost size. On the Go source tree these make zstd 2.3%
-// larger than one zstd stream on 2 cores and xz 0.2% smaller than one xz stream
-// (the whole-stream writers lose more at their own block boundaries);
-// pieces of 512 KiB to 2 MiB made zstd 8% larger. bench/repack.sh
-// measures it.
-var archiveGroups = groupSizes{2 << 20, 2 << 20, 8 << 20}
+// smaller pieces cost size. On the Go source tree these make zstd 0.5%
+// larger than one zstd stream on 2 cores (bench/repack.sh measures it);
+// groups of 2 to 8 MiB made it 2.3% larger, and large records from
+// 512 KiB on, each a frame of its own, 1.6%. The price is what an edit
+// of a small file costs: its group of up to 16 MiB is compressed again.
+var archiveGroups = groupSizes{1 << 20, 8 << 20, 16 << 20}

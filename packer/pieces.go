@@ -22,24 +22,30 @@ import (
 // compress only the rest. The layout is a function of the records alone,
 // never of the cache, so a warm pack and a cold one give the same bytes.
 //
-// Layout, in archive order:
-//   - a record of smallRecord bytes or more (header, name, data, padding)
-//     starts a piece of its own, and its data continues in one piece per
-//     chunkSize bytes;
-//   - smaller records are grouped. A group ends after a record once it
-//     holds groupMin bytes and the record's name hash is 0 modulo groupCut,
-//     or once it holds groupMax bytes. Ending on names, not on a running
-//     size, keeps the groups after an added or removed file as they were;
+// Layout, in archive order (plan puts the large files last, pack.go):
+//   - records of small files, folders and the like are grouped. A group
+//     ends after a record once it holds groupMin bytes and the record's
+//     name hash is 0 modulo groupCut, or once it holds groupMax bytes.
+//     Ending on names, not on a running size, keeps the groups after an
+//     added or removed file as they were;
+//   - a file of smallRecord bytes or more is pieces of its own: its
+//     header and data, one piece per chunkSize bytes, and padding;
 //   - the trailer and the padding to 512 bytes are the last piece.
+//
+// Where each piece is a whole archive (zstd, xz: piececodecs.go), the
+// groups are larger and so is the bound for a file of its own, so files
+// between the two are grouped at the end; a file over the bound waits for
+// the group open when it comes to end, so that it changes no group either.
 //
 // The sizes were chosen on the Go source tree (bench/repack.sh): smaller
 // groups make a piece restart with an empty window more often, which
 // costs size and time (16 KiB records and 64 KiB groups were 4.9% larger
 // than `gzip -9`, these are 1.2%); larger ones make a re-pack compress
-// more around a change.
+// more around a change. A large file's data is cut finer than a group,
+// so that the cores share the compression of a changed one.
 const (
 	smallRecord = 128 << 10
-	chunkSize   = 1 << 20
+	chunkSize   = 256 << 10
 	groupMin    = 512 << 10
 	groupMax    = 2 << 20
 	groupCut    = 4
@@ -98,7 +104,10 @@ func layout(ctx context.Context, v *overlay.View, recs []record, idx *statIndex,
 		srcs   []*source
 		group  *piece
 		links  *piece
-		off    int64
+		// large holds the pieces of large records that wait for the
+		// open group to end.
+		large []*piece
+		off   int64
 	)
 	add := func(p *piece) {
 		if archives {
@@ -112,6 +121,10 @@ func layout(ctx context.Context, v *overlay.View, recs []record, idx *statIndex,
 			add(group)
 			group = nil
 		}
+		for _, p := range large {
+			add(p)
+		}
+		large = large[:0]
 	}
 	for _, r := range recs {
 		if err := ctx.Err(); err != nil {
@@ -140,20 +153,22 @@ func layout(ctx context.Context, v *overlay.View, recs []record, idx *statIndex,
 			srcs = links.record(hdr, r.node.Path, src, pad, srcs)
 			continue
 		}
-		if int64(len(hdr))+h.Size+int64(len(pad)) >= g.small {
-			closeGroup()
+		if h.Size >= g.small {
 			srcs = append(srcs, src)
 			p := &piece{}
 			p.header(hdr, r.node.Path)
 			for i := range src.sums {
 				if i > 0 && !archives {
-					add(p)
+					large = append(large, p)
 					p = &piece{}
 				}
 				p.data(src, i)
 			}
 			p.lit(pad)
-			add(p)
+			large = append(large, p)
+			if !archives || group == nil {
+				closeGroup()
+			}
 			continue
 		}
 		if group == nil {

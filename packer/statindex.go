@@ -50,7 +50,7 @@ const (
 
 // indexMagic starts the index file. The sums it holds are of chunkSize
 // chunks: change the magic whenever chunkSize changes.
-var indexMagic = []byte("FLIDX1\n\x00")
+var indexMagic = []byte("FLIDX2\n\x00")
 
 func statOf(st *syscall.Stat_t) fileStat {
 	return fileStat{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/volantvm/fledge/overlay"
 )
 
@@ -46,11 +48,14 @@ func writeFile(dst string, write func(io.Writer) error) (Result, error) {
 	if err == nil {
 		err = o.finish()
 	}
+	sum := aw.sum()
+	if err == nil && aw.written != nil {
+		aw.written(o.holder(), sum)
+	}
 	o.close(err != nil)
 	if err != nil {
 		return Result{}, fmt.Errorf("writing %s: %w", dst, err)
 	}
-	sum := aw.sum()
 	return Result{Path: dst, Size: aw.n, SHA256: hex.EncodeToString(sum[:])}, nil
 }
 
@@ -64,6 +69,22 @@ type artifactWriter struct {
 	n        int64
 	unhashed bool
 	vouched  *[sha256.Size]byte
+	// written, when set, hears of the artifact once it is in place at
+	// dst: the file, still open, and the sha256 of its bytes.
+	written func(f *os.File, sum [sha256.Size]byte)
+}
+
+// copyOld puts n bytes of the artifact that was at dst, from offset off,
+// next in the artifact, unhashed (see output.copyOld).
+func (w *artifactWriter) copyOld(off, n int64) error {
+	if !w.unhashed {
+		return fmt.Errorf("copying %d bytes of %s into a hashed artifact", n, w.out.dst)
+	}
+	if err := w.out.copyOld(off, n); err != nil {
+		return err
+	}
+	w.n += n
+	return nil
 }
 
 func (w *artifactWriter) Write(p []byte) (int, error) {
@@ -117,6 +138,11 @@ type output struct {
 	tmp            *os.File
 	n              int64 // bytes written so far
 	buf            []byte
+	// copied is set once bytes of old past the start that diverge checks
+	// were copied: finish checks old unchanged since it was opened.
+	copied bool
+	// renamed is set once tmp is in place at dst.
+	renamed bool
 }
 
 // openOld opens dst if the rename would leave it as it is, bytes aside: a
@@ -152,6 +178,54 @@ func (o *output) Write(p []byte) (int, error) {
 	n, err := o.tmp.Write(p)
 	o.n += int64(n)
 	return n, err
+}
+
+// copyOld puts n bytes of old, from offset off, at the current offset, for
+// a caller that knows what old holds there (an output record vouches for
+// old's bytes while its stat is unchanged, outputrecord.go). At the same
+// offset they are old's own bytes and nothing is done; elsewhere they are
+// copied inside the kernel.
+func (o *output) copyOld(off, n int64) error {
+	if o.tmp == nil && off == o.n {
+		o.n += n
+		return nil
+	}
+	if o.tmp == nil {
+		if err := o.diverge(); err != nil {
+			return err
+		}
+	}
+	if err := copyRange(o.old, off, o.tmp, n); err != nil {
+		return fmt.Errorf("copying from %s: %w", o.dst, err)
+	}
+	o.copied = true
+	o.n += n
+	return nil
+}
+
+// copyRange appends n bytes of src from offset off to dst, inside the
+// kernel where the file systems allow it.
+func copyRange(src *os.File, off int64, dst *os.File, n int64) error {
+	for n > 0 {
+		k, err := unix.CopyFileRange(int(src.Fd()), &off, int(dst.Fd()), nil, int(min(n, 1<<30)), 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || k == 0 {
+			// Another file system, or a kernel without the call: copy
+			// through memory.
+			_, err := io.Copy(dst, io.NewSectionReader(src, off, n))
+			return err
+		}
+		n -= int64(k)
+	}
+	return nil
+}
+
+// unchanged reports whether every byte so far is old's, in place, and old
+// holds no more.
+func (o *output) unchanged() bool {
+	return o.tmp == nil && o.old != nil && o.n == o.oldStat.size
 }
 
 // holder is the file that holds the bytes written so far.
@@ -210,7 +284,7 @@ func (o *output) diverge() error {
 // in case whoever wrote it did not; otherwise it syncs the temporary file
 // and renames it over dst.
 func (o *output) finish() error {
-	if o.tmp == nil && o.old != nil && o.n == o.oldStat.size {
+	if o.unchanged() {
 		if err := o.old.Sync(); err != nil {
 			return fmt.Errorf("syncing %s: %w", o.dst, err)
 		}
@@ -221,19 +295,25 @@ func (o *output) finish() error {
 			return err
 		}
 	}
+	if o.copied {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(int(o.old.Fd()), &st); err != nil {
+			return err
+		}
+		if statOf(&st) != o.oldStat {
+			return fmt.Errorf("%s changed while it was packed over; pack again", o.dst)
+		}
+	}
 	if err := o.tmp.Chmod(0o644); err != nil {
 		return err
 	}
 	if err := o.tmp.Sync(); err != nil {
 		return err
 	}
-	if err := o.tmp.Close(); err != nil {
-		return err
-	}
 	if err := os.Rename(o.tmp.Name(), o.dst); err != nil {
 		return err
 	}
-	o.tmp = nil
+	o.renamed = true
 	return syncDir(o.dir)
 }
 
@@ -244,7 +324,7 @@ func (o *output) close(failed bool) {
 	}
 	if o.tmp != nil {
 		o.tmp.Close()
-		if failed {
+		if failed && !o.renamed {
 			os.Remove(o.tmp.Name())
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -33,29 +35,49 @@ func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Write
 	}
 	// The sha256 of an artifact depends only on the keys of its pieces: the
 	// cache keeps it under a key of theirs, and the bytes are hashed, read
-	// back, only when it does not have it yet.
+	// back, only when it does not have it yet. The record of the artifact
+	// already at the output, while that file is as the record says, gives
+	// its pieces without reading them.
 	aw, _ := w.(*artifactWriter)
 	lookup := aw != nil && cache != nil
+	var rec *outputRecord
+	var dst string
 	if lookup {
 		aw.skipHash()
+		if dst, err = filepath.Abs(aw.out.dst); err == nil && aw.out.old != nil {
+			rec = cache.output(dst, aw.out.oldStat)
+		}
 	}
-	keys, err := compressPieces(ctx, pieces, codec, cache, stats, w)
+	keys, placed, err := compressPieces(ctx, pieces, codec, cache, rec, stats, w)
 	if err != nil {
 		return err
 	}
 	if lookup {
-		k := outputKey(codec.id, keys)
-		if sum, _, _, ok := cache.get(k, sha256.Size, make([]byte, 0, pieceHeaderLen+sha256.Size+4)); ok {
-			aw.vouch([sha256.Size]byte(sum))
+		if rec != nil && aw.out.unchanged() {
+			aw.vouch(rec.sha256)
 		} else {
-			if err := aw.rehash(); err != nil {
+			if err := vouchOrHash(aw, cache, outputKey(codec.id, keys)); err != nil {
 				return err
 			}
-			sum := aw.sum()
-			cache.put(k, sum[:], 0, sha256.Size)
+			aw.written = func(f *os.File, sum [sha256.Size]byte) { cache.putOutput(dst, f, sum, placed) }
 		}
 	}
 	cache.finish(srcs, start)
+	return nil
+}
+
+// vouchOrHash gives aw the sha256 the cache keeps under k, or hashes the
+// artifact and keeps its sha256 there.
+func vouchOrHash(aw *artifactWriter, cache *pieceCache, k [32]byte) error {
+	if sum, _, _, ok := cache.get(k, sha256.Size, make([]byte, 0, pieceHeaderLen+sha256.Size+4)); ok {
+		aw.vouch([sha256.Size]byte(sum))
+		return nil
+	}
+	if err := aw.rehash(); err != nil {
+		return err
+	}
+	sum := aw.sum()
+	cache.put(k, sum[:], 0, sha256.Size)
 	return nil
 }
 
@@ -82,13 +104,18 @@ type pieceOut struct {
 	// buf holds comp, for another piece once comp is written; nil when
 	// comp is the compressor's.
 	buf []byte
+	// old, when set, says the artifact at the output holds the piece
+	// there, and comp is nil.
+	old *oldPiece
 }
 
 // compressPieces runs one worker per core over the pieces, writes their
-// results in archive order and returns their keys; at most a few pieces per
-// worker wait to be written, which bounds the memory used whatever the size
-// of the image.
-func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cache *pieceCache, stats *packStats, w io.Writer) ([][32]byte, error) {
+// results in archive order and returns their keys and where each landed;
+// at most a few pieces per worker wait to be written, which bounds the
+// memory used whatever the size of the image. A piece that rec, the record
+// of the artifact at the output, says that artifact holds is copied from
+// it.
+func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cache *pieceCache, rec *outputRecord, stats *packStats, w io.Writer) ([][32]byte, []placed, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	procs := runtime.GOMAXPROCS(0)
 	outs := make([]chan pieceOut, len(pieces))
@@ -114,7 +141,7 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &pieceCompressor{codec: codec, enc: codec.encoder(), cache: cache, stats: stats, free: free}
+			c := &pieceCompressor{codec: codec, enc: codec.encoder(), cache: cache, rec: rec, stats: stats, free: free}
 			for i := range todo {
 				outs[i] <- c.compress(ctx, pieces[i])
 			}
@@ -124,10 +151,13 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 		cancel()
 		wg.Wait()
 	}()
+	aw, _ := w.(*artifactWriter)
 	if _, err := w.Write(codec.head); err != nil {
-		return nil, fmt.Errorf("writing archive: %w", err)
+		return nil, nil, fmt.Errorf("writing archive: %w", err)
 	}
 	keys := make([][32]byte, len(pieces))
+	at := make([]placed, len(pieces))
+	off := int64(len(codec.head))
 	var crc uint32
 	var size int64
 	for i, p := range pieces {
@@ -135,27 +165,36 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 		select {
 		case o = <-outs[i]:
 		case <-ctx.Done():
-			return nil, stopped(p.where(), ctx.Err())
+			return nil, nil, stopped(p.where(), ctx.Err())
 		}
 		<-ahead
 		if o.err != nil {
-			return nil, o.err
+			return nil, nil, o.err
 		}
-		if _, err := w.Write(o.comp); err != nil {
-			return nil, fmt.Errorf("writing archive: %w", err)
+		n := int64(len(o.comp))
+		if o.old != nil {
+			old, _ := rec.piece(o.key, off)
+			n = old.comp
+			if err := aw.copyOld(old.off, n); err != nil {
+				return nil, nil, err
+			}
+		} else if _, err := w.Write(o.comp); err != nil {
+			return nil, nil, fmt.Errorf("writing archive: %w", err)
 		}
 		keys[i] = o.key
+		at[i] = placed{key: o.key, oldPiece: oldPiece{off: off, comp: n, crc: o.crc}}
+		off += n
 		free.give(o.buf)
 		crc = crc32Combine(crc, o.crc, p.n)
 		size += p.n
 	}
 	if codec.tail == nil {
-		return keys, nil
+		return keys, at, nil
 	}
 	if _, err := w.Write(codec.tail(crc, size)); err != nil {
-		return nil, fmt.Errorf("writing archive: %w", err)
+		return nil, nil, fmt.Errorf("writing archive: %w", err)
 	}
-	return keys, nil
+	return keys, at, nil
 }
 
 // packStats counts what a pack did: chunks of file data read, pieces
@@ -169,6 +208,7 @@ type pieceCompressor struct {
 	codec *pieceCodec
 	enc   pieceEncoder
 	cache *pieceCache
+	rec   *outputRecord
 	stats *packStats
 	raw   []byte
 	free  buffers
@@ -221,6 +261,10 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 		}
 	}
 	key := p.key(c.codec.id)
+	if old, ok := c.rec.piece(key, -1); ok {
+		c.stats.reused.Add(1)
+		return pieceOut{key: key, crc: old.crc, old: &old}
+	}
 	if o, ok := c.cached(key, p.n); ok {
 		return o
 	}

@@ -1,0 +1,127 @@
+package packer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// packTo packs the host tree dir into dst with the cache and returns the
+// artifact's bytes, checked against the sha256 the pack reports, and what
+// the pack did.
+func packTo(t *testing.T, dir, dst, cache, compression string) ([]byte, *packStats) {
+	t.Helper()
+	st := &packStats{}
+	res, err := WriteFile(context.Background(), hostView(t, dir), dst, Options{Compression: compression, CacheDir: cache, stats: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(b); res.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("Result.SHA256 %s, the file's is %x", res.SHA256, sum)
+	}
+	return b, st
+}
+
+// dropPieces empties the cache of its pieces, keeping the stat index and
+// the output records.
+func dropPieces(t *testing.T, cache string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(cache, "??", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func inodeOf(t *testing.T, p string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// TestArtifactInPlaceServesItsPieces: with the artifact a pack left at the
+// output unchanged, the next pack takes every piece from it, none from the
+// cache: with the cached pieces gone, a re-pack with nothing changed
+// compresses nothing and leaves the file as it was, and one after an edit
+// compresses only the pieces of the edit. Every artifact is the cold pack's
+// bytes, for each pieced compression.
+func TestArtifactInPlaceServesItsPieces(t *testing.T) {
+	for _, c := range []string{Gzip, Zstd, LZ4} {
+		t.Run(c, func(t *testing.T) {
+			t.Parallel()
+			dir, cache := hostTree(t), t.TempDir()
+			// A file of its own piece in every compression.
+			writeOld(t, filepath.Join(dir, "huge"), prose(rand.New(rand.NewPCG(3, 4)), int(archiveGroups.small)+1))
+			settle()
+			dst := filepath.Join(t.TempDir(), "a.cpio")
+			first, _ := packTo(t, dir, dst, cache, c)
+			ino := inodeOf(t, dst)
+			dropPieces(t, cache)
+			again, st := packTo(t, dir, dst, cache, c)
+			if !bytes.Equal(again, first) || inodeOf(t, dst) != ino {
+				t.Fatalf("a re-pack with nothing changed rewrote the artifact")
+			}
+			if st.compressed.Load() != 0 || st.read.Load() != 0 {
+				t.Errorf("a re-pack with nothing changed compressed %d pieces and read %d chunks, want none", st.compressed.Load(), st.read.Load())
+			}
+
+			writeOld(t, filepath.Join(dir, "small/05"), []byte("changed, and shorter\n"))
+			settle()
+			dropPieces(t, cache)
+			edited, st := packTo(t, dir, dst, cache, c)
+			if !bytes.Equal(edited, pack(t, hostView(t, dir), c)) {
+				t.Fatalf("the re-pack after an edit differs from a cold pack")
+			}
+			if n := st.compressed.Load(); n == 0 || n > 3 || st.reused.Load() == 0 {
+				t.Errorf("after an edit, with no cached piece: %d pieces compressed, %d taken from the artifact; want the edit's (3 at most) compressed", n, st.reused.Load())
+			}
+		})
+	}
+}
+
+// TestArtifactChangedInPlaceIsNotTrusted: an artifact written over in
+// place after the pack, keeping its size (and its mtime, set back), is
+// not what the pack's record says: the next pack finds it out and writes
+// the right bytes again.
+func TestArtifactChangedInPlaceIsNotTrusted(t *testing.T) {
+	t.Parallel()
+	dir, cache := hostTree(t), t.TempDir()
+	dst := filepath.Join(t.TempDir(), "a.cpio.gz")
+	want, _ := packTo(t, dir, dst, cache, Gzip)
+	fi, err := os.Stat(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(dst, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("XXXX"), int64(len(want)/2)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Chtimes(dst, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := packTo(t, dir, dst, cache, Gzip)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("the artifact changed in place was kept as it was")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -106,13 +107,43 @@ func (w *artifactWriter) vouch(sum [sha256.Size]byte) {
 	w.vouched = &sum
 }
 
-// rehash hashes the bytes written so far, read back from the file that
-// holds them, and those to come.
-func (w *artifactWriter) rehash() error {
+// rehash hashes the artifact's bytes, read back from the file that holds
+// them, and keeps in at the hash state before each piece. Where the
+// artifact begins as the one rec describes did, up to a piece whose state
+// rec kept, it starts from that state: bytes that did not change are not
+// hashed again.
+func (w *artifactWriter) rehash(at []placed, rec *outputRecord) error {
 	w.unhashed, w.vouched = false, nil
 	w.h.Reset()
-	if _, err := io.Copy(w.h, io.NewSectionReader(w.out.holder(), 0, w.n)); err != nil {
-		return fmt.Errorf("reading back %s: %w", w.out.dst, err)
+	from, start, same := 0, int64(0), w.out.sameUpTo()
+	for i := range at {
+		old, ok := rec.piece(at[i].key, at[i].off)
+		if at[i].off > same || !ok || old.off != at[i].off || old.state == nil {
+			break
+		}
+		at[i].state = old.state
+		from, start = i+1, at[i].off
+	}
+	if start > 0 {
+		if err := w.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(at[from-1].state); err != nil {
+			return err
+		}
+	}
+	r := io.NewSectionReader(w.out.holder(), start, w.n-start)
+	fail := func(err error) error { return fmt.Errorf("reading back %s: %w", w.out.dst, err) }
+	for i := from; i < len(at); i++ {
+		if _, err := io.CopyN(w.h, r, at[i].off-start); err != nil {
+			return fail(err)
+		}
+		start = at[i].off
+		state, err := w.h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			return err
+		}
+		at[i].state = state
+	}
+	if _, err := io.Copy(w.h, r); err != nil {
+		return fail(err)
 	}
 	return nil
 }
@@ -141,6 +172,8 @@ type output struct {
 	// copied is set once bytes of old past the start that diverge checks
 	// were copied: finish checks old unchanged since it was opened.
 	copied bool
+	// diverged is where tmp was made: old holds the bytes before it.
+	diverged int64
 	// renamed is set once tmp is in place at dst.
 	renamed bool
 }
@@ -222,6 +255,14 @@ func copyRange(src *os.File, off int64, dst *os.File, n int64) error {
 	return nil
 }
 
+// sameUpTo is how far the bytes written are old's own, in place.
+func (o *output) sameUpTo() int64 {
+	if o.tmp == nil {
+		return o.n
+	}
+	return o.diverged
+}
+
 // unchanged reports whether every byte so far is old's, in place, and old
 // holds no more.
 func (o *output) unchanged() bool {
@@ -259,7 +300,7 @@ func (o *output) diverge() error {
 	if err != nil {
 		return fmt.Errorf("creating the artifact next to %s: %w", o.dst, err)
 	}
-	o.tmp = tmp
+	o.tmp, o.diverged = tmp, o.n
 	if o.n == 0 {
 		return nil
 	}

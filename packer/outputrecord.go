@@ -36,9 +36,12 @@ type outputRecord struct {
 type oldPiece struct {
 	off, comp int64
 	crc       uint32
+	// state is the artifact's sha256 state before the piece
+	// (encoding.BinaryMarshaler), nil when the pack did not hash it.
+	state []byte
 }
 
-var outputMagic = []byte("FLOUT1\n\x00")
+var outputMagic = []byte("FLOUT2\n\x00")
 
 // outputPath is where the record of the artifact at dst is kept.
 func (c *pieceCache) outputPath(dst string) string {
@@ -83,17 +86,22 @@ func decodeOutput(b []byte, dst string) (*outputRecord, bool) {
 	}
 	r := &outputRecord{stat: fileStat{dev: f[0], ino: f[1], size: int64(f[2]), mtime: int64(f[3]), ctime: int64(f[4])}}
 	r.sha256, b = [sha256.Size]byte(b), b[sha256.Size:]
-	const entry = 32 + 8 + 8 + 4
-	if len(b)%entry != 0 {
-		return nil, false
-	}
-	r.pieces = make(map[[32]byte][]oldPiece, len(b)/entry)
-	for ; len(b) > 0; b = b[entry:] {
+	const entry = 32 + 8 + 8 + 4 + 1
+	r.pieces = map[[32]byte][]oldPiece{}
+	for len(b) > 0 {
+		if len(b) < entry || len(b)-entry < int(b[entry-1]) {
+			return nil, false
+		}
+		key := [32]byte(b)
 		p := oldPiece{off: int64(binary.LittleEndian.Uint64(b[32:])), comp: int64(binary.LittleEndian.Uint64(b[40:])), crc: binary.LittleEndian.Uint32(b[48:])}
+		if n := int(b[entry-1]); n > 0 {
+			p.state = b[entry : entry+n]
+		}
 		if p.off < 0 || p.comp < 0 || p.off > r.stat.size-p.comp {
 			return nil, false
 		}
-		r.pieces[[32]byte(b)] = append(r.pieces[[32]byte(b)], p)
+		r.pieces[key] = append(r.pieces[key], p)
+		b = b[entry+len(p.state):]
 	}
 	return r, true
 }
@@ -157,6 +165,10 @@ func (c *pieceCache) putOutput(dst string, f *os.File, sum [sha256.Size]byte, pi
 		b = binary.LittleEndian.AppendUint64(b, uint64(p.off))
 		b = binary.LittleEndian.AppendUint64(b, uint64(p.comp))
 		b = binary.LittleEndian.AppendUint32(b, p.crc)
+		if len(p.state) > 255 {
+			p.state = nil
+		}
+		b = append(append(b, byte(len(p.state))), p.state...)
 	}
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	p := c.outputPath(dst)

@@ -56,7 +56,7 @@ func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Write
 		if rec != nil && aw.out.unchanged() {
 			aw.vouch(rec.sha256)
 		} else {
-			if err := vouchOrHash(aw, cache, outputKey(codec.id, keys)); err != nil {
+			if err := vouchOrHash(aw, cache, outputKey(codec.id, keys), placed, rec); err != nil {
 				return err
 			}
 			aw.written = func(f *os.File, sum [sha256.Size]byte) { cache.putOutput(dst, f, sum, placed) }
@@ -67,13 +67,13 @@ func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Write
 }
 
 // vouchOrHash gives aw the sha256 the cache keeps under k, or hashes the
-// artifact and keeps its sha256 there.
-func vouchOrHash(aw *artifactWriter, cache *pieceCache, k [32]byte) error {
+// artifact (at its pieces, with rec's help) and keeps its sha256 there.
+func vouchOrHash(aw *artifactWriter, cache *pieceCache, k [32]byte, at []placed, rec *outputRecord) error {
 	if sum, _, _, ok := cache.get(k, sha256.Size, make([]byte, 0, pieceHeaderLen+sha256.Size+4)); ok {
 		aw.vouch([sha256.Size]byte(sum))
 		return nil
 	}
-	if err := aw.rehash(); err != nil {
+	if err := aw.rehash(at, rec); err != nil {
 		return err
 	}
 	sum := aw.sum()

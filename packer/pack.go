@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/volantvm/fledge/overlay"
 )
@@ -35,19 +36,40 @@ type Options struct {
 
 // Write packs the view as a compressed newc archive into w.
 //
-// The archive depends on nothing but the view: entries in v.Walk order,
-// inode numbers from the names (host inode numbers would differ on every
-// checkout), times from the view, no host device numbers.
+// The archive depends on nothing but the view: entries in v.Walk order
+// (large files last, see plan), inode numbers from the names (host inode
+// numbers would differ on every checkout), times from the view, no host
+// device numbers.
 func Write(ctx context.Context, v *overlay.View, w io.Writer, opts Options) error {
-	recs, err := plan(v)
-	if err != nil {
-		return err
-	}
 	if opts.Compression == "" {
 		opts.Compression = Gzip
 	}
 	if codec := pieceCodecs[opts.Compression]; codec != nil && (!opts.WholeStream || opts.Compression == Gzip) {
-		return writePieces(ctx, v, recs, w, opts, codec)
+		// The cache and its stat index are read while the records are
+		// planned.
+		start := time.Now()
+		type opened struct {
+			cache *pieceCache
+			err   error
+		}
+		ch := make(chan opened, 1)
+		go func() {
+			c, err := openPieceCache(opts.CacheDir, opts.CacheLimit, opts.Warn)
+			ch <- opened{c, err}
+		}()
+		recs, err := plan(v)
+		o := <-ch
+		if err != nil {
+			return err
+		}
+		if o.err != nil {
+			return o.err
+		}
+		return writePieces(ctx, v, recs, w, opts, codec, o.cache, start)
+	}
+	recs, err := plan(v)
+	if err != nil {
+		return err
 	}
 	cw, err := compressor(w, opts.Compression)
 	if err != nil {

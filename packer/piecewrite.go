@@ -18,13 +18,8 @@ import (
 
 // writePieces writes the records in pieces (see pieces.go) compressed by
 // codec, taking from the cache what it holds and compressing the rest on
-// all cores.
-func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Writer, opts Options, codec *pieceCodec) error {
-	start := time.Now()
-	cache, err := openPieceCache(opts.CacheDir, opts.CacheLimit, opts.Warn)
-	if err != nil {
-		return err
-	}
+// all cores. start is when the pack began, before anything was read.
+func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Writer, opts Options, codec *pieceCodec, cache *pieceCache, start time.Time) error {
 	pieces, srcs, err := layout(ctx, v, recs, cache.index(), codec.archives)
 	if err != nil {
 		return err
@@ -107,6 +102,9 @@ type pieceOut struct {
 	// old, when set, says the artifact at the output holds the piece
 	// there, and comp is nil.
 	old *oldPiece
+	// fresh is a notice, ahead of the piece, that the artifact at the
+	// output lacks it.
+	fresh bool
 }
 
 // compressPieces runs one worker per core over the pieces, writes their
@@ -120,7 +118,7 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 	procs := runtime.GOMAXPROCS(0)
 	outs := make([]chan pieceOut, len(pieces))
 	for i := range outs {
-		outs[i] = make(chan pieceOut, 1)
+		outs[i] = make(chan pieceOut, 2)
 	}
 	ahead := make(chan struct{}, 4*procs)
 	free := make(buffers, 5*procs)
@@ -143,7 +141,7 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 			defer wg.Done()
 			c := &pieceCompressor{codec: codec, enc: codec.encoder(), cache: cache, rec: rec, stats: stats, free: free}
 			for i := range todo {
-				outs[i] <- c.compress(ctx, pieces[i])
+				outs[i] <- c.compress(ctx, pieces[i], func() { outs[i] <- pieceOut{fresh: true} })
 			}
 		}()
 	}
@@ -162,10 +160,19 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 	var size int64
 	for i, p := range pieces {
 		var o pieceOut
-		select {
-		case o = <-outs[i]:
-		case <-ctx.Done():
-			return nil, nil, stopped(p.where(), ctx.Err())
+		for o.fresh = true; o.fresh; {
+			select {
+			case o = <-outs[i]:
+			case <-ctx.Done():
+				return nil, nil, stopped(p.where(), ctx.Err())
+			}
+			if o.fresh {
+				// The artifact at the output lacks the piece: its bytes
+				// up to here are copied while the piece is compressed.
+				if err := aw.out.divergeHere(); err != nil {
+					return nil, nil, err
+				}
+			}
 		}
 		<-ahead
 		if o.err != nil {
@@ -248,7 +255,10 @@ func (c *pieceCompressor) buffer(n int64) []byte {
 	return c.raw[:n]
 }
 
-func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
+// compress returns the piece p compressed, or where the artifact at the
+// output or the cache holds it; when rec is known and lacks the piece,
+// fresh hears of it first.
+func (c *pieceCompressor) compress(ctx context.Context, p *piece, fresh func()) pieceOut {
 	// The key needs the sums of all the data: read what the index has no
 	// sums for, and the rest only if the cache lacks the piece.
 	// Nothing is read for a piece that is all known and cached.
@@ -264,6 +274,8 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 	if old, ok := c.rec.piece(key, -1); ok {
 		c.stats.reused.Add(1)
 		return pieceOut{key: key, crc: old.crc, old: &old}
+	} else if c.rec != nil {
+		fresh()
 	}
 	if o, ok := c.cached(key, p.n); ok {
 		return o

@@ -6,6 +6,9 @@
 #   cold         empty cache
 #   +1 MiB       re-pack after writing a new 1 MiB file into the tree
 #   no change    re-pack with nothing changed
+#   edit         re-pack after a line is added to a small file (the
+#                compression of its whole group again: up to 2 MiB for
+#                gzip and lz4, 16 MiB for zstd and xz)
 #
 # Times are the best of RUNS, ratios against the cold pack. Each re-pack must
 # be byte-identical to a cold pack of the same tree and pass its tool's test
@@ -54,15 +57,18 @@ tree=$work/r/tree
 
 pack() { "$work/fledge" pack -c "$work/r/fledge.toml" --cache-dir "$1" -o "$2" >/dev/null; }
 newfile() { head -c 786432 /dev/urandom | base64 -w 0 >"$tree/new-$1.txt"; } # 1 MiB of text
+# A small file from the middle of the tree, in archive order.
+edited=$(find "$tree" -type f -size -32k | LC_ALL=C sort | awk '{ f[NR] = $0 } END { print f[int((NR + 1) / 2)] }')
+edit() { echo "// edit $1" >>"$edited"; }
 
 echo "tree: copy of $src ($(find "$tree" | wc -l) entries, $(du -sb "$tree" | awk '{printf "%.0f MB", $1 / 1e6}'), $(nproc) cores, best of $runs)"
 echo "load before: $(uptime | sed 's/.*load average: //')"
-printf '%-5s %9s %9s %7s %9s %7s %11s %9s\n' "" cold "+1 MiB" ratio "no change" ratio bytes "vs whole"
+printf '%-5s %9s %9s %7s %9s %7s %9s %7s %11s %9s\n' "" cold "+1 MiB" ratio "no change" ratio edit ratio bytes "vs whole"
 n=0
 for c in $comps; do
 	e=${ext[$c]}
 	cache=$work/cache-$c
-	cold= change= same=
+	cold= change= same= edited=
 	for ((i = 0; i < runs; i++)); do
 		rm -rf "$work/cold"
 		cold=$(best "$cold" "$(timed pack "$work/cold" "$work/cold$e")")
@@ -73,6 +79,8 @@ for c in $comps; do
 		n=$((n + 1))
 		change=$(best "$change" "$(timed pack "$cache" "$work/warm$e")")
 		same=$(best "$same" "$(timed pack "$cache" "$work/warm$e")")
+		edit "$n"
+		edited=$(best "$edited" "$(timed pack "$cache" "$work/warm$e")")
 	done
 	rm -rf "$work/cold"
 	pack "$work/cold" "$work/cold$e"
@@ -86,9 +94,9 @@ for c in $comps; do
 		"$work/packtree" -compression "$c" -whole -o "$work/whole$e" "$src"
 		"$work/packtree" -compression "$c" -o "$work/pieced$e" "$src"
 	fi
-	awk -v c="$c" -v cold="$cold" -v ch="$change" -v same="$same" -v size="$(stat -c %s "$work/warm$e")" \
+	awk -v c="$c" -v cold="$cold" -v ch="$change" -v same="$same" -v ed="$edited" -v size="$(stat -c %s "$work/warm$e")" \
 		-v p="$(stat -c %s "$work/pieced$e")" -v w="$(stat -c %s "$work/whole$e")" 'BEGIN {
-		printf "%-5s %8.3fs %8.3fs %6.3fx %8.3fs %6.3fx %11d %+8.2f%%\n", c, cold, ch, ch / cold, same, same / cold, size, (p / w - 1) * 100
+		printf "%-5s %8.3fs %8.3fs %6.3fx %8.3fs %6.3fx %8.3fs %6.3fx %11d %+8.2f%%\n", c, cold, ch, ch / cold, same, same / cold, ed, ed / cold, size, (p / w - 1) * 100
 	}'
 done
 echo "load after: $(uptime | sed 's/.*load average: //')"

@@ -176,6 +176,7 @@ func (c *pieceCache) putOutput(dst string, f *os.File, sum [sha256.Size]byte, pi
 		c.unwritable(err)
 		return
 	}
+	// Pruning takes the records with the pieces, by age (piececache.go).
 	if err := c.writeFile(p, b); err != nil {
 		c.unwritable(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -123,5 +124,29 @@ func TestArtifactChangedInPlaceIsNotTrusted(t *testing.T) {
 	got, _ := packTo(t, dir, dst, cache, Gzip)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("the artifact changed in place was kept as it was")
+	}
+}
+
+// TestOutputRecordsArePruned: the records of artifacts count with the
+// pieces, so packs to ever new paths (temporary folders, say) do not fill
+// the cache with records past its limit.
+func TestOutputRecordsArePruned(t *testing.T) {
+	t.Parallel()
+	dir, cache, out := hostTree(t), t.TempDir(), t.TempDir()
+	for i := range 5 {
+		dst := filepath.Join(out, fmt.Sprint(i), "a.cpio.gz")
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := WriteFile(context.Background(), hostView(t, dir), dst, Options{CacheDir: cache, CacheLimit: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	records, err := filepath.Glob(filepath.Join(cache, "outputs", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(records) > 1 {
+		t.Errorf("%d artifact records in a cache of 1 byte after 5 packs to new paths, want the last pack's at most", len(records))
 	}
 }

@@ -25,6 +25,7 @@ import (
 // so a re-pack compresses only what changed. Layout below its directory:
 //
 //	<2 hex>/<64 hex>  one piece, named by its key
+//	outputs/<32 hex>  the record of an artifact a pack wrote (outputrecord.go)
 //	tmp/              pieces and the index being written, renamed into place
 //	index             the stat index (statindex.go)
 //	usage             bytes the pieces take, as last counted
@@ -323,7 +324,7 @@ func (c *pieceCache) prune() int64 {
 	var total int64
 	dirs, _ := os.ReadDir(c.dir)
 	for _, d := range dirs {
-		if !d.IsDir() || len(d.Name()) != 2 {
+		if !d.IsDir() || len(d.Name()) != 2 && d.Name() != "outputs" {
 			continue
 		}
 		files, _ := os.ReadDir(filepath.Join(c.dir, d.Name()))

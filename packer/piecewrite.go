@@ -47,17 +47,25 @@ func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Write
 	if err != nil {
 		return err
 	}
-	if lookup {
-		if rec != nil && aw.out.unchanged() {
-			aw.vouch(rec.sha256)
-		} else {
-			if err := vouchOrHash(aw, cache, outputKey(codec.id, keys), placed, rec); err != nil {
-				return err
-			}
-			aw.written = func(f *os.File, sum [sha256.Size]byte) { cache.putOutput(dst, f, sum, placed) }
-		}
+	if !lookup {
+		cache.finish(srcs, start)
+		return nil
 	}
-	cache.finish(srcs, start)
+	if rec != nil && aw.out.unchanged() {
+		aw.vouch(rec.sha256)
+		cache.finish(srcs, start)
+		return nil
+	}
+	if err := vouchOrHash(aw, cache, outputKey(codec.id, keys), placed, rec); err != nil {
+		return err
+	}
+	// Once the artifact is in place: the stat index is written while the
+	// clock tick of the artifact's rename passes, which its record waits
+	// for.
+	aw.written = func(f *os.File, sum [sha256.Size]byte) {
+		cache.finish(srcs, start)
+		cache.putOutput(dst, f, sum, placed)
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"path"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -119,6 +120,9 @@ type View struct {
 	// this view may change; all others are shared with the base view and
 	// are copied before a change. nil means every node is this view's own.
 	owned map[*Node]bool
+	// dirs speeds up the walk to each entry's folder while a layer is
+	// applied.
+	dirs dirCache
 }
 
 const maxSymlinkHops = 40
@@ -343,16 +347,28 @@ func (v *View) applyLayers(layers []Layer, r reads) error {
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", l.Name(), err)
 		}
-		sorted := make([]Entry, len(ents))
-		copy(sorted, ents)
-		sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
-		for _, e := range sorted {
-			if e.Layer == "" {
-				e.Layer = l.Name()
-			}
-			if err := v.apply(e); err != nil {
-				return fmt.Errorf("layer %s: %s: %w", l.Name(), e.Path, err)
-			}
+		if err := v.applyLayer(l.Name(), ents); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyLayer applies the entries of the layer name sorted by path (a
+// stable sort: of two entries at one path the later wins), parents first.
+func (v *View) applyLayer(name string, ents []Entry) error {
+	byPath := func(a, b Entry) int { return strings.Compare(a.Path, b.Path) }
+	if !slices.IsSortedFunc(ents, byPath) {
+		ents = slices.Clone(ents)
+		slices.SortStableFunc(ents, byPath)
+	}
+	v.dirs.reset()
+	for _, e := range ents {
+		if e.Layer == "" {
+			e.Layer = name
+		}
+		if err := v.apply(e); err != nil {
+			return fmt.Errorf("layer %s: %s: %w", name, e.Path, err)
 		}
 	}
 	return nil
@@ -407,22 +423,30 @@ func (v *View) link(dir *Node, name string, n *Node) {
 }
 
 func (v *View) apply(e Entry) error {
-	p, err := CleanPath(e.Path)
-	if err != nil {
-		return err
+	p := e.Path
+	if !isClean(p) {
+		var err error
+		if p, err = CleanPath(p); err != nil {
+			return err
+		}
 	}
 	if p == "/" {
+		v.dirs.reset()
 		return v.applyRoot(e)
 	}
-	dir, err := v.dirFor(path.Dir(p), e)
+	i := strings.LastIndexByte(p, '/')
+	parent, name := p[:max(i, 1)], p[i+1:]
+	dir, err := v.parentDir(parent, e)
 	if err != nil {
 		return err
 	}
 	dir = v.own(dir)
-	name := path.Base(p)
-	e.Path = path.Join(dir.Path, name)
-	if e.Path != p && v.owned != nil {
-		v.moved = true
+	e.Path = p
+	if dir.Path != parent {
+		e.Path = path.Join(dir.Path, name)
+		if v.owned != nil {
+			v.moved = true
+		}
 	}
 	old, _ := dir.kids.get(name)
 	switch {
@@ -447,6 +471,32 @@ func (v *View) apply(e Entry) error {
 	}
 	v.link(dir, name, n)
 	return nil
+}
+
+// isClean reports whether p is already as CleanPath returns it: absolute,
+// no empty, "." or ".." component, no trailing slash, no NUL byte. Nearly
+// every path a layer gives is, and then need not be cleaned again.
+func isClean(p string) bool {
+	if p == "/" {
+		return true
+	}
+	if len(p) < 2 || p[0] != '/' || p[len(p)-1] == '/' {
+		return false
+	}
+	start := 1
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			if p[i] == 0 {
+				return false
+			}
+			continue
+		}
+		if c := p[start:i]; c == "" || c == "." || c == ".." {
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // removed records the whiteout e in Removed, copying the map first if it
@@ -500,6 +550,64 @@ func (v *View) applyRoot(e Entry) error {
 		v.owned[n] = true
 	}
 	return nil
+}
+
+// dirCache holds the folders on the way to the last parent folder a layer's
+// entry went into: the entries come sorted, so the next one is nearly
+// always in the same folder or one near it, and its walk starts there
+// instead of at the root. It holds only real folders reached without a
+// symlink, on the way to the parent folder of the entry being applied:
+// the entry changes what is below that folder, never the folders above.
+type dirCache struct {
+	path  string  // the last parent folder
+	ends  []int   // ends[i] is the length of path up to nodes[i]'s name
+	nodes []*Node // nodes[0] is the root, nodes[i] its folder path[:ends[i]]
+}
+
+func (c *dirCache) reset() {
+	c.path, c.ends, c.nodes = "", c.ends[:0], c.nodes[:0]
+}
+
+// parentDir is dirFor(dir, e), starting from the deepest folder of the
+// cache that is dir or above it. A view built on top of another (With)
+// copies the nodes it changes, so it walks from the root.
+func (v *View) parentDir(dir string, e Entry) (*Node, error) {
+	c := &v.dirs
+	if v.owned != nil {
+		return v.dirFor(dir, e)
+	}
+	if len(c.nodes) == 0 || c.nodes[0] != v.root {
+		c.path, c.ends, c.nodes = "", append(c.ends[:0], 0), append(c.nodes[:0], v.root)
+	}
+	k := len(c.nodes) - 1
+	for k > 0 && !(len(dir) >= c.ends[k] && dir[:c.ends[k]] == c.path[:c.ends[k]] && (len(dir) == c.ends[k] || dir[c.ends[k]] == '/')) {
+		k--
+	}
+	c.path, c.ends, c.nodes = dir, c.ends[:k+1], c.nodes[:k+1]
+	cur := c.nodes[k]
+	for start := c.ends[k] + 1; start < len(dir); {
+		end := strings.IndexByte(dir[start:], '/')
+		if end < 0 {
+			end = len(dir)
+		} else {
+			end += start
+		}
+		name := dir[start:end]
+		next, _ := cur.kids.get(name)
+		if next != nil && next.Type == Symlink {
+			// Nothing was created on the way here: a folder made
+			// below holds no symlink yet.
+			c.reset()
+			return v.dirFor(dir, e)
+		}
+		if next == nil || next.Type != Dir {
+			next = v.implicitDir(cur, name, e)
+		}
+		cur = next
+		c.ends, c.nodes = append(c.ends, end), append(c.nodes, cur)
+		start = end + 1
+	}
+	return cur, nil
 }
 
 // dirFor returns the directory node that entries below dir land in,

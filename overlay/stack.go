@@ -44,6 +44,23 @@ type Composite interface {
 	EntriesFrom(read func(Layer) ([]Entry, error)) ([]Entry, error)
 }
 
+// Filler is a Composite whose entries only fill paths that the image
+// lacks, and that never shadows a path of the layers around it (the host
+// libraries layer: what the programs of the image need and the image does
+// not have). Its entries are worked out from the merged view of the layers
+// below and above it; a stack builds that view once, hands it to the
+// filler and puts the filler's entries beneath the layers above, instead
+// of merging the layers above once for the filler and again for itself.
+type Filler interface {
+	Composite
+	// EntriesOver is EntriesFrom for a filler that sits between the
+	// layers below and above in a stack: over merges those layers, below
+	// then above, into the view it returns. ok is false, over not
+	// called, when the filler was made for other layers than those; the
+	// stack then reads it with EntriesFrom and merges it in its place.
+	EntriesOver(below, above []Layer, over func() (*View, error), read func(Layer) ([]Entry, error)) (ents []Entry, ok bool, err error)
+}
+
 // Tracked is a layer that knows what changed in it, so a view built with
 // it on top can take the changes instead of merging every entry again
 // (see View.Update).
@@ -98,6 +115,9 @@ type Node struct {
 	Shadowed []Entry
 
 	kids kids
+	// above is set on a node that the layers above a Filler put where the
+	// layers below it had nothing (see View.fill).
+	above bool
 }
 
 // View is the merged result of a stack: what the image contains.
@@ -123,6 +143,13 @@ type View struct {
 	// dirs speeds up the walk to each entry's folder while a layer is
 	// applied.
 	dirs dirCache
+	// While the layers above a Filler are merged (see Stack.View), above
+	// is set, voids records the paths their whiteouts found empty, and
+	// unresolved is set when a symlink did not lead anywhere: what the
+	// filler's entries, had they been there, could have changed.
+	above      bool
+	voids      map[string]bool
+	unresolved bool
 }
 
 const maxSymlinkHops = 40
@@ -134,6 +161,36 @@ const maxSymlinkHops = 40
 // replaces a directory with a file, or a symlink with a directory, does so
 // before its own children land.
 func (s *Stack) View() (*View, error) {
+	r := newReads()
+	i := slices.IndexFunc(s.Layers, func(l Layer) bool { _, ok := l.(Filler); return ok })
+	if i < 0 {
+		return s.merge(r, nil, -1)
+	}
+	v := s.newView()
+	below, above := s.Layers[:i], s.Layers[i+1:]
+	if err := v.applyLayers(below, r); err != nil {
+		return nil, err
+	}
+	f := s.Layers[i].(Filler)
+	ents, ok, err := f.EntriesOver(below, above, func() (*View, error) {
+		v.above, v.voids = true, map[string]bool{}
+		err := v.applyLayers(above, r)
+		v.above = false
+		return v, err
+	}, r.read)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("layer %s: %w", f.Name(), err)
+	case !ok:
+		return s.merge(r, nil, -1)
+	case v.fill(f.Name(), ents):
+		return v, nil
+	}
+	// As the layers are read already, merging them again costs no walk.
+	return s.merge(r, ents, i)
+}
+
+func (s *Stack) newView() *View {
 	v := &View{
 		root: &Node{
 			Entry: Entry{Path: "/", Type: Dir, Perm: 0o755, Layer: "skeleton"},
@@ -145,10 +202,101 @@ func (s *Stack) View() (*View, error) {
 	if v.epoch.IsZero() {
 		v.epoch = DefaultEpoch
 	}
-	if err := v.applyLayers(s.Layers, newReads()); err != nil {
-		return nil, err
+	return v
+}
+
+// merge merges the stack's layers one after the other, the entries ents
+// in place of layer at (none: -1).
+func (s *Stack) merge(r reads, ents []Entry, at int) (*View, error) {
+	v := s.newView()
+	for i, l := range s.Layers {
+		var err error
+		if i == at {
+			err = v.applyLayer(l.Name(), ents)
+		} else {
+			err = v.applyLayers([]Layer{l}, r)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	return v, nil
+}
+
+// fill applies the entries of the Filler layer name to v, which holds the
+// layers below it and, marked, those above it: each entry goes where it
+// would have gone had it been merged between them. It reports false,
+// leaving v half changed, where it cannot vouch for that: an entry that is
+// a folder, lands under a symlink, a folder that an opaque folder or
+// another type ever held, or one the layers above made; a path a whiteout
+// above cleared; a symlink above that led nowhere.
+func (v *View) fill(name string, ents []Entry) bool {
+	if len(ents) == 0 {
+		return true
+	}
+	if v.unresolved {
+		return false
+	}
+	v.dirs.reset()
+	for _, e := range sortedByPath(ents) {
+		if e.Layer == "" {
+			e.Layer = name
+		}
+		if !v.fillable(e) {
+			return false
+		}
+		if err := v.apply(e); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// fillable reports whether e, put on v, lands where it would have landed
+// beneath the layers above (see fill).
+func (v *View) fillable(e Entry) bool {
+	p := e.Path
+	if !isClean(p) || p == "/" || e.Type == Dir || e.Type == Whiteout {
+		return false
+	}
+	cur := v.root
+	for end := 0; end < len(p); {
+		if cur != nil && !plainDir(cur) {
+			return false
+		}
+		next := strings.IndexByte(p[end+1:], '/')
+		if next < 0 {
+			next = len(p)
+		} else {
+			next += end + 1
+		}
+		sub := p[:next]
+		if _, ok := v.Removed[sub]; ok || v.voids[sub] {
+			return false
+		}
+		if cur != nil {
+			cur, _ = cur.kids.get(p[end+1 : next])
+			if cur != nil && cur.above {
+				return false
+			}
+		}
+		end = next
+	}
+	return cur == nil
+}
+
+// plainDir reports whether n is a folder that has always been one, never
+// opaque.
+func plainDir(n *Node) bool {
+	if n.Type != Dir || n.Opaque {
+		return false
+	}
+	for _, s := range n.Shadowed {
+		if s.Type != Dir || s.Opaque {
+			return false
+		}
+	}
+	return true
 }
 
 // With returns v with more layers merged on top, leaving v as it was. The
@@ -357,13 +505,8 @@ func (v *View) applyLayers(layers []Layer, r reads) error {
 // applyLayer applies the entries of the layer name sorted by path (a
 // stable sort: of two entries at one path the later wins), parents first.
 func (v *View) applyLayer(name string, ents []Entry) error {
-	byPath := func(a, b Entry) int { return strings.Compare(a.Path, b.Path) }
-	if !slices.IsSortedFunc(ents, byPath) {
-		ents = slices.Clone(ents)
-		slices.SortStableFunc(ents, byPath)
-	}
 	v.dirs.reset()
-	for _, e := range ents {
+	for _, e := range sortedByPath(ents) {
 		if e.Layer == "" {
 			e.Layer = name
 		}
@@ -372,6 +515,18 @@ func (v *View) applyLayer(name string, ents []Entry) error {
 		}
 	}
 	return nil
+}
+
+// sortedByPath returns ents sorted by path, stably, sorting a copy only if they
+// are not sorted yet (a walk of a host tree gives them sorted).
+func sortedByPath(ents []Entry) []Entry {
+	cmp := func(a, b Entry) int { return strings.Compare(a.Path, b.Path) }
+	if slices.IsSortedFunc(ents, cmp) {
+		return ents
+	}
+	ents = slices.Clone(ents)
+	slices.SortStableFunc(ents, cmp)
+	return ents
 }
 
 // own returns a node of this view at n's place that may be changed: n
@@ -454,14 +609,16 @@ func (v *View) apply(e Entry) error {
 		if old != nil {
 			dir.kids.set(name, nil)
 			v.removed(e)
+		} else if v.voids != nil && v.above {
+			v.voids[e.Path] = true
 		}
 		return nil
 	case e.Implicit && old != nil && (old.Type == Dir || v.isDirLink(old)):
 		return nil
 	}
-	n := &Node{Entry: e}
+	n := &Node{Entry: e, above: v.above}
 	if old != nil {
-		n.Shadowed = append([]Entry{old.Entry}, old.Shadowed...)
+		n.Shadowed, n.above = append([]Entry{old.Entry}, old.Shadowed...), old.above
 	}
 	if e.Type == Dir {
 		n.kids = newKids()
@@ -646,9 +803,10 @@ func (v *View) implicitDir(parent *Node, name string, e Entry) *Node {
 	n := &Node{
 		Entry: Entry{Path: path.Join(parent.Path, name), Type: Dir, Perm: 0o755, Implicit: true, Layer: e.Layer, Source: e.Source},
 		kids:  newKids(),
+		above: v.above,
 	}
 	if old, _ := parent.kids.get(name); old != nil {
-		n.Shadowed = append([]Entry{old.Entry}, old.Shadowed...)
+		n.Shadowed, n.above = append([]Entry{old.Entry}, old.Shadowed...), old.above
 	}
 	v.link(parent, name, n)
 	return n
@@ -667,6 +825,7 @@ func (v *View) resolve(link *Node, hops *int) (*Node, bool) {
 	for n.Type == Symlink {
 		*hops++
 		if *hops > maxSymlinkHops {
+			v.unresolved = v.unresolved || v.above
 			return nil, false
 		}
 		target := n.Linkname
@@ -675,6 +834,7 @@ func (v *View) resolve(link *Node, hops *int) (*Node, bool) {
 		}
 		next, ok := v.lookup(path.Clean("/"+target), hops)
 		if !ok {
+			v.unresolved = v.unresolved || v.above
 			return nil, false
 		}
 		n = next

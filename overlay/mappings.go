@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -64,7 +65,8 @@ func (m *mappings) Entries() ([]Entry, error) {
 			out = append(out, e)
 			continue
 		}
-		err = walkHost(host, mp.Guest, m.workspace(), func(p, guest string, st *syscall.Stat_t) error {
+		grow := func(n int) { out = slices.Grow(out, n) }
+		err = walkHost(host, mp.Guest, m.workspace(), grow, func(p, guest string, st *syscall.Stat_t) error {
 			e, err := hostEntry(p, guest, statMode(st), st)
 			if err != nil {
 				return err
@@ -94,10 +96,10 @@ func (n *hostNode) isDir() bool { return n.ok && n.st.Mode&syscall.S_IFMT == sys
 // walkHost calls fn for root (whose image path is guest) and everything
 // below it, leaving out the folder skip, in the order of filepath.WalkDir:
 // a folder before what it holds, names sorted. Folders are read and their
-// entries lstat'ed on all cores first, then fn sees them in order; the
-// first error in that order ends the walk. st is the lstat of p, which fn
-// may keep.
-func walkHost(root, guest, skip string, fn func(p, guest string, st *syscall.Stat_t) error) error {
+// entries lstat'ed on all cores first (then grow is told how many objects
+// there are at most), then fn sees them in order; the first error in that
+// order ends the walk. st is the lstat of p, which fn may keep.
+func walkHost(root, guest, skip string, grow func(n int), fn func(p, guest string, st *syscall.Stat_t) error) error {
 	top := &hostNode{path: root, guest: guest}
 	if err := ignoringEINTR(func() error { return syscall.Lstat(root, &top.st) }); err != nil {
 		top.err = &fs.PathError{Op: "lstat", Path: root, Err: err}
@@ -105,6 +107,7 @@ func walkHost(root, guest, skip string, fn func(p, guest string, st *syscall.Sta
 		top.ok = true
 	}
 	var wg sync.WaitGroup
+	var count atomic.Int64
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	// A folder's reader is started once it has a slot, so no more
 	// goroutines wait than there are folders being read.
@@ -112,6 +115,7 @@ func walkHost(root, guest, skip string, fn func(p, guest string, st *syscall.Sta
 	read = func(n *hostNode) {
 		defer wg.Done()
 		n.read()
+		count.Add(int64(len(n.kids)))
 		<-sem
 		for i := range n.kids {
 			if k := &n.kids[i]; k.isDir() && k.path != skip {
@@ -127,6 +131,7 @@ func walkHost(root, guest, skip string, fn func(p, guest string, st *syscall.Sta
 		read(top)
 	}
 	wg.Wait()
+	grow(1 + int(count.Load()))
 	var visit func(n *hostNode) error
 	visit = func(n *hostNode) error {
 		switch {
@@ -171,7 +176,7 @@ func (n *hostNode) read() {
 	n.kids = make([]hostNode, len(names))
 	for i, name := range names {
 		k := &n.kids[i]
-		k.path, k.guest = join(n.path, name), join(n.guest, name)
+		k.path, k.guest = joinBoth(n.path, n.guest, name)
 		err := ignoringEINTR(func() error {
 			return unix.Fstatat(fd, name, (*unix.Stat_t)(unsafe.Pointer(&k.st)), unix.AT_SYMLINK_NOFOLLOW)
 		})
@@ -201,13 +206,20 @@ var (
 	_ [unsafe.Sizeof(unix.Stat_t{}) - unsafe.Sizeof(syscall.Stat_t{})]byte
 )
 
-// join is path.Join and filepath.Join for a clean folder path and a name
-// without a slash, without cleaning again.
-func join(dir, name string) string {
-	if strings.HasSuffix(dir, "/") {
-		return dir + name
+// joinBoth joins name to the host folder dir and to its image path guest,
+// both clean, without cleaning again (as filepath.Join and path.Join
+// would), the two in one allocation.
+func joinBoth(dir, guest, name string) (string, string) {
+	sep := func(p string) string {
+		if strings.HasSuffix(p, "/") {
+			return ""
+		}
+		return "/"
 	}
-	return dir + "/" + name
+	a, b := sep(dir), sep(guest)
+	both := dir + a + name + guest + b + name
+	n := len(dir) + len(a) + len(name)
+	return both[:n], both[n:]
 }
 
 // Watch implements Live: every folder below a mapped folder (the recipe's
@@ -366,7 +378,7 @@ func HostKind(m fs.FileMode) string {
 // libraries, which the dynamic loader maps executable.
 func wantsExec(guest string) bool {
 	dir, name := path.Split(guest)
-	for _, c := range strings.Split(strings.Trim(dir, "/"), "/") {
+	for c := range strings.SplitSeq(strings.Trim(dir, "/"), "/") {
 		if c == "bin" || c == "sbin" || c == "libexec" {
 			return true
 		}

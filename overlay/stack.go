@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"cmp"
 	"fmt"
 	"iter"
 	"maps"
@@ -238,7 +239,7 @@ func (v *View) fill(name string, ents []Entry) bool {
 		return false
 	}
 	v.dirs.reset()
-	for _, e := range sortedByPath(ents) {
+	for e := range sortedByPath(ents) {
 		if e.Layer == "" {
 			e.Layer = name
 		}
@@ -506,7 +507,7 @@ func (v *View) applyLayers(layers []Layer, r reads) error {
 // stable sort: of two entries at one path the later wins), parents first.
 func (v *View) applyLayer(name string, ents []Entry) error {
 	v.dirs.reset()
-	for _, e := range sortedByPath(ents) {
+	for e := range sortedByPath(ents) {
 		if e.Layer == "" {
 			e.Layer = name
 		}
@@ -517,16 +518,30 @@ func (v *View) applyLayer(name string, ents []Entry) error {
 	return nil
 }
 
-// sortedByPath returns ents sorted by path, stably, sorting a copy only if they
-// are not sorted yet (a walk of a host tree gives them sorted).
-func sortedByPath(ents []Entry) []Entry {
-	cmp := func(a, b Entry) int { return strings.Compare(a.Path, b.Path) }
-	if slices.IsSortedFunc(ents, cmp) {
-		return ents
+// sortedByPath yields ents sorted by path, of two at one path the earlier
+// first. Entries already sorted (as a layer usually gives them) are not
+// looked at again; others are sorted by index, not moved.
+func sortedByPath(ents []Entry) iter.Seq[Entry] {
+	if slices.IsSortedFunc(ents, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) }) {
+		return slices.Values(ents)
 	}
-	ents = slices.Clone(ents)
-	slices.SortStableFunc(ents, cmp)
-	return ents
+	order := make([]int, len(ents))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int {
+		if c := strings.Compare(ents[i].Path, ents[j].Path); c != 0 {
+			return c
+		}
+		return cmp.Compare(i, j)
+	})
+	return func(yield func(Entry) bool) {
+		for _, i := range order {
+			if !yield(ents[i]) {
+				return
+			}
+		}
+	}
 }
 
 // own returns a node of this view at n's place that may be changed: n

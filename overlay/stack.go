@@ -947,7 +947,7 @@ func (v *View) Resolve(p string) (*Node, bool) {
 func (v *View) Children(n *Node) []*Node {
 	out := make([]*Node, 0, n.kids.n)
 	n.kids.each(func(_ string, k *Node) { out = append(out, k) })
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	slices.SortFunc(out, func(a, b *Node) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
 

@@ -55,10 +55,11 @@ type Composite interface {
 type Filler interface {
 	Composite
 	// EntriesOver is EntriesFrom for a filler that sits between the
-	// layers below and above in a stack: over merges those layers, below
-	// then above, into the view it returns. ok is false, over not
-	// called, when the filler was made for other layers than those; the
-	// stack then reads it with EntriesFrom and merges it in its place.
+	// layers below and above in a stack: over, called at most once,
+	// merges those layers, below then above, into the view it returns,
+	// which the filler must not keep. ok is false, over not called, when
+	// the filler was made for other layers than those; the stack then
+	// reads it with EntriesFrom and merges it in its place.
 	EntriesOver(below, above []Layer, over func() (*View, error), read func(Layer) ([]Entry, error)) (ents []Entry, ok bool, err error)
 }
 

@@ -7,9 +7,14 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Mapping places a host file or directory at a guest path.
@@ -52,15 +57,17 @@ func (m *mappings) Entries() ([]Entry, error) {
 			return nil, fmt.Errorf("mapping %s: %w", mp.Host, err)
 		}
 		if !fi.IsDir() {
-			e, err := hostEntry(host, mp.Guest, fi)
+			st, _ := fi.Sys().(*syscall.Stat_t)
+			e, err := hostEntry(host, mp.Guest, fi.Mode(), st)
 			if err != nil {
 				return nil, fmt.Errorf("mapping %s: %w", mp.Host, err)
 			}
 			out = append(out, e)
 			continue
 		}
-		err = walkHost(host, mp.Guest, m.workspace(), func(p, guest string, fi fs.FileInfo) error {
-			e, err := hostEntry(p, guest, fi)
+		grow := func(n int) { out = slices.Grow(out, n) }
+		err = walkHost(host, mp.Guest, m.workspace(), grow, func(p, guest string, st *syscall.Stat_t) error {
+			e, err := hostEntry(p, guest, statMode(st), st)
 			if err != nil {
 				return err
 			}
@@ -78,20 +85,29 @@ func (m *mappings) Entries() ([]Entry, error) {
 // what it holds, sorted by name.
 type hostNode struct {
 	path, guest string
-	fi          fs.FileInfo
+	st          syscall.Stat_t
+	ok          bool  // st holds the lstat
 	err         error // of the lstat, or for a folder of its read
-	kids        []*hostNode
+	kids        []hostNode
 }
+
+func (n *hostNode) isDir() bool { return n.ok && n.st.Mode&syscall.S_IFMT == syscall.S_IFDIR }
 
 // walkHost calls fn for root (whose image path is guest) and everything
 // below it, leaving out the folder skip, in the order of filepath.WalkDir:
 // a folder before what it holds, names sorted. Folders are read and their
-// entries lstat'ed on all cores first, then fn sees them in order; the
-// first error in that order ends the walk.
-func walkHost(root, guest, skip string, fn func(p, guest string, fi fs.FileInfo) error) error {
+// entries lstat'ed on all cores first (then grow is told how many objects
+// there are at most), then fn sees them in order; the first error in that
+// order ends the walk. st is the lstat of p, which fn may keep.
+func walkHost(root, guest, skip string, grow func(n int), fn func(p, guest string, st *syscall.Stat_t) error) error {
 	top := &hostNode{path: root, guest: guest}
-	top.fi, top.err = os.Lstat(root)
+	if err := ignoringEINTR(func() error { return syscall.Lstat(root, &top.st) }); err != nil {
+		top.err = &fs.PathError{Op: "lstat", Path: root, Err: err}
+	} else {
+		top.ok = true
+	}
 	var wg sync.WaitGroup
+	var count atomic.Int64
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	// A folder's reader is started once it has a slot, so no more
 	// goroutines wait than there are folders being read.
@@ -99,37 +115,39 @@ func walkHost(root, guest, skip string, fn func(p, guest string, fi fs.FileInfo)
 	read = func(n *hostNode) {
 		defer wg.Done()
 		n.read()
+		count.Add(int64(len(n.kids)))
 		<-sem
-		for _, k := range n.kids {
-			if k.fi != nil && k.fi.IsDir() && k.path != skip {
+		for i := range n.kids {
+			if k := &n.kids[i]; k.isDir() && k.path != skip {
 				sem <- struct{}{}
 				wg.Add(1)
 				go read(k)
 			}
 		}
 	}
-	if top.err == nil && top.fi.IsDir() && root != skip {
+	if top.isDir() && root != skip {
 		sem <- struct{}{}
 		wg.Add(1)
 		read(top)
 	}
 	wg.Wait()
+	grow(1 + int(count.Load()))
 	var visit func(n *hostNode) error
 	visit = func(n *hostNode) error {
 		switch {
-		case n.fi == nil:
+		case !n.ok:
 			return n.err
-		case n.fi.IsDir() && n.path == skip:
+		case n.isDir() && n.path == skip:
 			return nil
 		}
-		if err := fn(n.path, n.guest, n.fi); err != nil {
+		if err := fn(n.path, n.guest, &n.st); err != nil {
 			return err
 		}
 		if n.err != nil {
 			return n.err
 		}
-		for _, k := range n.kids {
-			if err := visit(k); err != nil {
+		for i := range n.kids {
+			if err := visit(&n.kids[i]); err != nil {
 				return err
 			}
 		}
@@ -138,19 +156,70 @@ func walkHost(root, guest, skip string, fn func(p, guest string, fi fs.FileInfo)
 	return visit(top)
 }
 
-// read lists folder n and takes the lstat of each entry.
+// read lists folder n and takes the lstat of each entry relative to the
+// open folder, so the kernel does not resolve the folder's path again for
+// every name in it.
 func (n *hostNode) read() {
-	ents, err := os.ReadDir(n.path)
+	f, err := os.Open(n.path)
 	if err != nil {
 		n.err = err
 		return
 	}
-	n.kids = make([]*hostNode, len(ents))
-	for i, d := range ents {
-		k := &hostNode{path: filepath.Join(n.path, d.Name()), guest: path.Join(n.guest, d.Name())}
-		k.fi, k.err = d.Info()
-		n.kids[i] = k
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		n.err = err
+		return
 	}
+	slices.Sort(names)
+	fd := int(f.Fd())
+	n.kids = make([]hostNode, len(names))
+	for i, name := range names {
+		k := &n.kids[i]
+		k.path, k.guest = joinBoth(n.path, n.guest, name)
+		err := ignoringEINTR(func() error {
+			return unix.Fstatat(fd, name, (*unix.Stat_t)(unsafe.Pointer(&k.st)), unix.AT_SYMLINK_NOFOLLOW)
+		})
+		if err != nil {
+			k.err = &fs.PathError{Op: "lstat", Path: k.path, Err: err}
+		} else {
+			k.ok = true
+		}
+	}
+}
+
+// ignoringEINTR calls fn again while it is interrupted, as package os does
+// around its system calls.
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); err != syscall.EINTR {
+			return err
+		}
+	}
+}
+
+// unix.Stat_t and syscall.Stat_t are both the kernel's struct stat, field
+// for field: read folders fill the one Entry.HostStat keeps through the
+// other. These fail to compile should their sizes ever differ.
+var (
+	_ [unsafe.Sizeof(syscall.Stat_t{}) - unsafe.Sizeof(unix.Stat_t{})]byte
+	_ [unsafe.Sizeof(unix.Stat_t{}) - unsafe.Sizeof(syscall.Stat_t{})]byte
+)
+
+// joinBoth joins name to the host folder dir and to its image path guest,
+// both clean, without cleaning again (as filepath.Join and path.Join
+// would), the two in one allocation.
+func joinBoth(dir, guest, name string) (string, string) {
+	sep := func(p string) string {
+		if strings.HasSuffix(p, "/") {
+			return ""
+		}
+		return "/"
+	}
+	a, b := sep(dir), sep(guest)
+	both := dir + a + name + guest + b + name
+	n := len(dir) + len(a) + len(name)
+	return both[:n], both[n:]
 }
 
 // Watch implements Live: every folder below a mapped folder (the recipe's
@@ -230,14 +299,16 @@ func Within(dir, p string) bool {
 // hostEntry describes one host object as an image entry. Owners and times
 // are not taken from the host: they differ between checkouts and machines
 // and would make the artifact irreproducible.
-func hostEntry(host, guest string, fi fs.FileInfo) (Entry, error) {
+func hostEntry(host, guest string, mode fs.FileMode, st *syscall.Stat_t) (Entry, error) {
 	e := Entry{Path: guest, Source: host}
-	switch mode := fi.Mode(); {
+	switch {
 	case mode.IsDir():
 		e.Type, e.Perm, e.Implicit = Dir, 0o755, true
 	case mode.IsRegular():
-		e.Type, e.Size, e.Content = Regular, fi.Size(), HostFile(host)
-		e.HostStat, _ = fi.Sys().(*syscall.Stat_t)
+		e.Type, e.Content, e.HostStat = Regular, HostFile(host), st
+		if st != nil {
+			e.Size = st.Size
+		}
 		e.Perm = 0o644
 		if mode&0o111 != 0 || wantsExec(guest) {
 			e.Perm = 0o755
@@ -254,6 +325,35 @@ func hostEntry(host, guest string, fi fs.FileInfo) (Entry, error) {
 		return e, fmt.Errorf("%s is a %s; map regular files, folders, symlinks or FIFOs (device nodes belong in the skeleton or an edit)", host, HostKind(mode))
 	}
 	return e, nil
+}
+
+// statMode is the fs.FileMode of a host file's lstat, as os.Lstat gives it.
+func statMode(st *syscall.Stat_t) fs.FileMode {
+	m := fs.FileMode(st.Mode & 0o777)
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFBLK:
+		m |= fs.ModeDevice
+	case syscall.S_IFCHR:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFDIR:
+		m |= fs.ModeDir
+	case syscall.S_IFIFO:
+		m |= fs.ModeNamedPipe
+	case syscall.S_IFLNK:
+		m |= fs.ModeSymlink
+	case syscall.S_IFSOCK:
+		m |= fs.ModeSocket
+	}
+	if st.Mode&syscall.S_ISGID != 0 {
+		m |= fs.ModeSetgid
+	}
+	if st.Mode&syscall.S_ISUID != 0 {
+		m |= fs.ModeSetuid
+	}
+	if st.Mode&syscall.S_ISVTX != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
 }
 
 // HostKind names the type of a host file that is neither a regular file, a
@@ -278,7 +378,7 @@ func HostKind(m fs.FileMode) string {
 // libraries, which the dynamic loader maps executable.
 func wantsExec(guest string) bool {
 	dir, name := path.Split(guest)
-	for _, c := range strings.Split(strings.Trim(dir, "/"), "/") {
+	for c := range strings.SplitSeq(strings.Trim(dir, "/"), "/") {
 		if c == "bin" || c == "sbin" || c == "libexec" {
 			return true
 		}

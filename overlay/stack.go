@@ -1,11 +1,13 @@
 package overlay
 
 import (
+	"cmp"
 	"fmt"
 	"iter"
 	"maps"
 	"path"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -41,6 +43,24 @@ type Composite interface {
 	Layer
 	// EntriesFrom is Entries, reading other layers through read.
 	EntriesFrom(read func(Layer) ([]Entry, error)) ([]Entry, error)
+}
+
+// Filler is a Composite whose entries only fill paths that the image
+// lacks, and that never shadows a path of the layers around it (the host
+// libraries layer: what the programs of the image need and the image does
+// not have). Its entries are worked out from the merged view of the layers
+// below and above it; a stack builds that view once, hands it to the
+// filler and puts the filler's entries beneath the layers above, instead
+// of merging the layers above once for the filler and again for itself.
+type Filler interface {
+	Composite
+	// EntriesOver is EntriesFrom for a filler that sits between the
+	// layers below and above in a stack: over, called at most once,
+	// merges those layers, below then above, into the view it returns,
+	// which the filler must not keep. ok is false, over not called, when
+	// the filler was made for other layers than those; the stack then
+	// reads it with EntriesFrom and merges it in its place.
+	EntriesOver(below, above []Layer, over func() (*View, error), read func(Layer) ([]Entry, error)) (ents []Entry, ok bool, err error)
 }
 
 // Tracked is a layer that knows what changed in it, so a view built with
@@ -97,6 +117,9 @@ type Node struct {
 	Shadowed []Entry
 
 	kids kids
+	// above is set on a node that the layers above a Filler put where the
+	// layers below it had nothing (see View.fill).
+	above bool
 }
 
 // View is the merged result of a stack: what the image contains.
@@ -119,6 +142,16 @@ type View struct {
 	// this view may change; all others are shared with the base view and
 	// are copied before a change. nil means every node is this view's own.
 	owned map[*Node]bool
+	// dirs speeds up the walk to each entry's folder while a layer is
+	// applied.
+	dirs dirCache
+	// While the layers above a Filler are merged (see Stack.View), above
+	// is set, voids records the paths their whiteouts found empty, and
+	// unresolved is set when a symlink did not lead anywhere: what the
+	// filler's entries, had they been there, could have changed.
+	above      bool
+	voids      map[string]bool
+	unresolved bool
 }
 
 const maxSymlinkHops = 40
@@ -130,6 +163,36 @@ const maxSymlinkHops = 40
 // replaces a directory with a file, or a symlink with a directory, does so
 // before its own children land.
 func (s *Stack) View() (*View, error) {
+	r := newReads()
+	i := slices.IndexFunc(s.Layers, func(l Layer) bool { _, ok := l.(Filler); return ok })
+	if i < 0 {
+		return s.merge(r, nil, -1)
+	}
+	v := s.newView()
+	below, above := s.Layers[:i], s.Layers[i+1:]
+	if err := v.applyLayers(below, r); err != nil {
+		return nil, err
+	}
+	f := s.Layers[i].(Filler)
+	ents, ok, err := f.EntriesOver(below, above, func() (*View, error) {
+		v.above, v.voids = true, map[string]bool{}
+		err := v.applyLayers(above, r)
+		v.above = false
+		return v, err
+	}, r.read)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("layer %s: %w", f.Name(), err)
+	case !ok:
+		return s.merge(r, nil, -1)
+	case v.fill(f.Name(), ents):
+		return v, nil
+	}
+	// As the layers are read already, merging them again costs no walk.
+	return s.merge(r, ents, i)
+}
+
+func (s *Stack) newView() *View {
 	v := &View{
 		root: &Node{
 			Entry: Entry{Path: "/", Type: Dir, Perm: 0o755, Layer: "skeleton"},
@@ -141,10 +204,101 @@ func (s *Stack) View() (*View, error) {
 	if v.epoch.IsZero() {
 		v.epoch = DefaultEpoch
 	}
-	if err := v.applyLayers(s.Layers, newReads()); err != nil {
-		return nil, err
+	return v
+}
+
+// merge merges the stack's layers one after the other, the entries ents
+// in place of layer at (none: -1).
+func (s *Stack) merge(r reads, ents []Entry, at int) (*View, error) {
+	v := s.newView()
+	for i, l := range s.Layers {
+		var err error
+		if i == at {
+			err = v.applyLayer(l.Name(), ents)
+		} else {
+			err = v.applyLayers([]Layer{l}, r)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	return v, nil
+}
+
+// fill applies the entries of the Filler layer name to v, which holds the
+// layers below it and, marked, those above it: each entry goes where it
+// would have gone had it been merged between them. It reports false,
+// leaving v half changed, where it cannot vouch for that: an entry that is
+// a folder, lands under a symlink, a folder that an opaque folder or
+// another type ever held, or one the layers above made; a path a whiteout
+// above cleared; a symlink above that led nowhere.
+func (v *View) fill(name string, ents []Entry) bool {
+	if len(ents) == 0 {
+		return true
+	}
+	if v.unresolved {
+		return false
+	}
+	v.dirs.reset()
+	for e := range sortedByPath(ents) {
+		if e.Layer == "" {
+			e.Layer = name
+		}
+		if !v.fillable(e) {
+			return false
+		}
+		if err := v.apply(e); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// fillable reports whether e, put on v, lands where it would have landed
+// beneath the layers above (see fill).
+func (v *View) fillable(e Entry) bool {
+	p := e.Path
+	if !isClean(p) || p == "/" || e.Type == Dir || e.Type == Whiteout {
+		return false
+	}
+	cur := v.root
+	for end := 0; end < len(p); {
+		if cur != nil && !plainDir(cur) {
+			return false
+		}
+		next := strings.IndexByte(p[end+1:], '/')
+		if next < 0 {
+			next = len(p)
+		} else {
+			next += end + 1
+		}
+		sub := p[:next]
+		if _, ok := v.Removed[sub]; ok || v.voids[sub] {
+			return false
+		}
+		if cur != nil {
+			cur, _ = cur.kids.get(p[end+1 : next])
+			if cur != nil && cur.above {
+				return false
+			}
+		}
+		end = next
+	}
+	return cur == nil
+}
+
+// plainDir reports whether n is a folder that has always been one, never
+// opaque.
+func plainDir(n *Node) bool {
+	if n.Type != Dir || n.Opaque {
+		return false
+	}
+	for _, s := range n.Shadowed {
+		if s.Type != Dir || s.Opaque {
+			return false
+		}
+	}
+	return true
 }
 
 // With returns v with more layers merged on top, leaving v as it was. The
@@ -343,19 +497,52 @@ func (v *View) applyLayers(layers []Layer, r reads) error {
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", l.Name(), err)
 		}
-		sorted := make([]Entry, len(ents))
-		copy(sorted, ents)
-		sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
-		for _, e := range sorted {
-			if e.Layer == "" {
-				e.Layer = l.Name()
-			}
-			if err := v.apply(e); err != nil {
-				return fmt.Errorf("layer %s: %s: %w", l.Name(), e.Path, err)
-			}
+		if err := v.applyLayer(l.Name(), ents); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// applyLayer applies the entries of the layer name sorted by path (a
+// stable sort: of two entries at one path the later wins), parents first.
+func (v *View) applyLayer(name string, ents []Entry) error {
+	v.dirs.reset()
+	for e := range sortedByPath(ents) {
+		if e.Layer == "" {
+			e.Layer = name
+		}
+		if err := v.apply(e); err != nil {
+			return fmt.Errorf("layer %s: %s: %w", name, e.Path, err)
+		}
+	}
+	return nil
+}
+
+// sortedByPath yields ents sorted by path, of two at one path the earlier
+// first. Entries already sorted (as a layer usually gives them) are not
+// looked at again; others are sorted by index, not moved.
+func sortedByPath(ents []Entry) iter.Seq[Entry] {
+	if slices.IsSortedFunc(ents, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) }) {
+		return slices.Values(ents)
+	}
+	order := make([]int, len(ents))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int {
+		if c := strings.Compare(ents[i].Path, ents[j].Path); c != 0 {
+			return c
+		}
+		return cmp.Compare(i, j)
+	})
+	return func(yield func(Entry) bool) {
+		for _, i := range order {
+			if !yield(ents[i]) {
+				return
+			}
+		}
+	}
 }
 
 // own returns a node of this view at n's place that may be changed: n
@@ -407,22 +594,30 @@ func (v *View) link(dir *Node, name string, n *Node) {
 }
 
 func (v *View) apply(e Entry) error {
-	p, err := CleanPath(e.Path)
-	if err != nil {
-		return err
+	p := e.Path
+	if !isClean(p) {
+		var err error
+		if p, err = CleanPath(p); err != nil {
+			return err
+		}
 	}
 	if p == "/" {
+		v.dirs.reset()
 		return v.applyRoot(e)
 	}
-	dir, err := v.dirFor(path.Dir(p), e)
+	i := strings.LastIndexByte(p, '/')
+	parent, name := p[:max(i, 1)], p[i+1:]
+	dir, err := v.parentDir(parent, e)
 	if err != nil {
 		return err
 	}
 	dir = v.own(dir)
-	name := path.Base(p)
-	e.Path = path.Join(dir.Path, name)
-	if e.Path != p && v.owned != nil {
-		v.moved = true
+	e.Path = p
+	if dir.Path != parent {
+		e.Path = path.Join(dir.Path, name)
+		if v.owned != nil {
+			v.moved = true
+		}
 	}
 	old, _ := dir.kids.get(name)
 	switch {
@@ -430,14 +625,16 @@ func (v *View) apply(e Entry) error {
 		if old != nil {
 			dir.kids.set(name, nil)
 			v.removed(e)
+		} else if v.voids != nil && v.above {
+			v.voids[e.Path] = true
 		}
 		return nil
 	case e.Implicit && old != nil && (old.Type == Dir || v.isDirLink(old)):
 		return nil
 	}
-	n := &Node{Entry: e}
+	n := &Node{Entry: e, above: v.above}
 	if old != nil {
-		n.Shadowed = append([]Entry{old.Entry}, old.Shadowed...)
+		n.Shadowed, n.above = append([]Entry{old.Entry}, old.Shadowed...), old.above
 	}
 	if e.Type == Dir {
 		n.kids = newKids()
@@ -447,6 +644,32 @@ func (v *View) apply(e Entry) error {
 	}
 	v.link(dir, name, n)
 	return nil
+}
+
+// isClean reports whether p is already as CleanPath returns it: absolute,
+// no empty, "." or ".." component, no trailing slash, no NUL byte. Nearly
+// every path a layer gives is, and then need not be cleaned again.
+func isClean(p string) bool {
+	if p == "/" {
+		return true
+	}
+	if len(p) < 2 || p[0] != '/' || p[len(p)-1] == '/' {
+		return false
+	}
+	start := 1
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			if p[i] == 0 {
+				return false
+			}
+			continue
+		}
+		if c := p[start:i]; c == "" || c == "." || c == ".." {
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // removed records the whiteout e in Removed, copying the map first if it
@@ -502,6 +725,64 @@ func (v *View) applyRoot(e Entry) error {
 	return nil
 }
 
+// dirCache holds the folders on the way to the last parent folder a layer's
+// entry went into: the entries come sorted, so the next one is nearly
+// always in the same folder or one near it, and its walk starts there
+// instead of at the root. It holds only real folders reached without a
+// symlink, on the way to the parent folder of the entry being applied:
+// the entry changes what is below that folder, never the folders above.
+type dirCache struct {
+	path  string  // the last parent folder
+	ends  []int   // ends[i] is the length of path up to nodes[i]'s name
+	nodes []*Node // nodes[0] is the root, nodes[i] its folder path[:ends[i]]
+}
+
+func (c *dirCache) reset() {
+	c.path, c.ends, c.nodes = "", c.ends[:0], c.nodes[:0]
+}
+
+// parentDir is dirFor(dir, e), starting from the deepest folder of the
+// cache that is dir or above it. A view built on top of another (With)
+// copies the nodes it changes, so it walks from the root.
+func (v *View) parentDir(dir string, e Entry) (*Node, error) {
+	c := &v.dirs
+	if v.owned != nil {
+		return v.dirFor(dir, e)
+	}
+	if len(c.nodes) == 0 || c.nodes[0] != v.root {
+		c.path, c.ends, c.nodes = "", append(c.ends[:0], 0), append(c.nodes[:0], v.root)
+	}
+	k := len(c.nodes) - 1
+	for k > 0 && !(len(dir) >= c.ends[k] && dir[:c.ends[k]] == c.path[:c.ends[k]] && (len(dir) == c.ends[k] || dir[c.ends[k]] == '/')) {
+		k--
+	}
+	c.path, c.ends, c.nodes = dir, c.ends[:k+1], c.nodes[:k+1]
+	cur := c.nodes[k]
+	for start := c.ends[k] + 1; start < len(dir); {
+		end := strings.IndexByte(dir[start:], '/')
+		if end < 0 {
+			end = len(dir)
+		} else {
+			end += start
+		}
+		name := dir[start:end]
+		next, _ := cur.kids.get(name)
+		if next != nil && next.Type == Symlink {
+			// Nothing was created on the way here: a folder made
+			// below holds no symlink yet.
+			c.reset()
+			return v.dirFor(dir, e)
+		}
+		if next == nil || next.Type != Dir {
+			next = v.implicitDir(cur, name, e)
+		}
+		cur = next
+		c.ends, c.nodes = append(c.ends, end), append(c.nodes, cur)
+		start = end + 1
+	}
+	return cur, nil
+}
+
 // dirFor returns the directory node that entries below dir land in,
 // creating implicit directories where nothing exists yet. A symlink to a
 // directory is followed, as the kernel does when it unpacks the archive, so
@@ -538,9 +819,10 @@ func (v *View) implicitDir(parent *Node, name string, e Entry) *Node {
 	n := &Node{
 		Entry: Entry{Path: path.Join(parent.Path, name), Type: Dir, Perm: 0o755, Implicit: true, Layer: e.Layer, Source: e.Source},
 		kids:  newKids(),
+		above: v.above,
 	}
 	if old, _ := parent.kids.get(name); old != nil {
-		n.Shadowed = append([]Entry{old.Entry}, old.Shadowed...)
+		n.Shadowed, n.above = append([]Entry{old.Entry}, old.Shadowed...), old.above
 	}
 	v.link(parent, name, n)
 	return n
@@ -559,6 +841,7 @@ func (v *View) resolve(link *Node, hops *int) (*Node, bool) {
 	for n.Type == Symlink {
 		*hops++
 		if *hops > maxSymlinkHops {
+			v.unresolved = v.unresolved || v.above
 			return nil, false
 		}
 		target := n.Linkname
@@ -567,6 +850,7 @@ func (v *View) resolve(link *Node, hops *int) (*Node, bool) {
 		}
 		next, ok := v.lookup(path.Clean("/"+target), hops)
 		if !ok {
+			v.unresolved = v.unresolved || v.above
 			return nil, false
 		}
 		n = next
@@ -664,7 +948,7 @@ func (v *View) Resolve(p string) (*Node, bool) {
 func (v *View) Children(n *Node) []*Node {
 	out := make([]*Node, 0, n.kids.n)
 	n.kids.each(func(_ string, k *Node) { out = append(out, k) })
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	slices.SortFunc(out, func(a, b *Node) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
 

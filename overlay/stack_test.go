@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math/rand"
 	"slices"
 	"strings"
 	"testing"
@@ -215,5 +216,99 @@ func TestWithEqualsFullMerge(t *testing.T) {
 		if after := fullListing(t, base); after != before {
 			t.Errorf("split at %d: With changed its base view:\n%s\nwas\n%s", k, after, before)
 		}
+	}
+}
+
+// exactListing renders every field of every node of v, what it shadows
+// and what was removed, to compare two views exactly.
+func exactListing(v *View) string {
+	var b strings.Builder
+	v.Walk(func(n *Node) error {
+		fmt.Fprintf(&b, "%+v\n", n.Entry)
+		for _, s := range n.Shadowed {
+			fmt.Fprintf(&b, "  shadows %+v\n", s)
+		}
+		return nil
+	})
+	for _, p := range slices.Sorted(maps.Keys(v.Removed)) {
+		fmt.Fprintf(&b, "removed %s by %+v\n", p, v.Removed[p])
+	}
+	return b.String()
+}
+
+// randomEntries returns n entries at random paths over few names, sorted
+// by path: folders (some opaque, some implicit), files, symlinks to
+// folders, to files, to nothing and in loops, whiteouts, and paths that
+// need cleaning or are refused.
+func randomEntries(rng *rand.Rand, n int) []Entry {
+	names := []string{"a", "ab", "-c", "lib"}
+	targets := []string{"a", "b/c", "/lib", "..", "/", "x", "lib/../a", "a/b/c"}
+	var ents []Entry
+	for range n {
+		var p string
+		for range 1 + rng.Intn(4) {
+			p += "/" + names[rng.Intn(len(names))]
+		}
+		switch rng.Intn(300) {
+		case 0, 1, 2, 3, 4, 5, 6, 7, 8, 9:
+			p += "/"
+		case 10, 11, 12, 13, 14, 15, 16, 17, 18, 19:
+			p = strings.Replace(p, "/", "//", 1)
+		case 20, 21, 22, 23, 24, 25, 26, 27, 28, 29:
+			p += "/."
+		case 30:
+			p = "/"
+		case 31:
+			p += "/.."
+		}
+		e := Entry{Path: p, Source: fmt.Sprint("s", len(ents))}
+		switch rng.Intn(8) {
+		case 0, 1:
+			e.Type, e.Perm = Dir, 0o700
+			e.Opaque = rng.Intn(6) == 0
+			e.Implicit = !e.Opaque && rng.Intn(2) == 0
+		case 2, 3:
+			e.Type, e.Perm = Regular, 0o644
+		case 4, 5:
+			e.Type, e.Perm, e.Linkname = Symlink, 0o777, targets[rng.Intn(len(targets))]
+		default:
+			e.Type = Whiteout
+		}
+		ents = append(ents, e)
+	}
+	slices.SortStableFunc(ents, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
+	return ents
+}
+
+// TestViewWalksFromTheLastFolder: a layer's entries are applied from the
+// folder the previous entry went into where they can; the view must be
+// what applying each entry on its own gives (as a layer of one entry of
+// the same name), over random trees of folders, symlinks and whiteouts.
+func TestViewWalksFromTheLastFolder(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	failed := 0
+	for i := range 3000 {
+		below := randomEntries(rng, 1+rng.Intn(10))
+		ents := randomEntries(rng, 1+rng.Intn(30))
+		one := []Layer{layer("below", below...), layer("top", ents...)}
+		each := []Layer{layer("below", below...)}
+		for _, e := range ents {
+			each = append(each, layer("top", e))
+		}
+		v1, err1 := (&Stack{Layers: one}).View()
+		v2, err2 := (&Stack{Layers: each}).View()
+		if fmt.Sprint(err1) != fmt.Sprint(err2) {
+			t.Fatalf("case %d: one layer: %v; entry by entry: %v\nbelow %+v\nentries %+v", i, err1, err2, below, ents)
+		}
+		if err1 != nil {
+			failed++
+			continue
+		}
+		if a, b := exactListing(v1), exactListing(v2); a != b {
+			t.Fatalf("case %d: one layer gives\n%s\nentry by entry\n%s\nbelow %+v\nentries %+v", i, a, b, below, ents)
+		}
+	}
+	if failed > 1000 {
+		t.Fatalf("%d cases of 3000 failed to merge: too few compared", failed)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -93,17 +94,50 @@ func (l *libraries) EntriesFrom(read func(overlay.Layer) ([]overlay.Entry, error
 	if err != nil {
 		return nil, err
 	}
-	above := make([]overlay.Layer, len(l.above))
+	return l.resolve(func() (*overlay.View, error) { return base, nil }, l.above, read)
+}
+
+// EntriesOver implements overlay.Filler: a stack whose layers below the
+// libraries are those the layer was made with, and whose layers above are
+// the first of those it was made with, merges them once for both. The
+// layers above that the stack does not hold (the edits, which a mount puts
+// on its stack's view) are put on that view here.
+func (l *libraries) EntriesOver(below, above []overlay.Layer, over func() (*overlay.View, error), read func(overlay.Layer) ([]overlay.Entry, error)) ([]overlay.Entry, bool, error) {
+	if len(above) > len(l.above) || !sameLayers(below, l.below) || !sameLayers(above, l.above[:len(above)]) {
+		return nil, false, nil
+	}
+	ents, err := l.resolve(over, l.above[len(above):], read)
+	return ents, true, err
+}
+
+// sameLayers reports whether a and b hold the same layers in the same order.
+func sameLayers(a, b []overlay.Layer) bool {
+	return slices.EqualFunc(a, b, func(x, y overlay.Layer) bool {
+		return reflect.TypeOf(x) == reflect.TypeOf(y) && reflect.TypeOf(x).Comparable() && x == y
+	})
+}
+
+// resolve works out the entries from the layers above, all read through
+// read first, the last of them, rest, put on the view that base returns.
+func (l *libraries) resolve(base func() (*overlay.View, error), rest []overlay.Layer, read func(overlay.Layer) ([]overlay.Entry, error)) ([]overlay.Entry, error) {
+	top := make([]overlay.Layer, 0, len(rest))
 	for i, a := range l.above {
 		ents, err := read(a)
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: %w", a.Name(), err)
 		}
-		above[i] = &overlay.Static{LayerName: a.Name(), List: ents}
+		if i >= len(l.above)-len(rest) {
+			top = append(top, &overlay.Static{LayerName: a.Name(), List: ents})
+		}
 	}
-	v, err := base.With(above...)
+	v, err := base()
 	if err != nil {
 		return nil, err
+	}
+	if len(top) > 0 {
+		if v, err = v.With(top...); err != nil {
+			return nil, err
+		}
 	}
 	var from []string
 	for _, a := range l.above {

@@ -2,6 +2,8 @@ package ldso
 
 import (
 	"debug/elf"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,17 +130,25 @@ func (c *counted) Entries() ([]overlay.Entry, error) {
 	return c.Layer.Entries()
 }
 
+// hostWithApp returns a host with the loader and liba.so.1 at lib, and a
+// tree whose program /app needs that library.
+func hostWithApp(t *testing.T, lib string) (host, app *sysroot) {
+	t.Helper()
+	host = newSysroot(t)
+	host.loader()
+	host.lib(lib, "liba.so.1", nil)
+	app = newSysroot(t)
+	app.src = host.src
+	app.prog("/app", interp, []string{"liba.so.1"})
+	return host, app
+}
+
 // TestViewReadsTheLayersAboveOnce: building a view whose stack holds the
 // libraries layer reads each layer above it once, not once for the
 // libraries and again for the view (a mapped tree walked twice costs two
 // stats per file), and the view still has the libraries the programs need.
 func TestViewReadsTheLayersAboveOnce(t *testing.T) {
-	host := newSysroot(t)
-	host.loader()
-	host.lib("/usr/lib/liba.so.1", "liba.so.1", nil)
-	app := newSysroot(t)
-	app.src = host.src
-	app.prog("/app", interp, []string{"liba.so.1"})
+	host, app := hostWithApp(t, "/usr/lib/liba.so.1")
 	below := []overlay.Layer{overlay.Skeleton()}
 	above := &counted{Layer: overlay.Mappings(app.root, []overlay.Mapping{{Host: filepath.Join(app.root, "app"), Guest: "/usr/bin/app"}})}
 	st := overlay.Stack{Layers: append(below, Libraries(below, []overlay.Layer{above}, Host{Root: host.root}), above)}
@@ -152,6 +162,85 @@ func TestViewReadsTheLayersAboveOnce(t *testing.T) {
 		}
 		if n, ok := v.Get("/usr/lib/liba.so.1"); !ok || n.Layer != LayerName {
 			t.Fatalf("view %d: /usr/lib/liba.so.1 is %+v, %v; want it from the libraries layer", i, n, ok)
+		}
+	}
+}
+
+// viewListing renders every node of the view of layers, what it shadows,
+// and what was removed; the error instead when there is one.
+func viewListing(layers ...overlay.Layer) string {
+	v, err := (&overlay.Stack{Layers: layers}).View()
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var b strings.Builder
+	line := func(prefix string, e overlay.Entry) {
+		st := e.HostStat
+		e.HostStat = nil
+		fmt.Fprintf(&b, "%s%+v", prefix, e)
+		if st != nil {
+			fmt.Fprintf(&b, " ino %d size %d mtime %v", st.Ino, st.Size, st.Mtim)
+		}
+		b.WriteByte('\n')
+	}
+	_ = v.Walk(func(n *overlay.Node) error {
+		line("", n.Entry)
+		for _, s := range n.Shadowed {
+			line("  shadows ", s)
+		}
+		return nil
+	})
+	for _, p := range slices.Sorted(maps.Keys(v.Removed)) {
+		line("removed ", v.Removed[p])
+	}
+	return b.String()
+}
+
+// TestLibrariesBeneathTheLayersAbove: a stack merges the layers around the
+// libraries layer once and puts the libraries beneath the layers above;
+// the view must be the one the libraries' entries give merged in their
+// place, between the layers below and above: with a mapped tree that
+// makes a library's folder a symlink, one that puts a folder where
+// the interpreter goes, edits that delete a library, and, as a mount has
+// it, edits the layer reads that the stack does not hold.
+func TestLibrariesBeneathTheLayersAbove(t *testing.T) {
+	host, app := hostWithApp(t, "/lib/liba.so.1")
+	app.link("/root/lib", "usr/lib")
+	app.file("/extra/x", "x")
+	prog := overlay.Mapping{Host: filepath.Join(app.root, "app"), Guest: "/usr/bin/app"}
+	cases := []struct {
+		name     string
+		mappings []overlay.Mapping
+		edits    []overlay.Entry
+		mounted  bool // the edits are above the libraries but not in the stack
+		want     string
+	}{
+		{name: "the libraries go where the image has nothing", mappings: []overlay.Mapping{prog}, want: "/lib/liba.so.1 "},
+		{name: "the library's folder a symlink above", mappings: []overlay.Mapping{prog, {Host: filepath.Join(app.root, "root"), Guest: "/"}}},
+		{name: "a folder above where the interpreter goes", mappings: []overlay.Mapping{prog, {Host: filepath.Join(app.root, "extra"), Guest: "/lib64/extra"}}},
+		{name: "edits delete a library", mappings: []overlay.Mapping{prog}, edits: []overlay.Entry{{Path: "/lib/liba.so.1", Type: overlay.Whiteout}}},
+		{name: "edits of a mount", mappings: []overlay.Mapping{prog}, edits: []overlay.Entry{{Path: "/lib/liba.so.1", Type: overlay.Regular, Perm: 0o644}}, mounted: true},
+	}
+	for _, c := range cases {
+		below := []overlay.Layer{overlay.Skeleton()}
+		mappings := overlay.Mappings(app.root, c.mappings)
+		edits := &overlay.Static{LayerName: "edits", List: c.edits}
+		l := Libraries(below, []overlay.Layer{mappings, edits}, Host{Root: host.root})
+		top := []overlay.Layer{mappings, edits}
+		if c.mounted {
+			top = top[:1]
+		}
+		got := viewListing(append(slices.Clip(below), append([]overlay.Layer{l}, top...)...)...)
+		ents, err := l.Entries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := viewListing(append(slices.Clip(below), append([]overlay.Layer{&overlay.Static{LayerName: LayerName, List: ents}}, top...)...)...)
+		if got != want {
+			t.Errorf("%s: the view is\n%s\nwith the libraries merged in their place\n%s", c.name, got, want)
+		}
+		if c.want != "" && !strings.Contains(got, "{Path:"+c.want) {
+			t.Errorf("%s: the view lacks %s:\n%s", c.name, c.want, got)
 		}
 	}
 }

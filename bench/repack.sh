@@ -68,7 +68,7 @@ n=0
 for c in $comps; do
 	e=${ext[$c]}
 	cache=$work/cache-$c
-	cold= change= same= edited=
+	cold= change= same= ed=
 	for ((i = 0; i < runs; i++)); do
 		rm -rf "$work/cold"
 		cold=$(best "$cold" "$(timed pack "$work/cold" "$work/cold$e")")
@@ -80,7 +80,7 @@ for c in $comps; do
 		change=$(best "$change" "$(timed pack "$cache" "$work/warm$e")")
 		same=$(best "$same" "$(timed pack "$cache" "$work/warm$e")")
 		edit "$n"
-		edited=$(best "$edited" "$(timed pack "$cache" "$work/warm$e")")
+		ed=$(best "$ed" "$(timed pack "$cache" "$work/warm$e")")
 	done
 	rm -rf "$work/cold"
 	pack "$work/cold" "$work/cold$e"
@@ -94,7 +94,7 @@ for c in $comps; do
 		"$work/packtree" -compression "$c" -whole -o "$work/whole$e" "$src"
 		"$work/packtree" -compression "$c" -o "$work/pieced$e" "$src"
 	fi
-	awk -v c="$c" -v cold="$cold" -v ch="$change" -v same="$same" -v ed="$edited" -v size="$(stat -c %s "$work/warm$e")" \
+	awk -v c="$c" -v cold="$cold" -v ch="$change" -v same="$same" -v ed="$ed" -v size="$(stat -c %s "$work/warm$e")" \
 		-v p="$(stat -c %s "$work/pieced$e")" -v w="$(stat -c %s "$work/whole$e")" 'BEGIN {
 		printf "%-5s %8.3fs %8.3fs %6.3fx %8.3fs %6.3fx %8.3fs %6.3fx %11d %+8.2f%%\n", c, cold, ch, ch / cold, same, same / cold, ed, ed / cold, size, (p / w - 1) * 100
 	}'

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -221,12 +222,16 @@ func writeManifest(cmd *cobra.Command, m *recipe.Manifest, r *recipe.Recipe, res
 // slightly different stack compresses only what changed; a cache that
 // cannot be written is a warning on stderr.
 func packView(ctx context.Context, stderr io.Writer, f *stackFlags, st layers, dst, compression string) (packer.Result, error) {
-	// A pack allocates much that it soon drops (the view's nodes, the
-	// pieces on their way out): collecting at a fifth of the default rate
-	// halves the CPU time of a warm pack of the Go source tree, for 120 MB
-	// at most where it took 85 MB. GOGC, where set, has the last word.
-	if os.Getenv("GOGC") == "" {
-		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	// A pack is short and allocates much that it soon drops (the view's
+	// nodes, the pieces on their way out): it collects only once its heap
+	// nears a quarter of the machine's memory (256 MiB to 4 GiB). A warm
+	// pack of the Go source tree then collects never, in 0.080 s where
+	// collecting at a fifth of the default rate took 0.088 s, and a cold
+	// one peaks at 122 MB where it took 95 MB. GOGC or GOMEMLIMIT, where
+	// set, has the last word.
+	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(packMemoryLimit()))
+		defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	}
 	v, err := st.View()
 	if err != nil {
@@ -242,6 +247,17 @@ func packView(ctx context.Context, stderr io.Writer, f *stackFlags, st layers, d
 		opts.CacheDir = filepath.Join(cache, "pieces")
 	}
 	return packer.WriteFile(ctx, v, dst, opts)
+}
+
+// packMemoryLimit is a quarter of the machine's memory, within 256 MiB
+// and 4 GiB.
+func packMemoryLimit() int64 {
+	var si syscall.Sysinfo_t
+	total := int64(1) << 30
+	if syscall.Sysinfo(&si) == nil {
+		total = int64(si.Totalram) * int64(si.Unit)
+	}
+	return min(max(total/4, 256<<20), 4<<30)
 }
 
 // extensions has an entry for each of recipe.Compressions

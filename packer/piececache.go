@@ -279,15 +279,13 @@ func (c *pieceCache) finish(srcs []*source, start time.Time) {
 		switch {
 		case s.host == "":
 		case s.changed.Load():
-			c.idx.forget(s.host)
+			c.idx.forget(s.stat)
 		default:
-			c.idx.record(s.host, s.stat, s.sums, s.fromIndex, start)
+			c.idx.record(s.stat, s.sums, s.fromIndex, start)
 		}
 	}
-	if c.idx.dirty {
-		if b := c.idx.encode(start); b != nil {
-			c.writeFile(c.idx.path, b)
-		}
+	if err := c.idx.save(start, c.writeFile); err != nil {
+		c.unwritable(err)
 	}
 	c.account()
 }

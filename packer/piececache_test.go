@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -186,10 +187,10 @@ func TestRacyEntryIsNotTrusted(t *testing.T) {
 		{start.Add(-racyWindow / 2), false},
 		{start.Add(time.Second), false},
 	} {
-		x := &statIndex{entries: map[string]indexEntry{}}
+		x := &statIndex{entries: map[fileID]indexEntry{}}
 		st := fileStat{dev: 1, ino: 2, size: 3, mtime: tc.mtime.UnixNano(), ctime: tc.mtime.UnixNano()}
-		x.record("/f", st, [][32]byte{{1}}, false, start)
-		if _, ok := x.lookup("/f", st); ok != tc.trusted {
+		x.record(st, [][32]byte{{1}}, false, start)
+		if _, ok := x.lookup(st); ok != tc.trusted {
 			t.Errorf("mtime %v before the pack: trusted %v, want %v", start.Sub(tc.mtime), ok, tc.trusted)
 		}
 	}
@@ -429,15 +430,15 @@ func TestAddedFileLeavesTheOtherPieces(t *testing.T) {
 }
 
 // TestStatIndexFile writes an index and reads it back, then reads indexes
-// whose lengths claim more than the file holds, so large that they wrap
+// whose counts claim more than the file holds, so large that they wrap
 // around 64 bits, under a valid checksum: each must read as an empty
 // index, not take the pack down.
 func TestStatIndexFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "index")
 	now := time.Now()
-	x := &statIndex{path: p, entries: map[string]indexEntry{
-		"/a": {stat: fileStat{dev: 1, ino: 2, size: 3, mtime: 4, ctime: 5}, read: 6, used: now.UnixNano(), sums: [][32]byte{{7}, {8}}},
-		"/b": {stat: fileStat{dev: 9}, used: now.UnixNano(), sums: [][32]byte{}},
+	x := &statIndex{path: p, entries: map[fileID]indexEntry{
+		{1, 2}: {stat: fileStat{dev: 1, ino: 2, size: 3, mtime: 4, ctime: 5}, read: 6, used: now.UnixNano(), sums: [][32]byte{{7}, {8}}},
+		{9, 0}: {stat: fileStat{dev: 9}, used: now.UnixNano(), sums: [][32]byte{}},
 	}}
 	if err := os.WriteFile(p, x.encode(now), 0o644); err != nil {
 		t.Fatal(err)
@@ -445,20 +446,80 @@ func TestStatIndexFile(t *testing.T) {
 	if got := loadStatIndex(p).entries; !reflect.DeepEqual(got, x.entries) {
 		t.Fatalf("index read back as %v, want %v", got, x.entries)
 	}
-	fields := make([]byte, 8*7)
+	fields := make([]byte, entryLen)
 	for name, body := range map[string][]byte{
-		"name length 2^64-57":      binary.AppendUvarint(nil, math.MaxUint64-8*7),
-		"name length past the end": binary.AppendUvarint(nil, 1000),
-		"2^59 chunks":              binary.AppendUvarint(append(append(binary.AppendUvarint(nil, 1), 'f'), fields...), 1<<59),
-		"one chunk too many":       binary.AppendUvarint(append(append(binary.AppendUvarint(nil, 1), 'f'), fields...), 3),
+		"2^64-1 chunks":      binary.AppendUvarint(append([]byte(nil), fields...), math.MaxUint64),
+		"2^59 chunks":        binary.AppendUvarint(append([]byte(nil), fields...), 1<<59),
+		"one chunk too many": binary.AppendUvarint(append([]byte(nil), fields...), 3),
+		"a cut entry":        fields[:20],
 	} {
 		b := append(append(append([]byte(nil), indexMagic...), body...), make([]byte, 64)...)
+		if name == "a cut entry" {
+			b = append(append([]byte(nil), indexMagic...), body...)
+		}
 		if err := os.WriteFile(p, binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if got := loadStatIndex(p).entries; len(got) != 0 {
 			t.Errorf("%s: read as %d entries, want none", name, len(got))
 		}
+	}
+}
+
+// TestStatIndexJournal saves a few changes to a large index as a journal
+// beside it, reads them back over the snapshot, stops at a torn record,
+// and writes a new snapshot once the journal has grown.
+func TestStatIndexJournal(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "index")
+	now := time.Now()
+	x := &statIndex{path: p, entries: map[fileID]indexEntry{}}
+	for i := range 100 {
+		st := fileStat{dev: 1, ino: uint64(i), size: 3, mtime: 4, ctime: 5}
+		x.entries[st.id()] = indexEntry{stat: st, read: 6, used: now.UnixNano(), sums: [][32]byte{{byte(i)}}}
+	}
+	write := func(p string, b ...[]byte) error { return os.WriteFile(p, slices.Concat(b...), 0o644) }
+	if err := write(p, x.encode(now)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(p)
+	y := loadStatIndex(p)
+	changed := fileStat{dev: 1, ino: 7, size: 30, mtime: 40, ctime: 50}
+	y.record(changed, [][32]byte{{70}, {71}}, false, now)
+	y.forget(fileStat{dev: 1, ino: 8})
+	if err := y.save(now, write); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(p); !bytes.Equal(after, before) {
+		t.Fatalf("saving two changes rewrote the snapshot")
+	}
+	z := loadStatIndex(p)
+	if !reflect.DeepEqual(z.entries, y.entries) || len(z.entries) != 99 || z.entries[changed.id()].stat != changed {
+		t.Fatalf("snapshot and journal read back as %d entries, want the 99 saved", len(z.entries))
+	}
+	// A torn last record (a pack killed while appending) is left out.
+	z.record(fileStat{dev: 1, ino: 9, size: 1}, [][32]byte{{9}}, false, now)
+	if err := z.save(now, write); err != nil {
+		t.Fatal(err)
+	}
+	j, _ := os.ReadFile(p + ".log")
+	if err := os.WriteFile(p+".log", j[:len(j)-3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := loadStatIndex(p).entries; !reflect.DeepEqual(got, y.entries) {
+		t.Errorf("a torn journal record: read %d entries, want the %d before it", len(got), len(y.entries))
+	}
+	// Changes past a quarter of the snapshot make a new one.
+	for i := range 40 {
+		z.record(fileStat{dev: 2, ino: uint64(i), size: 1}, [][32]byte{{1}}, false, now)
+	}
+	if err := z.save(now, write); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p + ".log"); !os.IsNotExist(err) {
+		t.Errorf("the journal is still there after a new snapshot (%v)", err)
+	}
+	if got := loadStatIndex(p).entries; !reflect.DeepEqual(got, z.entries) {
+		t.Errorf("the new snapshot read back as %d entries, want %d", len(got), len(z.entries))
 	}
 }
 
@@ -577,7 +638,11 @@ func TestArtifactSumFromTheCache(t *testing.T) {
 	index := filepath.Join(cache, "index")
 	packFile("first pack")
 	packFile("warm pack")
-	before := loadStatIndex(index).entries[p].sums
+	id := fileID{}
+	if fi, err := os.Stat(p); err == nil {
+		id = statOf(fi.Sys().(*syscall.Stat_t)).id()
+	}
+	before := loadStatIndex(index).entries[id].sums
 	old, _ := os.ReadFile(p)
 	writeOld(t, p, bytes.ToUpper(old))
 	settle()
@@ -585,12 +650,16 @@ func TestArtifactSumFromTheCache(t *testing.T) {
 	// The index now says the changed file holds its old bytes, and the
 	// pieces are gone: the pack reads the file and finds otherwise.
 	x := loadStatIndex(index)
-	e := x.entries[p]
+	if fi, err := os.Stat(p); err == nil {
+		id = statOf(fi.Sys().(*syscall.Stat_t)).id()
+	}
+	e := x.entries[id]
 	e.sums = before
-	x.entries[p] = e
+	x.entries[id] = e
 	if err := os.WriteFile(index, x.encode(time.Now()), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	os.Remove(index + ".log")
 	files, _ := filepath.Glob(filepath.Join(cache, "??", "*"))
 	for _, f := range files {
 		b, _ := os.ReadFile(f)

@@ -289,7 +289,7 @@ func openSource(n *overlay.Node, c overlay.Content, idx *statIndex) (*source, er
 	chunks := max(1, int((s.size+chunkSize-1)/chunkSize))
 	s.sums, s.known = make([][32]byte, chunks), make([]bool, chunks)
 	if s.host != "" {
-		if sums, ok := idx.lookup(s.host, s.stat); ok && len(sums) == chunks {
+		if sums, ok := idx.lookup(s.stat); ok && len(sums) == chunks {
 			copy(s.sums, sums)
 			for i := range s.known {
 				s.known[i] = true

@@ -174,6 +174,10 @@ type output struct {
 	copied bool
 	// diverged is where tmp was made: old holds the bytes before it.
 	diverged int64
+	// synced is closed once the sync syncEarly started is done, with
+	// syncErr set.
+	synced  chan struct{}
+	syncErr error
 	// renamed is set once tmp is in place at dst.
 	renamed bool
 }
@@ -357,11 +361,10 @@ func (o *output) finish() error {
 			return fmt.Errorf("%s changed while it was packed over; pack again", o.dst)
 		}
 	}
-	if err := o.tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := o.tmp.Sync(); err != nil {
-		return err
+	o.syncEarly()
+	<-o.synced
+	if o.syncErr != nil {
+		return o.syncErr
 	}
 	if err := os.Rename(o.tmp.Name(), o.dst); err != nil {
 		return err
@@ -370,8 +373,27 @@ func (o *output) finish() error {
 	return syncDir(o.dir)
 }
 
+// syncEarly starts giving the temporary file its mode and syncing it,
+// once every byte is in it, so that the sync runs while the caller reads
+// the file back to hash it; finish waits for it.
+func (o *output) syncEarly() {
+	if o.tmp == nil || o.synced != nil {
+		return
+	}
+	o.synced = make(chan struct{})
+	go func() {
+		defer close(o.synced)
+		if o.syncErr = o.tmp.Chmod(0o644); o.syncErr == nil {
+			o.syncErr = o.tmp.Sync()
+		}
+	}()
+}
+
 // close releases the files; failed removes the temporary file.
 func (o *output) close(failed bool) {
+	if o.synced != nil {
+		<-o.synced
+	}
 	if o.old != nil {
 		o.old.Close()
 	}

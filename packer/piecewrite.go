@@ -56,6 +56,8 @@ func writePieces(ctx context.Context, v *overlay.View, recs []record, w io.Write
 		cache.finish(srcs, start)
 		return nil
 	}
+	// The artifact is whole: it is synced while it is hashed.
+	aw.out.syncEarly()
 	if err := vouchOrHash(aw, cache, outputKey(codec.id, keys), placed, rec); err != nil {
 		return err
 	}

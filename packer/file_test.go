@@ -120,7 +120,9 @@ func TestFailedPackLeavesNothing(t *testing.T) {
 	}{
 		{"open fails", context.Background(), viewOf(t, richLayer(), broken), "/zz/late: opening content from layer broken: disk on fire"},
 		{"cancelled", cancelled, viewOf(t, richLayer()), "packing stopped at /: context canceled"},
-		{"cancelled midway", midway, viewOf(t, interrupted), "packing stopped at /b: context canceled"},
+		// The records are prepared on all cores: the pack stops at a
+		// record, which one depends on the order the cores took them.
+		{"cancelled midway", midway, viewOf(t, interrupted), ": context canceled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

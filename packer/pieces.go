@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -126,26 +128,13 @@ func layout(ctx context.Context, v *overlay.View, recs []record, idx *statIndex,
 		}
 		large = large[:0]
 	}
-	for _, r := range recs {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, stopped(r.node.Path, err)
-		}
-		h, c, err := recordOf(v, r)
-		if err != nil {
-			return nil, nil, err
-		}
-		var src *source
-		if c != nil {
-			if src, err = openSource(r.node, c, idx); err != nil {
-				return nil, nil, err
-			}
-			h.Size = src.size
-		}
-		if err := check(&h); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", h.Name, err)
-		}
-		hdr := appendHeader(make([]byte, 0, newcHeaderLen+len(h.Name)+4), &h, 0)
-		pad := zeros[:padLen(h.Size, 4)]
+	preps, err := prepare(ctx, v, recs, idx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, r := range recs {
+		hdr, src, size := preps[i].hdr, preps[i].src, preps[i].size
+		pad := zeros[:padLen(size, 4)]
 		if archives && r.nlink > 1 && r.node.Type == overlay.Regular {
 			if links == nil {
 				links = &piece{}
@@ -153,16 +142,16 @@ func layout(ctx context.Context, v *overlay.View, recs []record, idx *statIndex,
 			srcs = links.record(hdr, r.node.Path, src, pad, srcs)
 			continue
 		}
-		if h.Size >= g.small {
+		if size >= g.small {
 			srcs = append(srcs, src)
 			p := &piece{}
 			p.header(hdr, r.node.Path)
-			for i := range src.sums {
-				if i > 0 && !archives {
+			for c := range src.sums {
+				if c > 0 && !archives {
 					large = append(large, p)
 					p = &piece{}
 				}
-				p.data(src, i)
+				p.data(src, c)
 			}
 			p.lit(pad)
 			large = append(large, p)
@@ -175,7 +164,7 @@ func layout(ctx context.Context, v *overlay.View, recs []record, idx *statIndex,
 			group = &piece{}
 		}
 		srcs = group.record(hdr, r.node.Path, src, pad, srcs)
-		if group.n >= g.max || group.n >= g.min && nameHash(h.Name)%groupCut == 0 {
+		if group.n >= g.max || group.n >= g.min && preps[i].nameHash%groupCut == 0 {
 			closeGroup()
 		}
 	}
@@ -190,6 +179,64 @@ func layout(ctx context.Context, v *overlay.View, recs []record, idx *statIndex,
 	tail.lit(trailerAt(off))
 	add(tail)
 	return pieces, srcs, nil
+}
+
+// prepared is a record's header and the source of its data, worked out
+// before the records are cut into pieces.
+type prepared struct {
+	hdr      []byte
+	size     int64
+	nameHash uint64
+	src      *source
+	err      error
+}
+
+// prepare works out the records' headers and sources on all cores (the
+// stat index is only read) and returns the first error in record order.
+func prepare(ctx context.Context, v *overlay.View, recs []record, idx *statIndex) ([]prepared, error) {
+	out := make([]prepared, len(recs))
+	per := (len(recs) + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(recs); lo += per {
+		wg.Add(1)
+		go func(part []prepared, recs []record) {
+			defer wg.Done()
+			for i, r := range recs {
+				if err := ctx.Err(); err != nil {
+					part[i].err = stopped(r.node.Path, err)
+					return
+				}
+				if part[i] = prepareRecord(v, r, idx); part[i].err != nil {
+					return
+				}
+			}
+		}(out[lo:min(lo+per, len(recs))], recs[lo:min(lo+per, len(recs))])
+	}
+	wg.Wait()
+	for _, p := range out {
+		if p.err != nil {
+			return nil, p.err
+		}
+	}
+	return out, nil
+}
+
+func prepareRecord(v *overlay.View, r record, idx *statIndex) prepared {
+	h, c, err := recordOf(v, r)
+	if err != nil {
+		return prepared{err: err}
+	}
+	var src *source
+	if c != nil {
+		if src, err = openSource(r.node, c, idx); err != nil {
+			return prepared{err: err}
+		}
+		h.Size = src.size
+	}
+	if err := check(&h); err != nil {
+		return prepared{err: fmt.Errorf("%s: %w", h.Name, err)}
+	}
+	return prepared{hdr: appendHeader(make([]byte, 0, newcHeaderLen+len(h.Name)+4), &h, 0), size: h.Size, nameHash: nameHash(h.Name), src: src}
 }
 
 // archiveEnd is the trailer that ends the archive of each piece of a codec

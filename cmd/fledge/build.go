@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -233,7 +234,7 @@ func packView(ctx context.Context, stderr io.Writer, f *stackFlags, st layers, d
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(packMemoryLimit()))
 		defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	}
-	v, err := st.View()
+	v, err := viewOf(st)
 	if err != nil {
 		return packer.Result{}, err
 	}
@@ -247,6 +248,19 @@ func packView(ctx context.Context, stderr io.Writer, f *stackFlags, st layers, d
 		opts.CacheDir = filepath.Join(cache, "pieces")
 	}
 	return packer.WriteFile(ctx, v, dst, opts)
+}
+
+// viewOf builds the view of the stack with twice as many Go processors as
+// cores, unless GOMAXPROCS says otherwise. Reading a large mapped tree is
+// short system calls on all cores, and goroutines handing folders to each
+// other: with a processor per core, the view of the Go source tree took
+// 47 ms on 2 cores, and with two 35 ms (no-change re-pack: 0.087 s, now
+// 0.072 s). The pack itself runs with one per core again.
+func viewOf(st layers) (*overlay.View, error) {
+	if os.Getenv("GOMAXPROCS") == "" {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2 * runtime.NumCPU()))
+	}
+	return st.View()
 }
 
 // packMemoryLimit is a quarter of the machine's memory, within 256 MiB

@@ -323,12 +323,11 @@ func (o *output) diverge() error {
 	if err != nil {
 		return fmt.Errorf("copying the unchanged start of %s: %w", o.dst, err)
 	}
-	var st syscall.Stat_t
-	if err := syscall.Fstat(int(o.old.Fd()), &st); err != nil {
-		return err
-	}
-	if copied != o.n || statOf(&st) != o.oldStat {
+	if copied != o.n {
 		return fmt.Errorf("%s changed while it was packed over; pack again", o.dst)
+	}
+	if err := o.checkOld(); err != nil {
+		return err
 	}
 	// Have the disk start writing the copy while the rest is packed, so
 	// that the sync in finish waits for less. Only a hint: finish's sync
@@ -342,6 +341,11 @@ func (o *output) diverge() error {
 // and renames it over dst.
 func (o *output) finish() error {
 	if o.unchanged() {
+		// Its bytes were compared, or taken on the word of its stat: a
+		// change since it was opened would not show in either.
+		if err := o.checkOld(); err != nil {
+			return err
+		}
 		if err := o.old.Sync(); err != nil {
 			return fmt.Errorf("syncing %s: %w", o.dst, err)
 		}
@@ -353,12 +357,8 @@ func (o *output) finish() error {
 		}
 	}
 	if o.copied {
-		var st syscall.Stat_t
-		if err := syscall.Fstat(int(o.old.Fd()), &st); err != nil {
+		if err := o.checkOld(); err != nil {
 			return err
-		}
-		if statOf(&st) != o.oldStat {
-			return fmt.Errorf("%s changed while it was packed over; pack again", o.dst)
 		}
 	}
 	o.syncEarly()
@@ -371,6 +371,18 @@ func (o *output) finish() error {
 	}
 	o.renamed = true
 	return syncDir(o.dir)
+}
+
+// checkOld fails if old changed since it was opened.
+func (o *output) checkOld() error {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(o.old.Fd()), &st); err != nil {
+		return err
+	}
+	if statOf(&st) != o.oldStat {
+		return fmt.Errorf("%s changed while it was packed over; pack again", o.dst)
+	}
+	return nil
 }
 
 // syncEarly starts giving the temporary file its mode and syncing it,

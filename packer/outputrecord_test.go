@@ -9,8 +9,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/volantvm/fledge/overlay"
 )
 
 // packTo packs the host tree dir into dst with the cache and returns the
@@ -148,5 +151,41 @@ func TestOutputRecordsArePruned(t *testing.T) {
 	}
 	if len(records) > 1 {
 		t.Errorf("%d artifact records in a cache of 1 byte after 5 packs to new paths, want the last pack's at most", len(records))
+	}
+}
+
+// overwriter is content that, when read, writes over the artifact at dst
+// in place, keeping its size: a change while the pack runs.
+type overwriter string
+
+func (dst overwriter) Open() (overlay.Reader, error) {
+	f, err := os.OpenFile(string(dst), os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("XXXX"), 100); err != nil {
+		return nil, err
+	}
+	return overlay.Bytes("the same bytes every time").Open()
+}
+
+// TestArtifactChangedDuringThePackIsRefused: the artifact at the output
+// changes while a pack that takes it for unchanged runs. Its record vouched
+// for it when the pack began; the pack must not report it as written.
+func TestArtifactChangedDuringThePackIsRefused(t *testing.T) {
+	t.Parallel()
+	dir, cache := hostTree(t), t.TempDir()
+	dst := filepath.Join(t.TempDir(), "a.cpio.gz")
+	view := func(c overlay.Content) *overlay.View {
+		return viewOf(t, overlay.Skeleton(), overlay.Mappings("", []overlay.Mapping{{Host: dir, Guest: "/src"}}),
+			&overlay.Static{LayerName: "late", List: []overlay.Entry{{Path: "/zz", Type: overlay.Regular, Perm: 0o644, Size: 25, Content: c}}})
+	}
+	if _, err := WriteFile(context.Background(), view(overlay.Bytes("the same bytes every time")), dst, Options{CacheDir: cache}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := WriteFile(context.Background(), view(overwriter(dst)), dst, Options{CacheDir: cache})
+	if err == nil || !strings.Contains(err.Error(), "changed while it was packed over") {
+		t.Fatalf("a pack over an artifact written to meanwhile: %v, want it refused", err)
 	}
 }

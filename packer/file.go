@@ -75,6 +75,23 @@ type artifactWriter struct {
 	written func(f *os.File, sum [sha256.Size]byte)
 }
 
+// copyFrom puts n bytes of f, from offset off, next in the artifact:
+// through the hash while the artifact is hashed as written, otherwise as
+// output.copyFrom does.
+func (w *artifactWriter) copyFrom(f *os.File, off, n int64) error {
+	if !w.unhashed {
+		if _, err := io.Copy(w, io.NewSectionReader(f, off, n)); err != nil {
+			return fmt.Errorf("writing archive: %w", err)
+		}
+		return nil
+	}
+	if err := w.out.copyFrom(f, off, n); err != nil {
+		return err
+	}
+	w.n += n
+	return nil
+}
+
 // copyOld puts n bytes of the artifact that was at dst, from offset off,
 // next in the artifact, unhashed (see output.copyOld).
 func (w *artifactWriter) copyOld(off, n int64) error {
@@ -244,6 +261,34 @@ func (o *output) copyOld(off, n int64) error {
 		return fmt.Errorf("copying from %s: %w", o.dst, err)
 	}
 	o.copied = true
+	o.n += n
+	return nil
+}
+
+// copyFrom puts n bytes of f, from offset off, at the current offset:
+// compared with old's a part at a time while they match, copied inside the
+// kernel from the first difference on.
+func (o *output) copyFrom(f *os.File, off, n int64) error {
+	var buf []byte
+	for o.tmp == nil && n > 0 {
+		if buf == nil {
+			buf = make([]byte, min(n, 1<<20))
+		}
+		b := buf[:min(n, int64(len(buf)))]
+		if err := readFull(f, b, off); err != nil {
+			return fmt.Errorf("reading a compressed piece: %w", err)
+		}
+		if _, err := o.Write(b); err != nil {
+			return err
+		}
+		off, n = off+int64(len(b)), n-int64(len(b))
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := copyRange(f, off, o.tmp, n); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
+	}
 	o.n += n
 	return nil
 }

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -187,5 +189,83 @@ func TestArtifactChangedDuringThePackIsRefused(t *testing.T) {
 	_, err := WriteFile(context.Background(), view(overwriter(dst)), dst, Options{CacheDir: cache})
 	if err == nil || !strings.Contains(err.Error(), "changed while it was packed over") {
 		t.Fatalf("a pack over an artifact written to meanwhile: %v, want it refused", err)
+	}
+}
+
+// TestBigPieceIsNotHeldInMemory packs a file of 24 MiB and one of 88 MiB,
+// each a zstd piece of its own: the larger takes no more memory than the
+// smaller (the encoder's own state aside). Cold without a cache, into a
+// cache, from the cache to a new path and from the artifact in place, the
+// bytes are the same and zstd -t passes.
+func TestBigPieceIsNotHeldInMemory(t *testing.T) {
+	requireTool(t, "zstd", "zstd")
+	allocs := map[int]uint64{}
+	for _, size := range []int{24 << 20, 88 << 20} {
+		dir, cache, out := t.TempDir(), t.TempDir(), t.TempDir()
+		writeOld(t, filepath.Join(dir, "big"), prose(rand.New(rand.NewPCG(5, 5)), size))
+		settle()
+		var want []byte
+		for i, c := range []string{"", cache, cache, cache} {
+			dst := filepath.Join(out, fmt.Sprint(min(i, 2)), "a.cpio.zst")
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			v := hostView(t, dir)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			if _, err := WriteFile(context.Background(), v, dst, Options{Compression: Zstd, CacheDir: c}); err != nil {
+				t.Fatal(err)
+			}
+			runtime.ReadMemStats(&after)
+			allocs[size] = max(allocs[size], after.TotalAlloc-before.TotalAlloc)
+			got, err := os.ReadFile(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want == nil {
+				want = got
+				if b, err := exec.Command("zstd", "-t", dst).CombinedOutput(); err != nil {
+					t.Fatalf("zstd -t: %v\n%s", err, b)
+				}
+			} else if !bytes.Equal(got, want) {
+				t.Errorf("%d MiB, pack %d: differs from the cold pack", size>>20, i)
+			}
+		}
+		// A damaged big piece in the cache is compressed again.
+		for _, f := range pieceFiles(t, cache) {
+			if fi, err := os.Stat(f); err == nil && fi.Size() > bigPiece/8 {
+				flipByte(t, f, fi.Size()/2)
+			}
+		}
+		dst := filepath.Join(out, "3", "a.cpio.zst")
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := WriteFile(context.Background(), hostView(t, dir), dst, Options{Compression: Zstd, CacheDir: cache}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(dst); !bytes.Equal(got, want) {
+			t.Errorf("%d MiB: the pack over a damaged cached piece differs from the cold pack", size>>20)
+		}
+	}
+	if small, large := allocs[24<<20], allocs[88<<20]; large > small+8<<20 {
+		t.Errorf("packs of a 24 MiB file allocated %d MiB at most, of an 88 MiB file %d MiB: the piece is held in memory", small>>20, large>>20)
+	}
+}
+
+func flipByte(t *testing.T, p string, at int64) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{b[0] ^ 0xff}, at); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"time"
 
@@ -40,6 +41,10 @@ type pieceCodec struct {
 	head    []byte
 	tail    func(crc uint32, size int64) []byte
 	encoder func() pieceEncoder
+	// stream, for a codec whose pieces may be over bigPiece, compresses
+	// such a piece as a stream (bigpiece.go). Which of the two compresses
+	// a piece depends on its size alone, so warm and cold packs agree.
+	stream func(w io.Writer) (io.WriteCloser, error)
 }
 
 // pieceEncoder compresses one piece at a time, reusing its state.
@@ -65,11 +70,17 @@ var pieceCodecs = map[string]*pieceCodec{
 		id:       codecID("zstd frames 1", "github.com/klauspost/compress", zstd.SpeedBetterCompression),
 		archives: true,
 		encoder:  func() pieceEncoder { return &zstdFramer{} },
+		stream: func(w io.Writer) (io.WriteCloser, error) {
+			return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1))
+		},
 	},
 	Xz: {
 		id:       codecID("xz streams 1", "github.com/ulikunitz/xz", "crc32"),
 		archives: true,
 		encoder:  func() pieceEncoder { return &xzStreamer{} },
+		stream: func(w io.Writer) (io.WriteCloser, error) {
+			return xz.WriterConfig{CheckSum: xz.CRC32}.NewWriter(w)
+		},
 	},
 }
 

@@ -115,6 +115,11 @@ type pieceOut struct {
 	// fresh is a notice, ahead of the piece, that the artifact at the
 	// output lacks it.
 	fresh bool
+	// file, when set, holds the piece compressed, fileLen bytes from
+	// pieceHeaderLen on, in place of comp (a piece over bigPiece); the
+	// writer closes it.
+	file    *os.File
+	fileLen int64
 }
 
 // compressPieces runs one worker per core over the pieces, writes their
@@ -158,6 +163,13 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 	defer func() {
 		cancel()
 		wg.Wait()
+		for _, out := range outs {
+			for len(out) > 0 {
+				if o := <-out; o.file != nil {
+					o.file.Close()
+				}
+			}
+		}
 	}()
 	aw, _ := w.(*artifactWriter)
 	if _, err := w.Write(codec.head); err != nil {
@@ -189,14 +201,24 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 			return nil, nil, o.err
 		}
 		n := int64(len(o.comp))
-		if o.old != nil {
+		switch {
+		case o.old != nil:
 			old, _ := rec.piece(o.key, off)
 			n = old.comp
 			if err := aw.copyOld(old.off, n); err != nil {
 				return nil, nil, err
 			}
-		} else if _, err := w.Write(o.comp); err != nil {
-			return nil, nil, fmt.Errorf("writing archive: %w", err)
+		case o.file != nil:
+			n = o.fileLen
+			err := copyPiece(w, o.file, n)
+			o.file.Close()
+			if err != nil {
+				return nil, nil, err
+			}
+		default:
+			if _, err := w.Write(o.comp); err != nil {
+				return nil, nil, fmt.Errorf("writing archive: %w", err)
+			}
 		}
 		keys[i] = o.key
 		at[i] = placed{key: o.key, oldPiece: oldPiece{off: off, comp: n, crc: o.crc}}
@@ -269,6 +291,9 @@ func (c *pieceCompressor) buffer(n int64) []byte {
 // output or the cache holds it; when rec is known and lacks the piece,
 // fresh hears of it first.
 func (c *pieceCompressor) compress(ctx context.Context, p *piece, fresh func()) pieceOut {
+	if c.codec.stream != nil && p.n > bigPiece {
+		return c.compressBig(ctx, p, fresh)
+	}
 	// The key needs the sums of all the data: read what the index has no
 	// sums for, and the rest only if the cache lacks the piece.
 	// Nothing is read for a piece that is all known and cached.
@@ -281,11 +306,8 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece, fresh func()) 
 		}
 	}
 	key := p.key(c.codec.id)
-	if old, ok := c.rec.piece(key, -1); ok {
-		c.stats.reused.Add(1)
-		return pieceOut{key: key, crc: old.crc, old: &old}
-	} else if c.rec != nil {
-		fresh()
+	if o, ok := c.inArtifact(key, fresh); ok {
+		return o
 	}
 	if o, ok := c.cached(key, p.n); ok {
 		return o
@@ -310,6 +332,20 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece, fresh func()) 
 	return pieceOut{comp: comp, crc: crc, key: key}
 }
 
+// inArtifact returns the piece of key where the artifact at the output
+// holds it; when it does not, and the record says so, fresh hears of it.
+func (c *pieceCompressor) inArtifact(key [32]byte, fresh func()) (pieceOut, bool) {
+	old, ok := c.rec.piece(key, -1)
+	if !ok {
+		if c.rec != nil {
+			fresh()
+		}
+		return pieceOut{}, false
+	}
+	c.stats.reused.Add(1)
+	return pieceOut{key: key, crc: old.crc, old: &old}, true
+}
+
 // cached returns the piece of key from the cache, read into a kept buffer.
 func (c *pieceCompressor) cached(key [32]byte, n int64) (pieceOut, bool) {
 	comp, crc, buf, ok := c.cache.get(key, n, c.free.take())
@@ -323,9 +359,7 @@ func (c *pieceCompressor) cached(key [32]byte, n int64) (pieceOut, bool) {
 
 // fill puts into raw, laid out as the piece, its literals and the data of
 // the spans that want selects and done does not mark, and sets the sums of
-// that data. Where the index vouched for a sum the file no longer matches,
-// the bytes that are there win, and the file is not recorded against its
-// stat.
+// that data (readSpan).
 func (c *pieceCompressor) fill(ctx context.Context, p *piece, raw []byte, done []bool, want func(span) bool) error {
 	var off int64
 	for i, s := range p.spans {
@@ -342,16 +376,9 @@ func (c *pieceCompressor) fill(ctx context.Context, p *piece, raw []byte, done [
 			copy(raw[at:], s.lit)
 			continue
 		}
-		b := raw[at:off]
-		if err := s.src.read(b, s.chunk); err != nil {
+		if err := c.readSpan(ctx, s, raw[at:off]); err != nil {
 			return err
 		}
-		c.stats.read.Add(1)
-		sum := sha256.Sum256(b)
-		if s.src.known[s.chunk] && sum != s.src.sums[s.chunk] {
-			s.src.changed.Store(true)
-		}
-		s.src.sums[s.chunk], s.src.known[s.chunk] = sum, true
 	}
 	return nil
 }

@@ -258,11 +258,18 @@ func serveMount(cmd *cobra.Command, t *target, mnt string, opts fusefs.Options) 
 	if fsys.PassesThrough() {
 		pt = "on"
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "fledge: %s mounted at %s (%s; passthrough %s); Ctrl-C or `%s` to unmount\n",
-		t.Name(), mnt, how, pt, fusefs.UmountCommand(mnt))
+	// The handler is in place before the mount is announced: a signal
+	// sent on the announcement (a script's kill) unmounts. One that came
+	// while the mount was set up reached only main's handler, which
+	// cancelled the context.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	if cmd.Context().Err() != nil {
+		sigs <- syscall.SIGTERM
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "fledge: %s mounted at %s (%s; passthrough %s); Ctrl-C or `%s` to unmount\n",
+		t.Name(), mnt, how, pt, fusefs.UmountCommand(mnt))
 	go unmountOnSignal(cmd, sigs, mnt)
 	srv.Wait()
 	return nil

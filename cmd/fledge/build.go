@@ -251,14 +251,15 @@ func packView(ctx context.Context, stderr io.Writer, f *stackFlags, st layers, d
 }
 
 // viewOf builds the view of the stack with twice as many Go processors as
-// cores, unless GOMAXPROCS says otherwise. Reading a large mapped tree is
+// the runtime chose (one per core, or the container's CPU quota), unless
+// GOMAXPROCS says otherwise. Reading a large mapped tree is
 // short system calls on all cores, and goroutines handing folders to each
 // other: with a processor per core, the view of the Go source tree took
 // 47 ms on 2 cores, and with two 35 ms (no-change re-pack: 0.087 s, now
 // 0.072 s). The pack itself runs with one per core again.
 func viewOf(st layers) (*overlay.View, error) {
 	if os.Getenv("GOMAXPROCS") == "" {
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2 * runtime.NumCPU()))
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2 * runtime.GOMAXPROCS(0)))
 	}
 	return st.View()
 }

@@ -914,6 +914,30 @@ func (v *View) node(p string) *Node {
 	return n
 }
 
+// Landing returns where an entry at p lands when it is merged into v: the
+// folders on the way are followed through symlinks that lead to folders
+// inside the view, as merging does (and the kernel when it unpacks the
+// archive); from the first one missing, or neither a folder nor a link to
+// one, the rest of p is taken as it is.
+func (v *View) Landing(p string) string {
+	dir, name := path.Split(path.Clean("/" + p))
+	cur, hops := v.root, 0
+	parts := Components(dir)
+	for i, c := range parts {
+		next, _ := cur.kids.get(c)
+		if next != nil && next.Type == Symlink {
+			if t, ok := v.resolve(next, &hops); ok && t.Type == Dir {
+				next = t
+			}
+		}
+		if next == nil || next.Type != Dir {
+			return path.Join(append(append([]string{cur.Path}, parts[i:]...), name)...)
+		}
+		cur = next
+	}
+	return path.Join(cur.Path, name)
+}
+
 // Get returns the node at p without following a symlink in its last
 // component (lstat semantics); symlinks in the parent path are followed.
 func (v *View) Get(p string) (*Node, bool) {

@@ -163,6 +163,10 @@ func (l *libraries) resolve(base func() (*overlay.View, error), rest []overlay.L
 func (l *libraries) entries(v *overlay.View, cl *Closure) ([]overlay.Entry, []string) {
 	byPath := map[string]*overlay.Entry{}
 	add := func(e overlay.Entry, needed []string) {
+		// Where a layer above made a folder on the way a symlink, the
+		// entry goes where the link leads, so the loader finds it there
+		// and the link does not hide it.
+		e.Path = v.Landing(e.Path)
 		if _, ok := v.Get(e.Path); ok {
 			return
 		}

@@ -216,7 +216,7 @@ func TestLibrariesBeneathTheLayersAbove(t *testing.T) {
 		want     string
 	}{
 		{name: "the libraries go where the image has nothing", mappings: []overlay.Mapping{prog}, want: "/lib/liba.so.1 "},
-		{name: "the library's folder a symlink above", mappings: []overlay.Mapping{prog, {Host: filepath.Join(app.root, "root"), Guest: "/"}}},
+		{name: "the library's folder a symlink above", mappings: []overlay.Mapping{prog, {Host: filepath.Join(app.root, "root"), Guest: "/"}}, want: "/usr/lib/liba.so.1 "},
 		{name: "a folder above where the interpreter goes", mappings: []overlay.Mapping{prog, {Host: filepath.Join(app.root, "extra"), Guest: "/lib64/extra"}}},
 		{name: "edits delete a library", mappings: []overlay.Mapping{prog}, edits: []overlay.Entry{{Path: "/lib/liba.so.1", Type: overlay.Whiteout}}},
 		{name: "edits of a mount", mappings: []overlay.Mapping{prog}, edits: []overlay.Entry{{Path: "/lib/liba.so.1", Type: overlay.Regular, Perm: 0o644}}, mounted: true},

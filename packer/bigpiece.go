@@ -21,7 +21,7 @@ const bigPiece = 16 << 20
 // compressBig is compress for a piece over bigPiece: its data is read a
 // chunk at a time, for the sums the key needs and again to compress it,
 // and the compressed piece is a file the writer copies from.
-func (c *pieceCompressor) compressBig(ctx context.Context, p *piece, fresh func()) pieceOut {
+func (c *pieceCompressor) compressBig(ctx context.Context, p *piece) pieceOut {
 	chunk := c.buffer(chunkSize)
 	for _, s := range p.spans {
 		if s.src == nil || s.src.known[s.chunk] {
@@ -32,7 +32,7 @@ func (c *pieceCompressor) compressBig(ctx context.Context, p *piece, fresh func(
 		}
 	}
 	key := p.key(c.codec.id)
-	if o, ok := c.inArtifact(key, fresh); ok {
+	if o, ok := c.inArtifact(key); ok {
 		return o
 	}
 	if f, n, ok := c.cache.openBig(key, p.n); ok {

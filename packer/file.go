@@ -234,14 +234,6 @@ func (o *output) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// divergeHere makes the temporary file now, with old's bytes so far.
-func (o *output) divergeHere() error {
-	if o.tmp != nil {
-		return nil
-	}
-	return o.diverge()
-}
-
 // copyOld puts n bytes of old, from offset off, at the current offset, for
 // a caller that knows what old holds there (an output record vouches for
 // old's bytes while its stat is unchanged, outputrecord.go). At the same

@@ -112,9 +112,6 @@ type pieceOut struct {
 	// old, when set, says the artifact at the output holds the piece
 	// there, and comp is nil.
 	old *oldPiece
-	// fresh is a notice, ahead of the piece, that the artifact at the
-	// output lacks it.
-	fresh bool
 	// file, when set, holds the piece compressed, fileLen bytes from
 	// pieceHeaderLen on, in place of comp (a piece over bigPiece); the
 	// writer closes it.
@@ -133,7 +130,7 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 	procs := runtime.GOMAXPROCS(0)
 	outs := make([]chan pieceOut, len(pieces))
 	for i := range outs {
-		outs[i] = make(chan pieceOut, 2)
+		outs[i] = make(chan pieceOut, 1)
 	}
 	ahead := make(chan struct{}, 4*procs)
 	free := make(buffers, 5*procs)
@@ -156,7 +153,7 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 			defer wg.Done()
 			c := &pieceCompressor{codec: codec, enc: codec.encoder(), cache: cache, rec: rec, stats: stats, free: free}
 			for i := range todo {
-				outs[i] <- c.compress(ctx, pieces[i], func() { outs[i] <- pieceOut{fresh: true} })
+				outs[i] <- c.compress(ctx, pieces[i])
 			}
 		}()
 	}
@@ -182,19 +179,10 @@ func compressPieces(ctx context.Context, pieces []*piece, codec *pieceCodec, cac
 	var size int64
 	for i, p := range pieces {
 		var o pieceOut
-		for o.fresh = true; o.fresh; {
-			select {
-			case o = <-outs[i]:
-			case <-ctx.Done():
-				return nil, nil, stopped(p.where(), ctx.Err())
-			}
-			if o.fresh {
-				// The artifact at the output lacks the piece: its bytes
-				// up to here are copied while the piece is compressed.
-				if err := aw.out.divergeHere(); err != nil {
-					return nil, nil, err
-				}
-			}
+		select {
+		case o = <-outs[i]:
+		case <-ctx.Done():
+			return nil, nil, stopped(p.where(), ctx.Err())
 		}
 		<-ahead
 		if o.err != nil {
@@ -288,11 +276,10 @@ func (c *pieceCompressor) buffer(n int64) []byte {
 }
 
 // compress returns the piece p compressed, or where the artifact at the
-// output or the cache holds it; when rec is known and lacks the piece,
-// fresh hears of it first.
-func (c *pieceCompressor) compress(ctx context.Context, p *piece, fresh func()) pieceOut {
+// output or the cache holds it.
+func (c *pieceCompressor) compress(ctx context.Context, p *piece) pieceOut {
 	if c.codec.stream != nil && p.n > bigPiece {
-		return c.compressBig(ctx, p, fresh)
+		return c.compressBig(ctx, p)
 	}
 	// The key needs the sums of all the data: read what the index has no
 	// sums for, and the rest only if the cache lacks the piece.
@@ -306,7 +293,7 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece, fresh func()) 
 		}
 	}
 	key := p.key(c.codec.id)
-	if o, ok := c.inArtifact(key, fresh); ok {
+	if o, ok := c.inArtifact(key); ok {
 		return o
 	}
 	if o, ok := c.cached(key, p.n); ok {
@@ -333,13 +320,10 @@ func (c *pieceCompressor) compress(ctx context.Context, p *piece, fresh func()) 
 }
 
 // inArtifact returns the piece of key where the artifact at the output
-// holds it; when it does not, and the record says so, fresh hears of it.
-func (c *pieceCompressor) inArtifact(key [32]byte, fresh func()) (pieceOut, bool) {
+// holds it.
+func (c *pieceCompressor) inArtifact(key [32]byte) (pieceOut, bool) {
 	old, ok := c.rec.piece(key, -1)
 	if !ok {
-		if c.rec != nil {
-			fresh()
-		}
 		return pieceOut{}, false
 	}
 	c.stats.reused.Add(1)

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -135,8 +136,8 @@ func (c *pieceCache) putOutput(dst string, f *os.File, sum [sha256.Size]byte, pi
 	if c == nil || c.readOnly.Load() {
 		return
 	}
-	var st unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &st) != nil {
+	var st syscall.Stat_t
+	if syscall.Fstat(int(f.Fd()), &st) != nil {
 		return
 	}
 	changed := max(st.Mtim.Nano(), st.Ctim.Nano())
@@ -147,15 +148,15 @@ func (c *pieceCache) putOutput(dst string, f *os.File, sum [sha256.Size]byte, pi
 		return
 	case wait > 0:
 		time.Sleep(wait)
-		var again unix.Stat_t
-		if unix.Fstat(int(f.Fd()), &again) != nil || statOfUnix(&again) != statOfUnix(&st) {
+		var again syscall.Stat_t
+		if syscall.Fstat(int(f.Fd()), &again) != nil || statOf(&again) != statOf(&st) {
 			return
 		}
 	}
 	b := append([]byte(nil), outputMagic...)
 	b = binary.AppendUvarint(b, uint64(len(dst)))
 	b = append(b, dst...)
-	s := statOfUnix(&st)
+	s := statOf(&st)
 	for _, v := range [...]uint64{s.dev, s.ino, uint64(s.size), uint64(s.mtime), uint64(s.ctime)} {
 		b = binary.LittleEndian.AppendUint64(b, v)
 	}
@@ -204,8 +205,4 @@ func timestampTick(f *os.File, changed int64) time.Duration {
 		return 2 * time.Duration(res.Nano())
 	}
 	return racyWindow
-}
-
-func statOfUnix(st *unix.Stat_t) fileStat {
-	return fileStat{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
 }

@@ -294,9 +294,12 @@ func copyRange(src *os.File, off int64, dst *os.File, n int64) error {
 			continue
 		}
 		if err != nil || k == 0 {
-			// Another file system, or a kernel without the call: copy
-			// through memory.
-			_, err := io.Copy(dst, io.NewSectionReader(src, off, n))
+			// Another file system, a kernel without the call, or src
+			// ended early: copy through memory, which says which.
+			copied, err := io.Copy(dst, io.NewSectionReader(src, off, n))
+			if err == nil && copied != n {
+				err = fmt.Errorf("%s ends %d bytes short of the %d to copy", src.Name(), n-copied, n)
+			}
 			return err
 		}
 		n -= int64(k)

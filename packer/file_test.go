@@ -166,3 +166,33 @@ func checkOnly(t *testing.T, dir string, names ...string) {
 		t.Fatalf("%s holds %v, want %v", dir, got, names)
 	}
 }
+
+// TestCopyRangeSaysWhenItFallsShort: a source that ends before the bytes
+// asked for (a piece file cut since it was checked, say) is an error, not
+// a short copy that would shift every byte after it in the artifact.
+func TestCopyRangeSaysWhenItFallsShort(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	if err := os.WriteFile(src, []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := copyRange(s, 4, d, 6); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "456789" {
+		t.Fatalf("copied %q, want %q", b, "456789")
+	}
+	if err := copyRange(s, 4, d, 10); err == nil || !strings.Contains(err.Error(), "short") {
+		t.Fatalf("copying 10 bytes from offset 4 of a 10-byte file: %v, want an error saying it ends short", err)
+	}
+}
